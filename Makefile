@@ -1,0 +1,48 @@
+# bandit-engine developer commands. `make run` and `make test` are all a new
+# user needs: both create the virtual environment on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 50051
+STATE  ?= .bandit-state
+BENCH_JSON ?= bench-results.json
+export BENCH_JSON
+
+.PHONY: run test test-fast bench lint typecheck proto clean venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+## run: serve on 127.0.0.1:$(PORT) with embedded defaults (state in $(STATE)/)
+run: venv
+	$(BIN)/bandit-engine serve --host 127.0.0.1 --port $(PORT) --state-dir $(STATE)
+
+## test: the whole suite (services tests skip with a reason unless CI=true)
+test: venv
+	$(BIN)/python -m pytest -q
+
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow"
+
+## bench: benchmarks against peers; figures to stdout and $(BENCH_JSON)
+bench: $(VENV)/.bench-installed
+	$(BIN)/python -m bandit_engine.bench --out $(BENCH_JSON)
+
+lint: venv
+	$(BIN)/ruff check bandit_engine simulators tests
+	$(BIN)/mypy bandit_engine
+
+proto: venv
+	$(BIN)/python -m bandit_engine._codegen
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
