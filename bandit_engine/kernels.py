@@ -1,0 +1,490 @@
+"""Numba kernels: scoring, top-k, propensities and posterior updates.
+
+Every kernel is a pure function of its array arguments: random draws come in
+as arguments (standard normals drawn by the caller's seeded Generator, or an
+offset into a fixed table), so a seeded run reproduces exactly. Kernels
+release the GIL (``nogil``) so a threaded server scores requests in parallel.
+
+Notation: ``A`` is a precision matrix (state of record), ``Ainv`` its cached
+inverse, ``b`` the reward-weighted feature sum, ``lam`` the prior precision,
+``gamma`` the forgetting factor (1.0 = none). With forgetting, an update first
+shrinks the data part of the statistics, ``A <- lam*I + gamma*(A - lam*I)`` and
+``b <- gamma*b``, and then adds the event, so the statistics stay the
+discounted sums of the events applied so far.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_JIT = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
+
+
+# --------------------------------------------------------------------- linalg
+@njit(**_JIT)
+def cholesky_lower(a):  # type: ignore[no-untyped-def]
+    """Lower Cholesky factor of SPD ``a``; ``ok`` is False if not SPD."""
+    n = a.shape[0]
+    lo = np.zeros((n, n))
+    for j in range(n):
+        s = a[j, j]
+        for k in range(j):
+            s -= lo[j, k] * lo[j, k]
+        if not (s > 0.0) or not math.isfinite(s):
+            return lo, False
+        d = math.sqrt(s)
+        lo[j, j] = d
+        for i in range(j + 1, n):
+            t = a[i, j]
+            for k in range(j):
+                t -= lo[i, k] * lo[j, k]
+            lo[i, j] = t / d
+    return lo, True
+
+
+@njit(**_JIT)
+def spd_inverse(a):  # type: ignore[no-untyped-def]
+    """Inverse of SPD ``a`` through its Cholesky factor; exactly symmetric."""
+    n = a.shape[0]
+    lo, ok = cholesky_lower(a)
+    inv = np.zeros((n, n))
+    if not ok:
+        return inv, False
+    # linv = L^-1 (lower triangular), then a^-1 = linv' linv.
+    linv = np.zeros((n, n))
+    for j in range(n):
+        linv[j, j] = 1.0 / lo[j, j]
+        for i in range(j + 1, n):
+            t = 0.0
+            for k in range(j, i):
+                t -= lo[i, k] * linv[k, j]
+            linv[i, j] = t / lo[i, i]
+    for i in range(n):
+        for j in range(i + 1):
+            t = 0.0
+            for k in range(i, n):
+                t += linv[k, i] * linv[k, j]
+            inv[i, j] = t
+            inv[j, i] = t
+    return inv, True
+
+
+@njit(**_JIT)
+def solve_upper_transpose(lo, z):  # type: ignore[no-untyped-def]
+    """Solve ``L' y = z`` for lower-triangular ``L``: y ~ N(0, A^-1) if z ~ N(0, I)."""
+    n = lo.shape[0]
+    y = np.empty(n)
+    for i in range(n - 1, -1, -1):
+        t = z[i]
+        for k in range(i + 1, n):
+            t -= lo[k, i] * y[k]
+        y[i] = t / lo[i, i]
+    return y
+
+
+@njit(**_JIT)
+def spd_solve(lo, b):  # type: ignore[no-untyped-def]
+    """Solve ``L L' x = b`` given the lower Cholesky factor ``L``."""
+    n = lo.shape[0]
+    y = np.empty(n)
+    for i in range(n):
+        t = b[i]
+        for k in range(i):
+            t -= lo[i, k] * y[k]
+        y[i] = t / lo[i, i]
+    return solve_upper_transpose(lo, y)
+
+
+# ------------------------------------------------------------------- ranking
+@njit(**_JIT)
+def top_k(scores, k):  # type: ignore[no-untyped-def]
+    """Indices of the ``k`` largest scores, best first; ties go to the lower index."""
+    n = scores.shape[0]
+    out = np.empty(k, dtype=np.int64)
+    filled = 0
+    for i in range(n):
+        s = scores[i]
+        if filled < k:
+            pos = filled
+            filled += 1
+        elif s > scores[out[k - 1]]:
+            pos = k - 1
+        else:
+            continue
+        while pos > 0 and s > scores[out[pos - 1]]:
+            out[pos] = out[pos - 1]
+            pos -= 1
+        out[pos] = i
+    return out
+
+
+@njit(**_JIT)
+def first_slot_counts_gauss(mean, std, table, offset, draws):  # type: ignore[no-untyped-def]
+    """How often each arm wins ``draws`` independent draws of N(mean, std^2).
+
+    Standard normals come from ``table`` starting at ``offset`` (wrapping);
+    the caller draws the offset from its seeded Generator.
+    """
+    n = mean.shape[0]
+    size = table.shape[0]
+    counts = np.zeros(n, dtype=np.int64)
+    pos = offset % size
+    for _ in range(draws):
+        best = 0
+        best_s = -np.inf
+        for i in range(n):
+            s = mean[i] + std[i] * table[pos]
+            pos += 1
+            if pos == size:
+                pos = 0
+            if s > best_s:
+                best_s = s
+                best = i
+        counts[best] += 1
+    return counts
+
+
+@njit(**_JIT)
+def first_slot_counts_matrix(draws):  # type: ignore[no-untyped-def]
+    """Per-column count of row-wise argmax over a (draws, n) score matrix."""
+    m, n = draws.shape
+    counts = np.zeros(n, dtype=np.int64)
+    for r in range(m):
+        best = 0
+        best_s = -np.inf
+        for i in range(n):
+            if draws[r, i] > best_s:
+                best_s = draws[r, i]
+                best = i
+        counts[best] += 1
+    return counts
+
+
+# ------------------------------------------------ per-arm Gaussian (disjoint)
+@njit(**_JIT)
+def gauss_mean_std(ainv, center, arms, x, scale, center_is_b):  # type: ignore[no-untyped-def]
+    """Mean and std of the score x'theta_a for each arm in ``arms``.
+
+    Disjoint linear TS: ``center`` is b (mean = x' Ainv b), ``scale`` = v.
+    Logistic TS: ``center`` is the MAP weights m (mean = x'm), ``scale`` = 1.
+    Either way the variance is scale^2 x' Ainv x: one O(d^2) pass per arm.
+    """
+    n = arms.shape[0]
+    d = x.shape[0]
+    mean = np.empty(n)
+    std = np.empty(n)
+    w = np.empty(d)
+    for j in range(n):
+        a = arms[j]
+        for r in range(d):
+            t = 0.0
+            for c in range(d):
+                t += ainv[a, r, c] * x[c]
+            w[r] = t
+        var = 0.0
+        mu = 0.0
+        for r in range(d):
+            var += w[r] * x[r]
+            mu += (w[r] if center_is_b else x[r]) * center[a, r]
+        mean[j] = mu
+        std[j] = scale * math.sqrt(var) if var > 0.0 else 0.0
+    return mean, std
+
+
+@njit(**_JIT)
+def _decay_precision(a_mat, vec, lam, gamma):  # type: ignore[no-untyped-def]
+    d = vec.shape[0]
+    for r in range(d):
+        for c in range(d):
+            a_mat[r, c] *= gamma
+        a_mat[r, r] += (1.0 - gamma) * lam
+
+
+@njit(**_JIT)
+def _refresh(a_mat, ainv_out):  # type: ignore[no-untyped-def]
+    inv, ok = spd_inverse(a_mat)
+    if ok:
+        ainv_out[:, :] = inv
+    return ok
+
+
+@njit(**_JIT)
+def lin_update_one(a_all, b_all, ainv_all, pulls, rsum, since, arm, x, r, lam, gamma, refresh_every):  # type: ignore[no-untyped-def]  # noqa: E501
+    """Apply one event to arm ``arm`` of a disjoint linear model; False if A lost SPD."""
+    d = x.shape[0]
+    a_mat = a_all[arm]
+    b = b_all[arm]
+    ainv = ainv_all[arm]
+    if gamma != 1.0:
+        _decay_precision(a_mat, b, lam, gamma)
+        for i in range(d):
+            b[i] *= gamma
+    for i in range(d):
+        xi = x[i]
+        for j in range(d):
+            a_mat[i, j] += xi * x[j]
+        b[i] += r * xi
+    pulls[arm] += 1
+    rsum[arm] += r
+    since[arm] += 1
+    if gamma != 1.0 or since[arm] >= refresh_every:
+        since[arm] = 0
+        return _refresh(a_mat, ainv)
+    # Sherman-Morrison: (A + xx')^-1 = Ainv - (Ainv x)(Ainv x)' / (1 + x'Ainv x)
+    u = np.empty(d)
+    for i in range(d):
+        t = 0.0
+        for j in range(d):
+            t += ainv[i, j] * x[j]
+        u[i] = t
+    den = 1.0
+    for i in range(d):
+        den += u[i] * x[i]
+    if not (den > 0.0) or not math.isfinite(den):
+        since[arm] = 0
+        return _refresh(a_mat, ainv)
+    for i in range(d):
+        ui = u[i] / den
+        for j in range(d):
+            ainv[i, j] -= ui * u[j]
+    # keep exact symmetry whatever the rounding did
+    for i in range(d):
+        for j in range(i):
+            s = 0.5 * (ainv[i, j] + ainv[j, i])
+            ainv[i, j] = s
+            ainv[j, i] = s
+    return True
+
+
+@njit(**_JIT)
+def lin_update_batch(a_all, b_all, ainv_all, pulls, rsum, since, arms, xs, rs, lam, gamma, refresh_every):  # type: ignore[no-untyped-def]  # noqa: E501
+    """Apply events in order; returns how many applied before any failure."""
+    for i in range(arms.shape[0]):
+        ok = lin_update_one(
+            a_all, b_all, ainv_all, pulls, rsum, since, arms[i], xs[i], rs[i], lam, gamma,
+            refresh_every,
+        )
+        if not ok:
+            return i
+    return arms.shape[0]
+
+
+# --------------------------------------------------------------- beta kernel
+@njit(**_JIT)
+def beta_update_batch(alpha, beta, pulls, rsum, arms, rs, a0, b0, gamma):  # type: ignore[no-untyped-def]  # noqa: E501
+    """Fractional Beta-Bernoulli update: alpha += r, beta += 1 - r (r in [0, 1])."""
+    for i in range(arms.shape[0]):
+        a = arms[i]
+        r = rs[i]
+        if gamma != 1.0:
+            alpha[a] = a0 + gamma * (alpha[a] - a0)
+            beta[a] = b0 + gamma * (beta[a] - b0)
+        alpha[a] += r
+        beta[a] += 1.0 - r
+        pulls[a] += 1
+        rsum[a] += r
+    return arms.shape[0]
+
+
+# ------------------------------------------------------- logistic (Laplace)
+@njit(**_JIT)
+def _sigmoid(z):  # type: ignore[no-untyped-def]
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@njit(**_JIT)
+def laplace_step(mx, s, y):  # type: ignore[no-untyped-def]
+    """Solve c = y - sigmoid(mx + c*s) for the one-event Laplace update.
+
+    With prior N(m, P^-1) and one observation (x, y), the MAP lies on
+    m + c * P^-1 x (the likelihood gradient is along x), so the d-dimensional
+    Newton problem is one-dimensional. f(c) = c - y + sigmoid(mx + c s) is
+    increasing and has its root in (y - 1, y): safeguarded Newton.
+    """
+    lo = y - 1.0
+    hi = y
+    c = y - _sigmoid(mx)
+    for _ in range(100):
+        p = _sigmoid(mx + c * s)
+        f = c - y + p
+        if f > 0.0:
+            hi = c
+        else:
+            lo = c
+        fp = 1.0 + s * p * (1.0 - p)
+        step = f / fp
+        nc = c - step
+        if not (lo < nc < hi):
+            nc = 0.5 * (lo + hi)
+        if abs(nc - c) <= 1e-15 * (1.0 + abs(c)):
+            c = nc
+            break
+        c = nc
+    return c
+
+
+@njit(**_JIT)
+def logistic_update_one(m_all, p_all, pinv_all, pulls, rsum, since, arm, x, y, lam, gamma, refresh_every):  # type: ignore[no-untyped-def]  # noqa: E501
+    """One-event Laplace update of arm ``arm`` (Chapelle & Li 2011, full covariance)."""
+    d = x.shape[0]
+    m = m_all[arm]
+    p_mat = p_all[arm]
+    pinv = pinv_all[arm]
+    if gamma != 1.0:
+        _decay_precision(p_mat, m, lam, gamma)
+        if not _refresh(p_mat, pinv):
+            return False
+    u = np.empty(d)
+    for i in range(d):
+        t = 0.0
+        for j in range(d):
+            t += pinv[i, j] * x[j]
+        u[i] = t
+    s = 0.0
+    mx = 0.0
+    for i in range(d):
+        s += u[i] * x[i]
+        mx += m[i] * x[i]
+    c = laplace_step(mx, s, y)
+    for i in range(d):
+        m[i] += c * u[i]
+    z = mx + c * s
+    pz = _sigmoid(z)
+    w = pz * (1.0 - pz)
+    for i in range(d):
+        xi = w * x[i]
+        for j in range(d):
+            p_mat[i, j] += xi * x[j]
+    pulls[arm] += 1
+    rsum[arm] += y
+    since[arm] += 1
+    if since[arm] >= refresh_every:
+        since[arm] = 0
+        return _refresh(p_mat, pinv)
+    den = 1.0 + w * s
+    for i in range(d):
+        ui = w * u[i] / den
+        for j in range(d):
+            pinv[i, j] -= ui * u[j]
+    for i in range(d):
+        for j in range(i):
+            t = 0.5 * (pinv[i, j] + pinv[j, i])
+            pinv[i, j] = t
+            pinv[j, i] = t
+    return True
+
+
+@njit(**_JIT)
+def logistic_update_batch(m_all, p_all, pinv_all, pulls, rsum, since, arms, xs, ys, lam, gamma, refresh_every):  # type: ignore[no-untyped-def]  # noqa: E501
+    for i in range(arms.shape[0]):
+        if not logistic_update_one(
+            m_all, p_all, pinv_all, pulls, rsum, since, arms[i], xs[i], ys[i], lam, gamma,
+            refresh_every,
+        ):
+            return i
+    return arms.shape[0]
+
+
+# --------------------------------------------------------- shared linear TS
+@njit(**_JIT)
+def _mix(i, h):  # type: ignore[no-untyped-def]
+    # splitmix64 finaliser over (context index, arm feature hash): a stable
+    # cross-feature hash, the same on every platform.
+    z = np.uint64(h) ^ (np.uint64(i + 1) * np.uint64(0x9E3779B97F4A7C15))
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(**_JIT)
+def joint_features(x, ids, vals, dim):  # type: ignore[no-untyped-def]
+    """phi(x, arm): hashed crosses x_i * f_j of context and arm features."""
+    phi = np.zeros(dim)
+    for i in range(x.shape[0]):
+        xi = x[i]
+        if xi == 0.0:
+            continue
+        for j in range(ids.shape[0]):
+            h = _mix(i, ids[j])
+            bucket = np.int64(h % np.uint64(dim))
+            sign = 1.0 if (h >> np.uint64(63)) == np.uint64(1) else -1.0
+            phi[bucket] += sign * xi * vals[j]
+    return phi
+
+
+@njit(**_JIT)
+def joint_matrix(x, arms, ptr, ids, vals, dim):  # type: ignore[no-untyped-def]
+    """Rows phi(x, a) for the arms given (CSR arm features: ptr, ids, vals)."""
+    out = np.empty((arms.shape[0], dim))
+    for r in range(arms.shape[0]):
+        a = arms[r]
+        out[r] = joint_features(x, ids[ptr[a] : ptr[a + 1]], vals[ptr[a] : ptr[a + 1]], dim)
+    return out
+
+
+@njit(**_JIT)
+def shared_update_batch(a_mat, b, pulls, rsum, arms, phis, rs, lam, gamma):  # type: ignore[no-untyped-def]  # noqa: E501
+    """Add events (phi rows) to the one shared model."""
+    dim = b.shape[0]
+    for e in range(arms.shape[0]):
+        phi = phis[e]
+        r = rs[e]
+        if gamma != 1.0:
+            _decay_precision(a_mat, b, lam, gamma)
+            for i in range(dim):
+                b[i] *= gamma
+        for i in range(dim):
+            pi = phi[i]
+            if pi == 0.0:
+                continue
+            for j in range(dim):
+                a_mat[i, j] += pi * phi[j]
+            b[i] += r * pi
+        pulls[arms[e]] += 1
+        rsum[arms[e]] += r
+    return arms.shape[0]
+
+
+@njit(**_JIT)
+def shared_scores(phi_rows, lo, mu, z, scale):  # type: ignore[no-untyped-def]
+    """Scores phi_a' theta for one posterior draw theta = mu + scale * L'^-1 z."""
+    theta = solve_upper_transpose(lo, z)
+    for i in range(theta.shape[0]):
+        theta[i] = mu[i] + scale * theta[i]
+    n = phi_rows.shape[0]
+    out = np.empty(n)
+    for r in range(n):
+        t = 0.0
+        for i in range(theta.shape[0]):
+            t += phi_rows[r, i] * theta[i]
+        out[r] = t
+    return out
+
+
+@njit(**_JIT)
+def shared_first_counts(phi_rows, lo, mu, table, offset, draws, scale):  # type: ignore[no-untyped-def]  # noqa: E501
+    dim = mu.shape[0]
+    n = phi_rows.shape[0]
+    size = table.shape[0]
+    counts = np.zeros(n, dtype=np.int64)
+    z = np.empty(dim)
+    pos = offset % size
+    for _ in range(draws):
+        for i in range(dim):
+            z[i] = table[pos]
+            pos += 1
+            if pos == size:
+                pos = 0
+        s = shared_scores(phi_rows, lo, mu, z, scale)
+        best = 0
+        for i in range(1, n):
+            if s[i] > s[best]:
+                best = i
+        counts[best] += 1
+    return counts

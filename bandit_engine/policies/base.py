@@ -1,0 +1,278 @@
+"""The policy contract shared by the server and the simulators.
+
+A policy ranks arms for a context and learns from (arm, context, reward)
+events. Every policy has the same signature; non-contextual policies accept
+and ignore the context, so no caller branches on the policy's type.
+
+- Constructor arguments are the configuration and never change; learned state
+  lives in private arrays. ``clone()`` builds a fresh policy from
+  ``params()`` alone.
+- Rewards reaching a policy are normalised to [0, 1] (the engine maps the
+  experiment's reward range onto it).
+- State of record is ``state_dict()``: sufficient statistics (or, for the
+  logistic model, the Laplace posterior). Inverses and factors are caches that
+  ``load_state_dict`` and ``refresh`` rebuild.
+- Randomness comes from the ``numpy.random.Generator`` passed to each call.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import kernels
+from .._exceptions import InvalidArgument
+from ..features import ArmFeatures
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: Largest absolute feature value accepted. Beyond ~1e6 the precision matrix
+#: (entries ~x^2 per event) loses the prior's diagonal to rounding.
+MAX_ABS_FEATURE = 1e6
+
+_NORMAL_TABLE: FloatArray | None = None
+_NORMAL_TABLE_SIZE = 1 << 20
+
+
+def normal_table() -> FloatArray:
+    """A fixed table of 2^20 standard normals (seeded), for propensity draws.
+
+    Propensity estimation needs many draws per request; reading a window of
+    a pre-drawn table at a random offset (drawn from the caller's Generator)
+    costs a load instead of a Box-Muller transform and keeps runs seeded.
+    """
+    global _NORMAL_TABLE
+    if _NORMAL_TABLE is None:
+        _NORMAL_TABLE = np.random.default_rng(0x5EED_BA4D17).standard_normal(_NORMAL_TABLE_SIZE)
+    return _NORMAL_TABLE
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Result of ``Policy.rank``: positions into the ``arms`` array, best first."""
+
+    order: IntArray
+    scores: FloatArray  # sampled score of each ranked arm, same order
+
+
+class Policy(ABC):
+    """Base class of every Thompson-sampling policy."""
+
+    kind: ClassVar[str]
+    contextual: ClassVar[bool] = True
+
+    def __init__(self, dim: int, *, decay: float = 1.0, refresh_every: int = 1000) -> None:
+        if not isinstance(dim, int) or dim < 1:
+            raise InvalidArgument(f"dim={dim!r} must be a positive integer")
+        if not (0.0 < decay <= 1.0) or not math.isfinite(decay):
+            raise InvalidArgument(f"decay={decay!r} must be in (0, 1]")
+        if refresh_every < 1:
+            raise InvalidArgument(f"refresh_every={refresh_every!r} must be >= 1")
+        self.dim = dim
+        self.decay = float(decay)
+        self.refresh_every = int(refresh_every)
+        self._n_arms = 0
+        self._capacity = 0
+        self._pulls = np.zeros(0, dtype=np.int64)
+        self._rsum = np.zeros(0)
+
+    # ---------------------------------------------------------------- config
+    def params(self) -> dict[str, Any]:
+        """Constructor arguments: ``type(self)(**self.params())`` is a fresh clone."""
+        return {"dim": self.dim, "decay": self.decay, "refresh_every": self.refresh_every}
+
+    def clone(self) -> Policy:
+        """A policy with the same configuration and no learned state."""
+        return type(self)(**self.params())
+
+    # ------------------------------------------------------------------ arms
+    @property
+    def n_arms(self) -> int:
+        return self._n_arms
+
+    def add_arm(self, features: ArmFeatures | None = None) -> int:
+        """Append an arm at its prior; return its index."""
+        if self._n_arms == self._capacity:
+            self._grow(max(8, 2 * self._capacity))
+        idx = self._n_arms
+        self._init_arm(idx, features)
+        self._n_arms += 1
+        return idx
+
+    def _grow(self, capacity: int) -> None:
+        self._pulls = _resized(self._pulls, capacity)
+        self._rsum = _resized(self._rsum, capacity)
+        self._grow_arrays(capacity)
+        self._capacity = capacity
+
+    @abstractmethod
+    def _grow_arrays(self, capacity: int) -> None: ...
+
+    @abstractmethod
+    def _init_arm(self, idx: int, features: ArmFeatures | None) -> None: ...
+
+    # ------------------------------------------------------------- decisions
+    @abstractmethod
+    def sample_scores(
+        self, arms: IntArray, x: FloatArray | None, rng: np.random.Generator
+    ) -> FloatArray:
+        """One posterior draw of the score of each arm in ``arms``."""
+
+    def rank(
+        self, arms: IntArray, x: FloatArray | None, k: int, rng: np.random.Generator
+    ) -> Ranking:
+        """Thompson sampling: draw scores, return the top ``k`` (positions into ``arms``)."""
+        arms = self._check_arms(arms)
+        x = self._check_context(x)
+        if not 1 <= k <= arms.shape[0]:
+            raise InvalidArgument(f"k={k!r} must be between 1 and {arms.shape[0]}")
+        scores = self.sample_scores(arms, x, rng)
+        order = kernels.top_k(scores, k)
+        return Ranking(order, scores[order])
+
+    @abstractmethod
+    def first_slot_counts(
+        self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator
+    ) -> IntArray:
+        """In ``draws`` posterior draws, how often each arm scores highest."""
+
+    def propensities(
+        self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator
+    ) -> FloatArray:
+        """Monte Carlo estimate of P(arm is ranked first | x) for each arm."""
+        arms = self._check_arms(arms)
+        x = self._check_context(x)
+        if draws < 1:
+            raise InvalidArgument(f"draws={draws!r} must be >= 1")
+        counts = self.first_slot_counts(arms, x, draws, rng)
+        return np.asarray(counts, dtype=np.float64) / draws
+
+    # --------------------------------------------------------------- learning
+    def update(self, arm: int, x: FloatArray | None, reward: float) -> None:
+        """Apply one event; reward normalised to [0, 1]."""
+        xs = None if x is None else np.asarray(x, dtype=np.float64)[None, :]
+        self.update_batch(np.array([arm], dtype=np.int64), xs, np.array([reward], dtype=float))
+
+    def update_batch(
+        self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray
+    ) -> None:
+        """Apply events in order, as if ``update`` were called for each.
+
+        Everything is validated first: a bad event raises and applies nothing.
+        """
+        arms = self._check_arms(np.asarray(arms, dtype=np.int64))
+        rewards = np.ascontiguousarray(rewards, dtype=np.float64)
+        if rewards.shape != arms.shape:
+            raise InvalidArgument(f"{rewards.shape[0]} rewards for {arms.shape[0]} arms")
+        bad = ~np.isfinite(rewards) | (rewards < 0.0) | (rewards > 1.0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InvalidArgument(f"reward[{i}]={rewards[i]!r} must be finite and in [0, 1]")
+        if self.contextual:
+            if xs is None:
+                raise InvalidArgument(f"{self.kind} needs a context for each event")
+            xs = np.ascontiguousarray(xs, dtype=np.float64)
+            if xs.ndim != 2 or xs.shape != (arms.shape[0], self.dim):
+                raise InvalidArgument(
+                    f"contexts have shape {xs.shape}; expected ({arms.shape[0]}, {self.dim})"
+                )
+            _check_finite_features(xs)
+        self._apply(arms, xs, rewards)
+
+    @abstractmethod
+    def _apply(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None: ...
+
+    # -------------------------------------------------------------- summaries
+    @abstractmethod
+    def posterior(self, arm: int, x: FloatArray | None = None) -> tuple[float, float]:
+        """Posterior mean and standard deviation of the arm's score at ``x``."""
+
+    def pulls(self, arm: int) -> int:
+        return int(self._pulls[self._check_arm(arm)])
+
+    def reward_sum(self, arm: int) -> float:
+        return float(self._rsum[self._check_arm(arm)])
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of the state of record, trimmed to the arms in use."""
+        n = self._n_arms
+        out = {"pulls": self._pulls[:n].copy(), "reward_sum": self._rsum[:n].copy()}
+        out.update(self._state_arrays())
+        return out
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Replace the learned state (arms included) and rebuild caches."""
+        n = int(np.asarray(state["pulls"]).shape[0])
+        self._n_arms = 0
+        self._capacity = 0
+        self._grow(max(8, n))
+        self._n_arms = n
+        self._pulls[:n] = state["pulls"]
+        self._rsum[:n] = state["reward_sum"]
+        self._load_arrays(state, n)
+        self.refresh()
+
+    @abstractmethod
+    def _state_arrays(self) -> dict[str, np.ndarray]: ...
+
+    @abstractmethod
+    def _load_arrays(self, state: dict[str, np.ndarray], n: int) -> None: ...
+
+    def refresh(self) -> None:
+        """Rebuild caches (inverses, factors) from the state of record."""
+
+    # -------------------------------------------------------------- checking
+    def _check_arm(self, arm: int) -> int:
+        if not 0 <= int(arm) < self._n_arms:
+            raise InvalidArgument(f"arm index {arm!r} out of range [0, {self._n_arms})")
+        return int(arm)
+
+    def _check_arms(self, arms: IntArray) -> IntArray:
+        arms = np.ascontiguousarray(arms, dtype=np.int64)
+        if arms.ndim != 1 or arms.shape[0] == 0:
+            raise InvalidArgument("arms must be a non-empty 1-D array of arm indices")
+        if arms.min() < 0 or arms.max() >= self._n_arms:
+            bad = arms[(arms < 0) | (arms >= self._n_arms)][0]
+            raise InvalidArgument(f"arm index {int(bad)} out of range [0, {self._n_arms})")
+        return arms
+
+    def _check_context(self, x: FloatArray | None) -> FloatArray | None:
+        if not self.contextual:
+            return None
+        if x is None:
+            raise InvalidArgument(f"{self.kind} needs a context vector of length {self.dim}")
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        if x.shape != (self.dim,):
+            raise InvalidArgument(f"context has shape {x.shape}; expected ({self.dim},)")
+        _check_finite_features(x[None, :])
+        return x
+
+
+def _check_finite_features(xs: FloatArray) -> None:
+    bad = ~np.isfinite(xs) | (np.abs(xs) > MAX_ABS_FEATURE)
+    if bad.any():
+        r, c = (int(v[0]) for v in np.nonzero(bad))
+        raise InvalidArgument(
+            f"feature value {xs[r, c]!r} (event {r}, index {c}) must be finite with "
+            f"|value| <= {MAX_ABS_FEATURE:g}"
+        )
+
+
+def _resized(arr: np.ndarray, capacity: int) -> np.ndarray:
+    out = np.zeros((capacity, *arr.shape[1:]), dtype=arr.dtype)
+    out[: arr.shape[0]] = arr
+    return out
+
+
+def check_positive(name: str, value: float) -> float:
+    v = float(value)
+    if not (v > 0.0) or not math.isfinite(v):
+        raise InvalidArgument(f"{name}={value!r} must be a positive finite number")
+    return v

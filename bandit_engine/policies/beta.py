@@ -1,0 +1,83 @@
+"""Beta-Bernoulli Thompson sampling (Thompson 1933; Chapelle & Li 2011).
+
+Each arm has a Beta(alpha, beta) posterior over its success rate. A reward
+r in [0, 1] is applied as a fractional Bernoulli observation,
+``alpha += r, beta += 1 - r``, which is the exact conjugate update for 0/1
+rewards and the standard extension (Agrawal & Goyal 2012) otherwise.
+The context is accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import kernels
+from ..features import ArmFeatures
+from .base import FloatArray, IntArray, Policy, _resized, check_positive
+
+__all__ = ["BetaTS"]
+
+
+class BetaTS(Policy):
+    kind = "beta_ts"
+    contextual = False
+
+    def __init__(
+        self,
+        dim: int = 1,
+        *,
+        prior_alpha: float = 1.0,
+        prior_beta: float = 1.0,
+        decay: float = 1.0,
+        refresh_every: int = 1000,
+    ) -> None:
+        super().__init__(dim, decay=decay, refresh_every=refresh_every)
+        self.prior_alpha = check_positive("prior_alpha", prior_alpha)
+        self.prior_beta = check_positive("prior_beta", prior_beta)
+        self._alpha = np.zeros(0)
+        self._beta = np.zeros(0)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "prior_alpha": self.prior_alpha, "prior_beta": self.prior_beta}
+
+    def _grow_arrays(self, capacity: int) -> None:
+        self._alpha = _resized(self._alpha, capacity)
+        self._beta = _resized(self._beta, capacity)
+
+    def _init_arm(self, idx: int, features: ArmFeatures | None) -> None:
+        self._alpha[idx] = self.prior_alpha
+        self._beta[idx] = self.prior_beta
+
+    def sample_scores(
+        self, arms: IntArray, x: FloatArray | None, rng: np.random.Generator
+    ) -> FloatArray:
+        return rng.beta(self._alpha[arms], self._beta[arms])
+
+    def first_slot_counts(
+        self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator
+    ) -> IntArray:
+        samples = rng.beta(self._alpha[arms], self._beta[arms], size=(draws, arms.shape[0]))
+        return kernels.first_slot_counts_matrix(samples)
+
+    def _apply(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None:
+        kernels.beta_update_batch(
+            self._alpha, self._beta, self._pulls, self._rsum, arms, rewards,
+            self.prior_alpha, self.prior_beta, self.decay,
+        )
+
+    def posterior(self, arm: int, x: FloatArray | None = None) -> tuple[float, float]:
+        a = float(self._alpha[self._check_arm(arm)])
+        b = float(self._beta[arm])
+        s = a + b
+        return a / s, math.sqrt(a * b / (s * s * (s + 1.0)))
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        n = self._n_arms
+        return {"alpha": self._alpha[:n].copy(), "beta": self._beta[:n].copy()}
+
+    def _load_arrays(self, state: dict[str, np.ndarray], n: int) -> None:
+        self._alpha[:n] = state["alpha"]
+        self._beta[:n] = state["beta"]

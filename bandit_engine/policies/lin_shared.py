@@ -1,0 +1,180 @@
+"""Linear Gaussian Thompson sampling with one model shared by all arms.
+
+The model scores phi(x, a)' theta, where phi crosses every context coordinate
+x_i with every attribute f_j of the arm (destination country, type, and an
+identity feature per arm), hashed into ``joint_dim`` buckets. A new arm
+starts from what similar arms taught the shared weights (cold start): a new
+beach destination in France inherits "x_i x country=FR" and "x_i x
+type=beach" on its first request; the identity feature then learns what is
+particular to it.
+
+State of record: A = lam*I + sum phi phi', b = sum r phi. One posterior draw
+theta = mu + v L'^-1 z (A = L L') per request ranks all candidates, so their
+scores are correlated exactly as the model says. L and mu are caches
+recomputed when the statistics change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import kernels
+from .._exceptions import InvalidArgument
+from ..features import ArmFeatures
+from .base import (
+    FloatArray,
+    IntArray,
+    Policy,
+    check_positive,
+    normal_table,
+)
+
+__all__ = ["LinTSShared"]
+
+
+class LinTSShared(Policy):
+    kind = "lin_ts_shared"
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        joint_dim: int | None = None,
+        prior_precision: float = 1.0,
+        noise_scale: float = 0.25,
+        decay: float = 1.0,
+        refresh_every: int = 1000,
+    ) -> None:
+        super().__init__(dim, decay=decay, refresh_every=refresh_every)
+        jd = 4 * self.dim if joint_dim is None else joint_dim
+        if not isinstance(jd, int) or jd < 1:
+            raise InvalidArgument(f"joint_dim={joint_dim!r} must be a positive integer")
+        self.joint_dim = jd
+        self.prior_precision = check_positive("prior_precision", prior_precision)
+        self.noise_scale = check_positive("noise_scale", noise_scale)
+        self._A = self.prior_precision * np.eye(jd)
+        self._b = np.zeros(jd)
+        self._feat_ids: list[IntArray] = []
+        self._feat_vals: list[FloatArray] = []
+        self._ptr = np.zeros(1, dtype=np.int64)
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._vals = np.zeros(0)
+        self._chol: FloatArray | None = None
+        self._mu: FloatArray | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            **super().params(),
+            "joint_dim": self.joint_dim,
+            "prior_precision": self.prior_precision,
+            "noise_scale": self.noise_scale,
+        }
+
+    # ------------------------------------------------------------------ arms
+    def _grow_arrays(self, capacity: int) -> None:
+        pass
+
+    def _init_arm(self, idx: int, features: ArmFeatures | None) -> None:
+        if features is None:
+            features = ArmFeatures.build(str(idx))
+        self._feat_ids.append(np.asarray(features.ids, dtype=np.int64))
+        self._feat_vals.append(np.asarray(features.values, dtype=np.float64))
+        self._rebuild_csr()
+
+    def _rebuild_csr(self) -> None:
+        lens = [a.shape[0] for a in self._feat_ids]
+        self._ptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        self._ids = np.concatenate(self._feat_ids) if lens else np.zeros(0, dtype=np.int64)
+        self._vals = np.concatenate(self._feat_vals) if lens else np.zeros(0)
+
+    def joint(self, arms: IntArray, x: FloatArray) -> FloatArray:
+        """phi(x, a) for each arm, one row per arm."""
+        return kernels.joint_matrix(  # type: ignore[no-any-return]
+            x, arms, self._ptr, self._ids, self._vals, self.joint_dim
+        )
+
+    # ---------------------------------------------------------------- caches
+    def _factors(self) -> tuple[FloatArray, FloatArray]:
+        if self._chol is None or self._mu is None:
+            lo, ok = kernels.cholesky_lower(self._A)
+            if not ok:
+                raise ValueError("shared precision matrix is not positive definite")
+            self._chol = lo
+            self._mu = kernels.spd_solve(lo, self._b)
+        return self._chol, self._mu
+
+    def refresh(self) -> None:
+        self._chol = None
+        self._mu = None
+        self._factors()
+
+    # ------------------------------------------------------------- decisions
+    def sample_scores(
+        self, arms: IntArray, x: FloatArray | None, rng: np.random.Generator
+    ) -> FloatArray:
+        assert x is not None
+        lo, mu = self._factors()
+        z = rng.standard_normal(self.joint_dim)
+        return kernels.shared_scores(  # type: ignore[no-any-return]
+            self.joint(arms, x), lo, mu, z, self.noise_scale
+        )
+
+    def first_slot_counts(
+        self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator
+    ) -> IntArray:
+        assert x is not None
+        lo, mu = self._factors()
+        table = normal_table()
+        return kernels.shared_first_counts(
+            self.joint(arms, x), lo, mu, table, int(rng.integers(table.shape[0])), draws,
+            self.noise_scale,
+        )
+
+    # --------------------------------------------------------------- learning
+    def _apply(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None:
+        assert xs is not None
+        phis = np.empty((arms.shape[0], self.joint_dim))
+        for i in range(arms.shape[0]):
+            phis[i] = self.joint(arms[i : i + 1], xs[i])[0]
+        if not np.all(np.isfinite(phis)):
+            raise InvalidArgument("joint features are not finite")
+        kernels.shared_update_batch(
+            self._A, self._b, self._pulls, self._rsum, arms, phis, rewards,
+            self.prior_precision, self.decay,
+        )
+        self._chol = None
+        self._mu = None
+
+    def posterior(self, arm: int, x: FloatArray | None = None) -> tuple[float, float]:
+        arm = self._check_arm(arm)
+        if x is None:
+            x = np.zeros(self.dim)
+            x[0] = 1.0
+        x = self._check_context(x)
+        assert x is not None
+        lo, mu = self._factors()
+        phi = self.joint(np.array([arm], dtype=np.int64), x)[0]
+        w = kernels.spd_solve(lo, phi)
+        return float(phi @ mu), float(self.noise_scale * np.sqrt(max(phi @ w, 0.0)))
+
+    # ------------------------------------------------------------------ state
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "A": self._A.copy(),
+            "b": self._b.copy(),
+            "feat_ptr": self._ptr.copy(),
+            "feat_ids": self._ids.copy(),
+            "feat_vals": self._vals.copy(),
+        }
+
+    def _load_arrays(self, state: dict[str, np.ndarray], n: int) -> None:
+        self._A = np.array(state["A"], dtype=np.float64)
+        self._b = np.array(state["b"], dtype=np.float64)
+        ptr = np.asarray(state["feat_ptr"], dtype=np.int64)
+        ids = np.asarray(state["feat_ids"], dtype=np.int64)
+        vals = np.asarray(state["feat_vals"], dtype=np.float64)
+        self._feat_ids = [ids[ptr[i] : ptr[i + 1]].copy() for i in range(n)]
+        self._feat_vals = [vals[ptr[i] : ptr[i + 1]].copy() for i in range(n)]
+        self._rebuild_csr()
