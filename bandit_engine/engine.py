@@ -1,0 +1,689 @@
+"""The engine: experiments, arms, decisions, the reward join, persistence.
+
+No gRPC here: the servicer translates messages and calls these methods, the
+simulators call them directly. Every method validates its input completely
+before it touches state, so a bad request raises (``InvalidArgument``,
+``NotFound``, ``ResourceExhausted``) and changes nothing.
+
+Reward join (embedded mode): a decision is pending for its experiment's
+reward window. Each displayed arm gets exactly one reward: the first Feedback
+for (event, arm) inside the window, or the experiment's default reward when
+the window closes (impressions without clicks teach too). Retries are
+DUPLICATE, rewards after the window are LATE; both are counted, not applied.
+
+Durability: a reward row is committed to the store before it is applied in
+memory, and the store refuses a second row for the same (event, arm); the
+in-memory posterior is the last snapshot plus the rewards after it, replayed
+in commit order on start. Decisions are logged in batches by a background
+writer (``DecisionLog``); a crash can lose the last ``flush_interval`` of
+decisions, whose Feedback then answers NOT_FOUND.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._exceptions import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
+from .config import ExperimentConfig, Limits, check_id
+from .features import ArmFeatures, FeatureSpace
+from .policies import Policy
+from .store import ArmRow, DecisionRow, RewardRow, Snapshot, Store
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ArmInfo",
+    "Context",
+    "Decision",
+    "Engine",
+    "ExperimentInfo",
+    "FeedbackResult",
+]
+
+COUNTER_NAMES = (
+    "decisions",
+    "rewards_applied",
+    "rewards_defaulted",
+    "rewards_duplicate",
+    "rewards_late",
+)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Features of a request, before hashing."""
+
+    dense: Sequence[float] = ()
+    numeric: Mapping[str, float] = field(default_factory=dict)
+    categorical: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    event_id: str
+    arm_ids: tuple[str, ...]
+    scores: tuple[float, ...]
+    propensities: tuple[float, ...]  # P(arm ranked first | context)
+    model_version: int
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    outcome: str  # "applied", "duplicate", "late"
+    model_version: int
+
+
+@dataclass(frozen=True)
+class ArmInfo:
+    arm_id: str
+    active: bool
+    mean: float
+    std: float
+    pulls: int
+    reward_sum: float
+    features: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ExperimentInfo:
+    config: ExperimentConfig
+    active_arms: int
+    total_arms: int
+    model_version: int
+    counters: dict[str, int]
+
+
+@dataclass
+class _Pending:
+    event_id: str
+    exp: _Experiment
+    x: np.ndarray
+    slots: np.ndarray
+    arm_ids: tuple[str, ...]
+    deadline: float
+    rewarded: set[int]
+
+
+class _Experiment:
+    """Runtime state of one experiment; every mutation holds ``lock``."""
+
+    def __init__(self, cfg: ExperimentConfig, limits: Limits, seed: int | None) -> None:
+        self.cfg = cfg
+        self.space: FeatureSpace = cfg.feature_space(limits.max_features)
+        self.policy: Policy = cfg.make_policy()
+        self.arm_ids: list[str] = []
+        self.slots: dict[str, int] = {}
+        self.active: list[bool] = []
+        self.features: list[dict[str, Any]] = []
+        self.arm_changes = 0
+        self.applied = 0
+        self.last_seq = 0
+        self.snapshot_version = -1
+        self.counters = dict.fromkeys(COUNTER_NAMES, 0)
+        self.lock = threading.RLock()
+        self.deadlines: list[tuple[float, str]] = []  # heap of pending windows
+        key = int.from_bytes(hashlib.blake2b(cfg.experiment_id.encode(), digest_size=8).digest())
+        self.rng = np.random.default_rng(None if seed is None else [seed, key])
+        self._all_active: np.ndarray | None = None
+
+    @property
+    def version(self) -> int:
+        return self.applied + self.arm_changes
+
+    def active_slots(self) -> np.ndarray:
+        if self._all_active is None:
+            self._all_active = np.flatnonzero(np.asarray(self.active, dtype=bool)).astype(np.int64)
+        return self._all_active
+
+    def add_arm(self, arm_id: str, features: dict[str, Any], active: bool = True) -> int:
+        af = ArmFeatures.build(arm_id, features.get("numeric"), features.get("categorical"))
+        slot = self.policy.add_arm(af)
+        self.arm_ids.append(arm_id)
+        self.slots[arm_id] = slot
+        self.active.append(active)
+        self.features.append(features)
+        self._all_active = None
+        return slot
+
+    def set_active(self, slot: int, active: bool) -> None:
+        self.active[slot] = active
+        self._all_active = None
+
+
+class DecisionLog:
+    """In-process decision log: batches decision rows into the store.
+
+    ``append`` never blocks on I/O; a writer thread flushes every
+    ``interval`` seconds. Past ``max_buffer`` unwritten rows, appends are
+    refused with ResourceExhausted rather than growing without bound.
+    """
+
+    def __init__(self, store: Store, interval: float = 0.02, max_buffer: int = 100_000) -> None:
+        self._store = store
+        self._interval = interval
+        self._max = max_buffer
+        self._buf: list[DecisionRow] = []
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
+            self._thread.start()
+
+    def append(self, row: DecisionRow) -> None:
+        with self._lock:
+            if len(self._buf) >= self._max:
+                raise ResourceExhausted(
+                    f"decision log buffer full ({self._max} rows unwritten); store too slow"
+                )
+            self._buf.append(row)
+
+    def flush(self) -> int:
+        with self._write_lock:
+            with self._lock:
+                batch, self._buf = self._buf, []
+            if batch:
+                self._store.log_decisions(batch)
+            return len(batch)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.flush()
+            except Exception:  # keep logging; the rows are retried next tick
+                log.exception("decision log flush failed")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.flush()
+
+
+class Engine:
+    """Experiments served from memory, persisted through a ``Store``."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        seed: int | None = 0,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.time,
+        checkpoint_interval: float = 10.0,
+        flush_interval: float = 0.02,
+    ) -> None:
+        self.store = store
+        self.seed = seed
+        self.limits = limits or Limits()
+        self.clock = clock
+        self.checkpoint_interval = checkpoint_interval
+        self._exps: dict[str, _Experiment] = {}
+        self._pending: dict[str, _Pending] = {}
+        self._lock = threading.RLock()
+        self.unknown_rewards = 0
+        self.decision_log = DecisionLog(store, flush_interval)
+        self._stop = threading.Event()
+        self._maint: threading.Thread | None = None
+        self._load()
+
+    # ------------------------------------------------------------- lifecycle
+    def start(self, tick: float = 0.25) -> None:
+        """Start the background decision writer and the window/checkpoint loop."""
+        self.decision_log.start()
+        if self._maint is None:
+            self._maint = threading.Thread(
+                target=self._maintenance, args=(tick,), name="engine-maintenance", daemon=True
+            )
+            self._maint.start()
+
+    def _maintenance(self, tick: float) -> None:
+        last_ckpt = time.monotonic()
+        while not self._stop.wait(tick):
+            try:
+                self.sweep()
+                if time.monotonic() - last_ckpt >= self.checkpoint_interval:
+                    self.checkpoint()
+                    last_ckpt = time.monotonic()
+            except Exception:
+                log.exception("maintenance tick failed")
+
+    def close(self) -> None:
+        """Flush decisions, checkpoint every experiment, close the store."""
+        self._stop.set()
+        if self._maint is not None:
+            self._maint.join()
+        self.decision_log.close()
+        self.checkpoint()
+        self.store.close()
+
+    def _load(self) -> None:
+        for exp_id, cfg_dict, arm_changes in self.store.load_experiments():
+            exp = _Experiment(ExperimentConfig.from_dict(cfg_dict), self.limits, self.seed)
+            arms = self.store.load_arms(exp_id)
+            snap = self.store.load_snapshot(exp_id)
+            n_snap = 0
+            if snap is not None:
+                exp.policy.load_state_dict(snap.state)
+                n_snap = exp.policy.n_arms
+                exp.last_seq = snap.last_seq
+                exp.counters.update({k: int(v) for k, v in snap.counters.items()})
+            for row in arms:
+                if row.slot < n_snap:
+                    exp.arm_ids.append(row.arm_id)
+                    exp.slots[row.arm_id] = row.slot
+                    exp.active.append(row.active)
+                    exp.features.append(row.features)
+                else:
+                    exp.add_arm(row.arm_id, row.features, row.active)
+            exp._all_active = None
+            exp.arm_changes = arm_changes
+            replay = list(self.store.rewards_after(exp_id, exp.last_seq))
+            if replay:
+                exp.policy.update_batch(
+                    np.array([r.arm_slot for r in replay], dtype=np.int64),
+                    np.stack([r.x for r in replay]),
+                    np.array([r.reward_norm for r in replay]),
+                )
+                exp.last_seq = replay[-1].seq or exp.last_seq
+            exp.applied = int(exp.policy.state_dict()["pulls"].sum())
+            exp.snapshot_version = exp.version if not replay else -1
+            self._exps[exp_id] = exp
+            log.info(
+                "loaded experiment %s: %d arms, snapshot seq %d, %d rewards replayed",
+                exp_id, len(arms), snap.last_seq if snap else 0, len(replay),
+            )
+        for row, rewarded_ids in self.store.open_decisions():
+            exp = self._exps.get(row.experiment_id)
+            if exp is None:
+                continue
+            slots = np.array([exp.slots[a] for a in row.arms], dtype=np.int64)
+            rewarded = {exp.slots[a] for a in rewarded_ids if a in exp.slots}
+            self._track(exp, row.event_id, row.x, slots, row.arms, row.deadline, rewarded)
+
+    # ----------------------------------------------------------- experiments
+    def _exp(self, experiment_id: str) -> _Experiment:
+        exp = self._exps.get(experiment_id)
+        if exp is None:
+            check_id(experiment_id, "experiment_id")
+            raise NotFound(f"experiment {experiment_id!r} not found")
+        return exp
+
+    def create_experiment(self, cfg: ExperimentConfig) -> ExperimentInfo:
+        with self._lock:
+            if cfg.experiment_id in self._exps:
+                raise AlreadyExists(f"experiment {cfg.experiment_id!r} already exists")
+            exp = _Experiment(cfg, self.limits, self.seed)
+            self.store.create_experiment(cfg.experiment_id, cfg.to_dict(), self.clock())
+            self._exps[cfg.experiment_id] = exp
+        log.info("created experiment %s (%s, dim=%d)", cfg.experiment_id, cfg.policy, cfg.dim)
+        return self._info(exp)
+
+    def get_experiment(self, experiment_id: str) -> ExperimentInfo:
+        return self._info(self._exp(experiment_id))
+
+    def list_experiments(self) -> list[ExperimentInfo]:
+        return [self._info(e) for e in list(self._exps.values())]
+
+    def _info(self, exp: _Experiment) -> ExperimentInfo:
+        with exp.lock:
+            return ExperimentInfo(
+                exp.cfg, sum(exp.active), len(exp.active), exp.version, dict(exp.counters)
+            )
+
+    # ------------------------------------------------------------------ arms
+    def add_arms(
+        self, experiment_id: str, arms: Sequence[tuple[str, Mapping[str, Any] | None]]
+    ) -> list[ArmInfo]:
+        """Add (or reactivate) arms; ``arms`` is ``[(arm_id, features), ...]``.
+
+        ``features`` is ``{"numeric": {...}, "categorical": [...]}`` or None.
+        """
+        exp = self._exp(experiment_id)
+        if not arms:
+            raise InvalidArgument("no arms given")
+        seen: set[str] = set()
+        clean: list[tuple[str, dict[str, Any]]] = []
+        for arm_id, feats in arms:
+            check_id(arm_id, "arm_id")
+            if arm_id in seen:
+                raise InvalidArgument(f"arm_id {arm_id!r} given twice")
+            seen.add(arm_id)
+            f = {
+                "numeric": {str(k): float(v) for k, v in dict((feats or {}).get("numeric") or {}).items()},
+                "categorical": [str(c) for c in (feats or {}).get("categorical") or []],
+            }
+            ArmFeatures.build(arm_id, f["numeric"], f["categorical"])  # validates
+            clean.append((arm_id, f))
+        with exp.lock:
+            new = [a for a, _ in clean if a not in exp.slots]
+            if len(exp.arm_ids) + len(new) > self.limits.max_arms:
+                raise ResourceExhausted(
+                    f"experiment {experiment_id!r} would have {len(exp.arm_ids) + len(new)} arms; "
+                    f"the limit is {self.limits.max_arms}"
+                )
+            rows = []
+            for i, (arm_id, f) in enumerate(clean):
+                slot = exp.slots.get(arm_id)
+                if slot is None:
+                    slot = len(exp.arm_ids) + sum(1 for a, _ in clean[:i] if a not in exp.slots)
+                    rows.append(ArmRow(experiment_id, arm_id, slot, f, True))
+                elif not exp.active[slot]:
+                    rows.append(ArmRow(experiment_id, arm_id, slot, exp.features[slot], True))
+            self.store.upsert_arms(rows)
+            for row in rows:
+                if row.arm_id in exp.slots:
+                    exp.set_active(row.slot, True)
+                else:
+                    exp.add_arm(row.arm_id, row.features)
+            exp.arm_changes += len(rows)
+        return [self.arm_info(experiment_id, a) for a, _ in clean]
+
+    def retire_arm(self, experiment_id: str, arm_id: str) -> ArmInfo:
+        exp = self._exp(experiment_id)
+        check_id(arm_id, "arm_id")
+        with exp.lock:
+            slot = self._slot(exp, arm_id)
+            if exp.active[slot]:
+                self.store.upsert_arms(
+                    [ArmRow(experiment_id, arm_id, slot, exp.features[slot], False)]
+                )
+                exp.set_active(slot, False)
+                exp.arm_changes += 1
+        return self.arm_info(experiment_id, arm_id)
+
+    def _slot(self, exp: _Experiment, arm_id: str) -> int:
+        slot = exp.slots.get(arm_id)
+        if slot is None:
+            raise NotFound(f"arm {arm_id!r} not found in experiment {exp.cfg.experiment_id!r}")
+        return slot
+
+    def arm_info(
+        self, experiment_id: str, arm_id: str, context: Context | None = None
+    ) -> ArmInfo:
+        exp = self._exp(experiment_id)
+        check_id(arm_id, "arm_id")
+        x = self._vector(exp, context) if context is not None else None
+        with exp.lock:
+            slot = self._slot(exp, arm_id)
+            mean, std = exp.policy.posterior(slot, x)
+            span = 1.0
+            if exp.cfg.policy != "logistic_ts":
+                span = exp.cfg.reward_max - exp.cfg.reward_min
+                mean = exp.cfg.reward_min + span * mean
+            return ArmInfo(
+                arm_id, exp.active[slot], mean, std * span, exp.policy.pulls(slot),
+                exp.cfg.reward_min * exp.policy.pulls(slot) + span * exp.policy.reward_sum(slot),
+                exp.features[slot],
+            )
+
+    def list_arms(self, experiment_id: str, include_retired: bool = False) -> list[ArmInfo]:
+        exp = self._exp(experiment_id)
+        ids = [a for a, s in exp.slots.items() if include_retired or exp.active[s]]
+        return [self.arm_info(experiment_id, a) for a in ids]
+
+    # -------------------------------------------------------------- decisions
+    def _vector(self, exp: _Experiment, ctx: Context) -> np.ndarray:
+        return exp.space.vector(ctx.dense, ctx.numeric, ctx.categorical)
+
+    def recommend(
+        self,
+        experiment_id: str,
+        context: Context | None = None,
+        candidates: Sequence[str] = (),
+        k: int = 1,
+    ) -> Decision:
+        """Rank ``candidates`` (default: all active arms) and log the decision."""
+        exp = self._exp(experiment_id)
+        lim = self.limits
+        if len(candidates) > lim.max_candidates:
+            raise ResourceExhausted(
+                f"{len(candidates)} candidates; the limit is {lim.max_candidates}"
+            )
+        if not isinstance(k, int) or k < 1 or k > lim.max_k:
+            raise InvalidArgument(f"k={k!r} must be between 1 and {lim.max_k}")
+        x = self._vector(exp, context or Context())
+        with exp.lock:
+            if candidates:
+                slots = np.empty(len(candidates), dtype=np.int64)
+                lookup = exp.slots
+                for i, arm_id in enumerate(candidates):
+                    s = lookup.get(arm_id)
+                    if s is None:
+                        check_id(arm_id, "candidate arm_id")
+                        raise NotFound(
+                            f"candidate arm {arm_id!r} not found in experiment {experiment_id!r}"
+                        )
+                    if not exp.active[s]:
+                        raise InvalidArgument(f"candidate arm {arm_id!r} is retired")
+                    slots[i] = s
+                if len(set(candidates)) != len(candidates):
+                    dup = next(a for i, a in enumerate(candidates) if a in candidates[:i])
+                    raise InvalidArgument(f"candidate arm {dup!r} given more than once")
+            else:
+                slots = exp.active_slots()
+                if slots.shape[0] == 0:
+                    raise InvalidArgument(
+                        f"empty candidate set: experiment {experiment_id!r} has no active arms"
+                    )
+            n = slots.shape[0]
+            if k > n:
+                raise InvalidArgument(f"k={k} must be between 1 and {n} (the candidate count)")
+            ranking = exp.policy.rank(slots, x, k, exp.rng)
+            counts = exp.policy.first_slot_counts(slots, x, exp.cfg.propensity_draws, exp.rng)
+            version = exp.version
+            exp.counters["decisions"] += 1
+        # The served draw is one more draw of the same posterior: counting it
+        # keeps the served top arm's propensity above zero.
+        top = ranking.order[0]
+        draws = exp.cfg.propensity_draws + 1
+        shown = slots[ranking.order]
+        arm_ids = tuple(exp.arm_ids[s] for s in shown)
+        props = tuple(
+            (float(counts[o]) + (1.0 if o == top else 0.0)) / draws for o in ranking.order
+        )
+        event_id = uuid.uuid4().hex
+        now = self.clock()
+        deadline = now + exp.cfg.reward_window_s
+        scores = tuple(float(s) for s in ranking.scores)
+        self.decision_log.append(
+            DecisionRow(
+                event_id, experiment_id, now, deadline, version, x, arm_ids, scores, props,
+                tuple(candidates),
+            )
+        )
+        with exp.lock:
+            self._track(exp, event_id, x, shown, arm_ids, deadline, set())
+        return Decision(event_id, arm_ids, scores, props, version)
+
+    def _track(
+        self, exp: _Experiment, event_id: str, x: np.ndarray, slots: np.ndarray,
+        arm_ids: tuple[str, ...], deadline: float, rewarded: set[int],
+    ) -> None:
+        self._pending[event_id] = _Pending(event_id, exp, x, slots, arm_ids, deadline, rewarded)
+        heapq.heappush(exp.deadlines, (deadline, event_id))
+
+    # --------------------------------------------------------------- rewards
+    def feedback(
+        self, event_id: str, arm_id: str, reward: float, timestamp: float | None = None
+    ) -> FeedbackResult:
+        """Join a reward to its decision and apply it once."""
+        if not isinstance(event_id, str) or not event_id:
+            raise InvalidArgument(f"event_id must be a non-empty string, got {event_id!r}")
+        check_id(arm_id, "arm_id")
+        if not isinstance(reward, (int, float)) or not math.isfinite(reward):
+            raise InvalidArgument(f"reward={reward!r} must be a finite number")
+        if timestamp is not None and not math.isfinite(timestamp):
+            raise InvalidArgument(f"timestamp={timestamp!r} must be finite")
+        pend = self._pending.get(event_id)
+        if pend is None:
+            return self._feedback_closed(event_id, arm_id, reward)
+        exp = pend.exp
+        cfg = exp.cfg
+        if not cfg.reward_min <= reward <= cfg.reward_max:
+            raise InvalidArgument(
+                f"reward={reward!r} outside the experiment's range "
+                f"[{cfg.reward_min!r}, {cfg.reward_max!r}]"
+            )
+        with exp.lock:
+            slot = exp.slots.get(arm_id)
+            if slot is None or slot not in pend.slots:
+                raise InvalidArgument(
+                    f"arm {arm_id!r} was not shown in event {event_id!r} "
+                    f"(shown: {', '.join(pend.arm_ids)})"
+                )
+            if slot in pend.rewarded:
+                exp.counters["rewards_duplicate"] += 1
+                return FeedbackResult("duplicate", exp.version)
+            now = self.clock()
+            if max(now, timestamp or now) > pend.deadline:
+                exp.counters["rewards_late"] += 1
+                return FeedbackResult("late", exp.version)
+            row = RewardRow(
+                event_id, arm_id, cfg.experiment_id, slot, pend.x, float(reward),
+                cfg.normalise_reward(float(reward)), "feedback", timestamp or now,
+            )
+            close = len(pend.rewarded) + 1 == pend.slots.shape[0]
+            if close:
+                self.decision_log.flush()  # the row to close must be written
+            (seq,) = self.store.commit_rewards([row], [event_id] if close else [])
+            if seq is None:  # the store knew it already: applied before a restart
+                pend.rewarded.add(slot)
+                exp.counters["rewards_duplicate"] += 1
+                return FeedbackResult("duplicate", exp.version)
+            exp.policy.update(slot, pend.x, row.reward_norm)
+            exp.last_seq = seq
+            exp.applied += 1
+            exp.counters["rewards_applied"] += 1
+            pend.rewarded.add(slot)
+            if close:
+                self._pending.pop(event_id, None)
+            return FeedbackResult("applied", exp.version)
+
+    def _feedback_closed(self, event_id: str, arm_id: str, reward: float) -> FeedbackResult:
+        """Feedback for an event no longer pending: duplicate, late or unknown."""
+        self.decision_log.flush()
+        status = self.store.decision_status(event_id)
+        exp = self._exps.get(status[0]) if status is not None else None
+        if status is None or exp is None:
+            with self._lock:
+                self.unknown_rewards += 1
+            raise NotFound(f"event_id {event_id!r} not found (no such decision)")
+        cfg = exp.cfg
+        if not cfg.reward_min <= reward <= cfg.reward_max:
+            raise InvalidArgument(
+                f"reward={reward!r} outside the experiment's range "
+                f"[{cfg.reward_min!r}, {cfg.reward_max!r}]"
+            )
+        # A second Feedback is a duplicate; one for an arm that got the
+        # default reward when the window closed is late.
+        source = self.store.reward_source(event_id, arm_id)
+        outcome = "duplicate" if source == "feedback" else "late"
+        with exp.lock:
+            exp.counters[f"rewards_{outcome}"] += 1
+            return FeedbackResult(outcome, exp.version)
+
+    def sweep(self, now: float | None = None) -> int:
+        """Close expired windows: default rewards for unrewarded shown arms."""
+        now = self.clock() if now is None else now
+        total = 0
+        flushed = False
+        for exp in list(self._exps.values()):
+            with exp.lock:
+                if not exp.deadlines or exp.deadlines[0][0] > now:
+                    continue
+                if not flushed:
+                    self.decision_log.flush()
+                    flushed = True
+                expired: list[_Pending] = []
+                while exp.deadlines and exp.deadlines[0][0] <= now:
+                    _, ev = heapq.heappop(exp.deadlines)
+                    pend = self._pending.pop(ev, None)
+                    if pend is not None:
+                        expired.append(pend)
+                if not expired:
+                    continue
+                cfg = exp.cfg
+                rows = [
+                    RewardRow(
+                        p.event_id, exp.arm_ids[int(s)], cfg.experiment_id, int(s), p.x,
+                        float(cfg.default_reward),  # type: ignore[arg-type]
+                        cfg.normalise_reward(float(cfg.default_reward)),  # type: ignore[arg-type]
+                        "default", p.deadline,
+                    )
+                    for p in expired
+                    for s in p.slots
+                    if int(s) not in p.rewarded
+                ]
+                seqs = self.store.commit_rewards(rows, [p.event_id for p in expired])
+                applied = [(r, q) for r, q in zip(rows, seqs, strict=True) if q is not None]
+                if applied:
+                    exp.policy.update_batch(
+                        np.array([r.arm_slot for r, _ in applied], dtype=np.int64),
+                        np.stack([r.x for r, _ in applied]),
+                        np.array([r.reward_norm for r, _ in applied]),
+                    )
+                    exp.last_seq = max(q for _, q in applied if q is not None)
+                    exp.applied += len(applied)
+                    exp.counters["rewards_defaulted"] += len(applied)
+                    total += len(applied)
+        return total
+
+    # ------------------------------------------------------------- snapshots
+    def checkpoint(self) -> int:
+        """Snapshot every experiment whose state changed; return how many."""
+        n = 0
+        for exp in list(self._exps.values()):
+            with exp.lock:
+                if exp.version == exp.snapshot_version:
+                    continue
+                snap = Snapshot(
+                    exp.cfg.experiment_id, exp.last_seq, exp.policy.state_dict(),
+                    dict(exp.counters), self.clock(),
+                )
+                version = exp.version
+            self.store.save_snapshot(snap)
+            exp.snapshot_version = version
+            n += 1
+        return n
+
+    # ----------------------------------------------------------------- misc
+    def state_checksum(self) -> str:
+        """SHA-256 over every experiment's config, arms, posterior and pending set.
+
+        Counters are metrics, not state, and are left out.
+        """
+        h = hashlib.sha256()
+        for exp_id in sorted(self._exps):
+            exp = self._exps[exp_id]
+            with exp.lock:
+                h.update(repr(sorted(exp.cfg.to_dict().items())).encode())
+                h.update(repr((exp.arm_ids, exp.active, exp.features, exp.version)).encode())
+                for key, arr in sorted(exp.policy.state_dict().items()):
+                    h.update(key.encode())
+                    h.update(np.ascontiguousarray(arr).tobytes())
+        pending = sorted(
+            (e, tuple(sorted(p.rewarded))) for e, p in list(self._pending.items())
+        )
+        h.update(repr(pending).encode())
+        return h.hexdigest()
+
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    def experiments(self) -> Iterable[str]:
+        return list(self._exps)

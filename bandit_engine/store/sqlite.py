@@ -1,0 +1,301 @@
+"""SQLite store: the embedded default, one file under the state dir.
+
+WAL journal with ``synchronous=NORMAL``: a committed transaction survives a
+crash of the process (not necessarily a power cut). One connection, guarded
+by a lock, serves every thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .._exceptions import StoreError
+from ._codec import decode_state, decode_vector, encode_state, encode_vector
+from .base import ArmRow, DecisionRow, RewardRow, Snapshot, Store
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS experiments (
+    experiment_id TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    arm_changes INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    ord INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS arms (
+    experiment_id TEXT NOT NULL,
+    arm_id TEXT NOT NULL,
+    slot INTEGER NOT NULL,
+    features TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    PRIMARY KEY (experiment_id, arm_id)
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    experiment_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    deadline REAL NOT NULL,
+    model_version INTEGER NOT NULL,
+    x BLOB NOT NULL,
+    arms TEXT NOT NULL,
+    scores TEXT NOT NULL,
+    propensities TEXT NOT NULL,
+    candidates TEXT NOT NULL,
+    closed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS decisions_open ON decisions (closed);
+CREATE TABLE IF NOT EXISTS rewards (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    arm_id TEXT NOT NULL,
+    experiment_id TEXT NOT NULL,
+    arm_slot INTEGER NOT NULL,
+    x BLOB NOT NULL,
+    reward REAL NOT NULL,
+    reward_norm REAL NOT NULL,
+    source TEXT NOT NULL,
+    ts REAL NOT NULL,
+    UNIQUE (event_id, arm_id)
+);
+CREATE INDEX IF NOT EXISTS rewards_exp ON rewards (experiment_id, seq);
+CREATE TABLE IF NOT EXISTS snapshots (
+    experiment_id TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL,
+    counters TEXT NOT NULL,
+    state BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+
+
+class SQLiteStore(Store):
+    """Store in one SQLite file (``":memory:"`` for a throwaway engine)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._lock = threading.RLock()
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        # executescript commits on its own, so it runs outside a transaction
+        self._db.executescript(_SCHEMA)
+        row = self._db.execute("SELECT version FROM schema_version").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+        elif row[0] > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path!r} has schema version {row[0]}; this engine knows "
+                f"up to {SCHEMA_VERSION}"
+            )
+
+    class _Tx:
+        def __init__(self, store: SQLiteStore) -> None:
+            self.store = store
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.store._lock.acquire()
+            self.store._db.execute("BEGIN IMMEDIATE")
+            return self.store._db
+
+        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+            try:
+                self.store._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            finally:
+                self.store._lock.release()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"SQLite store {self.store.path!r}: {exc}") from exc
+
+    def _tx(self) -> SQLiteStore._Tx:
+        return SQLiteStore._Tx(self)
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+
+    # ------------------------------------------------------------ experiments
+    def create_experiment(self, experiment_id: str, config: dict[str, Any], now: float) -> None:
+        with self._tx() as db:
+            (n,) = db.execute("SELECT COUNT(*) FROM experiments").fetchone()
+            db.execute(
+                "INSERT INTO experiments (experiment_id, config, created_at, ord) "
+                "VALUES (?, ?, ?, ?)",
+                (experiment_id, json.dumps(config, sort_keys=True), now, n),
+            )
+
+    def load_experiments(self) -> list[tuple[str, dict[str, Any], int]]:
+        rows = self._query("SELECT experiment_id, config, arm_changes FROM experiments ORDER BY ord")
+        return [(r[0], json.loads(r[1]), int(r[2])) for r in rows]
+
+    def upsert_arms(self, rows: Sequence[ArmRow]) -> None:
+        with self._tx() as db:
+            for r in rows:
+                db.execute(
+                    "INSERT INTO arms (experiment_id, arm_id, slot, features, active) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (experiment_id, arm_id) DO UPDATE "
+                    "SET active = excluded.active",
+                    (r.experiment_id, r.arm_id, r.slot, json.dumps(r.features), int(r.active)),
+                )
+                db.execute(
+                    "UPDATE experiments SET arm_changes = arm_changes + 1 WHERE experiment_id = ?",
+                    (r.experiment_id,),
+                )
+
+    def load_arms(self, experiment_id: str) -> list[ArmRow]:
+        rows = self._query(
+            "SELECT arm_id, slot, features, active FROM arms WHERE experiment_id = ? "
+            "ORDER BY slot",
+            (experiment_id,),
+        )
+        return [ArmRow(experiment_id, r[0], int(r[1]), json.loads(r[2]), bool(r[3])) for r in rows]
+
+    # ----------------------------------------------------- decisions, rewards
+    def log_decisions(self, rows: Sequence[DecisionRow]) -> None:
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO decisions (event_id, experiment_id, created_at, deadline, "
+                "model_version, x, arms, scores, propensities, candidates) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.event_id, r.experiment_id, r.created_at, r.deadline, r.model_version,
+                        encode_vector(r.x), json.dumps(r.arms), json.dumps(r.scores),
+                        json.dumps(r.propensities), json.dumps(r.candidates),
+                    )
+                    for r in rows
+                ],
+            )
+
+    def commit_rewards(
+        self, rows: Sequence[RewardRow], close_events: Sequence[str] = ()
+    ) -> list[int | None]:
+        seqs: list[int | None] = []
+        with self._tx() as db:
+            for r in rows:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO rewards (event_id, arm_id, experiment_id, arm_slot, x, "
+                    "reward, reward_norm, source, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        r.event_id, r.arm_id, r.experiment_id, r.arm_slot, encode_vector(r.x),
+                        r.reward, r.reward_norm, r.source, r.ts,
+                    ),
+                )
+                seqs.append(cur.lastrowid if cur.rowcount == 1 else None)
+            if close_events:
+                db.executemany(
+                    "UPDATE decisions SET closed = 1 WHERE event_id = ?",
+                    [(e,) for e in close_events],
+                )
+        return seqs
+
+    def decision_status(self, event_id: str) -> tuple[str, bool] | None:
+        rows = self._query(
+            "SELECT experiment_id, closed FROM decisions WHERE event_id = ?", (event_id,)
+        )
+        return (rows[0][0], bool(rows[0][1])) if rows else None
+
+    def reward_source(self, event_id: str, arm_id: str) -> str | None:
+        rows = self._query(
+            "SELECT source FROM rewards WHERE event_id = ? AND arm_id = ?", (event_id, arm_id)
+        )
+        return str(rows[0][0]) if rows else None
+
+    @staticmethod
+    def _decision(r: Sequence[Any]) -> DecisionRow:
+        return DecisionRow(
+            event_id=r[0], experiment_id=r[1], created_at=r[2], deadline=r[3],
+            model_version=int(r[4]), x=decode_vector(r[5]), arms=tuple(json.loads(r[6])),
+            scores=tuple(json.loads(r[7])), propensities=tuple(json.loads(r[8])),
+            candidates=tuple(json.loads(r[9])),
+        )
+
+    _DECISION_COLS = (
+        "event_id, experiment_id, created_at, deadline, model_version, x, arms, scores, "
+        "propensities, candidates"
+    )
+
+    def open_decisions(self) -> Iterator[tuple[DecisionRow, set[str]]]:
+        rows = self._query(
+            f"SELECT {self._DECISION_COLS} FROM decisions WHERE closed = 0 ORDER BY seq"
+        )
+        rewarded: dict[str, set[str]] = {}
+        for ev, arm in self._query(
+            "SELECT r.event_id, r.arm_id FROM rewards r JOIN decisions d "
+            "ON r.event_id = d.event_id WHERE d.closed = 0"
+        ):
+            rewarded.setdefault(ev, set()).add(arm)
+        for r in rows:
+            yield self._decision(r), rewarded.get(r[0], set())
+
+    def rewards_after(self, experiment_id: str, seq: int) -> Iterator[RewardRow]:
+        rows = self._query(
+            "SELECT event_id, arm_id, experiment_id, arm_slot, x, reward, reward_norm, source, "
+            "ts, seq FROM rewards WHERE experiment_id = ? AND seq > ? ORDER BY seq",
+            (experiment_id, seq),
+        )
+        for r in rows:
+            yield RewardRow(
+                event_id=r[0], arm_id=r[1], experiment_id=r[2], arm_slot=int(r[3]),
+                x=decode_vector(r[4]), reward=r[5], reward_norm=r[6], source=r[7], ts=r[8],
+                seq=int(r[9]),
+            )
+
+    def decisions(self, experiment_id: str | None = None) -> Iterator[DecisionRow]:
+        if experiment_id is None:
+            rows = self._query(f"SELECT {self._DECISION_COLS} FROM decisions ORDER BY seq")
+        else:
+            rows = self._query(
+                f"SELECT {self._DECISION_COLS} FROM decisions WHERE experiment_id = ? "
+                "ORDER BY seq",
+                (experiment_id,),
+            )
+        for r in rows:
+            yield self._decision(r)
+
+    # -------------------------------------------------------------- snapshots
+    def save_snapshot(self, snap: Snapshot) -> None:
+        blob = encode_state(snap.state)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO snapshots (experiment_id, last_seq, counters, state, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (experiment_id) DO UPDATE SET "
+                "last_seq = excluded.last_seq, counters = excluded.counters, "
+                "state = excluded.state, created_at = excluded.created_at",
+                (snap.experiment_id, snap.last_seq, json.dumps(snap.counters), blob,
+                 snap.created_at or time.time()),
+            )
+
+    def load_snapshot(self, experiment_id: str) -> Snapshot | None:
+        rows = self._query(
+            "SELECT last_seq, counters, state, created_at FROM snapshots WHERE experiment_id = ?",
+            (experiment_id,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return Snapshot(experiment_id, int(r[0]), decode_state(r[2]), json.loads(r[1]), r[3])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
