@@ -1,0 +1,208 @@
+"""gRPC server: a thin servicer over the engine, health and reflection.
+
+The servicer translates messages (``_convert``) and maps engine errors to
+status codes; all logic lives in ``Engine``. Every handler catches every
+exception: engine errors map to their status, anything else is logged and
+answered INTERNAL, so no call ever ends UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from . import _convert as cv
+from ._exceptions import (
+    AlreadyExists,
+    BanditError,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    StoreError,
+)
+from ._proto.bandit.v1 import bandit_pb2 as pb
+from ._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
+from .config import Limits
+from .engine import Engine
+from .store import SQLiteStore
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BanditService"].full_name
+
+_STATUS: list[tuple[type[BanditError], grpc.StatusCode]] = [
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (StoreError, grpc.StatusCode.UNAVAILABLE),
+]
+
+_OUTCOME = {"applied": pb.APPLIED, "duplicate": pb.DUPLICATE, "late": pb.LATE}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _rpc(fn: F) -> F:
+    """Map engine errors to gRPC status codes; never let an exception escape."""
+
+    @functools.wraps(fn)
+    def wrapper(self: BanditServicer, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return fn(self, request, context)
+        except BanditError as exc:
+            for cls, code in _STATUS:
+                if isinstance(exc, cls):
+                    context.abort(code, str(exc))
+            context.abort(grpc.StatusCode.INTERNAL, str(exc))
+        except Exception as exc:
+            log.exception("%s failed", fn.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
+
+    return wrapper  # type: ignore[return-value]
+
+
+class BanditServicer(pb_grpc.BanditServiceServicer):
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @_rpc
+    def Recommend(self, request: pb.RecommendRequest, context: Any) -> pb.RecommendResponse:
+        d = self.engine.recommend(
+            request.experiment_id,
+            cv.context_from_msg(request.context),
+            list(request.candidates),
+            request.k or 1,
+        )
+        return pb.RecommendResponse(
+            event_id=d.event_id,
+            arms=[
+                pb.RankedArm(arm_id=a, score=s, propensity=p)
+                for a, s, p in zip(d.arm_ids, d.scores, d.propensities, strict=True)
+            ],
+            model_version=d.model_version,
+            propensity_kind=pb.FIRST_SLOT,
+        )
+
+    @_rpc
+    def Feedback(self, request: pb.FeedbackRequest, context: Any) -> pb.FeedbackResponse:
+        r = self.engine.feedback(
+            request.event_id,
+            request.arm_id,
+            request.reward,
+            request.timestamp if request.HasField("timestamp") else None,
+        )
+        return pb.FeedbackResponse(outcome=_OUTCOME[r.outcome], model_version=r.model_version)
+
+    @_rpc
+    def CreateExperiment(self, request: pb.CreateExperimentRequest, context: Any) -> pb.Experiment:
+        return cv.experiment_msg(self.engine.create_experiment(cv.config_from_spec(request.spec)))
+
+    @_rpc
+    def GetExperiment(self, request: pb.GetExperimentRequest, context: Any) -> pb.Experiment:
+        return cv.experiment_msg(self.engine.get_experiment(request.experiment_id))
+
+    @_rpc
+    def ListExperiments(
+        self, request: pb.ListExperimentsRequest, context: Any
+    ) -> pb.ListExperimentsResponse:
+        return pb.ListExperimentsResponse(
+            experiments=[cv.experiment_msg(i) for i in self.engine.list_experiments()]
+        )
+
+    @_rpc
+    def AddArms(self, request: pb.AddArmsRequest, context: Any) -> pb.AddArmsResponse:
+        arms = [(a.arm_id, cv.features_dict(a.features)) for a in request.arms]
+        infos = self.engine.add_arms(request.experiment_id, arms)
+        version = self.engine.get_experiment(request.experiment_id).model_version
+        return pb.AddArmsResponse(arms=[cv.arm_msg(a) for a in infos], model_version=version)
+
+    @_rpc
+    def RetireArm(self, request: pb.RetireArmRequest, context: Any) -> pb.Arm:
+        return cv.arm_msg(self.engine.retire_arm(request.experiment_id, request.arm_id))
+
+    @_rpc
+    def GetArm(self, request: pb.GetArmRequest, context: Any) -> pb.Arm:
+        ctx = cv.context_from_msg(request.context) if request.HasField("context") else None
+        return cv.arm_msg(self.engine.arm_info(request.experiment_id, request.arm_id, ctx))
+
+    @_rpc
+    def ListArms(self, request: pb.ListArmsRequest, context: Any) -> pb.ListArmsResponse:
+        infos = self.engine.list_arms(request.experiment_id, request.include_retired)
+        return pb.ListArmsResponse(arms=[cv.arm_msg(a) for a in infos])
+
+
+@dataclass
+class ServerSettings:
+    """How to run the server. ``state_dir=None`` keeps state in memory only."""
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    state_dir: str | Path | None = ".bandit-state"
+    seed: int | None = 0
+    max_workers: int = 16
+    limits: Limits = field(default_factory=Limits)
+    max_message_bytes: int = 4 * 1024 * 1024
+    checkpoint_interval: float = 10.0
+
+
+def open_engine(settings: ServerSettings) -> Engine:
+    path = ":memory:" if settings.state_dir is None else Path(settings.state_dir) / "state.db"
+    return Engine(
+        SQLiteStore(path),
+        seed=settings.seed,
+        limits=settings.limits,
+        checkpoint_interval=settings.checkpoint_interval,
+    )
+
+
+def create_server(
+    settings: ServerSettings, engine: Engine | None = None
+) -> tuple[grpc.Server, int, Engine]:
+    """Build (not start) a server with health and reflection; returns (server, port, engine).
+
+    Binds ``settings.port`` (0 picks a free port) and starts the engine's
+    background threads. Call ``server.start()``, then ``stop_server`` to drain.
+    """
+    engine = engine or open_engine(settings)
+    opts = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
+        options=opts,
+    )
+    pb_grpc.add_BanditServiceServicer_to_server(BanditServicer(engine), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        raise OSError(f"cannot bind {settings.host}:{settings.port}")
+    server.health_servicer = health_servicer  # type: ignore[attr-defined]
+    engine.start()
+    return server, port, engine
+
+
+def stop_server(server: grpc.Server, engine: Engine, grace: float = 5.0) -> None:
+    """Drain: report NOT_SERVING, let in-flight calls finish, then close the engine."""
+    hs = getattr(server, "health_servicer", None)
+    if hs is not None:
+        hs.enter_graceful_shutdown()
+    server.stop(grace).wait()
+    engine.close()
