@@ -22,6 +22,11 @@ from numba import njit
 
 _JIT = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 
+# A Sherman-Morrison step subtracts u u'/den from Ainv; in the direction of x
+# it cancels about log10(den) digits, and the error stays in the cache until
+# the next refresh. Past this denominator, rebuild the inverse from A instead.
+_SM_MAX_DEN = 1e4
+
 
 # --------------------------------------------------------------------- linalg
 @njit(**_JIT)
@@ -243,7 +248,7 @@ def lin_update_one(a_all, b_all, ainv_all, pulls, rsum, since, arm, x, r, lam, g
     den = 1.0
     for i in range(d):
         den += u[i] * x[i]
-    if not (den > 0.0) or not math.isfinite(den):
+    if not (den > 0.0) or not math.isfinite(den) or den > _SM_MAX_DEN:
         since[arm] = 0
         return _refresh(a_mat, ainv)
     for i in range(d):
@@ -358,9 +363,11 @@ def logistic_update_one(m_all, p_all, pinv_all, pulls, rsum, since, arm, x, y, l
     pz = _sigmoid(z)
     w = pz * (1.0 - pz)
     for i in range(d):
-        xi = w * x[i]
+        xi = x[i]
         for j in range(d):
-            p_mat[i, j] += xi * x[j]
+            # w * (x_i x_j), not (w x_i) x_j: the same rounding for (i, j) and
+            # (j, i), so P stays exactly symmetric
+            p_mat[i, j] += w * (xi * x[j])
     pulls[arm] += 1
     rsum[arm] += y
     since[arm] += 1
@@ -368,6 +375,9 @@ def logistic_update_one(m_all, p_all, pinv_all, pulls, rsum, since, arm, x, y, l
         since[arm] = 0
         return _refresh(p_mat, pinv)
     den = 1.0 + w * s
+    if not (den > 0.0) or not math.isfinite(den) or den > _SM_MAX_DEN:
+        since[arm] = 0
+        return _refresh(p_mat, pinv)
     for i in range(d):
         ui = w * u[i] / den
         for j in range(d):

@@ -1,0 +1,276 @@
+"""Command line: ``bandit-engine serve`` and a small gRPC client for the shell.
+
+Client commands print the server's answer as JSON (the proto3 JSON mapping,
+as grpcurl prints it). Features on the command line: ``name=value`` is a
+categorical feature (``country=NL``), ``name:number`` a numeric one
+(``nights:3``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from ._exceptions import InvalidArgument
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+_POLICIES = ["beta_ts", "lin_ts_disjoint", "lin_ts_shared", "logistic_ts"]
+
+
+def parse_features(items: Sequence[str]) -> tuple[dict[str, float], list[str]]:
+    """Split ``name=value`` (categorical) and ``name:number`` (numeric) items."""
+    numeric: dict[str, float] = {}
+    categorical: list[str] = []
+    for item in items:
+        for part in filter(None, item.split(",")):
+            if ":" in part and "=" not in part:
+                name, _, value = part.partition(":")
+                try:
+                    numeric[name] = float(value)
+                except ValueError:
+                    raise InvalidArgument(
+                        f"numeric feature {part!r} must be name:number"
+                    ) from None
+            else:
+                categorical.append(part)
+    return numeric, categorical
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .config import Limits
+    from .server import ServerSettings, create_server, stop_server
+
+    settings = ServerSettings(
+        host=args.host,
+        port=args.port,
+        state_dir=None if args.state_dir == ":memory:" else args.state_dir,
+        seed=None if args.seed < 0 else args.seed,
+        max_workers=args.workers,
+        limits=Limits(max_candidates=args.max_candidates, max_features=args.max_features),
+        checkpoint_interval=args.checkpoint_interval,
+    )
+    server, port, engine = create_server(settings)
+    server.start()
+    log = logging.getLogger("bandit_engine")
+    log.info(
+        "bandit-engine serving on %s:%d (state: %s); health and reflection on",
+        args.host, port, settings.state_dir or "memory only",
+    )
+    print(f"bandit-engine listening on {args.host}:{port}", flush=True)
+    done = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        log.info("signal %d: draining", signum)
+        done.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    done.wait()
+    stop_server(server, engine, args.grace)
+    log.info("stopped; state checkpointed")
+    return 0
+
+
+def _client(args: argparse.Namespace) -> int:
+    import grpc
+    from google.protobuf import json_format
+
+    from ._proto.bandit.v1 import bandit_pb2 as pb
+    from ._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
+
+    channel = grpc.insecure_channel(args.target)
+    stub = pb_grpc.BanditServiceStub(channel)
+    cmd = args.command
+
+    def ctx_msg() -> Any:
+        numeric, categorical = parse_features(args.feature or [])
+        dense = [float(v) for v in args.dense.split(",")] if args.dense else []
+        return pb.Features(dense=dense, numeric=numeric, categorical=categorical)
+
+    if cmd == "create-experiment":
+        spec = pb.ExperimentSpec(
+            experiment_id=args.experiment_id,
+            policy=pb.PolicyKind.Value(args.policy.upper()),
+            dim=args.dim,
+            dense_dim=args.dense_dim,
+            no_intercept=args.no_intercept,
+        )
+        for name in (
+            "reward_min", "reward_max", "reward_window_seconds", "default_reward", "decay",
+            "prior_precision", "noise_scale", "prior_alpha", "prior_beta", "propensity_draws",
+            "joint_dim",
+        ):
+            value = getattr(args, name)
+            if value is not None:
+                setattr(spec, name, value)
+        reply = stub.CreateExperiment(pb.CreateExperimentRequest(spec=spec), timeout=args.timeout)
+    elif cmd == "experiments":
+        reply = stub.ListExperiments(pb.ListExperimentsRequest(), timeout=args.timeout)
+    elif cmd == "experiment":
+        reply = stub.GetExperiment(
+            pb.GetExperimentRequest(experiment_id=args.experiment_id), timeout=args.timeout
+        )
+    elif cmd == "add-arms":
+        arms = []
+        for spec_str in args.arms:
+            arm_id, _, feats = spec_str.partition(":")
+            numeric, categorical = parse_features([feats] if feats else [])
+            arms.append(
+                pb.ArmSpec(
+                    arm_id=arm_id,
+                    features=pb.Features(numeric=numeric, categorical=categorical),
+                )
+            )
+        reply = stub.AddArms(
+            pb.AddArmsRequest(experiment_id=args.experiment_id, arms=arms), timeout=args.timeout
+        )
+    elif cmd == "retire-arm":
+        reply = stub.RetireArm(
+            pb.RetireArmRequest(experiment_id=args.experiment_id, arm_id=args.arm_id),
+            timeout=args.timeout,
+        )
+    elif cmd == "arm":
+        req = pb.GetArmRequest(experiment_id=args.experiment_id, arm_id=args.arm_id)
+        if args.feature or args.dense:
+            req.context.CopyFrom(ctx_msg())
+        reply = stub.GetArm(req, timeout=args.timeout)
+    elif cmd == "arms":
+        reply = stub.ListArms(
+            pb.ListArmsRequest(experiment_id=args.experiment_id, include_retired=args.all),
+            timeout=args.timeout,
+        )
+    elif cmd == "recommend":
+        reply = stub.Recommend(
+            pb.RecommendRequest(
+                experiment_id=args.experiment_id,
+                context=ctx_msg(),
+                candidates=args.candidate or [],
+                k=args.k,
+            ),
+            timeout=args.timeout,
+        )
+    elif cmd == "feedback":
+        req = pb.FeedbackRequest(event_id=args.event_id, arm_id=args.arm_id, reward=args.reward)
+        if args.timestamp is not None:
+            req.timestamp = args.timestamp
+        reply = stub.Feedback(req, timeout=args.timeout)
+    elif cmd == "health":
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
+        )
+    else:  # pragma: no cover - argparse guards this
+        raise SystemExit(f"unknown command {cmd!r}")
+    print(json_format.MessageToJson(reply, preserving_proto_field_name=True, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bandit-engine", description=__doc__.split("\n")[0])
+    p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the gRPC server (embedded defaults)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=50051)
+    s.add_argument("--state-dir", default=".bandit-state",
+                   help="folder of the SQLite state file; ':memory:' keeps nothing")
+    s.add_argument("--seed", type=int, default=0, help="random seed; -1 for fresh entropy")
+    s.add_argument("--workers", type=int, default=16, help="RPC worker threads")
+    s.add_argument("--max-candidates", type=int, default=10_000)
+    s.add_argument("--max-features", type=int, default=1_024)
+    s.add_argument("--checkpoint-interval", type=float, default=10.0,
+                   help="seconds between posterior snapshots (default 10)")
+    s.add_argument("--grace", type=float, default=5.0, help="drain time on SIGTERM")
+    s.set_defaults(func=_serve)
+
+    def client(name: str, help_: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help_)
+        c.add_argument("--target", default=DEFAULT_TARGET, help=f"server (default {DEFAULT_TARGET})")
+        c.add_argument("--timeout", type=float, default=10.0, help="deadline in seconds")
+        c.set_defaults(func=_client)
+        return c
+
+    def features(c: argparse.ArgumentParser) -> None:
+        c.add_argument("-f", "--feature", action="append",
+                       help="context feature: name=value (categorical) or name:number")
+        c.add_argument("--dense", help="dense context, comma-separated floats")
+
+    c = client("create-experiment", "create an experiment")
+    c.add_argument("experiment_id")
+    c.add_argument("--policy", choices=_POLICIES, default="lin_ts_disjoint")
+    c.add_argument("--dim", type=int, default=16, help="context dimension d (default 16)")
+    c.add_argument("--dense-dim", type=int, default=0)
+    c.add_argument("--no-intercept", action="store_true")
+    c.add_argument("--joint-dim", type=int)
+    c.add_argument("--reward-min", type=float)
+    c.add_argument("--reward-max", type=float)
+    c.add_argument("--window", dest="reward_window_seconds", type=float,
+                   help="reward window in seconds (default 3600)")
+    c.add_argument("--default-reward", type=float)
+    c.add_argument("--decay", type=float)
+    c.add_argument("--prior-precision", type=float)
+    c.add_argument("--noise-scale", type=float)
+    c.add_argument("--prior-alpha", type=float)
+    c.add_argument("--prior-beta", type=float)
+    c.add_argument("--propensity-draws", type=int)
+    client("experiments", "list experiments")
+    c = client("experiment", "show one experiment")
+    c.add_argument("experiment_id")
+    c = client("add-arms", "add arms: ARM or ARM:country=FR,stars:4.5")
+    c.add_argument("experiment_id")
+    c.add_argument("arms", nargs="+")
+    c = client("retire-arm", "retire an arm")
+    c.add_argument("experiment_id")
+    c.add_argument("arm_id")
+    c = client("arm", "an arm's posterior summary")
+    c.add_argument("experiment_id")
+    c.add_argument("arm_id")
+    features(c)
+    c = client("arms", "list arms")
+    c.add_argument("experiment_id")
+    c.add_argument("--all", action="store_true", help="include retired arms")
+    c = client("recommend", "rank arms for a context")
+    c.add_argument("experiment_id")
+    features(c)
+    c.add_argument("-c", "--candidate", action="append", help="eligible arm (repeat)")
+    c.add_argument("-k", type=int, default=1)
+    c = client("feedback", "report a reward")
+    c.add_argument("event_id")
+    c.add_argument("arm_id")
+    c.add_argument("reward", type=float)
+    c.add_argument("--timestamp", type=float)
+    c = client("health", "gRPC health check")
+    c.add_argument("--service", default="")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except InvalidArgument as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        import grpc
+
+        if isinstance(exc, grpc.RpcError):
+            print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
