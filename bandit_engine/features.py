@@ -147,7 +147,9 @@ class FeatureSpace:
         categorical: Iterable[str] | None = None,
     ) -> FloatArray:
         """Build the context vector; raise on a bad value, naming it."""
-        n_named = len(numeric or {}) + (len(categorical) if isinstance(categorical, Sequence) else 0)
+        # materialise first: a set or generator of categories counts toward the limit too
+        categorical = None if categorical is None else list(categorical)
+        n_named = len(numeric or {}) + len(categorical or ())
         n_dense = len(dense) if dense is not None else 0
         if n_named + n_dense > self.max_features:
             raise ResourceExhausted(

@@ -216,3 +216,31 @@ def first_slot_mvn(mean: np.ndarray, cov: np.ndarray, draws: int, seed: int) -> 
     root = v * np.sqrt(np.clip(w, 0.0, None))
     s = mean + rng.standard_normal((draws, mean.shape[0])) @ root.T
     return np.bincount(np.argmax(s, axis=1), minlength=mean.shape[0]) / draws
+
+
+# ------------------------------------------------------------- exact algebra
+def exact_inverse(a: np.ndarray) -> np.ndarray:
+    """Inverse of a small float matrix in exact rational arithmetic, rounded once.
+
+    The reference for cached inverses at any conditioning: it carries no
+    rounding error of its own beyond the final rounding to float.
+    """
+    from fractions import Fraction
+
+    n = a.shape[0]
+    rows = [
+        [Fraction(float(a[i, j])) for j in range(n)] + [Fraction(int(i == j)) for j in range(n)]
+        for i in range(n)
+    ]
+    for c in range(n):
+        piv = max(range(c, n), key=lambda r: abs(rows[r][c]))
+        if rows[piv][c] == 0:
+            raise ZeroDivisionError("singular matrix")
+        rows[c], rows[piv] = rows[piv], rows[c]
+        pv = rows[c][c]
+        rows[c] = [v / pv for v in rows[c]]
+        for r in range(n):
+            if r != c and rows[r][c] != 0:
+                f = rows[r][c]
+                rows[r] = [vr - f * vc for vr, vc in zip(rows[r], rows[c], strict=True)]
+    return np.array([[float(v) for v in row[n:]] for row in rows])

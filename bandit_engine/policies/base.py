@@ -156,7 +156,8 @@ class Policy(ABC):
     # --------------------------------------------------------------- learning
     def update(self, arm: int, x: FloatArray | None, reward: float) -> None:
         """Apply one event; reward normalised to [0, 1]."""
-        xs = None if x is None else np.asarray(x, dtype=np.float64)[None, :]
+        # [None, ...], not [None, :]: a 0-d context must reach the shape check
+        xs = None if x is None else np.asarray(x, dtype=np.float64)[None, ...]
         self.update_batch(np.array([arm], dtype=np.int64), xs, np.array([reward], dtype=float))
 
     def update_batch(

@@ -1,0 +1,234 @@
+"""Command line of the benchmark suite: run sections, print a table, write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ._util import machine_meta, progress
+
+__all__ = ["DESCRIPTIONS", "SECTIONS", "TARGETS", "main"]
+
+SECTIONS = ("decide", "propensity", "updates", "mabwiser", "vw", "grpc", "reuseport")
+
+#: key -> (comparison, threshold)
+TARGETS: dict[str, tuple[str, float]] = {
+    "decide_vs_mabwiser": (">=", 200.0),
+    "decide_vs_vw": (">=", 20.0),
+    "updates_per_s": (">=", 300_000.0),
+    "recommend_vs_echo": (">=", 0.85),
+}
+
+SETTING = "K=100 arms, d=32 features, top-10 ranking"
+
+DESCRIPTIONS: dict[str, str] = {
+    "decide_us": f"median us per LinTSDisjoint.rank(arms, x, 10, rng) call on a trained policy, "
+    f"one context per call, {SETTING} (batches of 1000 calls, median of repeats)",
+    "decide_kernel_us": "median us of kernels.gauss_mean_std alone (per-arm mean and std of the "
+    "score; the O(K d^2) part of decide_us)",
+    "decide_checks_us": "median us of the argument checks rank() runs (_check_arms + "
+    "_check_context)",
+    "mabwiser_decide_us": "median us per MABWiser MAB(arms, LinTS(alpha=0.25, l2_lambda=1)) "
+    ".predict(one context), trained on the same events, same contexts (top-1 only)",
+    "mabwiser_topk_us": "median us per MABWiser predict_expectations(one context) + top-10 "
+    "(parity with our top-k ranking)",
+    "decide_vs_mabwiser": "mabwiser_decide_us / decide_us (same process, same run)",
+    "vw_decide_us": "median us per vw.predict(one multi-line ADF example: shared |s 32 features "
+    "+ 100 actions |a arm-id, -q sa), VW --cb_explore_adf --squarecb; text built up front, "
+    "parsing included",
+    "vw_learn_events": "events VW learned before predicting (its predict cost does not depend "
+    "on it)",
+    "decide_vs_vw": "vw_decide_us / decide_us (same process, same run)",
+    "propensity_us": "median us per policy.propensities(arms, x, 1000, rng) (1000 Monte Carlo "
+    "draws of the first slot), same setting",
+    "updates_per_s": "events per second through policy.update_batch (each event one "
+    "Sherman-Morrison update, one core), d=32, median of repeats",
+    "update_batch_events": "events per update_batch call in updates_per_s",
+    "update_call_us": "median us per policy.update(arm, x, r) Python call (one event)",
+    "echo_qps_sync": "Recommend calls/s against the bare echo server, grpc sync server "
+    "(ThreadPoolExecutor 16 workers), 8 client threads in another process",
+    "echo_qps_aio": "Recommend calls/s against the bare echo server, grpc.aio server, same client",
+    "echo_p50_ms_sync": "echo (sync server) p50 latency, 1 sequential client",
+    "echo_p50_ms_aio": "echo (aio server) p50 latency, 1 sequential client",
+    "echo_server_cpu_us_sync": "server CPU us per call, echo sync (from /proc, warmup included)",
+    "echo_server_cpu_us_aio": "server CPU us per call, echo aio",
+    "echo_qps": "echo calls/s on the same server flavour as the real server (the peer of "
+    "recommend_qps)",
+    "echo_p50_ms": "echo p50 latency (ms), 1 sequential client, same flavour as the real server",
+    "echo_p99_ms": "echo p99 latency (ms), 1 sequential client",
+    "echo_server_cpu_us": "server CPU us per echo call (peer flavour)",
+    "grpc_client_cpu_util_echo": "client process CPU use during the echo windows, in cores "
+    "(near 1.0 means the client bounds the figure)",
+    "recommend_qps": "Recommend calls/s through the real server (create_server, LinTS disjoint, "
+    "dim 33 = intercept + 32 dense, 100 arms, k=10, trained), 8 client threads in another process",
+    "recommend_vs_echo": "recommend_qps / echo_qps (alternating rounds, same run)",
+    "recommend_p50_ms": "Recommend p50 latency (ms), light load: 1 sequential client",
+    "recommend_p99_ms": "Recommend p99 latency (ms), light load: 1 sequential client",
+    "recommend_server_cpu_us": "real server CPU us per Recommend call under load",
+    "recommend_server_cpu_util": "real server CPU use under load, in cores",
+    "grpc_client_cpu_util_recommend": "client process CPU use during the Recommend windows, "
+    "in cores",
+    "recommend_errors": "failed Recommend calls during the throughput windows",
+    "echo_qps_reuseport2": "echo calls/s, 2 sync echo server processes on one port "
+    "(SO_REUSEPORT), 8 client threads/connections",
+    "recommend_qps_reuseport2": "Recommend calls/s, 2 real-server processes on one port "
+    "(SO_REUSEPORT; each its own engine, set up and trained alike)",
+}
+
+_UNITS = (
+    ("_us", "us"), ("_ms", "ms"), ("_qps", "1/s"), ("per_s", "1/s"), ("_vs_", "x"),
+    ("_util", "cores"), ("_events", "events"), ("_errors", "calls"),
+)
+
+
+def _unit(key: str) -> str:
+    for frag, unit in _UNITS:
+        if frag in key:
+            return unit
+    return ""
+
+
+def _fmt(v: float) -> str:
+    if math.isnan(v):
+        return "nan"
+    if abs(v) >= 10_000:
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:.1f}"
+    if abs(v) >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def _status(key: str, v: float) -> tuple[str, str]:
+    t = TARGETS.get(key)
+    if t is None:
+        return "", ""
+    op, thr = t
+    ok = v >= thr if op == ">=" else v <= thr
+    return f"{op} {_fmt(thr)}", "MET" if ok else "NOT MET"
+
+
+def render_table(figures: dict[str, float]) -> str:
+    rows = [("figure", "value", "unit", "target", "")]
+    for key, v in figures.items():
+        tgt, st = _status(key, v)
+        rows.append((key, _fmt(v), _unit(key), tgt, st))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = []
+    for n, r in enumerate(rows):
+        lines.append("  ".join(
+            (c.rjust(widths[i]) if i == 1 else c.ljust(widths[i])) for i, c in enumerate(r)
+        ).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="python -m bandit_engine.bench",
+        description=f"bandit-engine benchmarks against MABWiser, Vowpal Wabbit and a bare gRPC "
+        f"echo server ({SETTING}). Quote medians; ratios are against a peer measured in the "
+        f"same run.",
+    )
+    ap.add_argument("--out", default=os.environ.get("BENCH_JSON") or "bench-results.json",
+                    help="JSON output (default: $BENCH_JSON, else bench-results.json)")
+    ap.add_argument("--quick", action="store_true",
+                    help="a short smoke run (seconds): same keys, rough figures")
+    ap.add_argument("--only", nargs="+", choices=SECTIONS, metavar="NAME",
+                    help=f"run only these sections: {', '.join(SECTIONS)}")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    if args.only:
+        sections = set(args.only)
+        if sections & {"mabwiser", "vw"}:
+            sections.add("decide")  # the ratios need our figure from the same run
+        if "reuseport" in sections:
+            sections.add("grpc")
+    else:
+        sections = set(SECTIONS)
+        if args.quick:
+            sections.discard("reuseport")
+    t_start = time.perf_counter()
+    meta: dict[str, Any] = {
+        "machine": machine_meta(),
+        "command": " ".join([Path(sys.executable).name, "-m", "bandit_engine.bench",
+                             *(argv if argv is not None else sys.argv[1:])]),
+        "quick": args.quick,
+        "sections": [s for s in SECTIONS if s in sections],
+        "setting": SETTING,
+        "targets": {k: f"{op} {thr:g}" for k, (op, thr) in TARGETS.items()},
+        "section_seconds": {},
+    }
+    figures: dict[str, float] = {}
+    failures: dict[str, str] = {}
+
+    def timed(name: str, fn: Any) -> None:
+        t0 = time.perf_counter()
+        try:
+            figures.update(fn())
+        except Exception as exc:  # one failing peer must not sink the others
+            import traceback
+
+            failures[name] = traceback.format_exc()[-4000:]
+            progress(f"{name} FAILED: {exc!r}")
+        meta["section_seconds"][name] = round(time.perf_counter() - t0, 2)
+
+    policy_sections = sections & {"decide", "propensity", "updates", "mabwiser", "vw"}
+    if policy_sections:
+        from .policy import PolicyBench, make_data
+
+        pb = PolicyBench(make_data(), quick=args.quick)
+        progress("policy: training LinTSDisjoint on the shared events (JIT warm-up)")
+        pb.trained_policy()
+        for name in ("decide", "mabwiser", "vw", "propensity", "updates"):
+            if name in sections:
+                timed(name, getattr(pb, name))
+        if "decide_us" in figures:
+            if "mabwiser_decide_us" in figures:
+                figures["decide_vs_mabwiser"] = figures["mabwiser_decide_us"] / figures["decide_us"]
+            if "vw_decide_us" in figures:
+                figures["decide_vs_vw"] = figures["vw_decide_us"] / figures["decide_us"]
+
+    if "grpc" in sections:
+        from .grpc_bench import GrpcBench, GrpcSettings
+
+        gb = GrpcBench(GrpcSettings.for_mode(args.quick, reuseport="reuseport" in sections))
+        timed("grpc", lambda: gb.run()[0])
+        meta["grpc"] = gb.info
+
+    order = [k for k in DESCRIPTIONS if k in figures] + [k for k in figures if k not in DESCRIPTIONS]
+    figures = {k: float(figures[k]) for k in order}
+    meta["descriptions"] = {k: DESCRIPTIONS.get(k, "") for k in figures}
+    meta["units"] = {k: _unit(k) for k in figures}
+    meta["failures"] = failures
+    meta["total_seconds"] = round(time.perf_counter() - t_start, 1)
+
+    print(render_table(figures))
+    for name, tb in failures.items():
+        print(f"\n{name} failed:\n{tb}", file=sys.stderr)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**figures, "meta": meta}, indent=2, default=_json_default) + "\n")
+    progress(f"wrote {out} ({meta['total_seconds']}s)")
+    return 1 if failures else 0
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, bytes):
+        return len(o)
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)
