@@ -10,6 +10,10 @@ new precision is ``P + p(1-p) x x'`` at the MAP. The state after a sequence of
 events is the fold of that step, so any batch split gives the same posterior;
 unlike the Gaussian models it depends on the order of events.
 Sampled scores are logits, N(x'm, x'P^-1 x).
+
+Because each step reads the covariance P^-1, the covariance (and the count
+of steps since its last exact rebuild) is part of this model's state: a
+restored model then continues bit for bit as the original would have.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class LogisticTS(_PerArmGaussian):
     kind = "logistic_ts"
     _center_is_b = False
     _scale = 1.0
+    _loaded_cov: tuple[np.ndarray, np.ndarray] | None = None
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "prior_precision": self.prior_precision}
@@ -43,8 +48,23 @@ class LogisticTS(_PerArmGaussian):
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         n = self._n_arms
-        return {"P": self._prec[:n].copy(), "m": self._center[:n].copy()}
+        return {
+            "P": self._prec[:n].copy(),
+            "m": self._center[:n].copy(),
+            "cov": self._cov[:n].copy(),
+            "since_refresh": self._since[:n].copy(),
+        }
 
     def _load_arrays(self, state: dict[str, np.ndarray], n: int) -> None:
         self._prec[:n] = state["P"]
         self._center[:n] = state["m"]
+        self._loaded_cov = (np.array(state["cov"]), np.array(state["since_refresh"]))
+
+    def refresh(self) -> None:
+        loaded = self._loaded_cov
+        if loaded is None:
+            super().refresh()
+            return
+        n = self._n_arms
+        self._cov[:n], self._since[:n] = loaded
+        self._loaded_cov = None
