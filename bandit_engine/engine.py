@@ -483,8 +483,7 @@ class Engine:
             n = slots.shape[0]
             if k > n:
                 raise InvalidArgument(f"k={k} must be between 1 and {n} (the candidate count)")
-            ranking = exp.policy.rank(slots, x, k, exp.rng)
-            counts = exp.policy.first_slot_counts(slots, x, exp.cfg.propensity_draws, exp.rng)
+            ranking, counts = exp.policy.decide(slots, x, k, exp.cfg.propensity_draws, exp.rng)
             version = exp.version
             exp.counters["decisions"] += 1
         # The served draw is one more draw of the same posterior: counting it

@@ -136,6 +136,21 @@ class Policy(ABC):
         order = kernels.top_k(scores, k)
         return Ranking(order, scores[order])
 
+    def decide(
+        self, arms: IntArray, x: FloatArray | None, k: int, draws: int, rng: np.random.Generator
+    ) -> tuple[Ranking, IntArray]:
+        """``rank`` and ``first_slot_counts`` in one call (what a server does).
+
+        Same draws from ``rng`` in the same order as calling the two; policies
+        override it to share work between them.
+        """
+        ranking = self.rank(arms, x, k, rng)
+        if draws < 1:
+            raise InvalidArgument(f"draws={draws!r} must be >= 1")
+        return ranking, self.first_slot_counts(
+            self._check_arms(arms), self._check_context(x), draws, rng
+        )
+
     @abstractmethod
     def first_slot_counts(
         self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator

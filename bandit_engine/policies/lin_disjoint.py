@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 
 from .. import kernels
+from .._exceptions import InvalidArgument
 from ..features import ArmFeatures
 from .base import (
     FloatArray,
     IntArray,
     Policy,
+    Ranking,
     _resized,
     check_positive,
     normal_table,
@@ -70,6 +72,25 @@ class _PerArmGaussian(Policy):
         assert x is not None
         mean, std = self.mean_std(arms, x)
         return mean + std * rng.standard_normal(arms.shape[0])
+
+    def decide(
+        self, arms: IntArray, x: FloatArray | None, k: int, draws: int, rng: np.random.Generator
+    ) -> tuple[Ranking, IntArray]:
+        arms = self._check_arms(arms)
+        x = self._check_context(x)
+        assert x is not None
+        if not 1 <= k <= arms.shape[0]:
+            raise InvalidArgument(f"k={k!r} must be between 1 and {arms.shape[0]}")
+        if draws < 1:
+            raise InvalidArgument(f"draws={draws!r} must be >= 1")
+        mean, std = self.mean_std(arms, x)
+        scores = mean + std * rng.standard_normal(arms.shape[0])
+        order = kernels.top_k(scores, k)
+        table = normal_table()
+        counts = kernels.first_slot_counts_gauss(
+            mean, std, table, int(rng.integers(table.shape[0])), draws
+        )
+        return Ranking(order, scores[order]), counts
 
     def first_slot_counts(
         self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator
