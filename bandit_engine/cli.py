@@ -168,7 +168,12 @@ def _client(args: argparse.Namespace) -> int:
         )
     else:  # pragma: no cover - argparse guards this
         raise SystemExit(f"unknown command {cmd!r}")
-    print(json_format.MessageToJson(reply, preserving_proto_field_name=True, indent=2))
+    print(json_format.MessageToJson(
+        reply,
+        preserving_proto_field_name=True,
+        indent=2,
+        always_print_fields_with_no_presence=True,
+    ))
     return 0
 
 
