@@ -23,9 +23,8 @@ _IMPORT = re.compile(r"^from bandit\.v1 import (\w+)", re.MULTILINE)
 
 def generate(out_dir: Path = DEFAULT_OUT) -> list[Path]:
     """Generate into ``out_dir``; return the files written."""
-    from grpc_tools import protoc  # dev dependency, imported lazily
-
     import grpc_tools
+    from grpc_tools import protoc  # dev dependency, imported lazily
 
     protos = sorted(PROTO_DIR.rglob("*.proto"))
     out_dir.mkdir(parents=True, exist_ok=True)

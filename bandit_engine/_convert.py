@@ -94,9 +94,7 @@ def arm_msg(a: ArmInfo) -> pb.Arm:
     return pb.Arm(
         arm_id=a.arm_id,
         active=a.active,
-        posterior=pb.ArmPosterior(
-            mean=a.mean, std=a.std, pulls=a.pulls, reward_sum=a.reward_sum
-        ),
+        posterior=pb.ArmPosterior(mean=a.mean, std=a.std, pulls=a.pulls, reward_sum=a.reward_sum),
         features=pb.Features(
             numeric=a.features.get("numeric", {}), categorical=a.features.get("categorical", [])
         ),

@@ -34,9 +34,7 @@ def parse_features(items: Sequence[str]) -> tuple[dict[str, float], list[str]]:
                 try:
                     numeric[name] = float(value)
                 except ValueError:
-                    raise InvalidArgument(
-                        f"numeric feature {part!r} must be name:number"
-                    ) from None
+                    raise InvalidArgument(f"numeric feature {part!r} must be name:number") from None
             else:
                 categorical.append(part)
     return numeric, categorical
@@ -60,7 +58,9 @@ def _serve(args: argparse.Namespace) -> int:
     log = logging.getLogger("bandit_engine")
     log.info(
         "bandit-engine serving on %s:%d (state: %s); health and reflection on",
-        args.host, port, settings.state_dir or "memory only",
+        args.host,
+        port,
+        settings.state_dir or "memory only",
     )
     print(f"bandit-engine listening on {args.host}:{port}", flush=True)
     done = threading.Event()
@@ -102,8 +102,16 @@ def _client(args: argparse.Namespace) -> int:
             no_intercept=args.no_intercept,
         )
         for name in (
-            "reward_min", "reward_max", "reward_window_seconds", "default_reward", "decay",
-            "prior_precision", "noise_scale", "prior_alpha", "prior_beta", "propensity_draws",
+            "reward_min",
+            "reward_max",
+            "reward_window_seconds",
+            "default_reward",
+            "decay",
+            "prior_precision",
+            "noise_scale",
+            "prior_alpha",
+            "prior_beta",
+            "propensity_draws",
             "joint_dim",
         ):
             value = getattr(args, name)
@@ -168,12 +176,14 @@ def _client(args: argparse.Namespace) -> int:
         )
     else:  # pragma: no cover - argparse guards this
         raise SystemExit(f"unknown command {cmd!r}")
-    print(json_format.MessageToJson(
-        reply,
-        preserving_proto_field_name=True,
-        indent=2,
-        always_print_fields_with_no_presence=True,
-    ))
+    print(
+        json_format.MessageToJson(
+            reply,
+            preserving_proto_field_name=True,
+            indent=2,
+            always_print_fields_with_no_presence=True,
+        )
+    )
     return 0
 
 
@@ -185,27 +195,40 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the gRPC server (embedded defaults)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=50051)
-    s.add_argument("--state-dir", default=".bandit-state",
-                   help="folder of the SQLite state file; ':memory:' keeps nothing")
+    s.add_argument(
+        "--state-dir",
+        default=".bandit-state",
+        help="folder of the SQLite state file; ':memory:' keeps nothing",
+    )
     s.add_argument("--seed", type=int, default=0, help="random seed; -1 for fresh entropy")
     s.add_argument("--workers", type=int, default=16, help="RPC worker threads")
     s.add_argument("--max-candidates", type=int, default=10_000)
     s.add_argument("--max-features", type=int, default=1_024)
-    s.add_argument("--checkpoint-interval", type=float, default=10.0,
-                   help="seconds between posterior snapshots (default 10)")
+    s.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=10.0,
+        help="seconds between posterior snapshots (default 10)",
+    )
     s.add_argument("--grace", type=float, default=5.0, help="drain time on SIGTERM")
     s.set_defaults(func=_serve)
 
     def client(name: str, help_: str) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help_)
-        c.add_argument("--target", default=DEFAULT_TARGET, help=f"server (default {DEFAULT_TARGET})")
+        c.add_argument(
+            "--target", default=DEFAULT_TARGET, help=f"server (default {DEFAULT_TARGET})"
+        )
         c.add_argument("--timeout", type=float, default=10.0, help="deadline in seconds")
         c.set_defaults(func=_client)
         return c
 
     def features(c: argparse.ArgumentParser) -> None:
-        c.add_argument("-f", "--feature", action="append",
-                       help="context feature: name=value (categorical) or name:number")
+        c.add_argument(
+            "-f",
+            "--feature",
+            action="append",
+            help="context feature: name=value (categorical) or name:number",
+        )
         c.add_argument("--dense", help="dense context, comma-separated floats")
 
     c = client("create-experiment", "create an experiment")
@@ -217,8 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--joint-dim", type=int)
     c.add_argument("--reward-min", type=float)
     c.add_argument("--reward-max", type=float)
-    c.add_argument("--window", dest="reward_window_seconds", type=float,
-                   help="reward window in seconds (default 3600)")
+    c.add_argument(
+        "--window",
+        dest="reward_window_seconds",
+        type=float,
+        help="reward window in seconds (default 3600)",
+    )
     c.add_argument("--default-reward", type=float)
     c.add_argument("--decay", type=float)
     c.add_argument("--prior-precision", type=float)
@@ -272,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import grpc
 
         if isinstance(exc, grpc.RpcError):
-            print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+            print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1
         raise
 

@@ -75,7 +75,9 @@ class ExperimentConfig:
         lo = _finite("reward_min", self.reward_min)
         hi = _finite("reward_max", self.reward_max)
         if not lo < hi:
-            raise InvalidArgument(f"reward range [{lo!r}, {hi!r}] must have reward_min < reward_max")
+            raise InvalidArgument(
+                f"reward range [{lo!r}, {hi!r}] must have reward_min < reward_max"
+            )
         w = _finite("reward_window_s", self.reward_window_s)
         if not w > 0:
             raise InvalidArgument(f"reward_window_s={w!r} must be positive")
@@ -96,6 +98,7 @@ class ExperimentConfig:
 
     def make_policy(self) -> Policy:
         common: dict[str, Any] = {"dim": self.dim, "decay": self.decay}
+        extra: dict[str, Any]
         if self.policy == "beta_ts":
             extra = {"prior_alpha": self.prior_alpha, "prior_beta": self.prior_beta}
         elif self.policy == "logistic_ts":

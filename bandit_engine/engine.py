@@ -305,15 +305,18 @@ class Engine:
             self._exps[exp_id] = exp
             log.info(
                 "loaded experiment %s: %d arms, snapshot seq %d, %d rewards replayed",
-                exp_id, len(arms), snap.last_seq if snap else 0, len(replay),
+                exp_id,
+                len(arms),
+                snap.last_seq if snap else 0,
+                len(replay),
             )
-        for row, rewarded_ids in self.store.open_decisions():
-            exp = self._exps.get(row.experiment_id)
-            if exp is None:
+        for dec, rewarded_ids in self.store.open_decisions():
+            owner = self._exps.get(dec.experiment_id)
+            if owner is None:
                 continue
-            slots = np.array([exp.slots[a] for a in row.arms], dtype=np.int64)
-            rewarded = {exp.slots[a] for a in rewarded_ids if a in exp.slots}
-            self._track(exp, row.event_id, row.x, slots, row.arms, row.deadline, rewarded)
+            slots = np.array([owner.slots[a] for a in dec.arms], dtype=np.int64)
+            rewarded = {owner.slots[a] for a in rewarded_ids if a in owner.slots}
+            self._track(owner, dec.event_id, dec.x, slots, dec.arms, dec.deadline, rewarded)
 
     # ----------------------------------------------------------- experiments
     def _exp(self, experiment_id: str) -> _Experiment:
@@ -364,10 +367,12 @@ class Engine:
                 raise InvalidArgument(f"arm_id {arm_id!r} given twice")
             seen.add(arm_id)
             f = {
-                "numeric": {str(k): float(v) for k, v in dict((feats or {}).get("numeric") or {}).items()},
+                "numeric": {
+                    str(k): float(v) for k, v in dict((feats or {}).get("numeric") or {}).items()
+                },
                 "categorical": [str(c) for c in (feats or {}).get("categorical") or []],
             }
-            ArmFeatures.build(arm_id, f["numeric"], f["categorical"])  # validates
+            ArmFeatures.build(arm_id, f["numeric"], f["categorical"])  # type: ignore[arg-type]
             clean.append((arm_id, f))
         with exp.lock:
             new = [a for a, _ in clean if a not in exp.slots]
@@ -412,9 +417,7 @@ class Engine:
             raise NotFound(f"arm {arm_id!r} not found in experiment {exp.cfg.experiment_id!r}")
         return slot
 
-    def arm_info(
-        self, experiment_id: str, arm_id: str, context: Context | None = None
-    ) -> ArmInfo:
+    def arm_info(self, experiment_id: str, arm_id: str, context: Context | None = None) -> ArmInfo:
         exp = self._exp(experiment_id)
         check_id(arm_id, "arm_id")
         x = self._vector(exp, context) if context is not None else None
@@ -426,7 +429,11 @@ class Engine:
                 span = exp.cfg.reward_max - exp.cfg.reward_min
                 mean = exp.cfg.reward_min + span * mean
             return ArmInfo(
-                arm_id, exp.active[slot], mean, std * span, exp.policy.pulls(slot),
+                arm_id,
+                exp.active[slot],
+                mean,
+                std * span,
+                exp.policy.pulls(slot),
                 exp.cfg.reward_min * exp.policy.pulls(slot) + span * exp.policy.reward_sum(slot),
                 exp.features[slot],
             )
@@ -501,7 +508,15 @@ class Engine:
         scores = tuple(float(s) for s in ranking.scores)
         self.decision_log.append(
             DecisionRow(
-                event_id, experiment_id, now, deadline, version, x, arm_ids, scores, props,
+                event_id,
+                experiment_id,
+                now,
+                deadline,
+                version,
+                x,
+                arm_ids,
+                scores,
+                props,
                 tuple(candidates),
             )
         )
@@ -510,8 +525,14 @@ class Engine:
         return Decision(event_id, arm_ids, scores, props, version)
 
     def _track(
-        self, exp: _Experiment, event_id: str, x: np.ndarray, slots: np.ndarray,
-        arm_ids: tuple[str, ...], deadline: float, rewarded: set[int],
+        self,
+        exp: _Experiment,
+        event_id: str,
+        x: np.ndarray,
+        slots: np.ndarray,
+        arm_ids: tuple[str, ...],
+        deadline: float,
+        rewarded: set[int],
     ) -> None:
         self._pending[event_id] = _Pending(event_id, exp, x, slots, arm_ids, deadline, rewarded)
         heapq.heappush(exp.deadlines, (deadline, event_id))
@@ -553,8 +574,15 @@ class Engine:
                 exp.counters["rewards_late"] += 1
                 return FeedbackResult("late", exp.version)
             row = RewardRow(
-                event_id, arm_id, cfg.experiment_id, slot, pend.x, float(reward),
-                cfg.normalise_reward(float(reward)), "feedback", timestamp or now,
+                event_id,
+                arm_id,
+                cfg.experiment_id,
+                slot,
+                pend.x,
+                float(reward),
+                cfg.normalise_reward(float(reward)),
+                "feedback",
+                timestamp or now,
             )
             close = len(pend.rewarded) + 1 == pend.slots.shape[0]
             if close:
@@ -619,10 +647,15 @@ class Engine:
                 cfg = exp.cfg
                 rows = [
                     RewardRow(
-                        p.event_id, exp.arm_ids[int(s)], cfg.experiment_id, int(s), p.x,
+                        p.event_id,
+                        exp.arm_ids[int(s)],
+                        cfg.experiment_id,
+                        int(s),
+                        p.x,
                         float(cfg.default_reward),  # type: ignore[arg-type]
                         cfg.normalise_reward(float(cfg.default_reward)),  # type: ignore[arg-type]
-                        "default", p.deadline,
+                        "default",
+                        p.deadline,
                     )
                     for p in expired
                     for s in p.slots
@@ -651,8 +684,11 @@ class Engine:
                 if exp.version == exp.snapshot_version:
                     continue
                 snap = Snapshot(
-                    exp.cfg.experiment_id, exp.last_seq, exp.policy.state_dict(),
-                    dict(exp.counters), self.clock(),
+                    exp.cfg.experiment_id,
+                    exp.last_seq,
+                    exp.policy.state_dict(),
+                    dict(exp.counters),
+                    self.clock(),
                 )
                 version = exp.version
             self.store.save_snapshot(snap)
@@ -675,9 +711,7 @@ class Engine:
                 for key, arr in sorted(exp.policy.state_dict().items()):
                     h.update(key.encode())
                     h.update(np.ascontiguousarray(arr).tobytes())
-        pending = sorted(
-            (e, tuple(sorted(p.rewarded))) for e, p in list(self._pending.items())
-        )
+        pending = sorted((e, tuple(sorted(p.rewarded))) for e, p in list(self._pending.items()))
         h.update(repr(pending).encode())
         return h.hexdigest()
 

@@ -304,7 +304,7 @@ def lin_update_batch(a_all, b_all, ainv_all, pulls, rsum, since, arms, xs, rs, l
 
 # --------------------------------------------------------------- beta kernel
 @njit(**_JIT)
-def beta_update_batch(alpha, beta, pulls, rsum, arms, rs, a0, b0, gamma):  # type: ignore[no-untyped-def]  # noqa: E501
+def beta_update_batch(alpha, beta, pulls, rsum, arms, rs, a0, b0, gamma):  # type: ignore[no-untyped-def]
     """Fractional Beta-Bernoulli update: alpha += r, beta += 1 - r (r in [0, 1])."""
     for i in range(arms.shape[0]):
         a = arms[i]
@@ -464,7 +464,7 @@ def joint_matrix(x, arms, ptr, ids, vals, dim):  # type: ignore[no-untyped-def]
 
 
 @njit(**_JIT)
-def shared_update_batch(a_mat, b, pulls, rsum, arms, phis, rs, lam, gamma):  # type: ignore[no-untyped-def]  # noqa: E501
+def shared_update_batch(a_mat, b, pulls, rsum, arms, phis, rs, lam, gamma):  # type: ignore[no-untyped-def]
     """Add events (phi rows) to the one shared model."""
     dim = b.shape[0]
     for e in range(arms.shape[0]):
@@ -503,7 +503,7 @@ def shared_scores(phi_rows, lo, mu, z, scale):  # type: ignore[no-untyped-def]
 
 
 @njit(**_JIT)
-def shared_first_counts(phi_rows, lo, mu, table, offset, draws, scale):  # type: ignore[no-untyped-def]  # noqa: E501
+def shared_first_counts(phi_rows, lo, mu, table, offset, draws, scale):  # type: ignore[no-untyped-def]
     dim = mu.shape[0]
     n = phi_rows.shape[0]
     size = table.shape[0]

@@ -194,7 +194,7 @@ def create_server(
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if port == 0:
         raise OSError(f"cannot bind {settings.host}:{settings.port}")
-    server.health_servicer = health_servicer  # type: ignore[attr-defined]
+    server.health_servicer = health_servicer
     engine.start()
     return server, port, engine
 

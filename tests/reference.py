@@ -109,7 +109,7 @@ def laplace_root(mx: float, s: float, y: float) -> float:
 class LaplaceState:
     P: np.ndarray  # (n_arms, d, d)
     m: np.ndarray  # (n_arms, d)
-    m_scale: np.ndarray  # sum |c| |P^-1 x| per arm: magnitude of the terms of m
+    m_scale: np.ndarray  # sum (|c| + 1) |P^-1 x| per arm: magnitude of the terms of m
 
 
 def laplace_fold(
@@ -138,7 +138,8 @@ def laplace_fold(
         mx = float(m[a] @ x)
         c = laplace_root(mx, s, float(y))
         m[a] = m[a] + c * u
-        scale[a] += abs(c) * np.linalg.norm(u)
+        # c = y - p is a difference of O(1) numbers: its rounding is O(eps), not O(eps |c|)
+        scale[a] += (abs(c) + 1.0) * np.linalg.norm(u)
         p = sigmoid(mx + c * s)
         P[a] = P[a] + p * (1.0 - p) * np.outer(x, x)
     return LaplaceState(P, m, scale)

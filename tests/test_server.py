@@ -14,11 +14,10 @@ import grpc
 import pytest
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from serverutil import Running, make_experiment, start_server
 
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine.server import SERVICE_NAME
-
-from serverutil import Running, make_experiment, start_server
 
 CTX = pb.Features(dense=[0.5, -1.0], numeric={"nights": 3.0}, categorical=["country=NL"])
 
@@ -29,9 +28,7 @@ def recommend(r: Running, **kw: Any) -> pb.RecommendResponse:
 
 
 def posterior(r: Running, arm: str, exp: str = "trips") -> pb.ArmPosterior:
-    return r.stub.GetArm(
-        pb.GetArmRequest(experiment_id=exp, arm_id=arm, context=CTX)
-    ).posterior
+    return r.stub.GetArm(pb.GetArmRequest(experiment_id=exp, arm_id=arm, context=CTX)).posterior
 
 
 def test_recommend_feedback_moves_posterior(running: Running) -> None:
@@ -109,7 +106,9 @@ def test_restart_resumes_from_state(tmp_path: Path) -> None:
         assert fb.outcome == pb.APPLIED
         # And rewards applied before the restart stay applied once.
         fb = r2.stub.Feedback(
-            pb.FeedbackRequest(event_id=events[0].event_id, arm_id=events[0].arms[0].arm_id, reward=1)
+            pb.FeedbackRequest(
+                event_id=events[0].event_id, arm_id=events[0].arms[0].arm_id, reward=1
+            )
         )
         assert fb.outcome == pb.DUPLICATE
     finally:
@@ -132,9 +131,13 @@ def test_window_close_applies_default_reward_and_late_is_counted(running: Runnin
     for arm in shown[1:]:
         p = posterior(running, arm)
         assert (p.pulls, p.reward_sum) == (1, 0.0)
-    late = running.stub.Feedback(pb.FeedbackRequest(event_id=resp.event_id, arm_id=shown[1], reward=1))
+    late = running.stub.Feedback(
+        pb.FeedbackRequest(event_id=resp.event_id, arm_id=shown[1], reward=1)
+    )
     assert late.outcome == pb.LATE
-    dup = running.stub.Feedback(pb.FeedbackRequest(event_id=resp.event_id, arm_id=shown[0], reward=1))
+    dup = running.stub.Feedback(
+        pb.FeedbackRequest(event_id=resp.event_id, arm_id=shown[0], reward=1)
+    )
     assert dup.outcome == pb.DUPLICATE
     exp = running.stub.GetExperiment(pb.GetExperimentRequest(experiment_id="trips"))
     assert exp.counters.rewards_late == 1
@@ -159,7 +162,9 @@ def test_admin_rpcs(running: Running) -> None:
     assert not retired.active
     arms = running.stub.ListArms(pb.ListArmsRequest(experiment_id="trips"))
     assert "rome" not in {a.arm_id for a in arms.arms}
-    all_arms = running.stub.ListArms(pb.ListArmsRequest(experiment_id="trips", include_retired=True))
+    all_arms = running.stub.ListArms(
+        pb.ListArmsRequest(experiment_id="trips", include_retired=True)
+    )
     assert "rome" in {a.arm_id for a in all_arms.arms}
     for _ in range(30):
         assert "rome" not in {a.arm_id for a in recommend(running, k=4).arms}
@@ -209,12 +214,26 @@ RE = grpc.StatusCode.RESOURCE_EXHAUSTED
 BAD: list[tuple[str, BadCall, grpc.StatusCode, str]] = [
     ("unknown experiment", _rec(experiment_id="nope"), NF, "'nope'"),
     ("unknown candidate", _rec(candidates=["paris", "atlantis"]), NF, "'atlantis'"),
-    ("unknown arm GetArm", lambda r: r.stub.GetArm(
-        pb.GetArmRequest(experiment_id="trips", arm_id="atlantis")), NF, "'atlantis'"),
-    ("unknown arm RetireArm", lambda r: r.stub.RetireArm(
-        pb.RetireArmRequest(experiment_id="trips", arm_id="atlantis")), NF, "'atlantis'"),
-    ("AddArms unknown experiment", lambda r: r.stub.AddArms(
-        pb.AddArmsRequest(experiment_id="nope", arms=[pb.ArmSpec(arm_id="a")])), NF, "'nope'"),
+    (
+        "unknown arm GetArm",
+        lambda r: r.stub.GetArm(pb.GetArmRequest(experiment_id="trips", arm_id="atlantis")),
+        NF,
+        "'atlantis'",
+    ),
+    (
+        "unknown arm RetireArm",
+        lambda r: r.stub.RetireArm(pb.RetireArmRequest(experiment_id="trips", arm_id="atlantis")),
+        NF,
+        "'atlantis'",
+    ),
+    (
+        "AddArms unknown experiment",
+        lambda r: r.stub.AddArms(
+            pb.AddArmsRequest(experiment_id="nope", arms=[pb.ArmSpec(arm_id="a")])
+        ),
+        NF,
+        "'nope'",
+    ),
     ("duplicate candidates", _rec(candidates=["paris", "rome", "paris"]), IA, "'paris'"),
     ("k too large", _rec(k=5), IA, "k=5"),
     ("k over limit", _rec(k=100000), IA, "k=100000"),
@@ -227,8 +246,12 @@ BAD: list[tuple[str, BadCall, grpc.StatusCode, str]] = [
     ("empty experiment id", _rec(experiment_id=""), IA, "''"),
     ("empty candidate id", _rec(candidates=[""]), IA, "''"),
     ("too many candidates", _rec(candidates=[f"a{i}" for i in range(51)]), RE, "51"),
-    ("too many features", _rec(context=pb.Features(categorical=[f"f{i}" for i in range(21)])),
-     RE, "21"),
+    (
+        "too many features",
+        _rec(context=pb.Features(categorical=[f"f{i}" for i in range(21)])),
+        RE,
+        "21",
+    ),
     ("reward NaN", _fb(reward=_NAN), IA, "nan"),
     ("reward inf", _fb(reward=_INF), IA, "inf"),
     ("reward above range", _fb(reward=1.5), IA, "1.5"),
@@ -246,11 +269,27 @@ BAD: list[tuple[str, BadCall, grpc.StatusCode, str]] = [
     ("decay out of range", _spec(decay=1.5), IA, "decay=1.5"),
     ("negative prior", _spec(prior_precision=-1.0), IA, "prior_precision=-1.0"),
     ("bad experiment id", _spec(experiment_id="has space"), IA, "'has space'"),
-    ("arm features dense", lambda r: r.stub.AddArms(pb.AddArmsRequest(
-        experiment_id="trips", arms=[pb.ArmSpec(arm_id="x", features=pb.Features(dense=[1.0]))])),
-     IA, "dense"),
-    ("duplicate arm in AddArms", lambda r: r.stub.AddArms(pb.AddArmsRequest(
-        experiment_id="trips", arms=[pb.ArmSpec(arm_id="x"), pb.ArmSpec(arm_id="x")])), IA, "'x'"),
+    (
+        "arm features dense",
+        lambda r: r.stub.AddArms(
+            pb.AddArmsRequest(
+                experiment_id="trips",
+                arms=[pb.ArmSpec(arm_id="x", features=pb.Features(dense=[1.0]))],
+            )
+        ),
+        IA,
+        "dense",
+    ),
+    (
+        "duplicate arm in AddArms",
+        lambda r: r.stub.AddArms(
+            pb.AddArmsRequest(
+                experiment_id="trips", arms=[pb.ArmSpec(arm_id="x"), pb.ArmSpec(arm_id="x")]
+            )
+        ),
+        IA,
+        "'x'",
+    ),
 ]
 
 
@@ -299,15 +338,24 @@ def test_grpcurl_via_reflection(running: Running) -> None:
 
     def call(method: str, body: dict[str, Any]) -> dict[str, Any]:
         out = subprocess.run(
-            [grpcurl, "-plaintext", "-d", json_format.json.dumps(body), target,
-             f"bandit.v1.BanditService/{method}"],
-            capture_output=True, text=True, timeout=30,
+            [
+                grpcurl,
+                "-plaintext",
+                "-d",
+                json_format.json.dumps(body),
+                target,
+                f"bandit.v1.BanditService/{method}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert out.returncode == 0, out.stderr
         return json_format.json.loads(out.stdout)  # type: ignore[no-any-return]
 
-    listed = subprocess.run([grpcurl, "-plaintext", target, "list"], capture_output=True,
-                            text=True, timeout=30)
+    listed = subprocess.run(
+        [grpcurl, "-plaintext", target, "list"], capture_output=True, text=True, timeout=30
+    )
     assert "bandit.v1.BanditService" in listed.stdout.split()
     call("CreateExperiment", {"spec": {"experiment_id": "g", "policy": "BETA_TS", "dim": 1}})
     call("AddArms", {"experiment_id": "g", "arms": [{"arm_id": "a"}, {"arm_id": "b"}]})
@@ -318,7 +366,16 @@ def test_grpcurl_via_reflection(running: Running) -> None:
     arm = call("GetArm", {"experiment_id": "g", "arm_id": "a"})
     assert arm["posterior"]["pulls"] == "1"
     bad = subprocess.run(
-        [grpcurl, "-plaintext", "-d", '{"experiment_id": "g", "k": 3}', target,
-         "bandit.v1.BanditService/Recommend"], capture_output=True, text=True, timeout=30,
+        [
+            grpcurl,
+            "-plaintext",
+            "-d",
+            '{"experiment_id": "g", "k": 3}',
+            target,
+            "bandit.v1.BanditService/Recommend",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert bad.returncode != 0 and "InvalidArgument" in bad.stdout + bad.stderr

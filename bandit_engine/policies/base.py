@@ -175,9 +175,7 @@ class Policy(ABC):
         xs = None if x is None else np.asarray(x, dtype=np.float64)[None, ...]
         self.update_batch(np.array([arm], dtype=np.int64), xs, np.array([reward], dtype=float))
 
-    def update_batch(
-        self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray
-    ) -> None:
+    def update_batch(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None:
         """Apply events in order, as if ``update`` were called for each.
 
         Everything is validated first: a bad event raises and applies nothing.
@@ -241,7 +239,7 @@ class Policy(ABC):
     @abstractmethod
     def _load_arrays(self, state: dict[str, np.ndarray], n: int) -> None: ...
 
-    def refresh(self) -> None:
+    def refresh(self) -> None:  # noqa: B027 - a policy without caches has nothing to do
         """Rebuild caches (inverses, factors) from the state of record."""
 
     # -------------------------------------------------------------- checking

@@ -64,8 +64,15 @@ class BetaTS(Policy):
 
     def _apply(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None:
         kernels.beta_update_batch(
-            self._alpha, self._beta, self._pulls, self._rsum, arms, rewards,
-            self.prior_alpha, self.prior_beta, self.decay,
+            self._alpha,
+            self._beta,
+            self._pulls,
+            self._rsum,
+            arms,
+            rewards,
+            self.prior_alpha,
+            self.prior_beta,
+            self.decay,
         )
 
     def posterior(self, arm: int, x: FloatArray | None = None) -> tuple[float, float]:

@@ -37,7 +37,11 @@ class _PerArmGaussian(Policy):
     _scale: float
 
     def __init__(
-        self, dim: int, *, prior_precision: float = 1.0, decay: float = 1.0,
+        self,
+        dim: int,
+        *,
+        prior_precision: float = 1.0,
+        decay: float = 1.0,
         refresh_every: int = 1000,
     ) -> None:
         super().__init__(dim, decay=decay, refresh_every=refresh_every)
@@ -62,7 +66,7 @@ class _PerArmGaussian(Policy):
         self._since[idx] = 0
 
     def mean_std(self, arms: IntArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
-        return kernels.gauss_mean_std(  # type: ignore[no-any-return]
+        return kernels.gauss_mean_std(
             self._cov, self._center, arms, x, self._scale, self._center_is_b
         )
 
@@ -149,8 +153,18 @@ class LinTSDisjoint(_PerArmGaussian):
 
     def _apply(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None:
         done = kernels.lin_update_batch(
-            self._prec, self._center, self._cov, self._pulls, self._rsum, self._since,
-            arms, xs, rewards, self.prior_precision, self.decay, self.refresh_every,
+            self._prec,
+            self._center,
+            self._cov,
+            self._pulls,
+            self._rsum,
+            self._since,
+            arms,
+            xs,
+            rewards,
+            self.prior_precision,
+            self.decay,
+            self.refresh_every,
         )
         if done != arms.shape[0]:
             raise ValueError(f"precision of arm {int(arms[done])} lost positive definiteness")

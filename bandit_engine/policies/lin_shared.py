@@ -91,9 +91,7 @@ class LinTSShared(Policy):
 
     def joint(self, arms: IntArray, x: FloatArray) -> FloatArray:
         """phi(x, a) for each arm, one row per arm."""
-        return kernels.joint_matrix(  # type: ignore[no-any-return]
-            x, arms, self._ptr, self._ids, self._vals, self.joint_dim
-        )
+        return kernels.joint_matrix(x, arms, self._ptr, self._ids, self._vals, self.joint_dim)
 
     # ---------------------------------------------------------------- caches
     def _factors(self) -> tuple[FloatArray, FloatArray]:
@@ -117,9 +115,7 @@ class LinTSShared(Policy):
         assert x is not None
         lo, mu = self._factors()
         z = rng.standard_normal(self.joint_dim)
-        return kernels.shared_scores(  # type: ignore[no-any-return]
-            self.joint(arms, x), lo, mu, z, self.noise_scale
-        )
+        return kernels.shared_scores(self.joint(arms, x), lo, mu, z, self.noise_scale)
 
     def first_slot_counts(
         self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator
@@ -128,7 +124,12 @@ class LinTSShared(Policy):
         lo, mu = self._factors()
         table = normal_table()
         return kernels.shared_first_counts(
-            self.joint(arms, x), lo, mu, table, int(rng.integers(table.shape[0])), draws,
+            self.joint(arms, x),
+            lo,
+            mu,
+            table,
+            int(rng.integers(table.shape[0])),
+            draws,
             self.noise_scale,
         )
 
@@ -141,8 +142,15 @@ class LinTSShared(Policy):
         if not np.all(np.isfinite(phis)):
             raise InvalidArgument("joint features are not finite")
         kernels.shared_update_batch(
-            self._A, self._b, self._pulls, self._rsum, arms, phis, rewards,
-            self.prior_precision, self.decay,
+            self._A,
+            self._b,
+            self._pulls,
+            self._rsum,
+            arms,
+            phis,
+            rewards,
+            self.prior_precision,
+            self.decay,
         )
         self._chol = None
         self._mu = None

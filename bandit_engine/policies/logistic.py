@@ -40,8 +40,18 @@ class LogisticTS(_PerArmGaussian):
 
     def _apply(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None:
         done = kernels.logistic_update_batch(
-            self._center, self._prec, self._cov, self._pulls, self._rsum, self._since,
-            arms, xs, rewards, self.prior_precision, self.decay, self.refresh_every,
+            self._center,
+            self._prec,
+            self._cov,
+            self._pulls,
+            self._rsum,
+            self._since,
+            arms,
+            xs,
+            rewards,
+            self.prior_precision,
+            self.decay,
+            self.refresh_every,
         )
         if done != arms.shape[0]:
             raise ValueError(f"precision of arm {int(arms[done])} lost positive definiteness")

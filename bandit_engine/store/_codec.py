@@ -17,7 +17,7 @@ def decode_vector(blob: bytes) -> np.ndarray:
 
 def encode_state(state: dict[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, **state)  # uncompressed: snapshots must be fast
+    np.savez(buf, **state)  # type: ignore[arg-type]  # uncompressed: snapshots must be fast
     return buf.getvalue()
 
 

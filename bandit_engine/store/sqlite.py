@@ -145,7 +145,9 @@ class SQLiteStore(Store):
             )
 
     def load_experiments(self) -> list[tuple[str, dict[str, Any], int]]:
-        rows = self._query("SELECT experiment_id, config, arm_changes FROM experiments ORDER BY ord")
+        rows = self._query(
+            "SELECT experiment_id, config, arm_changes FROM experiments ORDER BY ord"
+        )
         return [(r[0], json.loads(r[1]), int(r[2])) for r in rows]
 
     def upsert_arms(self, rows: Sequence[ArmRow]) -> None:
@@ -164,8 +166,7 @@ class SQLiteStore(Store):
 
     def load_arms(self, experiment_id: str) -> list[ArmRow]:
         rows = self._query(
-            "SELECT arm_id, slot, features, active FROM arms WHERE experiment_id = ? "
-            "ORDER BY slot",
+            "SELECT arm_id, slot, features, active FROM arms WHERE experiment_id = ? ORDER BY slot",
             (experiment_id,),
         )
         return [ArmRow(experiment_id, r[0], int(r[1]), json.loads(r[2]), bool(r[3])) for r in rows]
@@ -179,9 +180,16 @@ class SQLiteStore(Store):
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
-                        r.event_id, r.experiment_id, r.created_at, r.deadline, r.model_version,
-                        encode_vector(r.x), json.dumps(r.arms), json.dumps(r.scores),
-                        json.dumps(r.propensities), json.dumps(r.candidates),
+                        r.event_id,
+                        r.experiment_id,
+                        r.created_at,
+                        r.deadline,
+                        r.model_version,
+                        encode_vector(r.x),
+                        json.dumps(r.arms),
+                        json.dumps(r.scores),
+                        json.dumps(r.propensities),
+                        json.dumps(r.candidates),
                     )
                     for r in rows
                 ],
@@ -197,8 +205,15 @@ class SQLiteStore(Store):
                     "INSERT OR IGNORE INTO rewards (event_id, arm_id, experiment_id, arm_slot, x, "
                     "reward, reward_norm, source, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        r.event_id, r.arm_id, r.experiment_id, r.arm_slot, encode_vector(r.x),
-                        r.reward, r.reward_norm, r.source, r.ts,
+                        r.event_id,
+                        r.arm_id,
+                        r.experiment_id,
+                        r.arm_slot,
+                        encode_vector(r.x),
+                        r.reward,
+                        r.reward_norm,
+                        r.source,
+                        r.ts,
                     ),
                 )
                 seqs.append(cur.lastrowid if cur.rowcount == 1 else None)
@@ -224,9 +239,15 @@ class SQLiteStore(Store):
     @staticmethod
     def _decision(r: Sequence[Any]) -> DecisionRow:
         return DecisionRow(
-            event_id=r[0], experiment_id=r[1], created_at=r[2], deadline=r[3],
-            model_version=int(r[4]), x=decode_vector(r[5]), arms=tuple(json.loads(r[6])),
-            scores=tuple(json.loads(r[7])), propensities=tuple(json.loads(r[8])),
+            event_id=r[0],
+            experiment_id=r[1],
+            created_at=r[2],
+            deadline=r[3],
+            model_version=int(r[4]),
+            x=decode_vector(r[5]),
+            arms=tuple(json.loads(r[6])),
+            scores=tuple(json.loads(r[7])),
+            propensities=tuple(json.loads(r[8])),
             candidates=tuple(json.loads(r[9])),
         )
 
@@ -256,8 +277,15 @@ class SQLiteStore(Store):
         )
         for r in rows:
             yield RewardRow(
-                event_id=r[0], arm_id=r[1], experiment_id=r[2], arm_slot=int(r[3]),
-                x=decode_vector(r[4]), reward=r[5], reward_norm=r[6], source=r[7], ts=r[8],
+                event_id=r[0],
+                arm_id=r[1],
+                experiment_id=r[2],
+                arm_slot=int(r[3]),
+                x=decode_vector(r[4]),
+                reward=r[5],
+                reward_norm=r[6],
+                source=r[7],
+                ts=r[8],
                 seq=int(r[9]),
             )
 
@@ -266,8 +294,7 @@ class SQLiteStore(Store):
             rows = self._query(f"SELECT {self._DECISION_COLS} FROM decisions ORDER BY seq")
         else:
             rows = self._query(
-                f"SELECT {self._DECISION_COLS} FROM decisions WHERE experiment_id = ? "
-                "ORDER BY seq",
+                f"SELECT {self._DECISION_COLS} FROM decisions WHERE experiment_id = ? ORDER BY seq",
                 (experiment_id,),
             )
         for r in rows:
@@ -282,8 +309,13 @@ class SQLiteStore(Store):
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (experiment_id) DO UPDATE SET "
                 "last_seq = excluded.last_seq, counters = excluded.counters, "
                 "state = excluded.state, created_at = excluded.created_at",
-                (snap.experiment_id, snap.last_seq, json.dumps(snap.counters), blob,
-                 snap.created_at or time.time()),
+                (
+                    snap.experiment_id,
+                    snap.last_seq,
+                    json.dumps(snap.counters),
+                    blob,
+                    snap.created_at or time.time(),
+                ),
             )
 
     def load_snapshot(self, experiment_id: str) -> Snapshot | None:
