@@ -1,0 +1,80 @@
+"""The shell client against a real server, as a user would type it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from serverutil import Running
+
+from bandit_engine import InvalidArgument
+from bandit_engine.cli import parse_features
+
+
+def test_parse_features() -> None:
+    numeric, categorical = parse_features(["country=NL,nights:3", "device=mobile", "price:-2.5"])
+    assert numeric == {"nights": 3.0, "price": -2.5}
+    assert categorical == ["country=NL", "device=mobile"]
+    with pytest.raises(InvalidArgument, match="'nights:three'"):
+        parse_features(["nights:three"])
+
+
+def run(running: Running, *args: str) -> dict:  # type: ignore[type-arg]
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bandit_engine",
+            *args[:1],
+            "--target",
+            f"127.0.0.1:{running.port}",
+            *args[1:],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def test_client_commands_round_trip(running: Running) -> None:
+    exp = run(
+        running, "create-experiment", "cli", "--policy", "beta_ts", "--dim", "1", "--window", "600"
+    )
+    assert exp["spec"]["reward_window_seconds"] == 600
+    arms = run(running, "add-arms", "cli", "paris:country=FR,stars:4.5", "rome")
+    assert arms["arms"][0]["features"] == {
+        "dense": [],
+        "numeric": {"stars": 4.5},
+        "categorical": ["country=FR"],
+    }
+    rec = run(running, "recommend", "cli", "-k", "2")
+    assert {a["arm_id"] for a in rec["arms"]} == {"paris", "rome"}
+    fb = run(running, "feedback", rec["event_id"], "rome", "1")
+    assert fb["outcome"] == "APPLIED"
+    arm = run(running, "arm", "cli", "rome")
+    assert arm["posterior"]["pulls"] == "1"
+    assert arm["posterior"]["mean"] == pytest.approx(2 / 3)
+    assert run(running, "health")["status"] == "SERVING"
+
+
+def test_client_reports_status_and_exit_code(running: Running) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bandit_engine",
+            "recommend",
+            "--target",
+            f"127.0.0.1:{running.port}",
+            "missing",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    assert "NOT_FOUND" in out.stderr and "'missing'" in out.stderr
