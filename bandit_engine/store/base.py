@@ -122,6 +122,10 @@ class Store(ABC):
         """Rewards of one experiment with seq > ``seq``, in seq order."""
 
     @abstractmethod
+    def rewards(self, experiment_id: str | None = None) -> Iterator[RewardRow]:
+        """Every committed reward (feedback and defaults), in commit order."""
+
+    @abstractmethod
     def decisions(self, experiment_id: str | None = None) -> Iterator[DecisionRow]:
         """Every logged decision (for export and replay), in log order."""
 

@@ -269,25 +269,38 @@ class SQLiteStore(Store):
         for r in rows:
             yield self._decision(r), rewarded.get(r[0], set())
 
+    _REWARD_COLS = (
+        "event_id, arm_id, experiment_id, arm_slot, x, reward, reward_norm, source, ts, seq"
+    )
+
+    @staticmethod
+    def _reward(r: Sequence[Any]) -> RewardRow:
+        return RewardRow(
+            event_id=r[0],
+            arm_id=r[1],
+            experiment_id=r[2],
+            arm_slot=int(r[3]),
+            x=decode_vector(r[4]),
+            reward=r[5],
+            reward_norm=r[6],
+            source=r[7],
+            ts=r[8],
+            seq=int(r[9]),
+        )
+
     def rewards_after(self, experiment_id: str, seq: int) -> Iterator[RewardRow]:
         rows = self._query(
-            "SELECT event_id, arm_id, experiment_id, arm_slot, x, reward, reward_norm, source, "
-            "ts, seq FROM rewards WHERE experiment_id = ? AND seq > ? ORDER BY seq",
+            f"SELECT {self._REWARD_COLS} FROM rewards WHERE experiment_id = ? AND seq > ? "
+            "ORDER BY seq",
             (experiment_id, seq),
         )
-        for r in rows:
-            yield RewardRow(
-                event_id=r[0],
-                arm_id=r[1],
-                experiment_id=r[2],
-                arm_slot=int(r[3]),
-                x=decode_vector(r[4]),
-                reward=r[5],
-                reward_norm=r[6],
-                source=r[7],
-                ts=r[8],
-                seq=int(r[9]),
-            )
+        return (self._reward(r) for r in rows)
+
+    def rewards(self, experiment_id: str | None = None) -> Iterator[RewardRow]:
+        if experiment_id is None:
+            rows = self._query(f"SELECT {self._REWARD_COLS} FROM rewards ORDER BY seq")
+            return (self._reward(r) for r in rows)
+        return self.rewards_after(experiment_id, 0)
 
     def decisions(self, experiment_id: str | None = None) -> Iterator[DecisionRow]:
         if experiment_id is None:
