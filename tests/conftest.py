@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from serverutil import Running, start_server
+from services import mysql_dsn  # noqa: F401  (fixture)
 
 from bandit_engine.config import Limits
 

@@ -1,6 +1,15 @@
-"""State stores: the contract (``Store``) and the embedded SQLite store."""
+"""State stores: the contract (``Store``), SQLite (embedded) and MySQL."""
 
 from .base import ArmRow, DecisionRow, RewardRow, Snapshot, Store
+from .mysql import MySQLStore
 from .sqlite import SQLiteStore
 
-__all__ = ["ArmRow", "DecisionRow", "RewardRow", "SQLiteStore", "Snapshot", "Store"]
+__all__ = [
+    "ArmRow",
+    "DecisionRow",
+    "MySQLStore",
+    "RewardRow",
+    "SQLiteStore",
+    "Snapshot",
+    "Store",
+]

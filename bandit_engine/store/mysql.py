@@ -1,0 +1,505 @@
+"""MySQL/MariaDB store (PyMySQL), the production implementation of ``Store``.
+
+DSN: ``mysql://user:password@host:port/database?connect_timeout=5&read_timeout=30``.
+The database is created if missing and the schema migrated on open, tracked
+in a ``schema_version`` table.
+
+PyMySQL waits forever by default; here every connection has connect, read
+and write timeouts. A lost connection (server gone, connection killed, time
+out) is reopened and the operation retried with backoff. A retried
+``commit_rewards`` cannot tell from the database alone whether the lost
+attempt committed, so each attempt writes a random ``write_id`` with its rows:
+rows found with our ``write_id`` are ours (committed before the connection
+dropped) and rows with another ``write_id`` are real duplicates. Nothing is
+applied twice and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlparse
+
+import pymysql
+import pymysql.err
+
+from .._exceptions import InvalidArgument, StoreError
+from ._codec import decode_state, decode_vector, encode_state, encode_vector
+from .base import ArmRow, DecisionRow, RewardRow, Snapshot, Store
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+T = TypeVar("T")
+
+# Client-side "connection is gone" errors: reconnect and retry.
+_LOST = {2003, 2006, 2013, 2055, 1927, 4031}
+
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS schema_version (version INT NOT NULL) ENGINE=InnoDB",
+    """CREATE TABLE IF NOT EXISTS experiments (
+        experiment_id VARCHAR(128) NOT NULL PRIMARY KEY,
+        config TEXT NOT NULL,
+        arm_changes BIGINT NOT NULL DEFAULT 0,
+        created_at DOUBLE NOT NULL,
+        ord BIGINT NOT NULL AUTO_INCREMENT,
+        UNIQUE KEY (ord)
+    ) ENGINE=InnoDB""",
+    """CREATE TABLE IF NOT EXISTS arms (
+        experiment_id VARCHAR(128) NOT NULL,
+        arm_id VARCHAR(128) NOT NULL,
+        slot INT NOT NULL,
+        features TEXT NOT NULL,
+        active TINYINT NOT NULL,
+        PRIMARY KEY (experiment_id, arm_id)
+    ) ENGINE=InnoDB""",
+    """CREATE TABLE IF NOT EXISTS decisions (
+        seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        event_id VARCHAR(128) NOT NULL,
+        experiment_id VARCHAR(128) NOT NULL,
+        created_at DOUBLE NOT NULL,
+        deadline DOUBLE NOT NULL,
+        model_version BIGINT NOT NULL,
+        x MEDIUMBLOB NOT NULL,
+        arms MEDIUMTEXT NOT NULL,
+        scores MEDIUMTEXT NOT NULL,
+        propensities MEDIUMTEXT NOT NULL,
+        candidates MEDIUMTEXT NOT NULL,
+        closed TINYINT NOT NULL DEFAULT 0,
+        UNIQUE KEY (event_id),
+        KEY decisions_open (closed)
+    ) ENGINE=InnoDB""",
+    """CREATE TABLE IF NOT EXISTS rewards (
+        seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        event_id VARCHAR(128) NOT NULL,
+        arm_id VARCHAR(128) NOT NULL,
+        experiment_id VARCHAR(128) NOT NULL,
+        arm_slot INT NOT NULL,
+        x MEDIUMBLOB NOT NULL,
+        reward DOUBLE NOT NULL,
+        reward_norm DOUBLE NOT NULL,
+        source VARCHAR(16) NOT NULL,
+        ts DOUBLE NOT NULL,
+        write_id CHAR(32) NOT NULL,
+        UNIQUE KEY (event_id, arm_id),
+        KEY rewards_exp (experiment_id, seq)
+    ) ENGINE=InnoDB""",
+    """CREATE TABLE IF NOT EXISTS snapshots (
+        experiment_id VARCHAR(128) NOT NULL PRIMARY KEY,
+        last_seq BIGINT NOT NULL,
+        counters TEXT NOT NULL,
+        state LONGBLOB NOT NULL,
+        created_at DOUBLE NOT NULL
+    ) ENGINE=InnoDB""",
+]
+
+
+def parse_dsn(dsn: str) -> dict[str, Any]:
+    """``mysql://user:pw@host:port/db?connect_timeout=5`` to PyMySQL arguments."""
+    u = urlparse(dsn)
+    if u.scheme not in ("mysql", "mariadb"):
+        raise InvalidArgument(f"MySQL DSN {dsn!r} must start with mysql://")
+    db = u.path.lstrip("/")
+    if not db:
+        raise InvalidArgument(f"MySQL DSN {dsn!r} names no database (mysql://host/DATABASE)")
+    q = {k: v[-1] for k, v in parse_qs(u.query).items()}
+    try:
+        timeouts = {
+            "connect_timeout": float(q.pop("connect_timeout", 5)),
+            "read_timeout": float(q.pop("read_timeout", 30)),
+            "write_timeout": float(q.pop("write_timeout", 30)),
+        }
+    except ValueError as exc:
+        raise InvalidArgument(f"MySQL DSN {dsn!r}: bad timeout ({exc})") from None
+    if q:
+        raise InvalidArgument(f"MySQL DSN {dsn!r}: unknown options {sorted(q)}")
+    return {
+        "host": u.hostname or "127.0.0.1",
+        "port": u.port or 3306,
+        "user": unquote(u.username or "root"),
+        "password": unquote(u.password or ""),
+        "database": db,
+        **timeouts,
+    }
+
+
+def redact(dsn: str) -> str:
+    """The DSN with its password replaced, for logs."""
+    u = urlparse(dsn)
+    if u.password:
+        return dsn.replace(f":{u.password}@", ":***@", 1)
+    return dsn
+
+
+class MySQLStore(Store):
+    """Store in a MySQL/MariaDB database; one connection guarded by a lock."""
+
+    def __init__(self, dsn: str, *, retries: int = 5) -> None:
+        self.dsn = redact(dsn)
+        self._args = parse_dsn(dsn)
+        self._retries = retries
+        self._lock = threading.RLock()
+        self._conn: pymysql.connections.Connection[Any] | None = None
+        self._ensure_database()
+        self._run(self._migrate)
+
+    # ------------------------------------------------------------ connection
+    def _connect(self) -> pymysql.connections.Connection[Any]:
+        a = self._args
+        return pymysql.connect(
+            host=a["host"],
+            port=a["port"],
+            user=a["user"],
+            password=a["password"],
+            database=a["database"],
+            connect_timeout=a["connect_timeout"],
+            read_timeout=a["read_timeout"],
+            write_timeout=a["write_timeout"],
+            autocommit=False,
+            charset="utf8mb4",
+        )
+
+    def _ensure_database(self) -> None:
+        a = self._args
+        try:
+            conn = pymysql.connect(
+                host=a["host"],
+                port=a["port"],
+                user=a["user"],
+                password=a["password"],
+                connect_timeout=a["connect_timeout"],
+                read_timeout=a["read_timeout"],
+                write_timeout=a["write_timeout"],
+            )
+        except pymysql.err.MySQLError as exc:
+            raise StoreError(f"cannot connect to MySQL at {self.dsn}: {exc}") from exc
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS `{a['database']}`")
+        finally:
+            conn.close()
+
+    def connection_id(self) -> int:
+        """Server-side id of the current connection (for tests that KILL it)."""
+        return int(self._run(lambda c: _one(c, "SELECT CONNECTION_ID()")[0]))
+
+    def _run(self, op: Callable[[Any], T], *, on_retry: Callable[[], None] | None = None) -> T:
+        """Run ``op(cursor)`` in a transaction; reconnect and retry if the link drops."""
+        delay = 0.05
+        with self._lock:
+            for attempt in range(self._retries + 1):
+                try:
+                    if self._conn is None:
+                        self._conn = self._connect()
+                    with self._conn.cursor() as cur:
+                        result = op(cur)
+                    self._conn.commit()
+                    return result
+                except pymysql.err.MySQLError as exc:
+                    code = exc.args[0] if exc.args else None
+                    lost = isinstance(exc, pymysql.err.InterfaceError) or code in _LOST
+                    self._drop()
+                    if not lost or attempt == self._retries:
+                        raise StoreError(f"MySQL store {self.dsn}: {exc}") from exc
+                    log.warning("MySQL connection lost (%s); retry %d", exc, attempt + 1)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    if on_retry is not None:
+                        on_retry()
+                except Exception:
+                    if self._conn is not None:
+                        try:
+                            self._conn.rollback()
+                        except pymysql.err.MySQLError:
+                            self._drop()
+                    raise
+        raise AssertionError("unreachable")
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # already broken; nothing else to do
+                pass
+            self._conn = None
+
+    def _migrate(self, cur: Any) -> None:
+        for stmt in _SCHEMA:
+            cur.execute(stmt)
+        cur.execute("SELECT version FROM schema_version")
+        row = cur.fetchone()
+        if row is None:
+            cur.execute("INSERT INTO schema_version VALUES (%s)", (SCHEMA_VERSION,))
+        elif row[0] > SCHEMA_VERSION:
+            raise StoreError(
+                f"MySQL store {self.dsn} has schema version {row[0]}; this engine knows "
+                f"up to {SCHEMA_VERSION}"
+            )
+
+    # ------------------------------------------------------------ experiments
+    def create_experiment(self, experiment_id: str, config: dict[str, Any], now: float) -> None:
+        self._run(
+            lambda c: c.execute(
+                "INSERT INTO experiments (experiment_id, config, created_at) VALUES (%s, %s, %s)",
+                (experiment_id, json.dumps(config, sort_keys=True), now),
+            )
+        )
+
+    def load_experiments(self) -> list[tuple[str, dict[str, Any], int]]:
+        rows = self._run(
+            lambda c: _all(
+                c, "SELECT experiment_id, config, arm_changes FROM experiments ORDER BY ord"
+            )
+        )
+        return [(r[0], json.loads(r[1]), int(r[2])) for r in rows]
+
+    def upsert_arms(self, rows: Sequence[ArmRow]) -> None:
+        def op(c: Any) -> None:
+            for r in rows:
+                c.execute(
+                    "INSERT INTO arms (experiment_id, arm_id, slot, features, active) "
+                    "VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE active = VALUES(active)",
+                    (r.experiment_id, r.arm_id, r.slot, json.dumps(r.features), int(r.active)),
+                )
+                c.execute(
+                    "UPDATE experiments SET arm_changes = arm_changes + 1 WHERE experiment_id = %s",
+                    (r.experiment_id,),
+                )
+
+        self._run(op)
+
+    def load_arms(self, experiment_id: str) -> list[ArmRow]:
+        rows = self._run(
+            lambda c: _all(
+                c,
+                "SELECT arm_id, slot, features, active FROM arms WHERE experiment_id = %s "
+                "ORDER BY slot",
+                (experiment_id,),
+            )
+        )
+        return [ArmRow(experiment_id, r[0], int(r[1]), json.loads(r[2]), bool(r[3])) for r in rows]
+
+    # ----------------------------------------------------- decisions, rewards
+    def log_decisions(self, rows: Sequence[DecisionRow]) -> None:
+        args = [
+            (
+                r.event_id,
+                r.experiment_id,
+                r.created_at,
+                r.deadline,
+                r.model_version,
+                encode_vector(r.x),
+                json.dumps(r.arms),
+                json.dumps(r.scores),
+                json.dumps(r.propensities),
+                json.dumps(r.candidates),
+            )
+            for r in rows
+        ]
+        self._run(
+            lambda c: c.executemany(
+                "INSERT IGNORE INTO decisions (event_id, experiment_id, created_at, deadline, "
+                "model_version, x, arms, scores, propensities, candidates) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                args,
+            )
+        )
+
+    def commit_rewards(
+        self, rows: Sequence[RewardRow], close_events: Sequence[str] = ()
+    ) -> list[int | None]:
+        write_id = uuid.uuid4().hex
+
+        def op(c: Any) -> list[int | None]:
+            seqs: list[int | None] = []
+            for r in rows:
+                n = c.execute(
+                    "INSERT INTO rewards (event_id, arm_id, experiment_id, arm_slot, x, reward, "
+                    "reward_norm, source, ts, write_id) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                    "ON DUPLICATE KEY UPDATE seq = seq",
+                    (
+                        r.event_id,
+                        r.arm_id,
+                        r.experiment_id,
+                        r.arm_slot,
+                        encode_vector(r.x),
+                        r.reward,
+                        r.reward_norm,
+                        r.source,
+                        r.ts,
+                        write_id,
+                    ),
+                )
+                if n == 1:
+                    seqs.append(int(c.lastrowid))
+                else:
+                    # Ours from an attempt whose COMMIT was lost with the link?
+                    c.execute(
+                        "SELECT seq, write_id FROM rewards WHERE event_id = %s AND arm_id = %s",
+                        (r.event_id, r.arm_id),
+                    )
+                    seq, wid = c.fetchone()
+                    seqs.append(int(seq) if wid == write_id else None)
+            for ev in close_events:
+                c.execute("UPDATE decisions SET closed = 1 WHERE event_id = %s", (ev,))
+            return seqs
+
+        return self._run(op)
+
+    def decision_status(self, event_id: str) -> tuple[str, bool] | None:
+        rows = self._run(
+            lambda c: _all(
+                c, "SELECT experiment_id, closed FROM decisions WHERE event_id = %s", (event_id,)
+            )
+        )
+        return (rows[0][0], bool(rows[0][1])) if rows else None
+
+    def reward_source(self, event_id: str, arm_id: str) -> str | None:
+        rows = self._run(
+            lambda c: _all(
+                c,
+                "SELECT source FROM rewards WHERE event_id = %s AND arm_id = %s",
+                (event_id, arm_id),
+            )
+        )
+        return str(rows[0][0]) if rows else None
+
+    _DECISION_COLS = (
+        "event_id, experiment_id, created_at, deadline, model_version, x, arms, scores, "
+        "propensities, candidates"
+    )
+    _REWARD_COLS = (
+        "event_id, arm_id, experiment_id, arm_slot, x, reward, reward_norm, source, ts, seq"
+    )
+
+    @staticmethod
+    def _decision(r: Sequence[Any]) -> DecisionRow:
+        return DecisionRow(
+            event_id=r[0],
+            experiment_id=r[1],
+            created_at=r[2],
+            deadline=r[3],
+            model_version=int(r[4]),
+            x=decode_vector(r[5]),
+            arms=tuple(json.loads(r[6])),
+            scores=tuple(json.loads(r[7])),
+            propensities=tuple(json.loads(r[8])),
+            candidates=tuple(json.loads(r[9])),
+        )
+
+    @staticmethod
+    def _reward(r: Sequence[Any]) -> RewardRow:
+        return RewardRow(
+            event_id=r[0],
+            arm_id=r[1],
+            experiment_id=r[2],
+            arm_slot=int(r[3]),
+            x=decode_vector(r[4]),
+            reward=r[5],
+            reward_norm=r[6],
+            source=r[7],
+            ts=r[8],
+            seq=int(r[9]),
+        )
+
+    def open_decisions(self) -> Iterator[tuple[DecisionRow, set[str]]]:
+        def op(c: Any) -> tuple[list[Any], list[Any]]:
+            rows = _all(
+                c, f"SELECT {self._DECISION_COLS} FROM decisions WHERE closed = 0 ORDER BY seq"
+            )
+            done = _all(
+                c,
+                "SELECT r.event_id, r.arm_id FROM rewards r JOIN decisions d "
+                "ON r.event_id = d.event_id WHERE d.closed = 0",
+            )
+            return rows, done
+
+        rows, done = self._run(op)
+        rewarded: dict[str, set[str]] = {}
+        for ev, arm in done:
+            rewarded.setdefault(ev, set()).add(arm)
+        for r in rows:
+            yield self._decision(r), rewarded.get(r[0], set())
+
+    def rewards_after(self, experiment_id: str, seq: int) -> Iterator[RewardRow]:
+        rows = self._run(
+            lambda c: _all(
+                c,
+                f"SELECT {self._REWARD_COLS} FROM rewards WHERE experiment_id = %s AND seq > %s "
+                "ORDER BY seq",
+                (experiment_id, seq),
+            )
+        )
+        return (self._reward(r) for r in rows)
+
+    def rewards(self, experiment_id: str | None = None) -> Iterator[RewardRow]:
+        if experiment_id is not None:
+            return self.rewards_after(experiment_id, 0)
+        rows = self._run(lambda c: _all(c, f"SELECT {self._REWARD_COLS} FROM rewards ORDER BY seq"))
+        return (self._reward(r) for r in rows)
+
+    def decisions(self, experiment_id: str | None = None) -> Iterator[DecisionRow]:
+        args: tuple[Any, ...]
+        if experiment_id is None:
+            sql, args = f"SELECT {self._DECISION_COLS} FROM decisions ORDER BY seq", ()
+        else:
+            sql = (
+                f"SELECT {self._DECISION_COLS} FROM decisions WHERE experiment_id = %s ORDER BY seq"
+            )
+            args = (experiment_id,)
+        rows = self._run(lambda c: _all(c, sql, args))
+        return (self._decision(r) for r in rows)
+
+    # -------------------------------------------------------------- snapshots
+    def save_snapshot(self, snap: Snapshot) -> None:
+        blob = encode_state(snap.state)
+        self._run(
+            lambda c: c.execute(
+                "INSERT INTO snapshots (experiment_id, last_seq, counters, state, created_at) "
+                "VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE last_seq = VALUES(last_seq), "
+                "counters = VALUES(counters), state = VALUES(state), "
+                "created_at = VALUES(created_at)",
+                (
+                    snap.experiment_id,
+                    snap.last_seq,
+                    json.dumps(snap.counters),
+                    blob,
+                    snap.created_at or time.time(),
+                ),
+            )
+        )
+
+    def load_snapshot(self, experiment_id: str) -> Snapshot | None:
+        rows = self._run(
+            lambda c: _all(
+                c,
+                "SELECT last_seq, counters, state, created_at FROM snapshots "
+                "WHERE experiment_id = %s",
+                (experiment_id,),
+            )
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return Snapshot(experiment_id, int(r[0]), decode_state(r[2]), json.loads(r[1]), r[3])
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+def _all(cur: Any, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+    cur.execute(sql, args)
+    return list(cur.fetchall())
+
+
+def _one(cur: Any, sql: str, args: Sequence[Any] = ()) -> Any:
+    cur.execute(sql, args)
+    return cur.fetchone()

@@ -1,0 +1,54 @@
+"""Real services for tests: MySQL/MariaDB (and, later, Kafka).
+
+A test that needs a service gets it from a fixture here. When the service is
+not reachable the test is skipped with the reason, except under CI=true,
+where a missing service fails the test: a skipped test proves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pymysql
+import pytest
+
+MYSQL_DSN = os.environ.get("BANDIT_TEST_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def missing(reason: str) -> None:
+    if in_ci():
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def mysql_dsn() -> Iterator[str]:
+    """A DSN to a fresh, empty database, dropped after the test."""
+    from bandit_engine.store.mysql import parse_dsn
+
+    args = parse_dsn(MYSQL_DSN)
+    try:
+        conn = pymysql.connect(
+            host=args["host"],
+            port=args["port"],
+            user=args["user"],
+            password=args["password"],
+            connect_timeout=3,
+        )
+    except pymysql.err.MySQLError as exc:
+        missing(f"MySQL not reachable at {MYSQL_DSN} ({exc}); set BANDIT_TEST_MYSQL_DSN")
+        raise
+    db = f"bandit_test_{uuid.uuid4().hex[:12]}"
+    base = MYSQL_DSN.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{db}"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+        conn.close()
