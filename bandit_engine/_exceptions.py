@@ -7,6 +7,7 @@ The tree::
     ├── NotFound             unknown experiment, arm or event; NOT_FOUND
     ├── AlreadyExists        experiment id taken; ALREADY_EXISTS
     ├── ResourceExhausted    request over a configured limit; RESOURCE_EXHAUSTED
+    ├── Unavailable          a dependency (the log) cannot take the request; UNAVAILABLE
     └── StoreError           the state store failed; UNAVAILABLE
 
 Every error message names the bad value. Raising one of these before any
@@ -37,6 +38,10 @@ class AlreadyExists(BanditError):
 
 class ResourceExhausted(BanditError):
     """A request exceeds a configured limit (candidates, features, size)."""
+
+
+class Unavailable(BanditError):
+    """A dependency (the Kafka log) cannot take the request now; retry later."""
 
 
 class StoreError(BanditError):

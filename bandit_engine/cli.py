@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -40,10 +41,53 @@ def parse_features(items: Sequence[str]) -> tuple[dict[str, float], list[str]]:
     return numeric, categorical
 
 
+def _kafka(args: argparse.Namespace) -> Any:
+    from .kafka import KafkaSettings
+
+    return KafkaSettings.from_env(
+        args.kafka_bootstrap,
+        partitions=args.partitions,
+        group_id=args.group_id,
+        decisions_topic=args.decisions_topic,
+        feedback_topic=args.feedback_topic,
+        deadletter_topic=args.deadletter_topic,
+    )
+
+
+def _mysql_dsn(args: argparse.Namespace) -> str | None:
+    return args.mysql_dsn or os.environ.get("BANDIT_MYSQL_DSN") or None
+
+
+def _learn(args: argparse.Namespace) -> int:
+    from .learner import run_learner
+    from .store import MySQLStore
+    from .store.mysql import redact
+
+    kafka = _kafka(args)
+    dsn = _mysql_dsn(args)
+    if kafka is None or dsn is None:
+        raise InvalidArgument(
+            "bandit-engine learn needs --kafka-bootstrap (BANDIT_KAFKA_BOOTSTRAP) and "
+            "--mysql-dsn (BANDIT_MYSQL_DSN)"
+        )
+    logging.getLogger("bandit_engine").info(
+        "learner: Kafka %s group %s, MySQL %s", kafka.bootstrap, kafka.group_id, redact(dsn)
+    )
+    run_learner(
+        MySQLStore(dsn),
+        kafka,
+        commit_interval=args.commit_interval,
+        lateness=args.lateness,
+        orphan_grace=args.orphan_grace,
+    )
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .config import Limits
     from .server import ServerSettings, create_server, stop_server
 
+    kafka = _kafka(args)
     settings = ServerSettings(
         host=args.host,
         port=args.port,
@@ -52,6 +96,10 @@ def _serve(args: argparse.Namespace) -> int:
         max_workers=args.workers,
         limits=Limits(max_candidates=args.max_candidates, max_features=args.max_features),
         checkpoint_interval=args.checkpoint_interval,
+        mysql_dsn=_mysql_dsn(args),
+        kafka=kafka,
+        learner=not args.no_learner,
+        refresh_interval=args.refresh_interval,
     )
     server, port, engine = create_server(settings)
     server.start()
@@ -192,6 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def services(c: argparse.ArgumentParser) -> None:
+        g = c.add_argument_group("production services (default: embedded SQLite and log)")
+        g.add_argument("--mysql-dsn", help="mysql://user:pw@host:port/db (env BANDIT_MYSQL_DSN)")
+        g.add_argument(
+            "--kafka-bootstrap", help="host:port[,host:port] (env BANDIT_KAFKA_BOOTSTRAP)"
+        )
+        g.add_argument("--partitions", type=int, help="partitions of new topics (default 4)")
+        g.add_argument("--group-id", help="learner consumer group (default bandit-learner)")
+        g.add_argument("--decisions-topic", help="default bandit.decisions")
+        g.add_argument("--feedback-topic", help="default bandit.feedback")
+        g.add_argument("--deadletter-topic", help="default bandit.deadletter")
+
     s = sub.add_parser("serve", help="run the gRPC server (embedded defaults)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=50051)
@@ -211,7 +271,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between posterior snapshots (default 10)",
     )
     s.add_argument("--grace", type=float, default=5.0, help="drain time on SIGTERM")
+    s.add_argument(
+        "--no-learner",
+        action="store_true",
+        help="Kafka mode: serve only; posteriors refresh from MySQL",
+    )
+    s.add_argument(
+        "--refresh-interval",
+        type=float,
+        default=0.5,
+        help="Kafka mode: seconds between posterior refreshes (default 0.5)",
+    )
+    services(s)
     s.set_defaults(func=_serve)
+
+    lrn = sub.add_parser("learn", help="run a learner only (Kafka + MySQL)")
+    lrn.add_argument(
+        "--commit-interval",
+        type=float,
+        default=0.1,
+        help="seconds between MySQL commits (default 0.1)",
+    )
+    services(lrn)
+    lrn.set_defaults(func=_learn)
 
     def client(name: str, help_: str) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help_)

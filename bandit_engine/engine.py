@@ -34,9 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from ._exceptions import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
+from ._exceptions import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from ._proto.bandit.v1 import log_pb2
 from .config import ExperimentConfig, Limits, check_id
 from .features import ArmFeatures, FeatureSpace
+from .kafka import LogProducer
 from .policies import Policy
 from .store import ArmRow, DecisionRow, RewardRow, Snapshot, Store
 
@@ -80,7 +82,7 @@ class Decision:
 
 @dataclass(frozen=True)
 class FeedbackResult:
-    outcome: str  # "applied", "duplicate", "late"
+    outcome: str  # "applied", "duplicate", "late"; "queued" in Kafka mode
     model_version: int
 
 
@@ -226,8 +228,15 @@ class Engine:
         clock: Callable[[], float] = time.time,
         checkpoint_interval: float = 10.0,
         flush_interval: float = 0.02,
+        producer: LogProducer | None = None,
+        refresh_interval: float = 0.5,
+        feedback_timeout: float = 5.0,
     ) -> None:
         self.store = store
+        self.producer = producer
+        self.refresh_interval = refresh_interval
+        self.feedback_timeout = feedback_timeout
+        self.decisions_dropped = 0
         self.seed = seed
         self.limits = limits or Limits()
         self.clock = clock
@@ -253,8 +262,13 @@ class Engine:
 
     def _maintenance(self, tick: float) -> None:
         last_ckpt = time.monotonic()
+        if self.producer is not None:
+            tick = min(tick, self.refresh_interval)
         while not self._stop.wait(tick):
             try:
+                if self.producer is not None:
+                    self.refresh()
+                    continue
                 self.sweep()
                 if time.monotonic() - last_ckpt >= self.checkpoint_interval:
                     self.checkpoint()
@@ -267,49 +281,18 @@ class Engine:
         self._stop.set()
         if self._maint is not None:
             self._maint.join()
-        self.decision_log.close()
-        self.checkpoint()
+        if self.producer is not None:
+            self.producer.close()
+        else:
+            self.decision_log.close()
+            self.checkpoint()
         self.store.close()
 
     def _load(self) -> None:
         for exp_id, cfg_dict, arm_changes in self.store.load_experiments():
-            exp = _Experiment(ExperimentConfig.from_dict(cfg_dict), self.limits, self.seed)
-            arms = self.store.load_arms(exp_id)
-            snap = self.store.load_snapshot(exp_id)
-            n_snap = 0
-            if snap is not None:
-                exp.policy.load_state_dict(snap.state)
-                n_snap = exp.policy.n_arms
-                exp.last_seq = snap.last_seq
-                exp.counters.update({k: int(v) for k, v in snap.counters.items()})
-            for row in arms:
-                if row.slot < n_snap:
-                    exp.arm_ids.append(row.arm_id)
-                    exp.slots[row.arm_id] = row.slot
-                    exp.active.append(row.active)
-                    exp.features.append(row.features)
-                else:
-                    exp.add_arm(row.arm_id, row.features, row.active)
-            exp._all_active = None
-            exp.arm_changes = arm_changes
-            replay = list(self.store.rewards_after(exp_id, exp.last_seq))
-            if replay:
-                exp.policy.update_batch(
-                    np.array([r.arm_slot for r in replay], dtype=np.int64),
-                    np.stack([r.x for r in replay]),
-                    np.array([r.reward_norm for r in replay]),
-                )
-                exp.last_seq = replay[-1].seq or exp.last_seq
-            exp.applied = int(exp.policy.state_dict()["pulls"].sum())
-            exp.snapshot_version = exp.version if not replay else -1
-            self._exps[exp_id] = exp
-            log.info(
-                "loaded experiment %s: %d arms, snapshot seq %d, %d rewards replayed",
-                exp_id,
-                len(arms),
-                snap.last_seq if snap else 0,
-                len(replay),
-            )
+            self._exps[exp_id] = self._load_experiment(exp_id, cfg_dict, arm_changes)
+        if self.producer is not None:
+            return  # the learner owns the join state in Kafka mode
         for dec, rewarded_ids in self.store.open_decisions():
             owner = self._exps.get(dec.experiment_id)
             if owner is None:
@@ -317,6 +300,85 @@ class Engine:
             slots = np.array([owner.slots[a] for a in dec.arms], dtype=np.int64)
             rewarded = {owner.slots[a] for a in rewarded_ids if a in owner.slots}
             self._track(owner, dec.event_id, dec.x, slots, dec.arms, dec.deadline, rewarded)
+
+    def _load_experiment(
+        self, exp_id: str, cfg_dict: dict[str, Any], arm_changes: int
+    ) -> _Experiment:
+        """Config, arms, snapshot and (embedded mode) the rewards after it."""
+        exp = _Experiment(ExperimentConfig.from_dict(cfg_dict), self.limits, self.seed)
+        snap = self.store.load_snapshot(exp_id)
+        if snap is not None:
+            exp.policy.load_state_dict(snap.state)
+            exp.last_seq = snap.last_seq
+            exp.counters.update({k: int(v) for k, v in snap.counters.items()})
+        self._sync_arms(exp, arm_changes)
+        replay = []
+        if self.producer is None:
+            replay = list(self.store.rewards_after(exp_id, exp.last_seq))
+        if replay:
+            exp.policy.update_batch(
+                np.array([r.arm_slot for r in replay], dtype=np.int64),
+                np.stack([r.x for r in replay]),
+                np.array([r.reward_norm for r in replay]),
+            )
+            exp.last_seq = replay[-1].seq or exp.last_seq
+        exp.applied = int(exp.policy.state_dict()["pulls"].sum())
+        exp.snapshot_version = exp.version if not replay else -1
+        log.info(
+            "loaded experiment %s: %d arms, snapshot seq %d, %d rewards replayed",
+            exp_id,
+            len(exp.arm_ids),
+            snap.last_seq if snap else 0,
+            len(replay),
+        )
+        return exp
+
+    def _sync_arms(self, exp: _Experiment, arm_changes: int) -> None:
+        """Bring the arm table (ids, flags, policy slots) up to the store's."""
+        for row in self.store.load_arms(exp.cfg.experiment_id):
+            if row.slot < len(exp.arm_ids):
+                exp.set_active(row.slot, row.active)
+            elif row.slot < exp.policy.n_arms:  # in the snapshot already
+                exp.arm_ids.append(row.arm_id)
+                exp.slots[row.arm_id] = row.slot
+                exp.active.append(row.active)
+                exp.features.append(row.features)
+            else:
+                exp.add_arm(row.arm_id, row.features, row.active)
+        exp._all_active = None
+        exp.arm_changes = arm_changes
+
+    def refresh(self) -> int:
+        """Pick up experiments, arms and posteriors written by others (Kafka mode).
+
+        Returns how many experiments changed. A posterior is reloaded only
+        when its snapshot version moved.
+        """
+        versions = self.store.snapshot_versions()
+        changed = 0
+        for exp_id, cfg_dict, arm_changes in self.store.load_experiments():
+            exp = self._exps.get(exp_id)
+            if exp is None:
+                with self._lock:
+                    self._exps[exp_id] = self._load_experiment(exp_id, cfg_dict, arm_changes)
+                changed += 1
+                continue
+            v = versions.get(exp_id, 0)
+            if v == exp.last_seq and arm_changes == exp.arm_changes:
+                continue
+            snap = self.store.load_snapshot(exp_id) if v != exp.last_seq else None
+            with exp.lock:
+                if snap is not None:
+                    exp.policy.load_state_dict(snap.state)
+                    exp.last_seq = snap.last_seq
+                    exp.arm_ids = exp.arm_ids[: exp.policy.n_arms]
+                    exp.active = exp.active[: exp.policy.n_arms]
+                    exp.features = exp.features[: exp.policy.n_arms]
+                    exp.slots = {a: i for i, a in enumerate(exp.arm_ids)}
+                self._sync_arms(exp, arm_changes)
+                exp.applied = int(exp.policy.state_dict()["pulls"].sum())
+            changed += 1
+        return changed
 
     # ----------------------------------------------------------- experiments
     def _exp(self, experiment_id: str) -> _Experiment:
@@ -506,6 +568,27 @@ class Engine:
         now = self.clock()
         deadline = now + exp.cfg.reward_window_s
         scores = tuple(float(s) for s in ranking.scores)
+        if self.producer is not None:
+            rec = log_pb2.DecisionRecord(
+                event_id=event_id,
+                experiment_id=experiment_id,
+                created_at=now,
+                deadline=deadline,
+                model_version=version,
+                x=x,
+                arms=arm_ids,
+                slots=shown.tolist(),
+                scores=scores,
+                propensities=props,
+                candidates=candidates,
+            )
+            topic = self.producer.settings.decisions_topic
+            if not self.producer.publish(topic, event_id.encode(), rec.SerializeToString()):
+                # Serving goes on when the log is down: the decision is
+                # counted as dropped, and its rewards will be dead-lettered.
+                with self._lock:
+                    self.decisions_dropped += 1
+            return Decision(event_id, arm_ids, scores, props, version)
         self.decision_log.append(
             DecisionRow(
                 event_id,
@@ -549,6 +632,8 @@ class Engine:
             raise InvalidArgument(f"reward={reward!r} must be a finite number")
         if timestamp is not None and not math.isfinite(timestamp):
             raise InvalidArgument(f"timestamp={timestamp!r} must be finite")
+        if self.producer is not None:
+            return self._feedback_to_log(event_id, arm_id, float(reward), timestamp)
         pend = self._pending.get(event_id)
         if pend is None:
             return self._feedback_closed(event_id, arm_id, reward)
@@ -600,6 +685,30 @@ class Engine:
             if close:
                 self._pending.pop(event_id, None)
             return FeedbackResult("applied", exp.version)
+
+    def _feedback_to_log(
+        self, event_id: str, arm_id: str, reward: float, timestamp: float | None
+    ) -> FeedbackResult:
+        """Kafka mode: write the reward to the feedback log; the learner joins it.
+
+        Acknowledged only once the broker has it, so an OK Feedback is never
+        lost. Joining (unknown event, duplicate, late, range) happens in the
+        learner, which dead-letters what it cannot apply.
+        """
+        assert self.producer is not None
+        rec = log_pb2.FeedbackRecord(
+            event_id=event_id, arm_id=arm_id, reward=reward, timestamp=timestamp or self.clock()
+        )
+        topic = self.producer.settings.feedback_topic
+        ok = self.producer.publish_and_wait(
+            topic, event_id.encode(), rec.SerializeToString(), self.feedback_timeout
+        )
+        if not ok:
+            raise Unavailable(
+                f"feedback log unavailable: {event_id!r} not written within "
+                f"{self.feedback_timeout:g}s; retry (Feedback is idempotent)"
+            )
+        return FeedbackResult("queued", 0)
 
     def _feedback_closed(self, event_id: str, arm_id: str, reward: float) -> FeedbackResult:
         """Feedback for an event no longer pending: duplicate, late or unknown."""

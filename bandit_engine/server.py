@@ -8,8 +8,10 @@ answered INTERNAL, so no call ever ends UNKNOWN.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -28,12 +30,15 @@ from ._exceptions import (
     NotFound,
     ResourceExhausted,
     StoreError,
+    Unavailable,
 )
 from ._proto.bandit.v1 import bandit_pb2 as pb
 from ._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
 from .config import Limits
 from .engine import Engine
-from .store import SQLiteStore
+from .kafka import KafkaSettings, LogProducer
+from .learner import Learner
+from .store import MySQLStore, SQLiteStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +50,15 @@ _STATUS: list[tuple[type[BanditError], grpc.StatusCode]] = [
     (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (StoreError, grpc.StatusCode.UNAVAILABLE),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
 ]
 
-_OUTCOME = {"applied": pb.APPLIED, "duplicate": pb.DUPLICATE, "late": pb.LATE}
+_OUTCOME = {
+    "applied": pb.APPLIED,
+    "duplicate": pb.DUPLICATE,
+    "late": pb.LATE,
+    "queued": pb.QUEUED,
+}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -153,16 +164,71 @@ class ServerSettings:
     limits: Limits = field(default_factory=Limits)
     max_message_bytes: int = 4 * 1024 * 1024
     checkpoint_interval: float = 10.0
+    #: MySQL instead of the SQLite file (``mysql://user:pw@host:port/db``).
+    mysql_dsn: str | None = None
+    #: Decisions and rewards through Kafka (needs ``mysql_dsn``).
+    kafka: KafkaSettings | None = None
+    #: Run a learner in this process (Kafka mode); False: serve only.
+    learner: bool = True
+    #: Seconds between posterior refreshes from MySQL (Kafka mode).
+    refresh_interval: float = 0.5
+    #: Extra arguments of the in-process ``Learner`` (commit_interval, lateness...).
+    learner_options: dict[str, Any] = field(default_factory=dict)
+
+
+def open_store(settings: ServerSettings) -> Store:
+    if settings.mysql_dsn:
+        return MySQLStore(settings.mysql_dsn)
+    path = ":memory:" if settings.state_dir is None else Path(settings.state_dir) / "state.db"
+    return SQLiteStore(path)
 
 
 def open_engine(settings: ServerSettings) -> Engine:
-    path = ":memory:" if settings.state_dir is None else Path(settings.state_dir) / "state.db"
+    if settings.kafka is not None and not settings.mysql_dsn:
+        raise InvalidArgument(
+            "Kafka mode needs MySQL: give --mysql-dsn (or BANDIT_MYSQL_DSN) with --kafka-bootstrap"
+        )
+    producer = LogProducer(settings.kafka) if settings.kafka is not None else None
     return Engine(
-        SQLiteStore(path),
+        open_store(settings),
         seed=settings.seed,
         limits=settings.limits,
         checkpoint_interval=settings.checkpoint_interval,
+        producer=producer,
+        refresh_interval=settings.refresh_interval,
     )
+
+
+class LearnerThread:
+    """A learner on its own thread and event loop, beside a server."""
+
+    def __init__(self, mysql_dsn: str, kafka: KafkaSettings, **kw: Any) -> None:
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.learner = Learner(MySQLStore(mysql_dsn), kafka, **kw)
+        self._thread = threading.Thread(target=self._run, name="learner", daemon=True)
+        self._started = threading.Event()
+        self._thread.start()
+        self._started.wait(30)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            self._loop = asyncio.get_running_loop()
+            self._started.set()
+            await self.learner.run(self._stop)
+
+        try:
+            asyncio.run(main())
+        except Exception:
+            log.exception("learner stopped with an error")
+            self._started.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+        self.learner.store.close()
 
 
 def create_server(
@@ -195,6 +261,11 @@ def create_server(
     if port == 0:
         raise OSError(f"cannot bind {settings.host}:{settings.port}")
     server.health_servicer = health_servicer
+    if settings.kafka is not None and settings.learner:
+        assert settings.mysql_dsn is not None
+        server.learner_thread = LearnerThread(
+            settings.mysql_dsn, settings.kafka, **settings.learner_options
+        )
     engine.start()
     return server, port, engine
 
@@ -205,4 +276,7 @@ def stop_server(server: grpc.Server, engine: Engine, grace: float = 5.0) -> None
     if hs is not None:
         hs.enter_graceful_shutdown()
     server.stop(grace).wait()
+    learner = getattr(server, "learner_thread", None)
+    if learner is not None:
+        learner.stop()
     engine.close()

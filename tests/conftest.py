@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from serverutil import Running, start_server
-from services import mysql_dsn  # noqa: F401  (fixture)
+from services import kafka_bootstrap, kafka_settings, mysql_dsn  # noqa: F401  (fixtures)
 
 from bandit_engine.config import Limits
 

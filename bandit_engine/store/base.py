@@ -76,6 +76,24 @@ class Snapshot:
     created_at: float = 0.0
 
 
+@dataclass(frozen=True)
+class LearnerOffsets:
+    """Where a learner stands in one partition number of the two logs.
+
+    ``*_next``: the next offset not yet processed (everything before it is
+    reflected in the committed statistics). ``*_resume``: where to start
+    reading to rebuild the join state (the oldest decision still waiting
+    for its window, the oldest reward of such a decision). ``watermark``:
+    windows with a deadline at or before it are closed.
+    """
+
+    dec_next: int
+    dec_resume: int
+    fb_next: int
+    fb_resume: int
+    watermark: float
+
+
 class Store(ABC):
     """Persistence of experiments, arms, decisions, rewards and snapshots."""
 
@@ -135,6 +153,15 @@ class Store(ABC):
 
     @abstractmethod
     def load_snapshot(self, experiment_id: str) -> Snapshot | None: ...
+
+    def snapshot_versions(self) -> dict[str, int]:
+        """``last_seq`` of every stored snapshot (cheap; for refresh polling)."""
+        out = {}
+        for exp_id, _, _ in self.load_experiments():
+            snap = self.load_snapshot(exp_id)
+            if snap is not None:
+                out[exp_id] = snap.last_seq
+        return out
 
     @abstractmethod
     def close(self) -> None: ...

@@ -30,11 +30,11 @@ import pymysql.err
 
 from .._exceptions import InvalidArgument, StoreError
 from ._codec import decode_state, decode_vector, encode_state, encode_vector
-from .base import ArmRow, DecisionRow, RewardRow, Snapshot, Store
+from .base import ArmRow, DecisionRow, LearnerOffsets, RewardRow, Snapshot, Store
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 T = TypeVar("T")
 
@@ -89,6 +89,22 @@ _SCHEMA = [
         write_id CHAR(32) NOT NULL,
         UNIQUE KEY (event_id, arm_id),
         KEY rewards_exp (experiment_id, seq)
+    ) ENGINE=InnoDB""",
+    """CREATE TABLE IF NOT EXISTS learner_offsets (
+        group_id VARCHAR(128) NOT NULL,
+        part INT NOT NULL,
+        dec_next BIGINT NOT NULL,
+        dec_resume BIGINT NOT NULL,
+        fb_next BIGINT NOT NULL,
+        fb_resume BIGINT NOT NULL,
+        watermark DOUBLE NOT NULL,
+        PRIMARY KEY (group_id, part)
+    ) ENGINE=InnoDB""",
+    """CREATE TABLE IF NOT EXISTS learner_counters (
+        experiment_id VARCHAR(128) NOT NULL,
+        name VARCHAR(64) NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (experiment_id, name)
     ) ENGINE=InnoDB""",
     """CREATE TABLE IF NOT EXISTS snapshots (
         experiment_id VARCHAR(128) NOT NULL PRIMARY KEY,
@@ -189,11 +205,16 @@ class MySQLStore(Store):
         """Server-side id of the current connection (for tests that KILL it)."""
         return int(self._run(lambda c: _one(c, "SELECT CONNECTION_ID()")[0]))
 
-    def _run(self, op: Callable[[Any], T], *, on_retry: Callable[[], None] | None = None) -> T:
-        """Run ``op(cursor)`` in a transaction; reconnect and retry if the link drops."""
+    def _run(self, op: Callable[[Any], T], *, retry: bool = True) -> T:
+        """Run ``op(cursor)`` in a transaction; reconnect and retry if the link drops.
+
+        With ``retry=False`` a lost link raises StoreError at once: for
+        operations with side effects outside the database.
+        """
         delay = 0.05
+        retries = self._retries if retry else 0
         with self._lock:
-            for attempt in range(self._retries + 1):
+            for attempt in range(retries + 1):
                 try:
                     if self._conn is None:
                         self._conn = self._connect()
@@ -205,13 +226,11 @@ class MySQLStore(Store):
                     code = exc.args[0] if exc.args else None
                     lost = isinstance(exc, pymysql.err.InterfaceError) or code in _LOST
                     self._drop()
-                    if not lost or attempt == self._retries:
+                    if not lost or attempt == retries:
                         raise StoreError(f"MySQL store {self.dsn}: {exc}") from exc
                     log.warning("MySQL connection lost (%s); retry %d", exc, attempt + 1)
                     time.sleep(delay)
                     delay = min(delay * 2, 2.0)
-                    if on_retry is not None:
-                        on_retry()
                 except Exception:
                     if self._conn is not None:
                         try:
@@ -236,6 +255,9 @@ class MySQLStore(Store):
         row = cur.fetchone()
         if row is None:
             cur.execute("INSERT INTO schema_version VALUES (%s)", (SCHEMA_VERSION,))
+        elif row[0] < SCHEMA_VERSION:
+            # v1 -> v2 added the learner tables (created above): nothing to move.
+            cur.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
         elif row[0] > SCHEMA_VERSION:
             raise StoreError(
                 f"MySQL store {self.dsn} has schema version {row[0]}; this engine knows "
@@ -489,6 +511,94 @@ class MySQLStore(Store):
             return None
         r = rows[0]
         return Snapshot(experiment_id, int(r[0]), decode_state(r[2]), json.loads(r[1]), r[3])
+
+    def snapshot_versions(self) -> dict[str, int]:
+        rows = self._run(lambda c: _all(c, "SELECT experiment_id, last_seq FROM snapshots"))
+        return {r[0]: int(r[1]) for r in rows}
+
+    # ---------------------------------------------------------------- learner
+    def learner_offsets(self, group_id: str) -> dict[int, LearnerOffsets]:
+        rows = self._run(
+            lambda c: _all(
+                c,
+                "SELECT part, dec_next, dec_resume, fb_next, fb_resume, watermark "
+                "FROM learner_offsets WHERE group_id = %s",
+                (group_id,),
+            )
+        )
+        return {
+            int(r[0]): LearnerOffsets(int(r[1]), int(r[2]), int(r[3]), int(r[4]), float(r[5]))
+            for r in rows
+        }
+
+    def learner_counters(self, experiment_id: str | None = None) -> dict[tuple[str, str], int]:
+        rows = self._run(lambda c: _all(c, "SELECT experiment_id, name, n FROM learner_counters"))
+        return {
+            (r[0], r[1]): int(r[2]) for r in rows if experiment_id is None or r[0] == experiment_id
+        }
+
+    def learner_commit(
+        self,
+        group_id: str,
+        updates: dict[str, Callable[[int, Snapshot | None], dict[str, Any]]],
+        counters: dict[tuple[str, str], int],
+        offsets: dict[int, LearnerOffsets],
+        now: float,
+    ) -> dict[str, int]:
+        """One transaction: new statistics, counters and log offsets.
+
+        ``updates[exp](version, snapshot)`` is called with the experiment's
+        stored snapshot row locked (``FOR UPDATE``, so learners sharing an
+        experiment take turns) and returns the new state. No retry: if the
+        link drops, the caller cannot know whether this committed and must
+        reload its state and offsets from the database.
+        """
+
+        def op(c: Any) -> dict[str, int]:
+            versions: dict[str, int] = {}
+            for exp_id, update in sorted(updates.items()):
+                c.execute(
+                    "SELECT last_seq, counters, state, created_at FROM snapshots "
+                    "WHERE experiment_id = %s FOR UPDATE",
+                    (exp_id,),
+                )
+                row = c.fetchone()
+                version = int(row[0]) if row else 0
+                snap = (
+                    Snapshot(exp_id, version, decode_state(row[2]), json.loads(row[1]), row[3])
+                    if row
+                    else None
+                )
+                state = update(version, snap)
+                c.execute(
+                    "INSERT INTO snapshots (experiment_id, last_seq, counters, state, created_at) "
+                    "VALUES (%s, %s, '{}', %s, %s) ON DUPLICATE KEY UPDATE "
+                    "last_seq = VALUES(last_seq), state = VALUES(state), "
+                    "created_at = VALUES(created_at)",
+                    (exp_id, version + 1, encode_state(state), now),
+                )
+                versions[exp_id] = version + 1
+            if counters:
+                c.executemany(
+                    "INSERT INTO learner_counters (experiment_id, name, n) VALUES (%s, %s, %s) "
+                    "ON DUPLICATE KEY UPDATE n = n + VALUES(n)",
+                    [(e, n, v) for (e, n), v in sorted(counters.items())],
+                )
+            if offsets:
+                c.executemany(
+                    "INSERT INTO learner_offsets (group_id, part, dec_next, dec_resume, fb_next, "
+                    "fb_resume, watermark) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                    "ON DUPLICATE KEY UPDATE dec_next = VALUES(dec_next), "
+                    "dec_resume = VALUES(dec_resume), fb_next = VALUES(fb_next), "
+                    "fb_resume = VALUES(fb_resume), watermark = VALUES(watermark)",
+                    [
+                        (group_id, p, o.dec_next, o.dec_resume, o.fb_next, o.fb_resume, o.watermark)
+                        for p, o in sorted(offsets.items())
+                    ],
+                )
+            return versions
+
+        return self._run(op, retry=False)
 
     def close(self) -> None:
         with self._lock:

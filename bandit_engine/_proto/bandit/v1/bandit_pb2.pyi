@@ -26,6 +26,7 @@ class FeedbackOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     APPLIED: _ClassVar[FeedbackOutcome]
     DUPLICATE: _ClassVar[FeedbackOutcome]
     LATE: _ClassVar[FeedbackOutcome]
+    QUEUED: _ClassVar[FeedbackOutcome]
 POLICY_KIND_UNSPECIFIED: PolicyKind
 BETA_TS: PolicyKind
 LIN_TS_DISJOINT: PolicyKind
@@ -37,6 +38,7 @@ FEEDBACK_OUTCOME_UNSPECIFIED: FeedbackOutcome
 APPLIED: FeedbackOutcome
 DUPLICATE: FeedbackOutcome
 LATE: FeedbackOutcome
+QUEUED: FeedbackOutcome
 
 class Features(_message.Message):
     __slots__ = ("dense", "numeric", "categorical")

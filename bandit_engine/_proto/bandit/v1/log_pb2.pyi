@@ -1,0 +1,45 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable
+from typing import ClassVar as _ClassVar, Optional as _Optional
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class DecisionRecord(_message.Message):
+    __slots__ = ("event_id", "experiment_id", "created_at", "deadline", "model_version", "x", "arms", "slots", "scores", "propensities", "candidates")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    X_FIELD_NUMBER: _ClassVar[int]
+    ARMS_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    PROPENSITIES_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    experiment_id: str
+    created_at: float
+    deadline: float
+    model_version: int
+    x: _containers.RepeatedScalarFieldContainer[float]
+    arms: _containers.RepeatedScalarFieldContainer[str]
+    slots: _containers.RepeatedScalarFieldContainer[int]
+    scores: _containers.RepeatedScalarFieldContainer[float]
+    propensities: _containers.RepeatedScalarFieldContainer[float]
+    candidates: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, event_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., created_at: _Optional[float] = ..., deadline: _Optional[float] = ..., model_version: _Optional[int] = ..., x: _Optional[_Iterable[float]] = ..., arms: _Optional[_Iterable[str]] = ..., slots: _Optional[_Iterable[int]] = ..., scores: _Optional[_Iterable[float]] = ..., propensities: _Optional[_Iterable[float]] = ..., candidates: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FeedbackRecord(_message.Message):
+    __slots__ = ("event_id", "arm_id", "reward", "timestamp")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ARM_ID_FIELD_NUMBER: _ClassVar[int]
+    REWARD_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    arm_id: str
+    reward: float
+    timestamp: float
+    def __init__(self, event_id: _Optional[str] = ..., arm_id: _Optional[str] = ..., reward: _Optional[float] = ..., timestamp: _Optional[float] = ...) -> None: ...

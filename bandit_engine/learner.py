@@ -1,0 +1,523 @@
+"""The learner: joins rewards to decisions from Kafka and applies them exactly once.
+
+One learner owns a set of partition numbers (the consumer group assigns the
+same numbers of the decisions and feedback topics to the same member, with
+the range assignor). Per partition it keeps the join state in memory:
+decisions waiting for their reward window, rewards waiting for their
+decision ("orphans"), and recently closed decisions.
+
+Exactly once. Every ``commit_interval`` the learner writes, in one MySQL
+transaction, the new posterior of each experiment it touched, its counters
+and, per partition, the offsets it has processed (``*_next``), the offsets
+from which its join state can be rebuilt (``*_resume``) and its watermark.
+On start, on partition assignment and after any failed commit it reloads
+all of that and seeks to the resume offsets. Records before ``*_next`` are
+then replayed only to rebuild the join state; they change no statistics and
+no counters. A decision replayed with a deadline at or before the committed
+watermark was closed before the commit and is skipped.
+
+Windows. A decision is pending until its deadline passes the watermark
+(wall clock minus ``lateness``); then every shown arm without a reward gets
+the experiment's default reward. Decisions are not closed early when all
+their arms are rewarded, which is what makes the resume rule above exact.
+
+Dead letters. A feedback that cannot be applied is counted (exactly, in the
+same transaction) under its reason and written to the dead-letter topic
+after the commit (at least once): ``malformed``, ``invalid`` (non-finite or
+out-of-range reward, arm not shown), ``duplicate``, ``late`` (timestamp
+after the decision's deadline, or its window already closed) and
+``unknown_event`` (no decision within ``orphan_grace`` seconds).
+
+Database calls run on a worker thread, never on the event loop that
+heartbeats Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._proto.bandit.v1 import log_pb2
+from .config import ExperimentConfig
+from .features import ArmFeatures
+from .kafka import FeedbackParseError, KafkaSettings, ensure_topics, parse_feedback
+from .policies import Policy
+from .store import LearnerOffsets, Snapshot
+from .store.mysql import MySQLStore
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DEAD_LETTER_REASONS", "Learner"]
+
+DEAD_LETTER_REASONS = ("malformed", "invalid", "duplicate", "late", "unknown_event")
+
+
+@dataclass
+class _Pending:
+    exp_id: str
+    x: np.ndarray
+    slots: np.ndarray
+    arm_ids: tuple[str, ...]
+    deadline: float
+    offset: int
+    rewarded: set[int] = field(default_factory=set)
+    min_fb: int = -1  # smallest feedback offset joined to it (-1: none)
+
+
+@dataclass
+class _Part:
+    """Join state of one partition number."""
+
+    p: int
+    committed: LearnerOffsets
+    dec_next: int
+    fb_next: int
+    watermark: float
+    pending: dict[str, _Pending] = field(default_factory=dict)
+    deadlines: list[tuple[float, str]] = field(default_factory=list)
+    closed: dict[str, float] = field(default_factory=dict)  # event -> deadline
+    orphans: dict[str, list[tuple[int, log_pb2.FeedbackRecord]]] = field(default_factory=dict)
+    orphan_heap: list[tuple[float, int, str]] = field(default_factory=list)
+
+    @property
+    def restored(self) -> bool:
+        return self.dec_next >= self.committed.dec_next and self.fb_next >= self.committed.fb_next
+
+
+class _Exp:
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        self.cfg = cfg
+        self.policy: Policy = cfg.make_policy()
+        self.slots: dict[str, int] = {}
+        self.version = 0  # snapshot version the policy reflects
+
+
+class Learner:
+    """Consume decisions and feedback, join, update posteriors, commit to MySQL."""
+
+    def __init__(
+        self,
+        store: MySQLStore,
+        settings: KafkaSettings,
+        *,
+        commit_interval: float = 0.1,
+        lateness: float = 2.0,
+        orphan_grace: float = 10.0,
+        closed_retention: float = 3600.0,
+        max_records: int = 20_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.commit_interval = commit_interval
+        self.lateness = lateness
+        self.orphan_grace = orphan_grace
+        self.closed_retention = closed_retention
+        self.max_records = max_records
+        self.clock = clock
+        self._db = ThreadPoolExecutor(1, thread_name_prefix="learner-db")
+        self._exps: dict[str, _Exp] = {}
+        self._parts: dict[int, _Part] = {}
+        self._batch: dict[str, list[tuple[int, np.ndarray, float]]] = defaultdict(list)
+        self._counters: dict[tuple[str, str], int] = defaultdict(int)
+        self._dead: list[tuple[bytes | None, dict[str, Any]]] = []
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._last_commit = 0.0
+        self.commits = 0
+        self.applied = 0
+        self.ready = asyncio.Event()
+
+    # ------------------------------------------------------------- database
+    async def _in_db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+
+    def _load_experiment(self, exp_id: str) -> _Exp | None:
+        """(Re)load one experiment's config, arms and stored posterior (DB thread)."""
+        cfgs = {e: c for e, c, _ in self.store.load_experiments()}
+        if exp_id not in cfgs:
+            return None
+        exp = _Exp(ExperimentConfig.from_dict(cfgs[exp_id]))
+        snap = self.store.load_snapshot(exp_id)
+        if snap is not None:
+            exp.policy.load_state_dict(snap.state)
+            exp.version = snap.last_seq
+        self._sync_arms(exp, exp_id)
+        return exp
+
+    def _sync_arms(self, exp: _Exp, exp_id: str) -> None:
+        for row in self.store.load_arms(exp_id):
+            if row.slot >= exp.policy.n_arms:
+                f = row.features
+                exp.policy.add_arm(
+                    ArmFeatures.build(row.arm_id, f.get("numeric"), f.get("categorical"))
+                )
+            exp.slots[row.arm_id] = row.slot
+
+    # --------------------------------------------------------------- restore
+    async def _restore(self, partitions: set[int]) -> None:
+        """Load committed offsets for ``partitions`` and seek to their resume points."""
+        from aiokafka import TopicPartition
+
+        stored = await self._in_db(self.store.learner_offsets, self.settings.group_id)
+        now = self.clock()
+        for p in sorted(partitions):
+            off = stored.get(p, LearnerOffsets(0, 0, 0, 0, now - self.lateness))
+            self._parts[p] = _Part(p, off, off.dec_resume, off.fb_resume, off.watermark)
+            self._consumer.seek(TopicPartition(self.settings.decisions_topic, p), off.dec_resume)
+            self._consumer.seek(TopicPartition(self.settings.feedback_topic, p), off.fb_resume)
+        log.info("restored partitions %s", sorted(partitions))
+
+    async def _reset(self) -> None:
+        """After a failed commit: forget memory, reload from the database."""
+        self._exps.clear()
+        self._batch.clear()
+        self._counters.clear()
+        self._dead.clear()
+        parts = set(self._parts)
+        self._parts.clear()
+        await self._restore(parts)
+
+    # ------------------------------------------------------------ processing
+    async def _exp(self, exp_id: str, slot_needed: int = -1) -> _Exp | None:
+        exp = self._exps.get(exp_id)
+        if exp is None:
+            exp = await self._in_db(self._load_experiment, exp_id)
+            if exp is not None:
+                self._exps[exp_id] = exp
+        elif slot_needed >= exp.policy.n_arms:
+            await self._in_db(self._sync_arms, exp, exp_id)
+        return exp
+
+    async def _on_decision(self, part: _Part, offset: int, value: bytes | None) -> None:
+        replay = offset < part.committed.dec_next
+        part.dec_next = max(part.dec_next, offset + 1)
+        try:
+            rec = log_pb2.DecisionRecord.FromString(value or b"")
+        except Exception:
+            if not replay:
+                self._count("", "malformed_decision")
+            return
+        if replay and rec.deadline <= part.committed.watermark:
+            part.closed[rec.event_id] = rec.deadline  # closed before the commit
+            return
+        slots = np.asarray(rec.slots, dtype=np.int64)
+        exp = await self._exp(rec.experiment_id, int(slots.max()) if slots.size else -1)
+        if exp is None or slots.size == 0 or slots.max() >= exp.policy.n_arms:
+            if not replay:
+                self._count(rec.experiment_id, "malformed_decision")
+            return
+        pend = _Pending(
+            rec.experiment_id,
+            np.asarray(rec.x, dtype=np.float64),
+            slots,
+            tuple(rec.arms),
+            rec.deadline,
+            offset,
+        )
+        part.pending[rec.event_id] = pend
+        heapq.heappush(part.deadlines, (rec.deadline, rec.event_id))
+        if not replay:
+            self._count(rec.experiment_id, "decisions")
+        for fb_offset, fb in part.orphans.pop(rec.event_id, ()):
+            # Joined before the commit only if both records were processed then.
+            self._join(part, pend, fb_offset, fb, replay and fb_offset < part.committed.fb_next)
+
+    def _on_feedback(
+        self, part: _Part, offset: int, key: bytes | None, value: bytes | None, ts_ms: int
+    ) -> None:
+        replay = offset < part.committed.fb_next
+        part.fb_next = max(part.fb_next, offset + 1)
+        try:
+            rec = parse_feedback(value, ts_ms)
+        except FeedbackParseError as exc:
+            if not replay:
+                self._dead_letter("", exc.reason, str(exc), key, value, part.p, offset)
+            return
+        pend = part.pending.get(rec.event_id)
+        if pend is not None:
+            # A replayed reward whose decision was new after the commit was an
+            # orphan at the commit: not applied yet.
+            self._join(part, pend, offset, rec, replay and pend.offset < part.committed.dec_next)
+            return
+        if rec.event_id in part.closed:
+            if not replay:
+                self._dead_letter("", "late", "window already closed", key, value, part.p, offset)
+            return
+        expire = rec.timestamp + self.orphan_grace
+        if replay and expire <= part.committed.watermark:
+            return  # resolved (as unknown) before the commit
+        part.orphans.setdefault(rec.event_id, []).append((offset, rec))
+        heapq.heappush(part.orphan_heap, (expire, offset, rec.event_id))
+
+    def _join(
+        self, part: _Part, pend: _Pending, offset: int, rec: log_pb2.FeedbackRecord, replay: bool
+    ) -> None:
+        exp = self._exps[pend.exp_id]
+        cfg = exp.cfg
+        slot = exp.slots.get(rec.arm_id, -1)
+
+        def dead(reason: str, detail: str) -> None:
+            if not replay:
+                self._dead_letter(
+                    pend.exp_id,
+                    reason,
+                    detail,
+                    rec.event_id.encode(),
+                    rec.SerializeToString(),
+                    part.p,
+                    offset,
+                )
+
+        if slot < 0 or slot not in pend.slots:
+            return dead("invalid", f"arm {rec.arm_id!r} was not shown in {rec.event_id!r}")
+        if not cfg.reward_min <= rec.reward <= cfg.reward_max:
+            return dead(
+                "invalid", f"reward={rec.reward!r} outside [{cfg.reward_min!r}, {cfg.reward_max!r}]"
+            )
+        if slot in pend.rewarded:
+            return dead("duplicate", f"({rec.event_id!r}, {rec.arm_id!r}) already rewarded")
+        if rec.timestamp > pend.deadline:
+            return dead("late", f"timestamp {rec.timestamp!r} after deadline {pend.deadline!r}")
+        pend.rewarded.add(slot)
+        pend.min_fb = offset if pend.min_fb < 0 else min(pend.min_fb, offset)
+        if not replay:
+            self._batch[pend.exp_id].append((slot, pend.x, cfg.normalise_reward(rec.reward)))
+            self._count(pend.exp_id, "rewards_applied")
+
+    def _advance(self, now: float) -> None:
+        """Close windows and expire orphans up to each restored partition's watermark."""
+        for part in self._parts.values():
+            if not part.restored:
+                continue
+            part.watermark = max(part.watermark, now - self.lateness)
+            wm = part.watermark
+            while part.deadlines and part.deadlines[0][0] <= wm:
+                _, ev = heapq.heappop(part.deadlines)
+                pend = part.pending.pop(ev, None)
+                if pend is None:
+                    continue
+                cfg = self._exps[pend.exp_id].cfg
+                r = cfg.normalise_reward(float(cfg.default_reward))  # type: ignore[arg-type]
+                for s in pend.slots:
+                    if int(s) not in pend.rewarded:
+                        self._batch[pend.exp_id].append((int(s), pend.x, r))
+                        self._count(pend.exp_id, "rewards_defaulted")
+                part.closed[ev] = pend.deadline
+            while part.orphan_heap and part.orphan_heap[0][0] <= wm:
+                _, offset, ev = heapq.heappop(part.orphan_heap)
+                waiting = part.orphans.get(ev)
+                if not waiting:
+                    continue
+                for i, (o, rec) in enumerate(waiting):
+                    if o == offset:
+                        del waiting[i]
+                        self._dead_letter(
+                            "",
+                            "unknown_event",
+                            f"no decision {ev!r}",
+                            ev.encode(),
+                            rec.SerializeToString(),
+                            part.p,
+                            o,
+                        )
+                        break
+                if not waiting:
+                    del part.orphans[ev]
+            if len(part.closed) > 100_000:
+                horizon = wm - self.closed_retention
+                part.closed = {e: d for e, d in part.closed.items() if d > horizon}
+
+    def _count(self, exp_id: str, name: str, n: int = 1) -> None:
+        self._counters[(exp_id, name)] += n
+
+    def _dead_letter(
+        self,
+        exp_id: str,
+        reason: str,
+        detail: str,
+        key: bytes | None,
+        value: bytes | None,
+        p: int,
+        offset: int,
+    ) -> None:
+        self._count(exp_id, f"dead_{reason}")
+        self._dead.append(
+            (
+                key,
+                {
+                    "reason": reason,
+                    "detail": detail,
+                    "partition": p,
+                    "offset": offset,
+                    "topic": self.settings.feedback_topic,
+                    "payload": (value or b"").decode("utf-8", "replace")
+                    if (value or b"")[:1] == b"{"
+                    else (value or b"").hex(),
+                },
+            )
+        )
+
+    # ---------------------------------------------------------------- commit
+    def _offsets(self) -> dict[int, LearnerOffsets]:
+        out = {}
+        for p, part in self._parts.items():
+            c = part.committed
+            dec_next = max(part.dec_next, c.dec_next)
+            fb_next = max(part.fb_next, c.fb_next)
+            # Until the replay caught up, part of the join state is still only
+            # in the log: keep reading it from the committed resume points.
+            dec_resume = dec_next if part.restored else min(c.dec_resume, dec_next)
+            fb_resume = fb_next if part.restored else min(c.fb_resume, fb_next)
+            for pend in part.pending.values():
+                dec_resume = min(dec_resume, pend.offset)
+                if pend.min_fb >= 0:
+                    fb_resume = min(fb_resume, pend.min_fb)
+            for waiting in part.orphans.values():
+                for o, _ in waiting:
+                    fb_resume = min(fb_resume, o)
+            out[p] = LearnerOffsets(dec_next, dec_resume, fb_next, fb_resume, part.watermark)
+        return out
+
+    async def commit(self) -> bool:
+        """Commit statistics, counters and offsets in one transaction."""
+        offsets = self._offsets()
+        batch = {k: v for k, v in self._batch.items() if v}
+        counters = dict(self._counters)
+        if not offsets and not batch and not counters:
+            return True
+        updates = {exp_id: self._updater(exp_id, events) for exp_id, events in batch.items()}
+        try:
+            versions = await self._in_db(
+                self.store.learner_commit,
+                self.settings.group_id,
+                updates,
+                counters,
+                offsets,
+                self.clock(),
+            )
+        except Exception:
+            log.exception("commit failed; reloading state from the database")
+            await self._reset()
+            return False
+        for exp_id, v in versions.items():
+            self._exps[exp_id].version = v
+        for p, off in offsets.items():
+            self._parts[p].committed = off
+        self.applied += sum(len(v) for v in batch.values())
+        self.commits += 1
+        self._batch.clear()
+        self._counters.clear()
+        dead, self._dead = self._dead, []
+        if dead and self._producer is not None:
+            for key, body in dead:
+                try:
+                    await self._producer.send(
+                        self.settings.deadletter_topic, value=json.dumps(body).encode(), key=key
+                    )
+                except Exception as exc:  # counted already; the topic is best effort
+                    log.warning("dead-letter produce failed: %s", exc)
+        return True
+
+    def _updater(
+        self, exp_id: str, events: list[tuple[int, np.ndarray, float]]
+    ) -> Callable[[int, Snapshot | None], dict[str, Any]]:
+        exp = self._exps[exp_id]
+
+        def update(version: int, snap: Snapshot | None) -> dict[str, Any]:
+            if version != exp.version:  # another learner committed in between
+                exp.policy = exp.cfg.make_policy()
+                if snap is not None:
+                    exp.policy.load_state_dict(snap.state)
+                self._sync_arms(exp, exp_id)
+            slots = np.fromiter((e[0] for e in events), dtype=np.int64, count=len(events))
+            xs = np.stack([e[1] for e in events])
+            rs = np.fromiter((e[2] for e in events), dtype=np.float64, count=len(events))
+            exp.policy.update_batch(slots, xs, rs)
+            return exp.policy.state_dict()
+
+        return update
+
+    # ------------------------------------------------------------------- run
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, then commit and leave the group."""
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+        from aiokafka.abc import ConsumerRebalanceListener
+        from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+
+        s = self.settings
+        await ensure_topics(s)
+        self._producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=20)
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap,
+            group_id=s.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        learner = self
+
+        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+            async def on_partitions_revoked(self, revoked: Any) -> None:
+                if learner._parts:
+                    await learner.commit()
+                for tp in revoked:
+                    learner._parts.pop(tp.partition, None)
+
+            async def on_partitions_assigned(self, assigned: Any) -> None:
+                await learner._restore({tp.partition for tp in assigned})
+                learner.ready.set()
+
+        self._consumer.subscribe([s.decisions_topic, s.feedback_topic], listener=Listener())
+        await self._consumer.start()
+        try:
+            while not stop.is_set():
+                batch = await self._consumer.getmany(timeout_ms=20, max_records=self.max_records)
+                for tp, records in sorted(
+                    batch.items(), key=lambda kv: kv[0].topic != s.decisions_topic
+                ):
+                    part = self._parts.get(tp.partition)
+                    if part is None:
+                        continue
+                    if tp.topic == s.decisions_topic:
+                        for m in records:
+                            await self._on_decision(part, m.offset, m.value)
+                    else:
+                        for m in records:
+                            self._on_feedback(part, m.offset, m.key, m.value, m.timestamp)
+                now = self.clock()
+                self._advance(now)
+                if now - self._last_commit >= self.commit_interval:
+                    await self.commit()
+                    self._last_commit = now
+            await self.commit()
+        finally:
+            await self._consumer.stop()
+            await self._producer.stop()
+            self._db.shutdown(wait=True)
+
+
+def run_learner(store: MySQLStore, settings: KafkaSettings, **kw: Any) -> None:
+    """Run a learner until SIGTERM/SIGINT (for ``bandit-engine learn``)."""
+    import signal
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Learner(store, settings, **kw).run(stop)
+
+    asyncio.run(main())
