@@ -292,6 +292,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.1,
         help="seconds between MySQL commits (default 0.1)",
     )
+    lrn.add_argument(
+        "--lateness",
+        type=float,
+        default=2.0,
+        help="seconds a window stays open past its deadline, for log lag (default 2)",
+    )
+    lrn.add_argument(
+        "--orphan-grace",
+        type=float,
+        default=10.0,
+        help="seconds a reward waits for its decision before unknown_event (default 10)",
+    )
     services(lrn)
     lrn.set_defaults(func=_learn)
 

@@ -336,11 +336,18 @@ def laplace_step(mx, s, y):  # type: ignore[no-untyped-def]
     m + c * P^-1 x (the likelihood gradient is along x), so the d-dimensional
     Newton problem is one-dimensional. f(c) = c - y + sigmoid(mx + c s) is
     increasing and has its root in (y - 1, y): safeguarded Newton.
+
+    Newton can bounce between the two ends of the bracket while shrinking it
+    only slowly (large s); as in Numerical Recipes' rtsafe, a Newton step
+    longer than half the step before last is replaced by bisection, so the
+    steps shrink at least geometrically.
     """
     lo = y - 1.0
     hi = y
     c = y - _sigmoid(mx)
-    for _ in range(100):
+    step = hi - lo
+    step_old = step
+    for _ in range(200):
         p = _sigmoid(mx + c * s)
         f = c - y + p
         if f > 0.0:
@@ -348,10 +355,11 @@ def laplace_step(mx, s, y):  # type: ignore[no-untyped-def]
         else:
             lo = c
         fp = 1.0 + s * p * (1.0 - p)
-        step = f / fp
-        nc = c - step
-        if not (lo < nc < hi):
+        nc = c - f / fp
+        if not (lo < nc < hi) or abs(2.0 * f) > abs(step_old * fp):
             nc = 0.5 * (lo + hi)
+        step_old = step
+        step = nc - c
         if abs(nc - c) <= 1e-15 * (1.0 + abs(c)):
             c = nc
             break

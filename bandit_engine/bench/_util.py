@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "Stopwatch",
+    "machine_busy_seconds",
     "machine_meta",
     "median_call_us",
     "percentile",
@@ -77,6 +78,22 @@ def proc_cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes on the machine have used (non-idle), from /proc/stat.
+
+    The difference over a window, minus what our own processes used, is the
+    CPU taken by others: a noise indicator on a shared machine.
+    """
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            parts = f.readline().split()
+        vals = [int(v) for v in parts[1:]]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
+        return (sum(vals[:8]) - idle) / _TICK  # guest time is already in user
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 class Stopwatch:
     """Wall and CPU time of this process over a block."""
 
@@ -114,6 +131,7 @@ def machine_meta() -> dict[str, Any]:
         load = list(os.getloadavg())
     except OSError:
         load = None
+    affinity: int | None
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -128,12 +146,24 @@ def machine_meta() -> dict[str, Any]:
         "loadavg_at_start": load,
         "python": sys.version.split()[0],
         "python_implementation": platform.python_implementation(),
-        "env": {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "NUMBA_"))},
+        "env": {
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "NUMBA_"))
+        },
         "packages": {
             name: _version(name)
             for name in (
-                "bandit-engine", "numpy", "numba", "llvmlite", "grpcio", "protobuf",
-                "mabwiser", "vowpalwabbit", "scikit-learn", "scipy",
+                "bandit-engine",
+                "numpy",
+                "numba",
+                "llvmlite",
+                "grpcio",
+                "protobuf",
+                "mabwiser",
+                "vowpalwabbit",
+                "scikit-learn",
+                "scipy",
             )
         },
     }

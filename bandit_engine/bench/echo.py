@@ -41,7 +41,11 @@ def _options(reuseport: bool) -> list[tuple[str, Any]]:
 
 
 def start_echo_sync(
-    canned: bytes, *, host: str = "127.0.0.1", port: int = 0, max_workers: int = 16,
+    canned: bytes,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    max_workers: int = 16,
     reuseport: bool = False,
 ) -> tuple[grpc.Server, int]:
     """Start a sync echo server; returns it and its port."""
@@ -62,8 +66,13 @@ def start_echo_sync(
 
 
 async def serve_echo_aio(
-    canned: bytes, ready: Any, stop: asyncio.Event, *, host: str = "127.0.0.1",
-    port: int = 0, reuseport: bool = False,
+    canned: bytes,
+    ready: Any,
+    stop: asyncio.Event,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    reuseport: bool = False,
 ) -> None:
     """Run a grpc.aio echo server until ``stop`` is set; ``ready(port)`` once bound."""
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ._util import percentile, proc_cpu_seconds, progress
+from ._util import machine_busy_seconds, percentile, proc_cpu_seconds, progress
 
 __all__ = ["GrpcBench", "GrpcSettings"]
 
@@ -39,13 +39,14 @@ K = 10
 @dataclass
 class GrpcSettings:
     quick: bool = False
-    rounds: int = 3
-    seconds: float = 4.0
+    rounds: int = 5
+    seconds: float = 3.0
     warmup: float = 1.0
     threads: int = 8  # concurrent client calls for throughput
     latency_seconds: float = 3.0  # light load: 1 client, sequential
     train_events: int = 2000  # Recommend + Feedback pairs before measuring
     reuseport: bool = True
+    real_aio: bool = True  # also the real servicer on a grpc.aio server
     reuseport_procs: int = 2
     max_workers: int = 16
     extras: dict[str, Any] = field(default_factory=dict)
@@ -54,8 +55,14 @@ class GrpcSettings:
     def for_mode(cls, quick: bool, reuseport: bool = True) -> GrpcSettings:
         if quick:
             return cls(
-                quick=True, rounds=1, seconds=0.8, warmup=0.2, latency_seconds=0.5,
-                train_events=100, reuseport=reuseport,
+                quick=True,
+                rounds=1,
+                seconds=0.5,
+                warmup=0.15,
+                latency_seconds=0.3,
+                train_events=100,
+                reuseport=reuseport,
+                real_aio=False,
             )
         return cls(reuseport=reuseport)
 
@@ -71,7 +78,9 @@ def _server_proc(kind: str, conn: Any, kw: dict[str, Any]) -> None:
             from .echo import start_echo_sync
 
             server, port = start_echo_sync(
-                kw["canned"], port=kw.get("port", 0), reuseport=kw.get("reuseport", False),
+                kw["canned"],
+                port=kw.get("port", 0),
+                reuseport=kw.get("reuseport", False),
                 max_workers=kw.get("max_workers", 16),
             )
             conn.send(("ready", {"port": port, "flavour": "sync"}))
@@ -81,6 +90,9 @@ def _server_proc(kind: str, conn: Any, kw: dict[str, Any]) -> None:
             return
         if kind == "real":
             _real_main(conn, kw)
+            return
+        if kind == "real_aio":
+            asyncio.run(_real_aio_main(conn, kw))
             return
         raise ValueError(f"unknown server kind {kind!r}")
     except BaseException:
@@ -95,8 +107,11 @@ async def _echo_aio_main(conn: Any, kw: dict[str, Any]) -> None:
     waiter = loop.run_in_executor(None, conn.recv)
     waiter.add_done_callback(lambda _f: stop.set())
     await serve_echo_aio(
-        kw["canned"], lambda p: conn.send(("ready", {"port": p, "flavour": "aio"})), stop,
-        port=kw.get("port", 0), reuseport=kw.get("reuseport", False),
+        kw["canned"],
+        lambda p: conn.send(("ready", {"port": p, "flavour": "aio"})),
+        stop,
+        port=kw.get("port", 0),
+        reuseport=kw.get("reuseport", False),
     )
     conn.send(("stopped", {}))
 
@@ -109,7 +124,10 @@ def _real_main(conn: Any, kw: dict[str, Any]) -> None:
     from .. import server as srv
 
     settings = srv.ServerSettings(
-        host="127.0.0.1", port=0, state_dir=None, seed=kw.get("seed", 0),
+        host="127.0.0.1",
+        port=0,
+        state_dir=None,
+        seed=kw.get("seed", 0),
         max_workers=kw.get("max_workers", 16),
     )
     shared_port = kw.get("shared_port")
@@ -143,13 +161,42 @@ def _real_main(conn: Any, kw: dict[str, Any]) -> None:
     conn.send(("stopped", {}))
 
 
+async def _real_aio_main(conn: Any, kw: dict[str, Any]) -> None:
+    """The real servicer (sync handlers) on a grpc.aio server, handlers run in a
+    migration thread pool: what switching the shipped server to aio would give."""
+    from concurrent import futures
+
+    import grpc
+
+    from .. import server as srv
+    from .._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
+
+    settings = srv.ServerSettings(host="127.0.0.1", port=0, state_dir=None, seed=kw.get("seed", 0))
+    engine = srv.open_engine(settings)
+    server = grpc.aio.server(
+        migration_thread_pool=futures.ThreadPoolExecutor(kw.get("max_workers", 16)),
+        options=[("grpc.so_reuseport", 0)],
+    )
+    pb_grpc.add_BanditServiceServicer_to_server(srv.BanditServicer(engine), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    engine.start()
+    await server.start()
+    loop = asyncio.get_running_loop()
+    conn.send(("ready", {"port": port, "flavour": "aio"}))
+    await loop.run_in_executor(None, conn.recv)
+    await server.stop(1.0)
+    engine.close()
+    conn.send(("stopped", {}))
+
+
 class _Proc:
     """A child process spoken to over a pipe."""
 
     def __init__(self, ctx: Any, target: Any, args: tuple[Any, ...], name: str) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=target, args=(*args[:1], child, *args[1:]), name=name,
-                                daemon=True)
+        self.proc = ctx.Process(
+            target=target, args=(*args[:1], child, *args[1:]), name=name, daemon=True
+        )
         self.proc.start()
         self.name = name
 
@@ -183,7 +230,9 @@ class _Proc:
             self.proc.join(5)
 
 
-def _start_server(ctx: Any, kind: str, kw: dict[str, Any], name: str) -> tuple[_Proc, dict[str, Any]]:
+def _start_server(
+    ctx: Any, kind: str, kw: dict[str, Any], name: str
+) -> tuple[_Proc, dict[str, Any]]:
     p = _Proc(ctx, _server_proc, (kind, kw), name)
     try:
         info = p.recv(timeout=120)
@@ -223,9 +272,7 @@ def _requests(n: int, seed: int) -> list[Any]:
 
     xs = _contexts(n, seed)
     return [
-        pb.RecommendRequest(
-            experiment_id=EXPERIMENT, context=pb.Features(dense=x.tolist()), k=K
-        )
+        pb.RecommendRequest(experiment_id=EXPERIMENT, context=pb.Features(dense=x.tolist()), k=K)
         for x in xs
     ]
 
@@ -244,14 +291,22 @@ def _setup(target: str, train_events: int, seed: int = 0) -> dict[str, Any]:
     with grpc.insecure_channel(target) as ch:
         grpc.channel_ready_future(ch).result(timeout=30)
         stub = pb_grpc.BanditServiceStub(ch)
-        stub.CreateExperiment(pb.CreateExperimentRequest(spec=pb.ExperimentSpec(
-            experiment_id=EXPERIMENT, policy=pb.LIN_TS_DISJOINT, dim=DENSE + 1,
-            dense_dim=DENSE,
-        )))
-        stub.AddArms(pb.AddArmsRequest(
-            experiment_id=EXPERIMENT,
-            arms=[pb.ArmSpec(arm_id=f"arm-{i:03d}") for i in range(N_ARMS)],
-        ))
+        stub.CreateExperiment(
+            pb.CreateExperimentRequest(
+                spec=pb.ExperimentSpec(
+                    experiment_id=EXPERIMENT,
+                    policy=pb.LIN_TS_DISJOINT,
+                    dim=DENSE + 1,
+                    dense_dim=DENSE,
+                )
+            )
+        )
+        stub.AddArms(
+            pb.AddArmsRequest(
+                experiment_id=EXPERIMENT,
+                arms=[pb.ArmSpec(arm_id=f"arm-{i:03d}") for i in range(N_ARMS)],
+            )
+        )
         rng = np.random.default_rng(seed + 100)
         theta = rng.standard_normal((N_ARMS, DENSE))
         bias = rng.normal(-1.0, 0.5, N_ARMS)
@@ -259,15 +314,17 @@ def _setup(target: str, train_events: int, seed: int = 0) -> dict[str, Any]:
         u = rng.random(train_events)
 
         def one(i: int) -> None:
-            resp = stub.Recommend(pb.RecommendRequest(
-                experiment_id=EXPERIMENT, context=pb.Features(dense=xs[i].tolist()), k=K
-            ))
+            resp = stub.Recommend(
+                pb.RecommendRequest(
+                    experiment_id=EXPERIMENT, context=pb.Features(dense=xs[i].tolist()), k=K
+                )
+            )
             top = resp.arms[0].arm_id
             a = int(top.split("-")[1])
             p = 1.0 / (1.0 + np.exp(-(bias[a] + xs[i] @ theta[a])))
-            stub.Feedback(pb.FeedbackRequest(
-                event_id=resp.event_id, arm_id=top, reward=float(u[i] < p)
-            ))
+            stub.Feedback(
+                pb.FeedbackRequest(event_id=resp.event_id, arm_id=top, reward=float(u[i] < p))
+            )
 
         with futures.ThreadPoolExecutor(4) as ex:
             list(ex.map(one, range(train_events)))
@@ -283,7 +340,11 @@ def _setup(target: str, train_events: int, seed: int = 0) -> dict[str, Any]:
 
 
 def _load(
-    target: str, seconds: float, warmup: float, threads: int, seed: int = 0,
+    target: str,
+    seconds: float,
+    warmup: float,
+    threads: int,
+    seed: int = 0,
     pool: int = 512,
 ) -> dict[str, Any]:
     """``threads`` client threads, each with its own channel (a separate
@@ -373,21 +434,40 @@ class GrpcBench:
         return client.recv(timeout=timeout)
 
     def _window(
-        self, client: _Proc, server: list[_Proc], others: list[_Proc], port: int,
-        threads: int, seconds: float, seed: int,
+        self,
+        client: _Proc,
+        server: list[_Proc],
+        others: list[_Proc],
+        port: int,
+        threads: int,
+        seconds: float,
+        seed: int,
     ) -> dict[str, Any]:
         """One measured load window; server CPU read from /proc around it."""
         s_cpu0 = sum(p.cpu() for p in server)
         o_cpu0 = sum(p.cpu() for p in others)
+        c_cpu0 = client.cpu()
+        m_cpu0 = machine_busy_seconds()
         t0 = time.perf_counter()
         r = self._cmd(
-            client, "load", target=f"127.0.0.1:{port}", seconds=seconds,
-            warmup=self.s.warmup, threads=threads, seed=seed,
+            client,
+            "load",
+            target=f"127.0.0.1:{port}",
+            seconds=seconds,
+            warmup=self.s.warmup,
+            threads=threads,
+            seed=seed,
         )
         wall = time.perf_counter() - t0
         s_cpu = sum(p.cpu() for p in server) - s_cpu0
+        o_cpu = sum(p.cpu() for p in others) - o_cpu0
+        c_cpu = client.cpu() - c_cpu0
         r["server_cpu_util"] = s_cpu / wall  # share of one core, warmup included
-        r["others_cpu_s"] = sum(p.cpu() for p in others) - o_cpu0
+        r["others_cpu_s"] = o_cpu
+        # CPU used on the machine by anything but our processes (noise)
+        r["foreign_cpu_util"] = max(
+            0.0, (machine_busy_seconds() - m_cpu0 - s_cpu - o_cpu - c_cpu) / wall
+        )
         total_calls = r["qps"] * (seconds + self.s.warmup)  # approx, warmup included
         r["server_cpu_us_per_call"] = s_cpu / max(total_calls, 1.0) * 1e6
         if r["errors"]:
@@ -400,11 +480,17 @@ class GrpcBench:
 
         s = self.s
         figures: dict[str, float] = {}
-        info: dict[str, Any] = {"settings": {
-            "rounds": s.rounds, "seconds": s.seconds, "warmup": s.warmup,
-            "client_threads": s.threads, "latency_seconds": s.latency_seconds,
-            "train_events": s.train_events, "server_max_workers": s.max_workers,
-        }}
+        info: dict[str, Any] = {
+            "settings": {
+                "rounds": s.rounds,
+                "seconds": s.seconds,
+                "warmup": s.warmup,
+                "client_threads": s.threads,
+                "latency_seconds": s.latency_seconds,
+                "train_events": s.train_events,
+                "server_max_workers": s.max_workers,
+            }
+        }
         procs: dict[str, _Proc] = {}
         ports: dict[str, int] = {}
         client = self._client()
@@ -418,57 +504,92 @@ class GrpcBench:
                 )
                 ports["real"] = real_info["port"]
                 info["real_server_flavour"] = real_info["flavour"]
-                progress(f"grpc: setup: experiment, {N_ARMS} arms, "
-                         f"{s.train_events} Recommend+Feedback")
-                setup = self._cmd(client, "setup", target=f"127.0.0.1:{ports['real']}",
-                                  train_events=s.train_events)
+                progress(
+                    f"grpc: setup: experiment, {N_ARMS} arms, {s.train_events} Recommend+Feedback"
+                )
+                setup = self._cmd(
+                    client,
+                    "setup",
+                    target=f"127.0.0.1:{ports['real']}",
+                    train_events=s.train_events,
+                )
                 canned = setup.pop("response_bytes")
                 info["setup"] = setup
                 info["real_response_bytes"] = len(canned)
+                if s.real_aio:
+                    progress("grpc: starting the real servicer on a grpc.aio server, setup")
+                    procs["real_aio"], ra_info = _start_server(
+                        self.ctx, "real_aio", {"max_workers": s.max_workers}, "bench-real-aio"
+                    )
+                    ports["real_aio"] = ra_info["port"]
+                    self._cmd(
+                        client,
+                        "setup",
+                        target=f"127.0.0.1:{ports['real_aio']}",
+                        train_events=s.train_events,
+                    )
             except (ImportError, RuntimeError, TimeoutError) as exc:
                 have_real = False
                 info["real_server_error"] = str(exc)[-2000:]
                 progress(f"grpc: real server unavailable ({str(exc).splitlines()[-1]})")
                 canned = canned_response(K)
             info["echo_response_bytes"] = len(canned)
-            for flav in ("sync", "aio"):
-                name = f"echo_{flav}"
+            for name in ("echo_sync", "echo_aio"):
                 progress(f"grpc: starting {name} server")
                 procs[name], e_info = _start_server(
-                    self.ctx, name, {"canned": canned, "max_workers": s.max_workers},
+                    self.ctx,
+                    name,
+                    {"canned": canned, "max_workers": s.max_workers},
                     f"bench-{name}",
                 )
                 ports[name] = e_info["port"]
-            targets = [t for t in ("real", "echo_sync", "echo_aio") if t in ports]
+            targets = [t for t in ("real", "echo_sync", "echo_aio", "real_aio") if t in ports]
 
             # light load: one client, sequential
             lat: dict[str, dict[str, Any]] = {}
             for t in targets:
                 progress(f"grpc: latency, 1 sequential client -> {t}")
                 lat[t] = self._window(
-                    client, [procs[t]], [procs[o] for o in targets if o != t], ports[t],
-                    1, s.latency_seconds, 11,
+                    client,
+                    [procs[t]],
+                    [procs[o] for o in targets if o != t],
+                    ports[t],
+                    1,
+                    s.latency_seconds,
+                    11,
                 )
             # throughput: alternating rounds
             thr: dict[str, list[dict[str, Any]]] = {t: [] for t in targets}
             for rnd in range(s.rounds):
                 for t in targets:
-                    progress(f"grpc: throughput round {rnd + 1}/{s.rounds}, "
-                             f"{s.threads} client threads -> {t}")
-                    thr[t].append(self._window(
-                        client, [procs[t]], [procs[o] for o in targets if o != t], ports[t],
-                        s.threads, s.seconds, 100 + rnd,
-                    ))
+                    progress(
+                        f"grpc: throughput round {rnd + 1}/{s.rounds}, "
+                        f"{s.threads} client threads -> {t}"
+                    )
+                    thr[t].append(
+                        self._window(
+                            client,
+                            [procs[t]],
+                            [procs[o] for o in targets if o != t],
+                            ports[t],
+                            s.threads,
+                            s.seconds,
+                            100 + rnd,
+                        )
+                    )
             info["windows"] = {"latency": lat, "throughput": thr}
+            figures["grpc_foreign_cpu_util"] = float(
+                statistics.median(w["foreign_cpu_util"] for ws in thr.values() for w in ws)
+            )
 
             def med(t: str, key: str) -> float:
                 return float(statistics.median(w[key] for w in thr[t]))
 
             for flav in ("sync", "aio"):
-                t = f"echo_{flav}"
-                figures[f"echo_qps_{flav}"] = med(t, "qps")
-                figures[f"echo_p50_ms_{flav}"] = lat[t]["p50_ms"]
-                figures[f"echo_server_cpu_us_{flav}"] = med(t, "server_cpu_us_per_call")
+                e = f"echo_{flav}"
+                figures[f"echo_qps_{flav}"] = med(e, "qps")
+                figures[f"echo_p50_ms_{flav}"] = lat[e]["p50_ms"]
+                figures[f"echo_server_cpu_us_{flav}"] = med(e, "server_cpu_us_per_call")
             peer = f"echo_{info.get('real_server_flavour', 'sync')}"
             info["echo_peer"] = peer
             figures["echo_qps"] = med(peer, "qps")
@@ -488,6 +609,10 @@ class GrpcBench:
                 figures["recommend_server_cpu_util"] = med("real", "server_cpu_util")
                 figures["grpc_client_cpu_util_recommend"] = med("real", "client_cpu_util")
                 figures["recommend_errors"] = float(sum(w["errors"] for w in thr["real"]))
+            if "real_aio" in thr:
+                figures["recommend_qps_aio"] = med("real_aio", "qps")
+                figures["recommend_p50_ms_aio"] = lat["real_aio"]["p50_ms"]
+                figures["recommend_server_cpu_us_aio"] = med("real_aio", "server_cpu_us_per_call")
         finally:
             for p in procs.values():
                 p.close()
@@ -519,19 +644,31 @@ class GrpcBench:
                 shared = 0
                 for j in range(n):
                     if kind == "real":
-                        kw: dict[str, Any] = {"shared_port": shared, "seed": j,
-                                              "max_workers": s.max_workers}
+                        kw: dict[str, Any] = {
+                            "shared_port": shared,
+                            "seed": j,
+                            "max_workers": s.max_workers,
+                        }
                     else:
-                        kw = {"canned": canned, "port": shared, "reuseport": True,
-                              "max_workers": s.max_workers}
+                        kw = {
+                            "canned": canned,
+                            "port": shared,
+                            "reuseport": True,
+                            "max_workers": s.max_workers,
+                        }
                     p, pinfo = _start_server(self.ctx, kind, kw, f"bench-{kind}-rp{j}")
                     procs.append(p)
                     if kind == "real":
                         if not pinfo.get("shared_port"):
                             raise RuntimeError(f"could not bind shared port {shared}")
                         shared = pinfo["shared_port"]
-                        self._cmd(client, "setup", target=f"127.0.0.1:{pinfo['port']}",
-                                  train_events=s.train_events, seed=0)
+                        self._cmd(
+                            client,
+                            "setup",
+                            target=f"127.0.0.1:{pinfo['port']}",
+                            train_events=s.train_events,
+                            seed=0,
+                        )
                     else:
                         shared = pinfo["port"]
                 rounds = []

@@ -9,6 +9,7 @@ like on a noisy machine.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +34,13 @@ class Data:
 
 
 def make_data(
-    *, n_arms: int = 100, dim: int = 32, k: int = 10, n_train: int = 20_000,
-    n_eval: int = 4_096, seed: int = 0,
+    *,
+    n_arms: int = 100,
+    dim: int = 32,
+    k: int = 10,
+    n_train: int = 20_000,
+    n_eval: int = 4_096,
+    seed: int = 0,
 ) -> Data:
     """Synthetic logged events: uniform arms, logistic Bernoulli rewards.
 
@@ -57,6 +63,10 @@ def make_data(
     return Data(n_arms, dim, k, arms, x, r, contexts(n_eval))
 
 
+def _offset(fn: Callable[[int], object], off: int) -> Callable[[int], object]:
+    return lambda i: fn(off + i)
+
+
 class PolicyBench:
     """Our LinTSDisjoint and its peers on one ``Data``."""
 
@@ -65,6 +75,8 @@ class PolicyBench:
         self.quick = quick
         self.seed = seed
         self._policy: Any = None
+        self.paired_ratios: dict[str, dict[str, float]] = {}
+        self.contest_rounds: dict[str, list[float]] = {}
 
     # ------------------------------------------------------------- our policy
     def trained_policy(self) -> Any:
@@ -83,35 +95,86 @@ class PolicyBench:
     def _reps(self, full: int, quick: int) -> int:
         return quick if self.quick else full
 
-    def decide(self) -> dict[str, float]:
-        """policy.rank(arms, x, k, rng) per context, plus a breakdown of its cost."""
-        from .. import kernels
+    # ------------------------------------------------------------ the contest
+    def decide_contenders(
+        self, names: tuple[str, ...] = ("ours", "mabwiser", "vw")
+    ) -> dict[str, Any]:
+        """Callables ``fn(i)`` deciding for context ``i`` (mod the eval set), with
+        their batch sizes; peers are trained here on the shared events."""
+        out: dict[str, Any] = {}
+        for name in names:
+            out[name] = getattr(self, f"_contender_{name}")()
+        return out
 
-        progress("decide: our LinTSDisjoint.rank")
+    def _contender_ours(self) -> tuple[Any, int]:
         pol = self.trained_policy()
         d = self.data
         arms = np.arange(d.n_arms, dtype=np.int64)
         xs = d.eval_x
         m = xs.shape[0]
         rng = np.random.default_rng(self.seed)
-        batch, reps = 1000, self._reps(31, 5)
-        us, _ = median_call_us(
-            lambda i: pol.rank(arms, xs[i % m], d.k, rng), batch=batch, repeats=reps
-        )
-        # where the time goes: the scoring kernel alone (mean and std of every arm)
+        k = d.k
+        return (lambda i: pol.rank(arms, xs[i % m], k, rng)), 1000
+
+    def contest(self, names: tuple[str, ...]) -> dict[str, float]:
+        """Interleaved rounds: one timed batch of each contender per round, so a
+        slow spell of the (shared, noisy) machine hits every contender alike."""
+        progress(f"decide: preparing {', '.join(names)}")
+        fns = self.decide_contenders(names)
+        rounds = self._reps(41, 5)
+        progress(f"decide: {rounds} interleaved rounds of {', '.join(names)}")
+        per: dict[str, list[float]] = {n: [] for n in names}
+        for fn, batch in fns.values():  # warm-up
+            median_call_us(fn, batch=max(1, batch // 10), repeats=1, warmup=0)
+        for r in range(rounds):
+            for n, (fn, batch) in fns.items():
+                _, v = median_call_us(_offset(fn, r * batch), batch=batch, repeats=1, warmup=0)
+                per[n].extend(v)
+        self.contest_rounds = per
+        key = {"ours": "decide_us", "mabwiser": "mabwiser_decide_us", "vw": "vw_decide_us"}
+        out = {key[n]: float(np.median(v)) for n, v in per.items()}
+        if "ours" in per:
+            for n, ratio_key in (("mabwiser", "decide_vs_mabwiser"), ("vw", "decide_vs_vw")):
+                if n in per:
+                    out[ratio_key] = out[key[n]] / out["decide_us"]
+                    paired = np.asarray(per[n]) / np.asarray(per["ours"])
+                    self.paired_ratios[ratio_key] = {
+                        "median_of_paired_rounds": float(np.median(paired)),
+                        "min": float(paired.min()),
+                        "max": float(paired.max()),
+                    }
+        return out
+
+    def decide_breakdown(self) -> dict[str, float]:
+        """Where decide_us goes: the scoring kernel alone and rank()'s argument checks."""
+        from .. import kernels
+
+        progress("decide: breakdown (scoring kernel, argument checks)")
+        pol = self.trained_policy()
+        d = self.data
+        arms = np.arange(d.n_arms, dtype=np.int64)
+        xs = d.eval_x
+        m = xs.shape[0]
+        reps = self._reps(15, 3)
+        rng = np.random.default_rng(self.seed)
         cov, center, scale = pol._cov, pol._center, pol._scale
+        rank_us, _ = median_call_us(
+            lambda i: pol.rank(arms, xs[i % m], d.k, rng), batch=1000, repeats=reps
+        )
         kern_us, _ = median_call_us(
             lambda i: kernels.gauss_mean_std(cov, center, arms, xs[i % m], scale, True),
-            batch=batch, repeats=reps,
+            batch=1000,
+            repeats=reps,
         )
         checks_us, _ = median_call_us(
             lambda i: (pol._check_arms(arms), pol._check_context(xs[i % m])),
-            batch=batch, repeats=reps,
+            batch=1000,
+            repeats=reps,
         )
         return {
-            "decide_us": us,
             "decide_kernel_us": kern_us,
             "decide_checks_us": checks_us,
+            "decide_kernel_share": kern_us / rank_us,
         }
 
     def propensity(self) -> dict[str, float]:
@@ -124,9 +187,18 @@ class PolicyBench:
         rng = np.random.default_rng(self.seed)
         us, _ = median_call_us(
             lambda i: pol.propensities(arms, xs[i % m], 1000, rng),
-            batch=200, repeats=self._reps(15, 3),
+            batch=200,
+            repeats=self._reps(15, 3),
         )
-        return {"propensity_us": us}
+        out = {"propensity_us": us}
+        if hasattr(pol, "decide"):  # rank + propensities in one call, as the server does
+            us2, _ = median_call_us(
+                lambda i: pol.decide(arms, xs[i % m], d.k, 1000, rng),
+                batch=200,
+                repeats=self._reps(15, 3),
+            )
+            out["decide_with_propensity_us"] = us2
+        return out
 
     def updates(self) -> dict[str, float]:
         """Single-event Sherman-Morrison updates through update_batch, and update()."""
@@ -150,7 +222,8 @@ class PolicyBench:
         per_s = n / float(np.median(times))
         one_us, _ = median_call_us(
             lambda i: fresh.update(int(a[i % n]), x[i % n], float(r[i % n])),
-            batch=1000, repeats=self._reps(21, 5),
+            batch=1000,
+            repeats=self._reps(21, 5),
         )
         return {
             "updates_per_s": per_s,
@@ -159,11 +232,11 @@ class PolicyBench:
         }
 
     # ---------------------------------------------------------------- MABWiser
-    def mabwiser(self) -> dict[str, float]:
+    def _contender_mabwiser(self) -> tuple[Any, int]:
         """MAB(arms, LinTS(alpha=v, l2_lambda=lambda)).predict(one context) per call."""
         from mabwiser.mab import MAB, LearningPolicy
 
-        progress("mabwiser: fit on the shared events, predict one context per call")
+        progress("mabwiser: fit on the shared events")
         d = self.data
         arms = list(range(d.n_arms))
         mab = MAB(arms, LearningPolicy.LinTS(alpha=0.25, l2_lambda=1.0), seed=self.seed)
@@ -171,12 +244,16 @@ class PolicyBench:
         xs = d.eval_x
         m = xs.shape[0]
         rows = [xs[i : i + 1] for i in range(m)]  # MABWiser wants a 2-D context
-        us, _ = median_call_us(
-            lambda i: mab.predict(rows[i % m]), batch=20 if self.quick else 40,
-            repeats=self._reps(9, 3),
-        )
-        # top-k parity: sampled expectations of every arm, then our top-k
-        k = d.k
+        self._mab = (mab, rows)
+        return (lambda i: mab.predict(rows[i % m])), 20
+
+    def mabwiser_topk(self) -> dict[str, float]:
+        """Top-k parity: MABWiser's sampled expectations of every arm, then top-k."""
+        if getattr(self, "_mab", None) is None:
+            self._contender_mabwiser()
+        mab, rows = self._mab
+        m = len(rows)
+        k = self.data.k
 
         def topk(i: int) -> object:
             e = mab.predict_expectations(rows[i % m])
@@ -184,7 +261,7 @@ class PolicyBench:
             return np.argpartition(-v, k)[:k]
 
         us_k, _ = median_call_us(topk, batch=20, repeats=self._reps(5, 2))
-        return {"mabwiser_decide_us": us, "mabwiser_topk_us": us_k}
+        return {"mabwiser_topk_us": us_k}
 
     # ------------------------------------------------------------ Vowpal Wabbit
     VW_ARGS = ("--cb_explore_adf", "--squarecb", "-q", "sa", "--quiet")
@@ -199,31 +276,28 @@ class PolicyBench:
                 lines.append(f"|a arm{a}")
         return lines
 
-    def vw(self) -> dict[str, float]:
+    def _contender_vw(self) -> tuple[Any, int]:
         """VW --cb_explore_adf predicting one ADF example (shared + K actions) per call."""
         import vowpalwabbit
 
-        progress("vw: learn a subset of the shared events, predict one ADF example per call")
+        progress("vw: learn a subset of the shared events")
         d = self.data
         vw = vowpalwabbit.Workspace(" ".join(self.VW_ARGS))
-        try:
-            # VW's predict cost does not depend on how much it learned; learning
-            # costs ~0.3 ms/event here, so it sees the first n_learn events only.
-            n_learn = 300 if self.quick else 3000
-            p = 1.0 / d.n_arms
-            for i in range(n_learn):
-                ex = self._vw_lines(
-                    d.train_x[i], (int(d.train_arms[i]), float(d.train_r[i]), p)
-                )
-                vw.learn(ex)
-            m = min(d.eval_x.shape[0], 1000)
-            examples = [self._vw_lines(d.eval_x[i]) for i in range(m)]  # text built up front
-            pmf = vw.predict(examples[0])
-            assert len(pmf) == d.n_arms, pmf
-            us, _ = median_call_us(
-                lambda i: vw.predict(examples[i % m]), batch=100 if self.quick else 200,
-                repeats=self._reps(15, 3),
-            )
-        finally:
+        self._vw = vw
+        # VW's predict cost does not depend on how much it learned; learning
+        # costs ~0.3 ms/event here, so it sees the first n_learn events only.
+        self.vw_learn_events = n_learn = 300 if self.quick else 3000
+        p = 1.0 / d.n_arms
+        for i in range(n_learn):
+            vw.learn(self._vw_lines(d.train_x[i], (int(d.train_arms[i]), float(d.train_r[i]), p)))
+        m = min(d.eval_x.shape[0], 1000)
+        examples = [self._vw_lines(d.eval_x[i]) for i in range(m)]  # text built up front
+        pmf = vw.predict(examples[0])
+        assert len(pmf) == d.n_arms, pmf
+        return (lambda i: vw.predict(examples[i % m])), 100
+
+    def close(self) -> None:
+        vw = getattr(self, "_vw", None)
+        if vw is not None:
             vw.finish()
-        return {"vw_decide_us": us, "vw_learn_events": float(n_learn)}
+            self._vw = None

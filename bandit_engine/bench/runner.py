@@ -34,19 +34,23 @@ DESCRIPTIONS: dict[str, str] = {
     "score; the O(K d^2) part of decide_us)",
     "decide_checks_us": "median us of the argument checks rank() runs (_check_arms + "
     "_check_context)",
+    "decide_kernel_share": "decide_kernel_us / median rank() us measured alongside it",
     "mabwiser_decide_us": "median us per MABWiser MAB(arms, LinTS(alpha=0.25, l2_lambda=1)) "
     ".predict(one context), trained on the same events, same contexts (top-1 only)",
     "mabwiser_topk_us": "median us per MABWiser predict_expectations(one context) + top-10 "
     "(parity with our top-k ranking)",
-    "decide_vs_mabwiser": "mabwiser_decide_us / decide_us (same process, same run)",
+    "decide_vs_mabwiser": "mabwiser_decide_us / decide_us (same process, same run, batches "
+    "interleaved round by round; paired per-round ratios in meta.decide_paired_ratios)",
     "vw_decide_us": "median us per vw.predict(one multi-line ADF example: shared |s 32 features "
     "+ 100 actions |a arm-id, -q sa), VW --cb_explore_adf --squarecb; text built up front, "
     "parsing included",
     "vw_learn_events": "events VW learned before predicting (its predict cost does not depend "
     "on it)",
-    "decide_vs_vw": "vw_decide_us / decide_us (same process, same run)",
+    "decide_vs_vw": "vw_decide_us / decide_us (same process, same run, interleaved rounds)",
     "propensity_us": "median us per policy.propensities(arms, x, 1000, rng) (1000 Monte Carlo "
     "draws of the first slot), same setting",
+    "decide_with_propensity_us": "median us per policy.decide(arms, x, 10, 1000, rng): ranking "
+    "and first-slot propensities in one call, as the server does",
     "updates_per_s": "events per second through policy.update_batch (each event one "
     "Sherman-Morrison update, one core), d=32, median of repeats",
     "update_batch_events": "events per update_batch call in updates_per_s",
@@ -74,7 +78,13 @@ DESCRIPTIONS: dict[str, str] = {
     "recommend_server_cpu_util": "real server CPU use under load, in cores",
     "grpc_client_cpu_util_recommend": "client process CPU use during the Recommend windows, "
     "in cores",
+    "recommend_qps_aio": "Recommend calls/s, the same servicer on a grpc.aio server (sync "
+    "handlers in a 16-thread migration pool), same client and setup",
+    "recommend_p50_ms_aio": "Recommend p50 latency (ms) on that aio server, 1 sequential client",
+    "recommend_server_cpu_us_aio": "server CPU us per Recommend call on that aio server",
     "recommend_errors": "failed Recommend calls during the throughput windows",
+    "grpc_foreign_cpu_util": "median CPU (cores) used on the machine by processes other than "
+    "the benchmark's during the gRPC throughput windows (noise indicator; 2 cores in all)",
     "echo_qps_reuseport2": "echo calls/s, 2 sync echo server processes on one port "
     "(SO_REUSEPORT), 8 client threads/connections",
     "recommend_qps_reuseport2": "Recommend calls/s, 2 real-server processes on one port "
@@ -82,8 +92,15 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 _UNITS = (
-    ("_us", "us"), ("_ms", "ms"), ("_qps", "1/s"), ("per_s", "1/s"), ("_vs_", "x"),
-    ("_util", "cores"), ("_events", "events"), ("_errors", "calls"),
+    ("_us", "us"),
+    ("_ms", "ms"),
+    ("_qps", "1/s"),
+    ("per_s", "1/s"),
+    ("_vs_", "x"),
+    ("_util", "cores"),
+    ("_share", "fraction"),
+    ("_events", "events"),
+    ("_errors", "calls"),
 )
 
 
@@ -123,9 +140,11 @@ def render_table(figures: dict[str, float]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = []
     for n, r in enumerate(rows):
-        lines.append("  ".join(
-            (c.rjust(widths[i]) if i == 1 else c.ljust(widths[i])) for i, c in enumerate(r)
-        ).rstrip())
+        lines.append(
+            "  ".join(
+                (c.rjust(widths[i]) if i == 1 else c.ljust(widths[i])) for i, c in enumerate(r)
+            ).rstrip()
+        )
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -138,12 +157,21 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         f"echo server ({SETTING}). Quote medians; ratios are against a peer measured in the "
         f"same run.",
     )
-    ap.add_argument("--out", default=os.environ.get("BENCH_JSON") or "bench-results.json",
-                    help="JSON output (default: $BENCH_JSON, else bench-results.json)")
-    ap.add_argument("--quick", action="store_true",
-                    help="a short smoke run (seconds): same keys, rough figures")
-    ap.add_argument("--only", nargs="+", choices=SECTIONS, metavar="NAME",
-                    help=f"run only these sections: {', '.join(SECTIONS)}")
+    ap.add_argument(
+        "--out",
+        default=os.environ.get("BENCH_JSON") or "bench-results.json",
+        help="JSON output (default: $BENCH_JSON, else bench-results.json)",
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="a short smoke run (seconds): same keys, rough figures"
+    )
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        metavar="NAME",
+        help=f"run only these sections: {', '.join(SECTIONS)}",
+    )
     return ap.parse_args(argv)
 
 
@@ -162,8 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     meta: dict[str, Any] = {
         "machine": machine_meta(),
-        "command": " ".join([Path(sys.executable).name, "-m", "bandit_engine.bench",
-                             *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(
+            [
+                Path(sys.executable).name,
+                "-m",
+                "bandit_engine.bench",
+                *(argv if argv is not None else sys.argv[1:]),
+            ]
+        ),
         "quick": args.quick,
         "sections": [s for s in SECTIONS if s in sections],
         "setting": SETTING,
@@ -191,14 +225,20 @@ def main(argv: list[str] | None = None) -> int:
         pb = PolicyBench(make_data(), quick=args.quick)
         progress("policy: training LinTSDisjoint on the shared events (JIT warm-up)")
         pb.trained_policy()
-        for name in ("decide", "mabwiser", "vw", "propensity", "updates"):
-            if name in sections:
-                timed(name, getattr(pb, name))
-        if "decide_us" in figures:
-            if "mabwiser_decide_us" in figures:
-                figures["decide_vs_mabwiser"] = figures["mabwiser_decide_us"] / figures["decide_us"]
-            if "vw_decide_us" in figures:
-                figures["decide_vs_vw"] = figures["vw_decide_us"] / figures["decide_us"]
+        names = tuple(n for n in ("ours", "mabwiser", "vw") if n == "ours" or n in sections)
+        try:
+            timed("decide", lambda: pb.contest(names))
+            meta["decide_paired_ratios"] = pb.paired_ratios
+            if "vw" in sections:
+                figures["vw_learn_events"] = float(pb.vw_learn_events)
+            if "mabwiser" in sections:
+                timed("mabwiser_topk", pb.mabwiser_topk)
+            timed("decide_breakdown", pb.decide_breakdown)
+            for name in ("propensity", "updates"):
+                if name in sections:
+                    timed(name, getattr(pb, name))
+        finally:
+            pb.close()
 
     if "grpc" in sections:
         from .grpc_bench import GrpcBench, GrpcSettings
@@ -207,12 +247,18 @@ def main(argv: list[str] | None = None) -> int:
         timed("grpc", lambda: gb.run()[0])
         meta["grpc"] = gb.info
 
-    order = [k for k in DESCRIPTIONS if k in figures] + [k for k in figures if k not in DESCRIPTIONS]
+    order = [k for k in DESCRIPTIONS if k in figures] + [
+        k for k in figures if k not in DESCRIPTIONS
+    ]
     figures = {k: float(figures[k]) for k in order}
     meta["descriptions"] = {k: DESCRIPTIONS.get(k, "") for k in figures}
     meta["units"] = {k: _unit(k) for k in figures}
     meta["failures"] = failures
     meta["total_seconds"] = round(time.perf_counter() - t_start, 1)
+    try:
+        meta["loadavg_at_end"] = list(os.getloadavg())
+    except OSError:
+        pass
 
     print(render_table(figures))
     for name, tb in failures.items():
