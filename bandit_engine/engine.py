@@ -25,9 +25,9 @@ import hashlib
 import heapq
 import logging
 import math
+import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -552,59 +552,51 @@ class Engine:
             n = slots.shape[0]
             if k > n:
                 raise InvalidArgument(f"k={k} must be between 1 and {n} (the candidate count)")
-            ranking, counts = exp.policy.decide(slots, x, k, exp.cfg.propensity_draws, exp.rng)
+            draws = exp.cfg.propensity_draws
+            ranking, counts = exp.policy.decide(slots, x, k, draws, exp.rng)
             version = exp.version
             exp.counters["decisions"] += 1
-        # The served draw is one more draw of the same posterior: counting it
-        # keeps the served top arm's propensity above zero.
-        top = ranking.order[0]
-        draws = exp.cfg.propensity_draws + 1
-        shown = slots[ranking.order]
-        arm_ids = tuple(exp.arm_ids[s] for s in shown)
-        props = tuple(
-            (float(counts[o]) + (1.0 if o == top else 0.0)) / draws for o in ranking.order
+            order = ranking.order
+            shown = slots[order]
+            arm_ids = tuple([exp.arm_ids[s] for s in shown.tolist()])
+            # The served draw is one more draw of the same posterior: counting
+            # it keeps the served top arm's propensity above zero.
+            hits = counts[order].astype(np.float64)
+            hits[0] += 1.0
+            props = tuple((hits / (draws + 1)).tolist())
+            scores = tuple(ranking.scores.tolist())
+            event_id = os.urandom(16).hex()
+            now = self.clock()
+            deadline = now + exp.cfg.reward_window_s
+            if self.producer is None:
+                self.decision_log.append(
+                    DecisionRow(
+                        event_id, experiment_id, now, deadline, version, x, arm_ids, scores,
+                        props, tuple(candidates),
+                    )
+                )
+                self._track(exp, event_id, x, shown, arm_ids, deadline, set())
+                return Decision(event_id, arm_ids, scores, props, version)
+        rec = log_pb2.DecisionRecord(
+            event_id=event_id,
+            experiment_id=experiment_id,
+            created_at=now,
+            deadline=deadline,
+            model_version=version,
+            x=x,
+            arms=arm_ids,
+            slots=shown.tolist(),
+            scores=scores,
+            propensities=props,
+            candidates=candidates,
         )
-        event_id = uuid.uuid4().hex
-        now = self.clock()
-        deadline = now + exp.cfg.reward_window_s
-        scores = tuple(float(s) for s in ranking.scores)
-        if self.producer is not None:
-            rec = log_pb2.DecisionRecord(
-                event_id=event_id,
-                experiment_id=experiment_id,
-                created_at=now,
-                deadline=deadline,
-                model_version=version,
-                x=x,
-                arms=arm_ids,
-                slots=shown.tolist(),
-                scores=scores,
-                propensities=props,
-                candidates=candidates,
-            )
-            topic = self.producer.settings.decisions_topic
-            if not self.producer.publish(topic, event_id.encode(), rec.SerializeToString()):
-                # Serving goes on when the log is down: the decision is
-                # counted as dropped, and its rewards will be dead-lettered.
-                with self._lock:
-                    self.decisions_dropped += 1
-            return Decision(event_id, arm_ids, scores, props, version)
-        self.decision_log.append(
-            DecisionRow(
-                event_id,
-                experiment_id,
-                now,
-                deadline,
-                version,
-                x,
-                arm_ids,
-                scores,
-                props,
-                tuple(candidates),
-            )
-        )
-        with exp.lock:
-            self._track(exp, event_id, x, shown, arm_ids, deadline, set())
+        assert self.producer is not None
+        topic = self.producer.settings.decisions_topic
+        if not self.producer.publish(topic, event_id.encode(), rec.SerializeToString()):
+            # Serving goes on when the log is down: the decision is counted
+            # as dropped, and its rewards will be dead-lettered.
+            with self._lock:
+                self.decisions_dropped += 1
         return Decision(event_id, arm_ids, scores, props, version)
 
     def _track(
