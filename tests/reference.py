@@ -59,8 +59,13 @@ def linear_stats(
 
 
 def disjoint_stats(
-    n_arms: int, dim: int, arms: np.ndarray, xs: np.ndarray, rewards: np.ndarray,
-    lam: float, gamma: float,
+    n_arms: int,
+    dim: int,
+    arms: np.ndarray,
+    xs: np.ndarray,
+    rewards: np.ndarray,
+    lam: float,
+    gamma: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-arm A, b, and the magnitude sum |w r| |x| of each b (for tolerances)."""
     w = discount_weights(arms, gamma)
@@ -113,8 +118,13 @@ class LaplaceState:
 
 
 def laplace_fold(
-    n_arms: int, dim: int, arms: np.ndarray, xs: np.ndarray, ys: np.ndarray,
-    lam: float, gamma: float,
+    n_arms: int,
+    dim: int,
+    arms: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    lam: float,
+    gamma: float,
 ) -> LaplaceState:
     """Fold of the exact one-event Laplace step, in event order.
 
@@ -146,8 +156,9 @@ def laplace_fold(
 
 
 # ---------------------------------------------------------------- posteriors
-def gauss_score(a_mat: np.ndarray, center: np.ndarray, x: np.ndarray, scale: float,
-                center_is_b: bool) -> tuple[float, float]:
+def gauss_score(
+    a_mat: np.ndarray, center: np.ndarray, x: np.ndarray, scale: float, center_is_b: bool
+) -> tuple[float, float]:
     """Mean and std of x'theta with theta ~ N(mean, scale^2 A^-1)."""
     w = np.linalg.solve(a_mat, x)
     mean = float(w @ center) if center_is_b else float(x @ center)
