@@ -39,7 +39,7 @@ import heapq
 import json
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -131,6 +131,9 @@ class Learner:
         self._batch: dict[str, list[tuple[int, np.ndarray, float]]] = defaultdict(list)
         self._counters: dict[tuple[str, str], int] = defaultdict(int)
         self._dead: list[tuple[bytes | None, dict[str, Any]]] = []
+        self._batch_ts: list[float] = []
+        #: reward timestamp -> committed posterior, in ms (most recent rewards)
+        self.latency_ms: deque[float] = deque(maxlen=100_000)
         self._consumer: Any = None
         self._producer: Any = None
         self._last_commit = 0.0
@@ -182,6 +185,7 @@ class Learner:
         """After a failed commit: forget memory, reload from the database."""
         self._exps.clear()
         self._batch.clear()
+        self._batch_ts.clear()
         self._counters.clear()
         self._dead.clear()
         parts = set(self._parts)
@@ -212,7 +216,10 @@ class Learner:
             part.closed[rec.event_id] = rec.deadline  # closed before the commit
             return
         slots = np.asarray(rec.slots, dtype=np.int64)
-        exp = await self._exp(rec.experiment_id, int(slots.max()) if slots.size else -1)
+        top = int(slots.max()) if slots.size else -1
+        exp = self._exps.get(rec.experiment_id)
+        if exp is None or top >= exp.policy.n_arms:  # new experiment or arms: ask MySQL
+            exp = await self._exp(rec.experiment_id, top)
         if exp is None or slots.size == 0 or slots.max() >= exp.policy.n_arms:
             if not replay:
                 self._count(rec.experiment_id, "malformed_decision")
@@ -293,6 +300,7 @@ class Learner:
         pend.min_fb = offset if pend.min_fb < 0 else min(pend.min_fb, offset)
         if not replay:
             self._batch[pend.exp_id].append((slot, pend.x, cfg.normalise_reward(rec.reward)))
+            self._batch_ts.append(rec.timestamp)
             self._count(pend.exp_id, "rewards_applied")
 
     def _advance(self, now: float) -> None:
@@ -416,6 +424,9 @@ class Learner:
             self._parts[p].committed = off
         self.applied += sum(len(v) for v in batch.values())
         self.commits += 1
+        done = self.clock()
+        self.latency_ms.extend((done - t) * 1000.0 for t in self._batch_ts)
+        self._batch_ts.clear()
         self._batch.clear()
         self._counters.clear()
         dead, self._dead = self._dead, []
@@ -466,6 +477,7 @@ class Learner:
             auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,),
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_wait_ms=20,  # latency: do not park the fetch for the default 500 ms
         )
         learner = self
 

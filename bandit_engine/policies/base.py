@@ -281,7 +281,8 @@ def _check_finite_features(xs: FloatArray) -> None:
 
 def _resized(arr: np.ndarray, capacity: int) -> np.ndarray:
     out = np.zeros((capacity, *arr.shape[1:]), dtype=arr.dtype)
-    out[: arr.shape[0]] = arr
+    m = min(arr.shape[0], capacity)  # load_state_dict may shrink
+    out[:m] = arr[:m]
     return out
 
 

