@@ -1,0 +1,63 @@
+"""Researcher toolkit: synthetic worlds, simulation runs and offline evaluation.
+
+Simulation (this half): ``worlds`` (Bernoulli, destinations, supervised),
+``simulate`` (the runner: engine policies, ``baselines``, ``peers``, a live
+server via ``live``), ``plots`` and ``bench``. The command line is
+``python -m simulators simulate ...``; ``python -m simulators list`` shows
+the worlds and contenders. The runner's entry point is
+``simulators.simulate.simulate`` (the module keeps its own name: it is not
+shadowed by the function).
+"""
+
+from __future__ import annotations
+
+from .baselines import BASELINES, UCB1, EpsilonGreedy, LinUCB, Uniform, make_baseline
+from .simulate import (
+    Agent,
+    ContenderSpec,
+    PolicyAgent,
+    SimulationResult,
+    Trace,
+    make_contender,
+    render_table,
+    run_agent,
+)
+from .worlds import (
+    WORLDS,
+    BernoulliWorld,
+    DestinationsWorld,
+    Round,
+    SupervisedWorld,
+    World,
+    WorldArm,
+    lai_robbins_constant,
+    make_labelled,
+    make_world,
+)
+
+__all__ = [
+    "BASELINES",
+    "UCB1",
+    "WORLDS",
+    "Agent",
+    "BernoulliWorld",
+    "ContenderSpec",
+    "DestinationsWorld",
+    "EpsilonGreedy",
+    "LinUCB",
+    "PolicyAgent",
+    "Round",
+    "SimulationResult",
+    "SupervisedWorld",
+    "Trace",
+    "Uniform",
+    "World",
+    "WorldArm",
+    "lai_robbins_constant",
+    "make_baseline",
+    "make_contender",
+    "make_labelled",
+    "make_world",
+    "render_table",
+    "run_agent",
+]

@@ -1,0 +1,248 @@
+"""Baseline policies for the simulators, behind the engine's ``Policy`` contract.
+
+They subclass ``bandit_engine.policies.Policy``, so a runner drives them
+exactly as it drives the engine's Thompson-sampling policies (``add_arm``,
+``rank``, ``decide``, ``propensities``, ``update``, ``update_batch``,
+``posterior``) and never branches on the type.
+
+- ``Uniform``: a uniformly random ranking.
+- ``EpsilonGreedy``: with probability ``epsilon`` a random ranking, else the
+  arms by empirical mean (untried arms first).
+- ``UCB1`` (Auer, Cesa-Bianchi & Fischer 2002): empirical mean plus
+  ``c * sqrt(log N / n_a)``; untried arms first.
+- ``LinUCB`` (Li, Chu, Langford & Schapire 2010, disjoint): per-arm ridge
+  regression, score ``x'theta_a + alpha * sqrt(x' A_a^-1 x)``; it keeps the
+  same statistics and Sherman-Morrison updates as ``LinTSDisjoint``;
+  ``posterior`` returns the ridge estimate and the UCB width.
+
+Deterministic rankings break ties at random (from the caller's Generator).
+Their propensities are exact: ``first_slot_counts`` draws a multinomial from
+the exact first-slot probabilities.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any
+
+import numpy as np
+
+from bandit_engine._exceptions import InvalidArgument
+from bandit_engine.features import ArmFeatures
+from bandit_engine.policies import LinTSDisjoint, Policy, Ranking
+from bandit_engine.policies.base import FloatArray, IntArray
+
+__all__ = ["BASELINES", "UCB1", "EpsilonGreedy", "LinUCB", "Uniform", "make_baseline"]
+
+# Scores of untried arms: above any mean of rewards in [0, 1] plus any bonus
+_UNTRIED = 1e12
+_JITTER = 1e-9  # random tie-break, far below any difference of means that matters
+
+
+def _argmax_probs(scores: FloatArray) -> FloatArray:
+    """First-slot probabilities of a deterministic ranking with random tie-break."""
+    top = scores == scores.max()
+    out: FloatArray = top / top.sum()
+    return out
+
+
+class _Counting(Policy):
+    """Non-contextual baselines: per-arm pulls and reward sums (the base's arrays)."""
+
+    contextual = False
+
+    def __init__(self, dim: int = 1) -> None:
+        super().__init__(dim)
+
+    def params(self) -> dict[str, Any]:
+        return {"dim": self.dim}
+
+    def _grow_arrays(self, capacity: int) -> None:
+        pass
+
+    def _init_arm(self, idx: int, features: ArmFeatures | None) -> None:
+        pass
+
+    def _apply(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None:
+        np.add.at(self._pulls, arms, 1)
+        np.add.at(self._rsum, arms, rewards)
+
+    def _means(self, arms: IntArray) -> FloatArray:
+        n = self._pulls[arms]
+        out: FloatArray = np.where(n > 0, self._rsum[arms] / np.maximum(n, 1), 0.0)
+        return out
+
+    def first_slot_probs(self, arms: IntArray, x: FloatArray | None) -> FloatArray:
+        """Exact probability that each arm is ranked first."""
+        raise NotImplementedError
+
+    def first_slot_counts(
+        self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator
+    ) -> IntArray:
+        out: IntArray = rng.multinomial(draws, self.first_slot_probs(arms, x)).astype(np.int64)
+        return out
+
+    def posterior(self, arm: int, x: FloatArray | None = None) -> tuple[float, float]:
+        """Empirical mean and its standard error (0.5 and 0.5 for an untried arm)."""
+        arm = self._check_arm(arm)
+        n = int(self._pulls[arm])
+        if n == 0:
+            return 0.5, 0.5
+        m = float(self._rsum[arm]) / n
+        return m, math.sqrt(max(m * (1.0 - m), 0.0) / n)
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _load_arrays(self, state: dict[str, np.ndarray], n: int) -> None:
+        pass
+
+
+class Uniform(_Counting):
+    """Every ranking equally likely: the floor any learner must beat."""
+
+    kind = "uniform"
+
+    def sample_scores(
+        self, arms: IntArray, x: FloatArray | None, rng: np.random.Generator
+    ) -> FloatArray:
+        return np.asarray(rng.random(arms.shape[0]))
+
+    def first_slot_probs(self, arms: IntArray, x: FloatArray | None) -> FloatArray:
+        return np.full(arms.shape[0], 1.0 / arms.shape[0])
+
+
+class EpsilonGreedy(_Counting):
+    """A random ranking with probability ``epsilon``, else arms by empirical mean."""
+
+    kind = "epsilon_greedy"
+
+    def __init__(self, dim: int = 1, *, epsilon: float = 0.1) -> None:
+        super().__init__(dim)
+        if not (0.0 <= epsilon <= 1.0):
+            raise InvalidArgument(f"epsilon={epsilon!r} must be in [0, 1]")
+        self.epsilon = float(epsilon)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "epsilon": self.epsilon}
+
+    def _greedy(self, arms: IntArray) -> FloatArray:
+        out: FloatArray = np.where(self._pulls[arms] > 0, self._means(arms), _UNTRIED)
+        return out
+
+    def sample_scores(
+        self, arms: IntArray, x: FloatArray | None, rng: np.random.Generator
+    ) -> FloatArray:
+        jitter = np.asarray(rng.random(arms.shape[0]))
+        if rng.random() < self.epsilon:
+            return jitter
+        return self._greedy(arms) + _JITTER * jitter
+
+    def first_slot_probs(self, arms: IntArray, x: FloatArray | None) -> FloatArray:
+        n = arms.shape[0]
+        out: FloatArray = self.epsilon / n + (1.0 - self.epsilon) * _argmax_probs(
+            self._greedy(arms)
+        )
+        return out
+
+
+class UCB1(_Counting):
+    """Upper confidence bound: mean + ``c * sqrt(log N / n_a)``, N the total pulls."""
+
+    kind = "ucb1"
+
+    def __init__(self, dim: int = 1, *, c: float = math.sqrt(2.0)) -> None:
+        super().__init__(dim)
+        if not (math.isfinite(c) and c >= 0.0):
+            raise InvalidArgument(f"c={c!r} must be finite and >= 0")
+        self.c = float(c)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "c": self.c}
+
+    def _index(self, arms: IntArray) -> FloatArray:
+        n = self._pulls[arms]
+        total = max(int(self._pulls[: self._n_arms].sum()), 1)
+        bonus = self.c * np.sqrt(math.log(total) / np.maximum(n, 1))
+        out: FloatArray = np.where(n > 0, self._means(arms) + bonus, _UNTRIED)
+        return out
+
+    def sample_scores(
+        self, arms: IntArray, x: FloatArray | None, rng: np.random.Generator
+    ) -> FloatArray:
+        return self._index(arms) + _JITTER * rng.random(arms.shape[0])
+
+    def first_slot_probs(self, arms: IntArray, x: FloatArray | None) -> FloatArray:
+        return _argmax_probs(self._index(arms))
+
+
+class LinUCB(LinTSDisjoint):
+    """Disjoint LinUCB: ``x'theta_a + alpha * sqrt(x' A_a^-1 x)``, per-arm ridge regression.
+
+    Shares ``LinTSDisjoint``'s statistics (A_a = lambda*I + sum x x', b_a =
+    sum r x) and updates; only the score differs: an upper confidence bound
+    instead of a posterior draw.
+    """
+
+    kind = "lin_ucb"
+
+    def __init__(self, dim: int, *, alpha: float = 1.0, prior_precision: float = 1.0) -> None:
+        if not (math.isfinite(alpha) and alpha > 0.0):
+            raise InvalidArgument(f"alpha={alpha!r} must be a positive finite number")
+        # the kernel's score std is noise_scale * sqrt(x'A^-1x): alpha plays that part
+        super().__init__(dim, prior_precision=prior_precision, noise_scale=alpha)
+        self.alpha = float(alpha)
+
+    def params(self) -> dict[str, Any]:
+        return {"dim": self.dim, "alpha": self.alpha, "prior_precision": self.prior_precision}
+
+    def _index(self, arms: IntArray, x: FloatArray) -> FloatArray:
+        mean, width = self.mean_std(arms, x)
+        out: FloatArray = mean + width
+        return out
+
+    def sample_scores(
+        self, arms: IntArray, x: FloatArray | None, rng: np.random.Generator
+    ) -> FloatArray:
+        assert x is not None
+        return self._index(arms, x) + _JITTER * rng.random(arms.shape[0])
+
+    def decide(
+        self, arms: IntArray, x: FloatArray | None, k: int, draws: int, rng: np.random.Generator
+    ) -> tuple[Ranking, IntArray]:
+        return Policy.decide(self, arms, x, k, draws, rng)
+
+    def first_slot_counts(
+        self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator
+    ) -> IntArray:
+        assert x is not None
+        p = _argmax_probs(self._index(arms, x))
+        out: IntArray = rng.multinomial(draws, p).astype(np.int64)
+        return out
+
+
+BASELINES: dict[str, type[Policy]] = {
+    cls.kind: cls for cls in (Uniform, EpsilonGreedy, UCB1, LinUCB)
+}
+
+
+def make_baseline(kind: str, dim: int, **params: Any) -> Policy:
+    """Build a baseline by kind name, e.g. ``make_baseline("ucb1", dim=1, c=1.0)``."""
+    try:
+        cls = BASELINES[kind]
+    except KeyError:
+        raise InvalidArgument(
+            f"unknown baseline {kind!r}; expected one of {sorted(BASELINES)}"
+        ) from None
+    known = [
+        n
+        for n, p in inspect.signature(cls.__init__).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise InvalidArgument(
+            f"baseline {kind!r} has no parameter {unknown[0]!r}; its parameters are {known}"
+        )
+    return cls(dim, **params)
