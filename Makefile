@@ -8,7 +8,7 @@ STATE  ?= .bandit-state
 BENCH_JSON ?= bench-results.json
 export BENCH_JSON
 
-.PHONY: run test test-fast bench lint typecheck proto clean venv
+.PHONY: run test test-fast bench lint typecheck proto clean venv data
 
 venv: $(VENV)/.installed
 
@@ -37,9 +37,13 @@ test-fast: venv
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bandit_engine.bench --out $(BENCH_JSON)
 
+## data: the Open Bandit Dataset sample into data/obd (pip download of obp, unpacked)
+data: venv
+	$(BIN)/python -m simulators.obd fetch data/
+
 lint: venv
 	$(BIN)/ruff check bandit_engine simulators tests
-	$(BIN)/mypy bandit_engine
+	$(BIN)/mypy bandit_engine simulators
 
 proto: venv
 	$(BIN)/python -m bandit_engine._codegen

@@ -15,7 +15,18 @@ from ._util import machine_meta, progress
 
 __all__ = ["DESCRIPTIONS", "SECTIONS", "TARGETS", "main"]
 
-SECTIONS = ("decide", "propensity", "updates", "mabwiser", "vw", "grpc", "reuseport")
+SECTIONS = (
+    "decide",
+    "propensity",
+    "updates",
+    "mabwiser",
+    "vw",
+    "grpc",
+    "reuseport",
+    "feedback",
+    "sim",
+    "replay",
+)
 
 #: key -> (comparison, threshold)
 TARGETS: dict[str, tuple[str, float]] = {
@@ -23,6 +34,13 @@ TARGETS: dict[str, tuple[str, float]] = {
     "decide_vs_vw": (">=", 20.0),
     "updates_per_s": (">=", 300_000.0),
     "recommend_vs_echo": (">=", 0.85),
+    "feedback_rewards_per_s": (">=", 50_000.0),
+    "feedback_vs_raw_consume": (">=", 0.5),
+    "reward_to_posterior_p99_ms": ("<=", 250.0),
+    "snapshot_ms": ("<=", 20.0),
+    "sim_beta_ts_rounds_per_s": (">=", 1_000_000.0),
+    "replay_events_per_s": (">=", 200_000.0),
+    "replay_vs_mabwiser": (">=", 450.0),
 }
 
 SETTING = "K=100 arms, d=32 features, top-10 ranking"
@@ -89,7 +107,24 @@ DESCRIPTIONS: dict[str, str] = {
     "(SO_REUSEPORT), 8 client threads/connections",
     "recommend_qps_reuseport2": "Recommend calls/s, 2 real-server processes on one port "
     "(SO_REUSEPORT; each its own engine, set up and trained alike)",
+    "feedback_rewards_per_s": "rewards joined, applied and committed in MySQL per second by one "
+    "learner (one event loop), N decisions + N rewards waiting in the topics, K=100 d=32",
+    "raw_consume_records_per_s": "records/s of a bare aiokafka getmany loop over the same topics",
+    "feedback_vs_raw_consume": "time(raw getmany over both topics) / time(learner), same run",
+    "feedback_commits": "MySQL transactions the learner used for those rewards",
+    "reward_to_posterior_p50_ms": "reward timestamp -> posterior committed in MySQL, p50, about "
+    "200 rewards/s",
+    "reward_to_posterior_p99_ms": "same, p99",
+    "snapshot_ms": "median ms to encode and write one experiment's state to MySQL (100 arms, "
+    "d=32, disjoint LinTS)",
+    "snapshot_load_ms": "median ms to read it back and rebuild the caches",
 }
+try:  # the simulators describe their own figures
+    from simulators.bench import DESCRIPTIONS as _SIM
+
+    DESCRIPTIONS.update(_SIM)
+except ImportError:  # pragma: no cover - simulators ship with the package
+    pass
 
 _UNITS = (
     ("_us", "us"),
@@ -247,10 +282,23 @@ def main(argv: list[str] | None = None) -> int:
         timed("grpc", lambda: gb.run()[0])
         meta["grpc"] = gb.info
 
+    if "feedback" in sections:
+        from . import feedback
+
+        timed("feedback", lambda: feedback.run(args.quick))
+    if "sim" in sections:
+        from simulators import bench as sim_bench
+
+        timed("sim", lambda: sim_bench.run(args.quick))
+    if "replay" in sections:
+        from simulators import offline_bench
+
+        timed("replay", lambda: offline_bench.run(args.quick))
+
     order = [k for k in DESCRIPTIONS if k in figures] + [
         k for k in figures if k not in DESCRIPTIONS
     ]
-    figures = {k: float(figures[k]) for k in order}
+    figures = {k: float(figures[k]) for k in order if isinstance(figures[k], (int, float))}
     meta["descriptions"] = {k: DESCRIPTIONS.get(k, "") for k in figures}
     meta["units"] = {k: _unit(k) for k in figures}
     meta["failures"] = failures
