@@ -62,11 +62,11 @@ __all__ = ["DEAD_LETTER_REASONS", "Learner"]
 DEAD_LETTER_REASONS = ("malformed", "invalid", "duplicate", "late", "unknown_event")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     exp_id: str
     x: np.ndarray
-    slots: np.ndarray
+    slots: tuple[int, ...]
     arm_ids: tuple[str, ...]
     deadline: float
     offset: int
@@ -137,6 +137,8 @@ class Learner:
         self._consumer: Any = None
         self._producer: Any = None
         self._last_commit = 0.0
+        self._inflight: asyncio.Task[bool] | None = None
+        self._need_reset = False
         self.commits = 0
         self.applied = 0
         self.ready = asyncio.Event()
@@ -215,12 +217,12 @@ class Learner:
         if replay and rec.deadline <= part.committed.watermark:
             part.closed[rec.event_id] = rec.deadline  # closed before the commit
             return
-        slots = np.asarray(rec.slots, dtype=np.int64)
-        top = int(slots.max()) if slots.size else -1
+        slots = tuple(rec.slots)
+        top = max(slots) if slots else -1
         exp = self._exps.get(rec.experiment_id)
         if exp is None or top >= exp.policy.n_arms:  # new experiment or arms: ask MySQL
             exp = await self._exp(rec.experiment_id, top)
-        if exp is None or slots.size == 0 or slots.max() >= exp.policy.n_arms:
+        if exp is None or not slots or top >= exp.policy.n_arms:
             if not replay:
                 self._count(rec.experiment_id, "malformed_decision")
             return
@@ -273,35 +275,36 @@ class Learner:
         exp = self._exps[pend.exp_id]
         cfg = exp.cfg
         slot = exp.slots.get(rec.arm_id, -1)
-
-        def dead(reason: str, detail: str) -> None:
+        reward = rec.reward
+        if slot not in pend.slots:  # (-1 never is)
+            reason, detail = "invalid", f"arm {rec.arm_id!r} was not shown in {rec.event_id!r}"
+        elif not cfg.reward_min <= reward <= cfg.reward_max:
+            reason = "invalid"
+            detail = f"reward={reward!r} outside [{cfg.reward_min!r}, {cfg.reward_max!r}]"
+        elif slot in pend.rewarded:
+            reason, detail = "duplicate", f"({rec.event_id!r}, {rec.arm_id!r}) already rewarded"
+        elif rec.timestamp > pend.deadline:
+            reason = "late"
+            detail = f"timestamp {rec.timestamp!r} after deadline {pend.deadline!r}"
+        else:
+            pend.rewarded.add(slot)
+            if pend.min_fb < 0 or offset < pend.min_fb:
+                pend.min_fb = offset
             if not replay:
-                self._dead_letter(
-                    pend.exp_id,
-                    reason,
-                    detail,
-                    rec.event_id.encode(),
-                    rec.SerializeToString(),
-                    part.p,
-                    offset,
-                )
-
-        if slot < 0 or slot not in pend.slots:
-            return dead("invalid", f"arm {rec.arm_id!r} was not shown in {rec.event_id!r}")
-        if not cfg.reward_min <= rec.reward <= cfg.reward_max:
-            return dead(
-                "invalid", f"reward={rec.reward!r} outside [{cfg.reward_min!r}, {cfg.reward_max!r}]"
-            )
-        if slot in pend.rewarded:
-            return dead("duplicate", f"({rec.event_id!r}, {rec.arm_id!r}) already rewarded")
-        if rec.timestamp > pend.deadline:
-            return dead("late", f"timestamp {rec.timestamp!r} after deadline {pend.deadline!r}")
-        pend.rewarded.add(slot)
-        pend.min_fb = offset if pend.min_fb < 0 else min(pend.min_fb, offset)
+                self._batch[pend.exp_id].append((slot, pend.x, cfg.normalise_reward(reward)))
+                self._batch_ts.append(rec.timestamp)
+                self._counters[(pend.exp_id, "rewards_applied")] += 1
+            return
         if not replay:
-            self._batch[pend.exp_id].append((slot, pend.x, cfg.normalise_reward(rec.reward)))
-            self._batch_ts.append(rec.timestamp)
-            self._count(pend.exp_id, "rewards_applied")
+            self._dead_letter(
+                pend.exp_id,
+                reason,
+                detail,
+                rec.event_id.encode(),
+                rec.SerializeToString(),
+                part.p,
+                offset,
+            )
 
     def _advance(self, now: float) -> None:
         """Close windows and expire orphans up to each restored partition's watermark."""
@@ -318,8 +321,8 @@ class Learner:
                 cfg = self._exps[pend.exp_id].cfg
                 r = cfg.normalise_reward(float(cfg.default_reward))  # type: ignore[arg-type]
                 for s in pend.slots:
-                    if int(s) not in pend.rewarded:
-                        self._batch[pend.exp_id].append((int(s), pend.x, r))
+                    if s not in pend.rewarded:
+                        self._batch[pend.exp_id].append((s, pend.x, r))
                         self._count(pend.exp_id, "rewards_defaulted")
                 part.closed[ev] = pend.deadline
             while part.orphan_heap and part.orphan_heap[0][0] <= wm:
@@ -398,12 +401,22 @@ class Learner:
         return out
 
     async def commit(self) -> bool:
-        """Commit statistics, counters and offsets in one transaction."""
+        """Commit statistics, counters and offsets in one transaction.
+
+        What was gathered so far is handed to the database thread and new
+        records keep being processed meanwhile. If the transaction fails,
+        nothing is known for sure (it may have committed before the link
+        dropped), so the main loop reloads everything from the database.
+        """
         offsets = self._offsets()
         batch = {k: v for k, v in self._batch.items() if v}
         counters = dict(self._counters)
         if not offsets and not batch and not counters:
             return True
+        batch_ts, dead = self._batch_ts, self._dead
+        self._batch = defaultdict(list)
+        self._counters = defaultdict(int)
+        self._batch_ts, self._dead = [], []
         updates = {exp_id: self._updater(exp_id, events) for exp_id, events in batch.items()}
         try:
             versions = await self._in_db(
@@ -416,20 +429,17 @@ class Learner:
             )
         except Exception:
             log.exception("commit failed; reloading state from the database")
-            await self._reset()
+            self._need_reset = True
             return False
         for exp_id, v in versions.items():
             self._exps[exp_id].version = v
         for p, off in offsets.items():
-            self._parts[p].committed = off
+            if p in self._parts:
+                self._parts[p].committed = off
         self.applied += sum(len(v) for v in batch.values())
         self.commits += 1
         done = self.clock()
-        self.latency_ms.extend((done - t) * 1000.0 for t in self._batch_ts)
-        self._batch_ts.clear()
-        self._batch.clear()
-        self._counters.clear()
-        dead, self._dead = self._dead, []
+        self.latency_ms.extend((done - t) * 1000.0 for t in batch_ts)
         if dead and self._producer is not None:
             for key, body in dead:
                 try:
@@ -440,14 +450,24 @@ class Learner:
                     log.warning("dead-letter produce failed: %s", exc)
         return True
 
+    async def _settle(self) -> None:
+        """Wait for the commit in flight; reload from the database if it failed."""
+        if self._inflight is not None:
+            await self._inflight
+            self._inflight = None
+        if self._need_reset:
+            self._need_reset = False
+            await self._reset()
+
     def _updater(
         self, exp_id: str, events: list[tuple[int, np.ndarray, float]]
-    ) -> Callable[[int, Snapshot | None], dict[str, Any]]:
+    ) -> Callable[[int, Callable[[], Snapshot | None]], dict[str, Any]]:
         exp = self._exps[exp_id]
 
-        def update(version: int, snap: Snapshot | None) -> dict[str, Any]:
+        def update(version: int, load: Callable[[], Snapshot | None]) -> dict[str, Any]:
             if version != exp.version:  # another learner committed in between
                 exp.policy = exp.cfg.make_policy()
+                snap = load()
                 if snap is not None:
                     exp.policy.load_state_dict(snap.state)
                 self._sync_arms(exp, exp_id)
@@ -483,8 +503,10 @@ class Learner:
 
         class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             async def on_partitions_revoked(self, revoked: Any) -> None:
+                await learner._settle()
                 if learner._parts:
                     await learner.commit()
+                    await learner._settle()
                 for tp in revoked:
                     learner._parts.pop(tp.partition, None)
 
@@ -509,12 +531,20 @@ class Learner:
                     else:
                         for m in records:
                             self._on_feedback(part, m.offset, m.key, m.value, m.timestamp)
+                if self._need_reset:  # a commit failed: what was read since is void
+                    await self._settle()
+                    continue
                 now = self.clock()
                 self._advance(now)
-                if now - self._last_commit >= self.commit_interval:
-                    await self.commit()
+                in_flight = self._inflight is not None and not self._inflight.done()
+                if not in_flight and now - self._last_commit >= self.commit_interval:
+                    await self._settle()
+                    if not self._need_reset:
+                        self._inflight = asyncio.create_task(self.commit())
                     self._last_commit = now
+            await self._settle()
             await self.commit()
+            await self._settle()
         finally:
             await self._consumer.stop()
             await self._producer.stop()

@@ -540,16 +540,17 @@ class MySQLStore(Store):
     def learner_commit(
         self,
         group_id: str,
-        updates: dict[str, Callable[[int, Snapshot | None], dict[str, Any]]],
+        updates: dict[str, Callable[[int, Callable[[], Snapshot | None]], dict[str, Any]]],
         counters: dict[tuple[str, str], int],
         offsets: dict[int, LearnerOffsets],
         now: float,
     ) -> dict[str, int]:
         """One transaction: new statistics, counters and log offsets.
 
-        ``updates[exp](version, snapshot)`` is called with the experiment's
-        stored snapshot row locked (``FOR UPDATE``, so learners sharing an
-        experiment take turns) and returns the new state. No retry: if the
+        ``updates[exp](version, load)`` is called with the experiment's
+        snapshot row locked (``FOR UPDATE``, so learners sharing an experiment
+        take turns); ``load()`` reads the stored state when the caller's copy
+        is stale. It returns the new state. No retry: if the
         link drops, the caller cannot know whether this committed and must
         reload its state and offsets from the database.
         """
@@ -558,18 +559,25 @@ class MySQLStore(Store):
             versions: dict[str, int] = {}
             for exp_id, update in sorted(updates.items()):
                 c.execute(
-                    "SELECT last_seq, counters, state, created_at FROM snapshots "
-                    "WHERE experiment_id = %s FOR UPDATE",
+                    "SELECT last_seq FROM snapshots WHERE experiment_id = %s FOR UPDATE",
                     (exp_id,),
                 )
                 row = c.fetchone()
                 version = int(row[0]) if row else 0
-                snap = (
-                    Snapshot(exp_id, version, decode_state(row[2]), json.loads(row[1]), row[3])
-                    if row
-                    else None
-                )
-                state = update(version, snap)
+
+                def load(exp_id: str = exp_id) -> Snapshot | None:
+                    # read only when the caller's copy is stale (another learner wrote)
+                    c.execute(
+                        "SELECT last_seq, counters, state, created_at FROM snapshots "
+                        "WHERE experiment_id = %s",
+                        (exp_id,),
+                    )
+                    r = c.fetchone()
+                    if r is None:
+                        return None
+                    return Snapshot(exp_id, int(r[0]), decode_state(r[2]), json.loads(r[1]), r[3])
+
+                state = update(version, load)
                 c.execute(
                     "INSERT INTO snapshots (experiment_id, last_seq, counters, state, created_at) "
                     "VALUES (%s, %s, '{}', %s, %s) ON DUPLICATE KEY UPDATE "
