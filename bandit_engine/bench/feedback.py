@@ -10,8 +10,9 @@ database of its own is created and dropped) and a Kafka-protocol broker
   reward (joined, applied, committed in MySQL), one learner, one event loop.
 - ``feedback_vs_raw_consume``: a bare aiokafka ``getmany`` loop over the same
   two topics in the same run, time(raw) / time(learner).
-- ``reward_to_posterior_p99_ms``: at light load (about 200 rewards/s), from
-  the reward's timestamp to the commit of the posterior that includes it.
+- ``reward_to_posterior_p99_ms``: at light load (about 200 rewards/s, after a
+  1 s warm-up), from the reward's timestamp to the commit of the posterior
+  that includes it.
 - ``snapshot_ms``: median time to encode and write one experiment's state
   (100 arms, d=32, disjoint linear TS) to MySQL; ``snapshot_load_ms`` reads it.
 """
@@ -143,9 +144,13 @@ async def _latency(learner: Learner, settings: KafkaSettings, seconds: float) ->
     p = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=1)
     await p.start()
     i = 0
-    t_end = time.time() + seconds
+    warmup_end = time.time() + 1.0  # first fetches, first commit: not steady state
+    t_end = warmup_end + seconds
     try:
         while time.time() < t_end:
+            if warmup_end and time.time() >= warmup_end:
+                learner.latency_ms.clear()
+                warmup_end = 0.0
             for t, k, v in _records(settings, 1, seed=10_000 + i, ts=time.time()):
                 await p.send(t, value=v, key=k)
             i += 1
