@@ -106,6 +106,26 @@ def spd_solve(lo, b):  # type: ignore[no-untyped-def]
     return solve_upper_transpose(lo, y)
 
 
+# ------------------------------------------------------------------ checking
+@njit(**_JIT)
+def first_out_of_range(arms, n):  # type: ignore[no-untyped-def]
+    """Position of the first arm index outside [0, n), or -1."""
+    for i in range(arms.shape[0]):
+        if arms[i] < 0 or arms[i] >= n:
+            return i
+    return -1
+
+
+@njit(**_JIT)
+def first_bad_feature(x, max_abs):  # type: ignore[no-untyped-def]
+    """Position of the first non-finite or too large value of ``x``, or -1."""
+    for i in range(x.shape[0]):
+        v = x[i]
+        if not (abs(v) <= max_abs):  # NaN fails every comparison
+            return i
+    return -1
+
+
 # ------------------------------------------------------------------- ranking
 @njit(**_JIT)
 def top_k(scores, k):  # type: ignore[no-untyped-def]
@@ -195,33 +215,59 @@ def first_slot_counts_matrix(draws):  # type: ignore[no-untyped-def]
 
 # ------------------------------------------------ per-arm Gaussian (disjoint)
 @njit(**_JIT_SCORE)
-def gauss_mean_std(ainv, center, arms, x, scale, center_is_b):  # type: ignore[no-untyped-def]
-    """Mean and std of the score x'theta_a for each arm in ``arms``.
+def arm_mean_std(cov, w, a, x, scale):  # type: ignore[no-untyped-def]
+    """Mean w_a'x and std scale*sqrt(x' cov_a x) of arm ``a``'s score at ``x``.
 
-    Disjoint linear TS: ``center`` is b (mean = x' Ainv b), ``scale`` = v.
-    Logistic TS: ``center`` is the MAP weights m (mean = x'm), ``scale`` = 1.
-    Either way the variance is scale^2 x' Ainv x: one O(d^2) pass per arm.
+    ``w`` holds the posterior mean weights (disjoint linear TS: the cached
+    theta = A^-1 b; logistic TS: the MAP weights m), ``cov`` the posterior
+    covariance up to scale^2 (A^-1, P^-1). A full row-by-row mat-vec: it
+    vectorises, where reading only the upper triangle (half the memory)
+    measured four times slower here.
     """
-    n = arms.shape[0]
     d = x.shape[0]
+    mu = 0.0
+    for i in range(d):
+        mu += w[a, i] * x[i]
+    var = 0.0
+    for i in range(d):
+        t = 0.0
+        for j in range(d):
+            t += cov[a, i, j] * x[j]
+        var += x[i] * t
+    std = scale * math.sqrt(var) if var > 0.0 else 0.0
+    return mu, std
+
+
+@njit(**_JIT_SCORE)
+def gauss_mean_std(cov, w, arms, x, scale):  # type: ignore[no-untyped-def]
+    """``arm_mean_std`` for each arm in ``arms``: one O(d^2/2) pass per arm."""
+    n = arms.shape[0]
     mean = np.empty(n)
     std = np.empty(n)
-    w = np.empty(d)
     for j in range(n):
-        a = arms[j]
-        for r in range(d):
-            t = 0.0
-            for c in range(d):
-                t += ainv[a, r, c] * x[c]
-            w[r] = t
-        var = 0.0
-        mu = 0.0
-        for r in range(d):
-            var += w[r] * x[r]
-            mu += (w[r] if center_is_b else x[r]) * center[a, r]
-        mean[j] = mu
-        std[j] = scale * math.sqrt(var) if var > 0.0 else 0.0
+        mean[j], std[j] = arm_mean_std(cov, w, arms[j], x, scale)
     return mean, std
+
+
+@njit(**_JIT_SCORE)
+def gauss_sample_top_k(cov, w, arms, x, scale, z, k):  # type: ignore[no-untyped-def]
+    """Thompson draw mean + std * z for each arm, then the top ``k``, in one call."""
+    mean, std = gauss_mean_std(cov, w, arms, x, scale)
+    scores = np.empty(arms.shape[0])
+    for j in range(arms.shape[0]):
+        scores[j] = mean[j] + std[j] * z[j]
+    return mean, std, scores, top_k(scores, k)
+
+
+@njit(**_JIT)
+def refresh_theta(ainv, b, theta, a):  # type: ignore[no-untyped-def]
+    """theta_a = A_a^-1 b_a (the posterior mean cache of disjoint linear TS)."""
+    d = b.shape[1]
+    for i in range(d):
+        t = 0.0
+        for j in range(d):
+            t += ainv[a, i, j] * b[a, j]
+        theta[a, i] = t
 
 
 @njit(**_JIT)
@@ -242,8 +288,22 @@ def _refresh(a_mat, ainv_out):  # type: ignore[no-untyped-def]
 
 
 @njit(**_JIT)
-def lin_update_one(a_all, b_all, ainv_all, pulls, rsum, since, arm, x, r, lam, gamma, refresh_every):  # type: ignore[no-untyped-def]  # noqa: E501
-    """Apply one event to arm ``arm`` of a disjoint linear model; False if A lost SPD."""
+def lin_update_one(
+    a_all, b_all, ainv_all, theta, pulls, rsum, since, arm, x, r, lam, gamma, refresh_every
+):  # type: ignore[no-untyped-def]
+    """Apply one event to arm ``arm`` of a disjoint linear model; False if A lost SPD.
+
+    Updates the statistics (A, b), the cached inverse and the cached
+    posterior mean theta = A^-1 b.
+    """
+    ok = _lin_step(a_all, b_all, ainv_all, pulls, rsum, since, arm, x, r, lam, gamma, refresh_every)
+    if ok:
+        refresh_theta(ainv_all, b_all, theta, arm)
+    return ok
+
+
+@njit(**_JIT)
+def _lin_step(a_all, b_all, ainv_all, pulls, rsum, since, arm, x, r, lam, gamma, refresh_every):  # type: ignore[no-untyped-def]
     d = x.shape[0]
     a_mat = a_all[arm]
     b = b_all[arm]
@@ -290,11 +350,24 @@ def lin_update_one(a_all, b_all, ainv_all, pulls, rsum, since, arm, x, r, lam, g
 
 
 @njit(**_JIT)
-def lin_update_batch(a_all, b_all, ainv_all, pulls, rsum, since, arms, xs, rs, lam, gamma, refresh_every):  # type: ignore[no-untyped-def]  # noqa: E501
+def lin_update_batch(
+    a_all, b_all, ainv_all, theta, pulls, rsum, since, arms, xs, rs, lam, gamma, refresh_every
+):  # type: ignore[no-untyped-def]
     """Apply events in order; returns how many applied before any failure."""
     for i in range(arms.shape[0]):
         ok = lin_update_one(
-            a_all, b_all, ainv_all, pulls, rsum, since, arms[i], xs[i], rs[i], lam, gamma,
+            a_all,
+            b_all,
+            ainv_all,
+            theta,
+            pulls,
+            rsum,
+            since,
+            arms[i],
+            xs[i],
+            rs[i],
+            lam,
+            gamma,
             refresh_every,
         )
         if not ok:
@@ -368,7 +441,9 @@ def laplace_step(mx, s, y):  # type: ignore[no-untyped-def]
 
 
 @njit(**_JIT)
-def logistic_update_one(m_all, p_all, pinv_all, pulls, rsum, since, arm, x, y, lam, gamma, refresh_every):  # type: ignore[no-untyped-def]  # noqa: E501
+def logistic_update_one(
+    m_all, p_all, pinv_all, pulls, rsum, since, arm, x, y, lam, gamma, refresh_every
+):  # type: ignore[no-untyped-def]
     """One-event Laplace update of arm ``arm`` (Chapelle & Li 2011, full covariance)."""
     d = x.shape[0]
     m = m_all[arm]
@@ -424,10 +499,22 @@ def logistic_update_one(m_all, p_all, pinv_all, pulls, rsum, since, arm, x, y, l
 
 
 @njit(**_JIT)
-def logistic_update_batch(m_all, p_all, pinv_all, pulls, rsum, since, arms, xs, ys, lam, gamma, refresh_every):  # type: ignore[no-untyped-def]  # noqa: E501
+def logistic_update_batch(
+    m_all, p_all, pinv_all, pulls, rsum, since, arms, xs, ys, lam, gamma, refresh_every
+):  # type: ignore[no-untyped-def]
     for i in range(arms.shape[0]):
         if not logistic_update_one(
-            m_all, p_all, pinv_all, pulls, rsum, since, arms[i], xs[i], ys[i], lam, gamma,
+            m_all,
+            p_all,
+            pinv_all,
+            pulls,
+            rsum,
+            since,
+            arms[i],
+            xs[i],
+            ys[i],
+            lam,
+            gamma,
             refresh_every,
         ):
             return i

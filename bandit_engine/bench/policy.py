@@ -157,12 +157,12 @@ class PolicyBench:
         m = xs.shape[0]
         reps = self._reps(15, 3)
         rng = np.random.default_rng(self.seed)
-        cov, center, scale = pol._cov, pol._center, pol._scale
+        cov, wts, scale = pol._cov, pol._weights(), pol._scale
         rank_us, _ = median_call_us(
             lambda i: pol.rank(arms, xs[i % m], d.k, rng), batch=1000, repeats=reps
         )
         kern_us, _ = median_call_us(
-            lambda i: kernels.gauss_mean_std(cov, center, arms, xs[i % m], scale, True),
+            lambda i: kernels.gauss_mean_std(cov, wts, arms, xs[i % m], scale),
             batch=1000,
             repeats=reps,
         )

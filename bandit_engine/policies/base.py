@@ -252,9 +252,9 @@ class Policy(ABC):
         arms = np.ascontiguousarray(arms, dtype=np.int64)
         if arms.ndim != 1 or arms.shape[0] == 0:
             raise InvalidArgument("arms must be a non-empty 1-D array of arm indices")
-        if arms.min() < 0 or arms.max() >= self._n_arms:
-            bad = arms[(arms < 0) | (arms >= self._n_arms)][0]
-            raise InvalidArgument(f"arm index {int(bad)} out of range [0, {self._n_arms})")
+        bad = kernels.first_out_of_range(arms, self._n_arms)
+        if bad >= 0:
+            raise InvalidArgument(f"arm index {int(arms[bad])} out of range [0, {self._n_arms})")
         return arms
 
     def _check_context(self, x: FloatArray | None) -> FloatArray | None:
@@ -265,7 +265,8 @@ class Policy(ABC):
         x = np.ascontiguousarray(x, dtype=np.float64)
         if x.shape != (self.dim,):
             raise InvalidArgument(f"context has shape {x.shape}; expected ({self.dim},)")
-        _check_finite_features(x[None, :])
+        if kernels.first_bad_feature(x, MAX_ABS_FEATURE) >= 0:
+            _check_finite_features(x[None, :])  # raises, naming the value
         return x
 
 

@@ -31,9 +31,14 @@ __all__ = ["LinTSDisjoint"]
 
 
 class _PerArmGaussian(Policy):
-    """Shared machinery of per-arm Gaussian-score policies (linear, logistic)."""
+    """Shared machinery of per-arm Gaussian-score policies (linear, logistic).
 
-    _center_is_b: bool
+    Arrays: ``_prec`` (precision, state), ``_center`` (b or m, state),
+    ``_cov`` (inverse of the precision, cache) and the weights the score's
+    mean uses (``_weights()``: theta = A^-1 b for the linear model, a cache;
+    m itself for the logistic one).
+    """
+
     _scale: float
 
     def __init__(
@@ -50,12 +55,17 @@ class _PerArmGaussian(Policy):
         self._prec = np.zeros((0, d, d))
         self._center = np.zeros((0, d))
         self._cov = np.zeros((0, d, d))
+        self._theta = np.zeros((0, d))
         self._since = np.zeros(0, dtype=np.int64)
+
+    def _weights(self) -> FloatArray:
+        return self._theta
 
     def _grow_arrays(self, capacity: int) -> None:
         self._prec = _resized(self._prec, capacity)
         self._center = _resized(self._center, capacity)
         self._cov = _resized(self._cov, capacity)
+        self._theta = _resized(self._theta, capacity)
         self._since = _resized(self._since, capacity)
 
     def _init_arm(self, idx: int, features: ArmFeatures | None) -> None:
@@ -63,12 +73,11 @@ class _PerArmGaussian(Policy):
         self._prec[idx] = self.prior_precision * eye
         self._center[idx] = 0.0
         self._cov[idx] = eye / self.prior_precision
+        self._theta[idx] = 0.0
         self._since[idx] = 0
 
     def mean_std(self, arms: IntArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
-        return kernels.gauss_mean_std(
-            self._cov, self._center, arms, x, self._scale, self._center_is_b
-        )
+        return kernels.gauss_mean_std(self._cov, self._weights(), arms, x, self._scale)
 
     def sample_scores(
         self, arms: IntArray, x: FloatArray | None, rng: np.random.Generator
@@ -77,24 +86,39 @@ class _PerArmGaussian(Policy):
         mean, std = self.mean_std(arms, x)
         return mean + std * rng.standard_normal(arms.shape[0])
 
-    def decide(
-        self, arms: IntArray, x: FloatArray | None, k: int, draws: int, rng: np.random.Generator
-    ) -> tuple[Ranking, IntArray]:
+    def rank(
+        self, arms: IntArray, x: FloatArray | None, k: int, rng: np.random.Generator
+    ) -> Ranking:
+        ranking, _, _ = self._rank(arms, x, k, rng)
+        return ranking
+
+    def _rank(
+        self, arms: IntArray, x: FloatArray | None, k: int, rng: np.random.Generator
+    ) -> tuple[Ranking, FloatArray, FloatArray]:
+        # one kernel call scores, samples and ranks (the same draws as
+        # sample_scores + top_k; this path only saves Python overhead)
         arms = self._check_arms(arms)
         x = self._check_context(x)
         assert x is not None
         if not 1 <= k <= arms.shape[0]:
             raise InvalidArgument(f"k={k!r} must be between 1 and {arms.shape[0]}")
+        z = rng.standard_normal(arms.shape[0])
+        mean, std, scores, order = kernels.gauss_sample_top_k(
+            self._cov, self._weights(), arms, x, self._scale, z, k
+        )
+        return Ranking(order, scores[order]), mean, std
+
+    def decide(
+        self, arms: IntArray, x: FloatArray | None, k: int, draws: int, rng: np.random.Generator
+    ) -> tuple[Ranking, IntArray]:
         if draws < 1:
             raise InvalidArgument(f"draws={draws!r} must be >= 1")
-        mean, std = self.mean_std(arms, x)
-        scores = mean + std * rng.standard_normal(arms.shape[0])
-        order = kernels.top_k(scores, k)
+        ranking, mean, std = self._rank(arms, x, k, rng)
         table = normal_table()
         counts = kernels.first_slot_counts_gauss(
             mean, std, table, int(rng.integers(table.shape[0])), draws
         )
-        return Ranking(order, scores[order]), counts
+        return ranking, counts
 
     def first_slot_counts(
         self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator
@@ -123,11 +147,11 @@ class _PerArmGaussian(Policy):
                 raise ValueError(f"precision matrix of arm {a} is not positive definite")
             self._cov[a] = inv
             self._since[a] = 0
+            kernels.refresh_theta(self._cov, self._center, self._theta, a)
 
 
 class LinTSDisjoint(_PerArmGaussian):
     kind = "lin_ts_disjoint"
-    _center_is_b = True
 
     def __init__(
         self,
@@ -156,6 +180,7 @@ class LinTSDisjoint(_PerArmGaussian):
             self._prec,
             self._center,
             self._cov,
+            self._theta,
             self._pulls,
             self._rsum,
             self._since,

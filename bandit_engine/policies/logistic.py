@@ -31,7 +31,6 @@ __all__ = ["LogisticTS"]
 
 class LogisticTS(_PerArmGaussian):
     kind = "logistic_ts"
-    _center_is_b = False
     _scale = 1.0
     _loaded_cov: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -55,6 +54,9 @@ class LogisticTS(_PerArmGaussian):
         )
         if done != arms.shape[0]:
             raise ValueError(f"precision of arm {int(arms[done])} lost positive definiteness")
+
+    def _weights(self) -> np.ndarray:
+        return self._center  # the MAP weights m are the score's mean
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         n = self._n_arms
