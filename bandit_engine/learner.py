@@ -88,6 +88,37 @@ class _Part:
     closed: dict[str, float] = field(default_factory=dict)  # event -> deadline
     orphans: dict[str, list[tuple[int, log_pb2.FeedbackRecord]]] = field(default_factory=dict)
     orphan_heap: list[tuple[float, int, str]] = field(default_factory=list)
+    dec_time: float = float("-inf")  # newest decision time seen
+    fb_time: float = float("-inf")  # newest reward time seen
+
+    # Lazy min-heaps of the offsets the join state still needs, so a commit
+    # costs O(log n) however many decisions wait for their windows.
+    dec_offsets: list[tuple[int, str]] = field(default_factory=list)
+    fb_offsets: list[tuple[int, str]] = field(default_factory=list)
+
+    def oldest_decision(self) -> int:
+        """Offset of the oldest decision still pending (a large number if none)."""
+        h = self.dec_offsets
+        while h:
+            off, ev = h[0]
+            pend = self.pending.get(ev)
+            if pend is not None and pend.offset == off:
+                return off
+            heapq.heappop(h)
+        return 1 << 62
+
+    def oldest_reward(self) -> int:
+        """Offset of the oldest reward the join state still needs (joined or orphan)."""
+        h = self.fb_offsets
+        while h:
+            off, ev = h[0]
+            pend = self.pending.get(ev)
+            if pend is not None and pend.min_fb == off:
+                return off
+            if any(o == off for o, _ in self.orphans.get(ev, ())):
+                return off
+            heapq.heappop(h)
+        return 1 << 62
 
     @property
     def restored(self) -> bool:
@@ -214,6 +245,8 @@ class Learner:
             if not replay:
                 self._count("", "malformed_decision")
             return
+        if rec.created_at > part.dec_time:
+            part.dec_time = rec.created_at
         if replay and rec.deadline <= part.committed.watermark:
             part.closed[rec.event_id] = rec.deadline  # closed before the commit
             return
@@ -235,6 +268,7 @@ class Learner:
             offset,
         )
         part.pending[rec.event_id] = pend
+        heapq.heappush(part.dec_offsets, (offset, rec.event_id))
         heapq.heappush(part.deadlines, (rec.deadline, rec.event_id))
         if not replay:
             self._count(rec.experiment_id, "decisions")
@@ -253,6 +287,8 @@ class Learner:
             if not replay:
                 self._dead_letter("", exc.reason, str(exc), key, value, part.p, offset)
             return
+        if rec.timestamp > part.fb_time:
+            part.fb_time = rec.timestamp
         pend = part.pending.get(rec.event_id)
         if pend is not None:
             # A replayed reward whose decision was new after the commit was an
@@ -267,6 +303,7 @@ class Learner:
         if replay and expire <= part.committed.watermark:
             return  # resolved (as unknown) before the commit
         part.orphans.setdefault(rec.event_id, []).append((offset, rec))
+        heapq.heappush(part.fb_offsets, (offset, rec.event_id))
         heapq.heappush(part.orphan_heap, (expire, offset, rec.event_id))
 
     def _join(
@@ -290,6 +327,7 @@ class Learner:
             pend.rewarded.add(slot)
             if pend.min_fb < 0 or offset < pend.min_fb:
                 pend.min_fb = offset
+                heapq.heappush(part.fb_offsets, (offset, rec.event_id))
             if not replay:
                 self._batch[pend.exp_id].append((slot, pend.x, cfg.normalise_reward(reward)))
                 self._batch_ts.append(rec.timestamp)
@@ -306,12 +344,37 @@ class Learner:
                 offset,
             )
 
+    def _bound(self, part: _Part, now: float) -> float:
+        """How far the watermark may go: the clock, held back by a lagging log.
+
+        While a topic-partition has a backlog, records older than the clock
+        are still to come: windows may close only up to the newest reward
+        time seen, and orphans expire only up to the newest decision time
+        seen (each less ``lateness`` for producer skew). Otherwise a learner
+        catching up after downtime would close windows before their rewards
+        and call rewards unknown before their decisions.
+        """
+        bound = now - self.lateness
+        consumer = self._consumer
+        if consumer is None:
+            return bound
+        from aiokafka import TopicPartition
+
+        s = self.settings
+        hw = consumer.highwater(TopicPartition(s.decisions_topic, part.p))
+        if hw is None or part.dec_next < hw:
+            bound = min(bound, part.dec_time - self.lateness)
+        hw = consumer.highwater(TopicPartition(s.feedback_topic, part.p))
+        if hw is None or part.fb_next < hw:
+            bound = min(bound, part.fb_time - self.lateness)
+        return bound
+
     def _advance(self, now: float) -> None:
         """Close windows and expire orphans up to each restored partition's watermark."""
         for part in self._parts.values():
             if not part.restored:
                 continue
-            part.watermark = max(part.watermark, now - self.lateness)
+            part.watermark = max(part.watermark, self._bound(part, now))
             wm = part.watermark
             while part.deadlines and part.deadlines[0][0] <= wm:
                 _, ev = heapq.heappop(part.deadlines)
@@ -390,13 +453,8 @@ class Learner:
             # in the log: keep reading it from the committed resume points.
             dec_resume = dec_next if part.restored else min(c.dec_resume, dec_next)
             fb_resume = fb_next if part.restored else min(c.fb_resume, fb_next)
-            for pend in part.pending.values():
-                dec_resume = min(dec_resume, pend.offset)
-                if pend.min_fb >= 0:
-                    fb_resume = min(fb_resume, pend.min_fb)
-            for waiting in part.orphans.values():
-                for o, _ in waiting:
-                    fb_resume = min(fb_resume, o)
+            dec_resume = min(dec_resume, part.oldest_decision())
+            fb_resume = min(fb_resume, part.oldest_reward())
             out[p] = LearnerOffsets(dec_next, dec_resume, fb_next, fb_resume, part.watermark)
         return out
 

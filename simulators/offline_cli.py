@@ -161,6 +161,13 @@ def _add_source(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     g.add_argument(
         "--mysql-dsn", metavar="DSN", help="an engine's MySQL store, mysql://user:pw@host:port/db"
     )
+    g.add_argument(
+        "--kafka-bootstrap",
+        metavar="HOST:PORT",
+        help="with --mysql-dsn: read decisions and rewards from the engine's Kafka topics",
+    )
+    g.add_argument("--decisions-topic", default="bandit.decisions", help=argparse.SUPPRESS)
+    g.add_argument("--feedback-topic", default="bandit.feedback", help=argparse.SUPPRESS)
     g.add_argument("--experiment", metavar="ID", help="experiment in --state-dir / --mysql-dsn")
     o = p.add_argument_group("OBD context vectors")
     o.add_argument("--obd-dir", default=None, help="where the sample is (default: data/obd)")
@@ -192,6 +199,21 @@ def load_source(args: argparse.Namespace) -> tuple[Any, str]:
         return log, name
     where = args.state_dir or args.mysql_dsn
     store = logs.open_store(where)
+    if getattr(args, "kafka_bootstrap", None):
+        if not args.mysql_dsn:
+            raise SystemExit("--kafka-bootstrap needs --mysql-dsn (experiments and arms)")
+        from bandit_engine.kafka import KafkaSettings
+
+        from .kafka_log import KafkaLogSource
+
+        store = KafkaLogSource(  # type: ignore[assignment]
+            store,
+            KafkaSettings(
+                args.kafka_bootstrap,
+                decisions_topic=args.decisions_topic,
+                feedback_topic=args.feedback_topic,
+            ),
+        )
     try:
         exps = [e for e, _, _ in store.load_experiments()]
         exp = args.experiment
@@ -200,6 +222,8 @@ def load_source(args: argparse.Namespace) -> tuple[Any, str]:
                 raise SystemExit(f"--experiment needed; the store has {exps or 'none'}")
             exp = exps[0]
         source = f"sqlite:{args.state_dir}" if args.state_dir else f"mysql:{store_name(store)}"
+        if getattr(args, "kafka_bootstrap", None):
+            source = f"kafka:{args.kafka_bootstrap}+{source}"
         log = logs.from_store(store, exp, source=source)
     finally:
         store.close()

@@ -66,8 +66,13 @@ def closed_form(events: list[tuple[int, np.ndarray, float]], n_arms: int, d: int
 
 def test_end_to_end_grpc_and_json_rewards(kafka_settings: KafkaSettings, mysql_dsn: str) -> None:
     settings = ServerSettings(
-        port=0, state_dir=None, seed=1, mysql_dsn=mysql_dsn, kafka=kafka_settings,
-        refresh_interval=0.2, learner_options={"commit_interval": 0.05},
+        port=0,
+        state_dir=None,
+        seed=1,
+        mysql_dsn=mysql_dsn,
+        kafka=kafka_settings,
+        refresh_interval=0.2,
+        learner_options={"commit_interval": 0.05},
     )
     server, port, engine = create_server(settings)
     server.start()
@@ -75,19 +80,29 @@ def test_end_to_end_grpc_and_json_rewards(kafka_settings: KafkaSettings, mysql_d
     stub = pb_grpc.BanditServiceStub(channel)
     store = MySQLStore(mysql_dsn)
     try:
-        stub.CreateExperiment(pb.CreateExperimentRequest(spec=pb.ExperimentSpec(
-            experiment_id="e2e", policy=pb.LIN_TS_DISJOINT, dim=4, dense_dim=3,
-            reward_window_seconds=3600)))
+        stub.CreateExperiment(
+            pb.CreateExperimentRequest(
+                spec=pb.ExperimentSpec(
+                    experiment_id="e2e",
+                    policy=pb.LIN_TS_DISJOINT,
+                    dim=4,
+                    dense_dim=3,
+                    reward_window_seconds=3600,
+                )
+            )
+        )
         arms = ["a", "b", "c"]
-        stub.AddArms(pb.AddArmsRequest(experiment_id="e2e",
-                                       arms=[pb.ArmSpec(arm_id=a) for a in arms]))
+        stub.AddArms(
+            pb.AddArmsRequest(experiment_id="e2e", arms=[pb.ArmSpec(arm_id=a) for a in arms])
+        )
         rng = random.Random(0)
         events: list[tuple[int, np.ndarray, float]] = []
         json_records = []
         for i in range(60):
             dense = [rng.uniform(-1, 1) for _ in range(3)]
-            resp = stub.Recommend(pb.RecommendRequest(
-                experiment_id="e2e", context=pb.Features(dense=dense), k=2))
+            resp = stub.Recommend(
+                pb.RecommendRequest(experiment_id="e2e", context=pb.Features(dense=dense), k=2)
+            )
             arm = resp.arms[i % 2].arm_id
             r = rng.choice([0.0, 0.5, 1.0])
             events.append((arms.index(arm), np.array([1.0, *dense]), r))
@@ -104,8 +119,9 @@ def test_end_to_end_grpc_and_json_rewards(kafka_settings: KafkaSettings, mysql_d
         json_records.append((b"y", b"not json at all \xff"))  # malformed
         produce(kafka_settings, json_records)
 
-        wait_for(lambda: counters(store, "e2e").get("rewards_applied", 0) >= 60, 60,
-                 "60 rewards applied")
+        wait_for(
+            lambda: counters(store, "e2e").get("rewards_applied", 0) >= 60, 60, "60 rewards applied"
+        )
         c = counters(store, "e2e")
         assert c["rewards_applied"] == 60
         assert c["decisions"] == 60
@@ -118,10 +134,94 @@ def test_end_to_end_grpc_and_json_rewards(kafka_settings: KafkaSettings, mysql_d
         np.testing.assert_allclose(snap.state["b"], b_ref, rtol=1e-9, atol=1e-12)
         assert snap.state["pulls"].sum() == 60
         # The server picks up the learner's posterior within the refresh bound.
-        wait_for(lambda: sum(
-            stub.GetArm(pb.GetArmRequest(experiment_id="e2e", arm_id=a)).posterior.pulls
-            for a in arms) == 60, 5, "server refresh")
+        wait_for(
+            lambda: (
+                sum(
+                    stub.GetArm(pb.GetArmRequest(experiment_id="e2e", arm_id=a)).posterior.pulls
+                    for a in arms
+                )
+                == 60
+            ),
+            5,
+            "server refresh",
+        )
     finally:
         channel.close()
         stop_server(server, engine, 1.0)
         store.close()
+
+
+def test_two_serving_only_servers_follow_one_learner(
+    kafka_settings: KafkaSettings, mysql_dsn: str
+) -> None:
+    """Two --no-learner servers plus one learner: both serve the learner's posterior."""
+    from bandit_engine.learner import Learner
+    from bandit_engine.server import LearnerThread
+
+    refresh = 0.3
+    servers = []
+    for _ in range(2):
+        st = ServerSettings(
+            port=0,
+            state_dir=None,
+            seed=2,
+            mysql_dsn=mysql_dsn,
+            kafka=kafka_settings,
+            learner=False,
+            refresh_interval=refresh,
+        )
+        server, port, engine = create_server(st)
+        server.start()
+        ch = grpc.insecure_channel(f"127.0.0.1:{port}")
+        servers.append((server, engine, ch, pb_grpc.BanditServiceStub(ch)))
+    assert all(getattr(s[0], "learner_thread", None) is None for s in servers)
+    learner = LearnerThread(mysql_dsn, kafka_settings, commit_interval=0.05)
+    assert isinstance(learner.learner, Learner)
+    try:
+        a, b = servers[0][3], servers[1][3]
+        a.CreateExperiment(
+            pb.CreateExperimentRequest(
+                spec=pb.ExperimentSpec(experiment_id="pair", policy=pb.BETA_TS, dim=1)
+            )
+        )
+        a.AddArms(
+            pb.AddArmsRequest(experiment_id="pair", arms=[pb.ArmSpec(arm_id=x) for x in ("x", "y")])
+        )
+        # server B learns of the experiment created through A
+        wait_for(lambda: _has_experiment(b, "pair"), 5 * refresh + 2, "experiment on B")
+        n = 0
+        for i in range(40):
+            stub = (a, b)[i % 2]
+            resp = stub.Recommend(pb.RecommendRequest(experiment_id="pair"))
+            if resp.arms[0].arm_id == "x":
+                stub.Feedback(pb.FeedbackRequest(event_id=resp.event_id, arm_id="x", reward=1))
+                n += 1
+        assert n > 0
+        store = MySQLStore(mysql_dsn)
+        wait_for(lambda: counters(store, "pair").get("rewards_applied", 0) == n, 30, "learner")
+        committed = time.time()
+        for stub in (a, b):
+            wait_for(
+                lambda stub=stub: (
+                    stub.GetArm(pb.GetArmRequest(experiment_id="pair", arm_id="x")).posterior.pulls
+                    == n
+                ),
+                refresh + 1.0,
+                "refresh within the bound",
+            )
+        assert time.time() - committed < 2 * (refresh + 1.0)
+        p = a.GetArm(pb.GetArmRequest(experiment_id="pair", arm_id="x")).posterior
+        assert p.reward_sum == n and p.mean == pytest.approx((1 + n) / (2 + n))
+        store.close()
+    finally:
+        learner.stop()
+        for server, engine, ch, _ in servers:
+            ch.close()
+            stop_server(server, engine, 1.0)
+
+
+def _has_experiment(stub: pb_grpc.BanditServiceStub, exp: str) -> bool:
+    try:
+        return stub.GetExperiment(pb.GetExperimentRequest(experiment_id=exp)).active_arms == 2
+    except grpc.RpcError:
+        return False

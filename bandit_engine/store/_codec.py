@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import io
+import json
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+from .base import DecisionRow, RewardRow
+
+#: Column order that ``decision_from_row`` and ``reward_from_row`` read.
+DECISION_COLS = (
+    "event_id, experiment_id, created_at, deadline, model_version, x, arms, scores, "
+    "propensities, candidates"
+)
+REWARD_COLS = "event_id, arm_id, experiment_id, arm_slot, x, reward, reward_norm, source, ts, seq"
 
 
 def encode_vector(x: np.ndarray) -> bytes:
@@ -24,3 +36,33 @@ def encode_state(state: dict[str, np.ndarray]) -> bytes:
 def decode_state(blob: bytes) -> dict[str, np.ndarray]:
     with np.load(io.BytesIO(blob), allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def decision_from_row(r: Sequence[Any]) -> DecisionRow:
+    return DecisionRow(
+        event_id=r[0],
+        experiment_id=r[1],
+        created_at=r[2],
+        deadline=r[3],
+        model_version=int(r[4]),
+        x=decode_vector(r[5]),
+        arms=tuple(json.loads(r[6])),
+        scores=tuple(json.loads(r[7])),
+        propensities=tuple(json.loads(r[8])),
+        candidates=tuple(json.loads(r[9])),
+    )
+
+
+def reward_from_row(r: Sequence[Any]) -> RewardRow:
+    return RewardRow(
+        event_id=r[0],
+        arm_id=r[1],
+        experiment_id=r[2],
+        arm_slot=int(r[3]),
+        x=decode_vector(r[4]),
+        reward=r[5],
+        reward_norm=r[6],
+        source=r[7],
+        ts=r[8],
+        seq=int(r[9]),
+    )

@@ -29,7 +29,15 @@ import pymysql
 import pymysql.err
 
 from .._exceptions import InvalidArgument, StoreError
-from ._codec import decode_state, decode_vector, encode_state, encode_vector
+from ._codec import (
+    DECISION_COLS,
+    REWARD_COLS,
+    decision_from_row,
+    decode_state,
+    encode_state,
+    encode_vector,
+    reward_from_row,
+)
 from .base import ArmRow, DecisionRow, LearnerOffsets, RewardRow, Snapshot, Store
 
 log = logging.getLogger(__name__)
@@ -393,49 +401,9 @@ class MySQLStore(Store):
         )
         return str(rows[0][0]) if rows else None
 
-    _DECISION_COLS = (
-        "event_id, experiment_id, created_at, deadline, model_version, x, arms, scores, "
-        "propensities, candidates"
-    )
-    _REWARD_COLS = (
-        "event_id, arm_id, experiment_id, arm_slot, x, reward, reward_norm, source, ts, seq"
-    )
-
-    @staticmethod
-    def _decision(r: Sequence[Any]) -> DecisionRow:
-        return DecisionRow(
-            event_id=r[0],
-            experiment_id=r[1],
-            created_at=r[2],
-            deadline=r[3],
-            model_version=int(r[4]),
-            x=decode_vector(r[5]),
-            arms=tuple(json.loads(r[6])),
-            scores=tuple(json.loads(r[7])),
-            propensities=tuple(json.loads(r[8])),
-            candidates=tuple(json.loads(r[9])),
-        )
-
-    @staticmethod
-    def _reward(r: Sequence[Any]) -> RewardRow:
-        return RewardRow(
-            event_id=r[0],
-            arm_id=r[1],
-            experiment_id=r[2],
-            arm_slot=int(r[3]),
-            x=decode_vector(r[4]),
-            reward=r[5],
-            reward_norm=r[6],
-            source=r[7],
-            ts=r[8],
-            seq=int(r[9]),
-        )
-
     def open_decisions(self) -> Iterator[tuple[DecisionRow, set[str]]]:
         def op(c: Any) -> tuple[list[Any], list[Any]]:
-            rows = _all(
-                c, f"SELECT {self._DECISION_COLS} FROM decisions WHERE closed = 0 ORDER BY seq"
-            )
+            rows = _all(c, f"SELECT {DECISION_COLS} FROM decisions WHERE closed = 0 ORDER BY seq")
             done = _all(
                 c,
                 "SELECT r.event_id, r.arm_id FROM rewards r JOIN decisions d "
@@ -448,36 +416,34 @@ class MySQLStore(Store):
         for ev, arm in done:
             rewarded.setdefault(ev, set()).add(arm)
         for r in rows:
-            yield self._decision(r), rewarded.get(r[0], set())
+            yield decision_from_row(r), rewarded.get(r[0], set())
 
     def rewards_after(self, experiment_id: str, seq: int) -> Iterator[RewardRow]:
         rows = self._run(
             lambda c: _all(
                 c,
-                f"SELECT {self._REWARD_COLS} FROM rewards WHERE experiment_id = %s AND seq > %s "
+                f"SELECT {REWARD_COLS} FROM rewards WHERE experiment_id = %s AND seq > %s "
                 "ORDER BY seq",
                 (experiment_id, seq),
             )
         )
-        return (self._reward(r) for r in rows)
+        return (reward_from_row(r) for r in rows)
 
     def rewards(self, experiment_id: str | None = None) -> Iterator[RewardRow]:
         if experiment_id is not None:
             return self.rewards_after(experiment_id, 0)
-        rows = self._run(lambda c: _all(c, f"SELECT {self._REWARD_COLS} FROM rewards ORDER BY seq"))
-        return (self._reward(r) for r in rows)
+        rows = self._run(lambda c: _all(c, f"SELECT {REWARD_COLS} FROM rewards ORDER BY seq"))
+        return (reward_from_row(r) for r in rows)
 
     def decisions(self, experiment_id: str | None = None) -> Iterator[DecisionRow]:
         args: tuple[Any, ...]
         if experiment_id is None:
-            sql, args = f"SELECT {self._DECISION_COLS} FROM decisions ORDER BY seq", ()
+            sql, args = f"SELECT {DECISION_COLS} FROM decisions ORDER BY seq", ()
         else:
-            sql = (
-                f"SELECT {self._DECISION_COLS} FROM decisions WHERE experiment_id = %s ORDER BY seq"
-            )
+            sql = f"SELECT {DECISION_COLS} FROM decisions WHERE experiment_id = %s ORDER BY seq"
             args = (experiment_id,)
         rows = self._run(lambda c: _all(c, sql, args))
-        return (self._decision(r) for r in rows)
+        return (decision_from_row(r) for r in rows)
 
     # -------------------------------------------------------------- snapshots
     def save_snapshot(self, snap: Snapshot) -> None:

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import StoreError
-from ._codec import decode_state, decode_vector, encode_state, encode_vector
+from ._codec import (
+    DECISION_COLS,
+    REWARD_COLS,
+    decision_from_row,
+    decode_state,
+    encode_state,
+    encode_vector,
+    reward_from_row,
+)
 from .base import ArmRow, DecisionRow, RewardRow, Snapshot, Store
 
 SCHEMA_VERSION = 1
@@ -236,30 +244,8 @@ class SQLiteStore(Store):
         )
         return str(rows[0][0]) if rows else None
 
-    @staticmethod
-    def _decision(r: Sequence[Any]) -> DecisionRow:
-        return DecisionRow(
-            event_id=r[0],
-            experiment_id=r[1],
-            created_at=r[2],
-            deadline=r[3],
-            model_version=int(r[4]),
-            x=decode_vector(r[5]),
-            arms=tuple(json.loads(r[6])),
-            scores=tuple(json.loads(r[7])),
-            propensities=tuple(json.loads(r[8])),
-            candidates=tuple(json.loads(r[9])),
-        )
-
-    _DECISION_COLS = (
-        "event_id, experiment_id, created_at, deadline, model_version, x, arms, scores, "
-        "propensities, candidates"
-    )
-
     def open_decisions(self) -> Iterator[tuple[DecisionRow, set[str]]]:
-        rows = self._query(
-            f"SELECT {self._DECISION_COLS} FROM decisions WHERE closed = 0 ORDER BY seq"
-        )
+        rows = self._query(f"SELECT {DECISION_COLS} FROM decisions WHERE closed = 0 ORDER BY seq")
         rewarded: dict[str, set[str]] = {}
         for ev, arm in self._query(
             "SELECT r.event_id, r.arm_id FROM rewards r JOIN decisions d "
@@ -267,51 +253,31 @@ class SQLiteStore(Store):
         ):
             rewarded.setdefault(ev, set()).add(arm)
         for r in rows:
-            yield self._decision(r), rewarded.get(r[0], set())
-
-    _REWARD_COLS = (
-        "event_id, arm_id, experiment_id, arm_slot, x, reward, reward_norm, source, ts, seq"
-    )
-
-    @staticmethod
-    def _reward(r: Sequence[Any]) -> RewardRow:
-        return RewardRow(
-            event_id=r[0],
-            arm_id=r[1],
-            experiment_id=r[2],
-            arm_slot=int(r[3]),
-            x=decode_vector(r[4]),
-            reward=r[5],
-            reward_norm=r[6],
-            source=r[7],
-            ts=r[8],
-            seq=int(r[9]),
-        )
+            yield decision_from_row(r), rewarded.get(r[0], set())
 
     def rewards_after(self, experiment_id: str, seq: int) -> Iterator[RewardRow]:
         rows = self._query(
-            f"SELECT {self._REWARD_COLS} FROM rewards WHERE experiment_id = ? AND seq > ? "
-            "ORDER BY seq",
+            f"SELECT {REWARD_COLS} FROM rewards WHERE experiment_id = ? AND seq > ? ORDER BY seq",
             (experiment_id, seq),
         )
-        return (self._reward(r) for r in rows)
+        return (reward_from_row(r) for r in rows)
 
     def rewards(self, experiment_id: str | None = None) -> Iterator[RewardRow]:
         if experiment_id is None:
-            rows = self._query(f"SELECT {self._REWARD_COLS} FROM rewards ORDER BY seq")
-            return (self._reward(r) for r in rows)
+            rows = self._query(f"SELECT {REWARD_COLS} FROM rewards ORDER BY seq")
+            return (reward_from_row(r) for r in rows)
         return self.rewards_after(experiment_id, 0)
 
     def decisions(self, experiment_id: str | None = None) -> Iterator[DecisionRow]:
         if experiment_id is None:
-            rows = self._query(f"SELECT {self._DECISION_COLS} FROM decisions ORDER BY seq")
+            rows = self._query(f"SELECT {DECISION_COLS} FROM decisions ORDER BY seq")
         else:
             rows = self._query(
-                f"SELECT {self._DECISION_COLS} FROM decisions WHERE experiment_id = ? ORDER BY seq",
+                f"SELECT {DECISION_COLS} FROM decisions WHERE experiment_id = ? ORDER BY seq",
                 (experiment_id,),
             )
         for r in rows:
-            yield self._decision(r)
+            yield decision_from_row(r)
 
     # -------------------------------------------------------------- snapshots
     def save_snapshot(self, snap: Snapshot) -> None:
