@@ -206,9 +206,9 @@ class Learner:
         from aiokafka import TopicPartition
 
         stored = await self._in_db(self.store.learner_offsets, self.settings.group_id)
-        now = self.clock()
         for p in sorted(partitions):
-            off = stored.get(p, LearnerOffsets(0, 0, 0, 0, now - self.lateness))
+            # a new partition: its watermark starts at the epoch and moves with the log
+            off = stored.get(p, LearnerOffsets(0, 0, 0, 0, 0.0))
             self._parts[p] = _Part(p, off, off.dec_resume, off.fb_resume, off.watermark)
             self._consumer.seek(TopicPartition(self.settings.decisions_topic, p), off.dec_resume)
             self._consumer.seek(TopicPartition(self.settings.feedback_topic, p), off.fb_resume)
