@@ -225,3 +225,75 @@ def _has_experiment(stub: pb_grpc.BanditServiceStub, exp: str) -> bool:
         return stub.GetExperiment(pb.GetExperimentRequest(experiment_id=exp)).active_arms == 2
     except grpc.RpcError:
         return False
+
+
+def test_learner_catching_up_on_an_old_backlog(
+    kafka_settings: KafkaSettings, mysql_dsn: str
+) -> None:
+    """Records older than orphan_grace and lateness, rewards ahead of their decisions:
+    a learner that starts late still joins every reward (none called unknown)."""
+    from bandit_engine._proto.bandit.v1 import log_pb2
+    from bandit_engine.config import ExperimentConfig
+    from bandit_engine.server import LearnerThread
+    from bandit_engine.store import ArmRow
+
+    store = MySQLStore(mysql_dsn)
+    cfg = ExperimentConfig("old", policy="beta_ts", dim=1, reward_window_s=3600.0)
+    store.create_experiment("old", cfg.to_dict(), time.time())
+    store.upsert_arms([ArmRow("old", a, i, {}, True) for i, a in enumerate("ab")])
+    t0 = time.time() - 300.0
+    rewards, decisions = [], []
+    for i in range(600):
+        ev = f"old-{i}"
+        arm = "ab"[i % 2]
+        rewards.append(
+            (
+                ev.encode(),
+                json.dumps(
+                    {"event_id": ev, "arm_id": arm, "reward": 1.0, "timestamp": t0 + 1}
+                ).encode(),
+            )
+        )
+        decisions.append(
+            (
+                ev.encode(),
+                log_pb2.DecisionRecord(
+                    event_id=ev,
+                    experiment_id="old",
+                    created_at=t0,
+                    deadline=t0 + 3600,
+                    arms=[arm],
+                    slots=[i % 2],
+                    scores=[0.0],
+                    propensities=[0.5],
+                    x=[1.0],
+                ).SerializeToString(),
+            )
+        )
+    produce(kafka_settings, rewards)  # the rewards first, then their decisions
+    from aiokafka import AIOKafkaProducer
+
+    async def send_decisions() -> None:
+        p = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap)
+        await p.start()
+        for key, value in decisions:
+            await p.send(kafka_settings.decisions_topic, value=value, key=key)
+        await p.stop()
+
+    asyncio.run(send_decisions())
+    learner = LearnerThread(
+        mysql_dsn, kafka_settings, commit_interval=0.05, orphan_grace=1.0, lateness=0.5
+    )
+    try:
+        wait_for(
+            lambda: counters(store, "old").get("rewards_applied", 0) == 600,
+            60,
+            "600 rewards applied",
+        )
+        time.sleep(1.0)
+        c = counters(store, "old")
+        assert c.get("dead_unknown_event", 0) == 0, c
+        assert c["rewards_applied"] == 600
+    finally:
+        learner.stop()
+        store.close()
