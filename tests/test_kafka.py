@@ -281,8 +281,10 @@ def test_learner_catching_up_on_an_old_backlog(
         await p.stop()
 
     asyncio.run(send_decisions())
+    # small polls, so rewards are read while their decisions are still a backlog
     learner = LearnerThread(
-        mysql_dsn, kafka_settings, commit_interval=0.05, orphan_grace=1.0, lateness=0.5
+        mysql_dsn, kafka_settings, commit_interval=0.05, orphan_grace=1.0, lateness=0.5,
+        max_records=40,
     )
     try:
         wait_for(
