@@ -104,11 +104,18 @@ def _serve(args: argparse.Namespace) -> int:
     server, port, engine = create_server(settings)
     server.start()
     log = logging.getLogger("bandit_engine")
+    from .store.mysql import redact
+
+    state = redact(settings.mysql_dsn) if settings.mysql_dsn else settings.state_dir
+    mode = "embedded log"
+    if kafka is not None:
+        mode = f"Kafka {kafka.bootstrap}" + ("" if settings.learner else ", no learner")
     log.info(
-        "bandit-engine serving on %s:%d (state: %s); health and reflection on",
+        "bandit-engine serving on %s:%d (state: %s; %s); health and reflection on",
         args.host,
         port,
-        settings.state_dir or "memory only",
+        state or "memory only",
+        mode,
     )
     print(f"bandit-engine listening on {args.host}:{port}", flush=True)
     done = threading.Event()
