@@ -235,8 +235,19 @@ def run(quick: bool = False) -> dict[str, float]:
         figures["feedback_vs_raw_consume"] = raw_s / learn_s
         figures["feedback_commits"] = float(learner.commits)
         progress("feedback: reward-to-posterior latency at light load")
-        lat_learner = Learner(MySQLStore(dsn), settings, commit_interval=0.1)
-        asyncio.run(_latency(lat_learner, settings, 3.0 if quick else 10.0))
+        # fresh topics and group: measure steady state, not a replay of the above
+        tag = uuid.uuid4().hex[:8]
+        lat_settings = KafkaSettings(
+            bootstrap,
+            decisions_topic=f"l{tag}.dec",
+            feedback_topic=f"l{tag}.fb",
+            deadletter_topic=f"l{tag}.dl",
+            group_id=f"l{tag}",
+            partitions=4,
+        )
+        asyncio.run(ensure_topics(lat_settings))
+        lat_learner = Learner(MySQLStore(dsn), lat_settings, commit_interval=0.1)
+        asyncio.run(_latency(lat_learner, lat_settings, 3.0 if quick else 10.0))
         lat = np.array(lat_learner.latency_ms)
         figures["reward_to_posterior_p50_ms"] = float(np.percentile(lat, 50))
         figures["reward_to_posterior_p99_ms"] = float(np.percentile(lat, 99))
