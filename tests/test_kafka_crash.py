@@ -98,7 +98,7 @@ def build_stream(settings: KafkaSettings, n_decisions: int, seed: int) -> Stream
             rewards.append((settings.feedback_topic, ev.encode(), b"{broken json"))
         # Mostly decision first; sometimes the rewards overtake it (orphans).
         dec_rec = (settings.decisions_topic, ev.encode(), dec.SerializeToString())
-        chunk.extend(rewards + [dec_rec] if rng.random() < 0.1 else [dec_rec, *rewards])
+        chunk.extend([*rewards, dec_rec] if rng.random() < 0.1 else [dec_rec, *rewards])
         s.decisions += 1
     s.records = chunk
     return s
