@@ -17,6 +17,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import grpc
+
 from ._exceptions import InvalidArgument
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -84,7 +86,10 @@ def _learn(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from .config import Limits
+    from .security import TLSConfig, load_tokens
     from .server import ServerSettings, create_server, stop_server
 
     kafka = _kafka(args)
@@ -100,7 +105,18 @@ def _serve(args: argparse.Namespace) -> int:
         kafka=kafka,
         learner=not args.no_learner,
         refresh_interval=args.refresh_interval,
+        tokens=load_tokens(args.auth_tokens),
+        tls=TLSConfig(
+            Path(args.tls_cert),
+            Path(args.tls_key),
+            Path(args.tls_client_ca) if args.tls_client_ca else None,
+        )
+        if args.tls_cert or args.tls_key
+        else None,
+        max_concurrent_rpcs=args.max_concurrent_rpcs,
     )
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise InvalidArgument("--tls-cert and --tls-key go together")
     server, port, engine = create_server(settings)
     server.start()
     log = logging.getLogger("bandit_engine")
@@ -139,7 +155,20 @@ def _client(args: argparse.Namespace) -> int:
     from ._proto.bandit.v1 import bandit_pb2 as pb
     from ._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
 
-    channel = grpc.insecure_channel(args.target)
+    if args.tls_ca:
+        from pathlib import Path
+
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=Path(args.tls_ca).read_bytes(),
+            private_key=Path(args.tls_key).read_bytes() if args.tls_key else None,
+            certificate_chain=Path(args.tls_cert).read_bytes() if args.tls_cert else None,
+        )
+        channel = grpc.secure_channel(args.target, creds)
+    else:
+        channel = grpc.insecure_channel(args.target)
+    token = args.token or os.environ.get("BANDIT_TOKEN")
+    if token:
+        channel = grpc.intercept_channel(channel, _BearerAuth(token))
     stub = pb_grpc.BanditServiceStub(channel)
     cmd = args.command
 
@@ -242,6 +271,27 @@ def _client(args: argparse.Namespace) -> int:
     return 0
 
 
+class _BearerAuth(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Adds ``authorization: Bearer <token>`` to every call."""
+
+    def __init__(self, token: str) -> None:
+        self._md = ("authorization", f"Bearer {token}")
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        md = [*(details.metadata or []), self._md]
+        return continuation(_Details(details, md), request)
+
+
+class _Details:
+    def __init__(self, d: Any, metadata: list[tuple[str, str]]) -> None:
+        self.method = d.method
+        self.timeout = d.timeout
+        self.metadata = metadata
+        self.credentials = d.credentials
+        self.wait_for_ready = getattr(d, "wait_for_ready", None)
+        self.compression = getattr(d, "compression", None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bandit-engine", description=__doc__.split("\n")[0])
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
@@ -278,6 +328,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between posterior snapshots (default 10)",
     )
     s.add_argument("--grace", type=float, default=5.0, help="drain time on SIGTERM")
+    s.add_argument(
+        "--auth-tokens",
+        metavar="FILE",
+        help="bearer tokens, 'TOKEN SCOPE[,SCOPE]' per line (scopes: serve, admin); "
+        "env BANDIT_AUTH_TOKENS_FILE or BANDIT_AUTH_TOKENS; default: no auth",
+    )
+    s.add_argument("--tls-cert", metavar="PEM", help="server certificate (turns TLS on)")
+    s.add_argument("--tls-key", metavar="PEM", help="server private key")
+    s.add_argument(
+        "--tls-client-ca",
+        metavar="PEM",
+        help="require client certificates signed by this CA (mutual TLS)",
+    )
+    s.add_argument(
+        "--max-concurrent-rpcs",
+        type=int,
+        default=None,
+        help="RPCs in flight at once; more are refused with RESOURCE_EXHAUSTED",
+    )
     s.add_argument(
         "--no-learner",
         action="store_true",
@@ -320,6 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
             "--target", default=DEFAULT_TARGET, help=f"server (default {DEFAULT_TARGET})"
         )
         c.add_argument("--timeout", type=float, default=10.0, help="deadline in seconds")
+        c.add_argument("--token", help="bearer token (env BANDIT_TOKEN)")
+        c.add_argument("--tls-ca", metavar="PEM", help="CA to verify the server (turns TLS on)")
+        c.add_argument("--tls-cert", metavar="PEM", help="client certificate (mutual TLS)")
+        c.add_argument("--tls-key", metavar="PEM", help="client private key (mutual TLS)")
         c.set_defaults(func=_client)
         return c
 

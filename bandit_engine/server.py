@@ -38,6 +38,7 @@ from .config import Limits
 from .engine import Engine
 from .kafka import KafkaSettings, LogProducer
 from .learner import Learner
+from .security import AuthInterceptor, TLSConfig, is_loopback
 from .store import MySQLStore, SQLiteStore, Store
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,12 @@ class ServerSettings:
     refresh_interval: float = 0.5
     #: Extra arguments of the in-process ``Learner`` (commit_interval, lateness...).
     learner_options: dict[str, Any] = field(default_factory=dict)
+    #: Bearer tokens and their scopes (``security.load_tokens``); empty: no auth.
+    tokens: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: TLS (and mutual TLS with a client CA); None: plaintext.
+    tls: TLSConfig | None = None
+    #: RPCs handled at once; more are refused with RESOURCE_EXHAUSTED. None: no cap.
+    max_concurrent_rpcs: int | None = None
 
 
 def open_store(settings: ServerSettings) -> Store:
@@ -245,9 +252,12 @@ def create_server(
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),
     ]
+    interceptors = [AuthInterceptor(settings.tokens)] if settings.tokens else []
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
         options=opts,
+        interceptors=interceptors,
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     pb_grpc.add_BanditServiceServicer_to_server(BanditServicer(engine), server)
     health_servicer = health.HealthServicer()
@@ -257,7 +267,19 @@ def create_server(
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    if settings.tls is not None:
+        port = server.add_secure_port(address, settings.tls.credentials())
+    else:
+        port = server.add_insecure_port(address)
+        if not is_loopback(settings.host):
+            log.warning(
+                "serving PLAINTEXT on non-loopback %s: give --tls-cert/--tls-key (and tokens) "
+                "before exposing the engine",
+                settings.host,
+            )
+    if not settings.tokens and not is_loopback(settings.host):
+        log.warning("no auth tokens: anyone who reaches %s can call every RPC", address)
     if port == 0:
         raise OSError(f"cannot bind {settings.host}:{settings.port}")
     server.health_servicer = health_servicer
