@@ -114,6 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
         if args.tls_cert or args.tls_key
         else None,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
+        metrics_port=args.metrics_port,
     )
     if (args.tls_cert is None) != (args.tls_key is None):
         raise InvalidArgument("--tls-cert and --tls-key go together")
@@ -340,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls-client-ca",
         metavar="PEM",
         help="require client certificates signed by this CA (mutual TLS)",
+    )
+    s.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus /metrics on this port (same host); default off",
     )
     s.add_argument(
         "--max-concurrent-rpcs",

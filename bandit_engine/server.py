@@ -38,6 +38,7 @@ from .config import Limits
 from .engine import Engine
 from .kafka import KafkaSettings, LogProducer
 from .learner import Learner
+from .metrics import Metrics
 from .security import AuthInterceptor, TLSConfig, is_loopback
 from .store import MySQLStore, SQLiteStore, Store
 
@@ -181,6 +182,8 @@ class ServerSettings:
     tls: TLSConfig | None = None
     #: RPCs handled at once; more are refused with RESOURCE_EXHAUSTED. None: no cap.
     max_concurrent_rpcs: int | None = None
+    #: Prometheus /metrics on this port (0: a free one); None: off.
+    metrics_port: int | None = None
 
 
 def open_store(settings: ServerSettings) -> Store:
@@ -252,7 +255,14 @@ def create_server(
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),
     ]
-    interceptors = [AuthInterceptor(settings.tokens)] if settings.tokens else []
+    interceptors: list[grpc.ServerInterceptor] = []
+    metrics = None
+    if settings.metrics_port is not None:
+        metrics = Metrics()
+        metrics.watch_engine(engine)
+        interceptors.append(metrics.interceptor())  # first: it sees auth refusals too
+    if settings.tokens:
+        interceptors.append(AuthInterceptor(settings.tokens))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
         options=opts,
@@ -288,6 +298,11 @@ def create_server(
         server.learner_thread = LearnerThread(
             settings.mysql_dsn, settings.kafka, **settings.learner_options
         )
+        if metrics is not None:
+            metrics.watch_learner(server.learner_thread.learner)
+    if metrics is not None:
+        metrics.serve(settings.host, settings.metrics_port or 0)
+        server.metrics = metrics
     engine.start()
     return server, port, engine
 
@@ -301,4 +316,7 @@ def stop_server(server: grpc.Server, engine: Engine, grace: float = 5.0) -> None
     learner = getattr(server, "learner_thread", None)
     if learner is not None:
         learner.stop()
+    metrics = getattr(server, "metrics", None)
+    if metrics is not None:
+        metrics.close()
     engine.close()
