@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -184,6 +185,10 @@ class ServerSettings:
     max_concurrent_rpcs: int | None = None
     #: Prometheus /metrics on this port (0: a free one); None: off.
     metrics_port: int | None = None
+    #: Seconds between health checks of the store and the learner.
+    health_interval: float = 1.0
+    #: A learner without a commit for this long is stalled: NOT_SERVING.
+    learner_stall_s: float = 30.0
 
 
 def open_store(settings: ServerSettings) -> Store:
@@ -303,12 +308,88 @@ def create_server(
     if metrics is not None:
         metrics.serve(settings.host, settings.metrics_port or 0)
         server.metrics = metrics
+    server.health_monitor = HealthMonitor(
+        health_servicer,
+        engine,
+        getattr(server, "learner_thread", None),
+        settings.health_interval,
+        settings.learner_stall_s,
+    )
     engine.start()
     return server, port, engine
 
 
+class HealthMonitor:
+    """Reports NOT_SERVING while the store is unreachable or the learner stalled.
+
+    Checks every ``interval`` seconds; turns back to SERVING when both
+    recover. A learner is stalled when it has not committed for
+    ``stall_s`` seconds (it commits every commit interval while it runs).
+    """
+
+    def __init__(
+        self,
+        health_servicer: Any,
+        engine: Engine,
+        learner: LearnerThread | None,
+        interval: float,
+        stall_s: float,
+    ) -> None:
+        self._hs = health_servicer
+        self._engine = engine
+        self._learner = learner
+        self._interval = interval
+        self._stall_s = stall_s
+        self._stop = threading.Event()
+        self.serving = True
+        self.reason = ""
+        self._last_commits = -1
+        self._last_progress = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="health", daemon=True)
+        self._thread.start()
+
+    def check(self) -> tuple[bool, str]:
+        try:
+            self._engine.store.ping()
+        except Exception as exc:
+            return False, f"store unreachable: {exc}"
+        if self._learner is not None:
+            commits = self._learner.learner.commits
+            now = time.monotonic()
+            if commits != self._last_commits:
+                self._last_commits = commits
+                self._last_progress = now
+            elif now - self._last_progress > self._stall_s:
+                return False, f"learner stalled: no commit for {now - self._last_progress:.0f}s"
+        return True, ""
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            ok, reason = self.check()
+            if ok != self.serving:
+                status = (
+                    health_pb2.HealthCheckResponse.SERVING
+                    if ok
+                    else health_pb2.HealthCheckResponse.NOT_SERVING
+                )
+                for name in ("", SERVICE_NAME):
+                    self._hs.set(name, status)
+                if ok:
+                    log.info("health: SERVING again")
+                else:
+                    log.warning("health: NOT_SERVING (%s)", reason)
+                self.serving, self.reason = ok, reason
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def stop_server(server: grpc.Server, engine: Engine, grace: float = 5.0) -> None:
     """Drain: report NOT_SERVING, let in-flight calls finish, then close the engine."""
+    monitor = getattr(server, "health_monitor", None)
+    if monitor is not None:
+        monitor.stop()
     hs = getattr(server, "health_servicer", None)
     if hs is not None:
         hs.enter_graceful_shutdown()

@@ -56,3 +56,41 @@ def test_metrics_move_under_load(tmp_path: Path) -> None:
         assert after["bandit_pending_decisions"] == 12
     finally:
         r.stop()
+
+
+def test_health_follows_the_store(tmp_path: Path) -> None:
+    """NOT_SERVING while the store is unreachable, SERVING again when it is back."""
+    import time
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from bandit_engine import StoreError
+
+    r = start_server(tmp_path, health_interval=0.05)
+    health = health_pb2_grpc.HealthStub(r.channel)
+
+    def status() -> int:
+        return health.Check(health_pb2.HealthCheckRequest()).status  # type: ignore[no-any-return]
+
+    def wait(want: int) -> None:
+        deadline = time.time() + 5
+        while time.time() < deadline and status() != want:
+            time.sleep(0.02)
+        assert status() == want
+
+    store = r.engine.store
+    real_ping = store.ping
+
+    def broken() -> None:
+        raise StoreError("disk gone (test)")
+
+    try:
+        wait(health_pb2.HealthCheckResponse.SERVING)
+        store.ping = broken  # type: ignore[method-assign]
+        wait(health_pb2.HealthCheckResponse.NOT_SERVING)
+        assert "store unreachable" in r.server.health_monitor.reason  # type: ignore[attr-defined]
+        store.ping = real_ping  # type: ignore[method-assign]
+        wait(health_pb2.HealthCheckResponse.SERVING)
+    finally:
+        store.ping = real_ping  # type: ignore[method-assign]
+        r.stop()

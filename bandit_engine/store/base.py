@@ -163,5 +163,9 @@ class Store(ABC):
                 out[exp_id] = snap.last_seq
         return out
 
+    def ping(self) -> None:
+        """Raise StoreError if the store cannot be reached (health checks)."""
+        self.load_experiments()
+
     @abstractmethod
     def close(self) -> None: ...

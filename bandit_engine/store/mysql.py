@@ -478,6 +478,9 @@ class MySQLStore(Store):
         r = rows[0]
         return Snapshot(experiment_id, int(r[0]), decode_state(r[2]), json.loads(r[1]), r[3])
 
+    def ping(self) -> None:
+        self._run(lambda c: c.execute("SELECT 1"), retry=False)
+
     def snapshot_versions(self) -> dict[str, int]:
         rows = self._run(lambda c: _all(c, "SELECT experiment_id, last_seq FROM snapshots"))
         return {r[0]: int(r[1]) for r in rows}

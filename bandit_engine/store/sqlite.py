@@ -307,6 +307,9 @@ class SQLiteStore(Store):
         r = rows[0]
         return Snapshot(experiment_id, int(r[0]), decode_state(r[2]), json.loads(r[1]), r[3])
 
+    def ping(self) -> None:
+        self._query("SELECT 1")
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
