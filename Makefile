@@ -8,7 +8,9 @@ STATE  ?= .bandit-state
 BENCH_JSON ?= bench-results.json
 export BENCH_JSON
 
-.PHONY: run test test-fast bench lint typecheck proto clean venv data
+SOAK_MINUTES ?= 30
+
+.PHONY: run test test-fast bench lint typecheck proto clean venv data soak
 
 venv: $(VENV)/.installed
 
@@ -36,6 +38,10 @@ test-fast: venv
 ## bench: benchmarks against peers; figures to stdout and $(BENCH_JSON)
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bandit_engine.bench --out $(BENCH_JSON)
+
+## soak: Recommend + Feedback at half the measured maximum for $(SOAK_MINUTES) minutes, then 3x overload
+soak: venv
+	$(BIN)/python -m bandit_engine.ops.soak --minutes $(SOAK_MINUTES) --overload 3 --out soak-results.json
 
 ## data: the Open Bandit Dataset sample into data/obd (pip download of obp, unpacked)
 data: venv

@@ -1,0 +1,22 @@
+"""CI smoke version of ``make soak``: a short run with the same measurements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bandit_engine.ops.soak import run
+
+
+def test_soak_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    r = run(minutes=0.15, rate=150.0, overload=3.0, window_s=3.0, out=str(out))
+    assert out.exists()
+    assert r["overall"]["requests"] == 150 * 9
+    assert r["overall"]["error_rate"] < 0.02, r["overall"]
+    assert r["overall"]["p99_ms"] > 0
+    assert len(r["windows"]) >= 2
+    lo, hi = r["fds_min_max"]
+    assert hi - lo <= 2, r["fds_min_max"]
+    assert r["overload"]["requests"] > 0
+    assert r["recovery_s"] is not None and r["recovery_s"] <= 5.0, r
+    assert r["server_exit_code"] == 0  # SIGTERM drained cleanly
