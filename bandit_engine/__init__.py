@@ -9,6 +9,7 @@ from ._exceptions import (
     NotFound,
     ResourceExhausted,
     StoreError,
+    Unavailable,
 )
 from .policies import POLICIES, Policy, make_policy
 
@@ -23,6 +24,7 @@ __all__ = [
     "Policy",
     "ResourceExhausted",
     "StoreError",
+    "Unavailable",
     "__version__",
     "make_policy",
 ]

@@ -405,10 +405,23 @@ class Engine:
         return [self._info(e) for e in list(self._exps.values())]
 
     def _info(self, exp: _Experiment) -> ExperimentInfo:
+        counters = self._learner_counters(exp.cfg.experiment_id)
         with exp.lock:
-            return ExperimentInfo(
-                exp.cfg, sum(exp.active), len(exp.active), exp.version, dict(exp.counters)
-            )
+            if counters is None:
+                counters = dict(exp.counters)
+            return ExperimentInfo(exp.cfg, sum(exp.active), len(exp.active), exp.version, counters)
+
+    def _learner_counters(self, experiment_id: str) -> dict[str, int] | None:
+        """Kafka mode: the learners' exact counts from MySQL (rewards are theirs)."""
+        read = getattr(self.store, "learner_counters", None)
+        if self.producer is None or read is None:
+            return None
+        counts = {name: n for (_, name), n in read(experiment_id).items()}
+        out = dict.fromkeys(COUNTER_NAMES, 0)
+        out.update({k: v for k, v in counts.items() if k in out})
+        out["rewards_duplicate"] = counts.get("dead_duplicate", 0)
+        out["rewards_late"] = counts.get("dead_late", 0)
+        return out
 
     # ------------------------------------------------------------------ arms
     def add_arms(
@@ -571,8 +584,16 @@ class Engine:
             if self.producer is None:
                 self.decision_log.append(
                     DecisionRow(
-                        event_id, experiment_id, now, deadline, version, x, arm_ids, scores,
-                        props, tuple(candidates),
+                        event_id,
+                        experiment_id,
+                        now,
+                        deadline,
+                        version,
+                        x,
+                        arm_ids,
+                        scores,
+                        props,
+                        tuple(candidates),
                     )
                 )
                 self._track(exp, event_id, x, shown, arm_ids, deadline, set())

@@ -133,6 +133,9 @@ def test_end_to_end_grpc_and_json_rewards(kafka_settings: KafkaSettings, mysql_d
         np.testing.assert_allclose(snap.state["A"], a_ref, rtol=1e-9)
         np.testing.assert_allclose(snap.state["b"], b_ref, rtol=1e-9, atol=1e-12)
         assert snap.state["pulls"].sum() == 60
+        # GetExperiment reports the learner's exact counts in Kafka mode.
+        info = stub.GetExperiment(pb.GetExperimentRequest(experiment_id="e2e")).counters
+        assert (info.rewards_applied, info.rewards_duplicate, info.decisions) == (60, 6, 60)
         # The server picks up the learner's posterior within the refresh bound.
         wait_for(
             lambda: (
