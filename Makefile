@@ -9,8 +9,9 @@ BENCH_JSON ?= bench-results.json
 export BENCH_JSON
 
 SOAK_MINUTES ?= 30
+CHAOS_SECONDS ?= 120
 
-.PHONY: run test test-fast bench lint typecheck proto clean venv data soak
+.PHONY: run test test-fast bench lint typecheck proto clean venv data soak chaos
 
 venv: $(VENV)/.installed
 
@@ -42,6 +43,10 @@ bench: $(VENV)/.bench-installed
 ## soak: Recommend + Feedback at half the measured maximum for $(SOAK_MINUTES) minutes, then 3x overload
 soak: venv
 	$(BIN)/python -m bandit_engine.ops.soak --minutes $(SOAK_MINUTES) --overload 3 --out soak-results.json
+
+## chaos: fault campaign (servers and learner SIGKILLed, MySQL links killed, bad rewards) under load
+chaos: venv
+	$(BIN)/python -m bandit_engine.ops.chaos --seconds $(CHAOS_SECONDS) --out chaos-results.json
 
 ## data: the Open Bandit Dataset sample into data/obd (pip download of obp, unpacked)
 data: venv

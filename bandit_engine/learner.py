@@ -318,11 +318,11 @@ class Learner:
         elif not cfg.reward_min <= reward <= cfg.reward_max:
             reason = "invalid"
             detail = f"reward={reward!r} outside [{cfg.reward_min!r}, {cfg.reward_max!r}]"
-        elif slot in pend.rewarded:
-            reason, detail = "duplicate", f"({rec.event_id!r}, {rec.arm_id!r}) already rewarded"
-        elif rec.timestamp > pend.deadline:
+        elif rec.timestamp > pend.deadline:  # late whatever else came for this arm
             reason = "late"
             detail = f"timestamp {rec.timestamp!r} after deadline {pend.deadline!r}"
+        elif slot in pend.rewarded:
+            reason, detail = "duplicate", f"({rec.event_id!r}, {rec.arm_id!r}) already rewarded"
         else:
             pend.rewarded.add(slot)
             if pend.min_fb < 0 or offset < pend.min_fb:
@@ -556,6 +556,9 @@ class Learner:
             partition_assignment_strategy=(RangePartitionAssignor,),
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_wait_ms=20,  # latency: do not park the fetch for the default 500 ms
+            # a SIGKILLed member is noticed in 6 s (the broker's usual minimum), not 10
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=2000,
         )
         learner = self
 
