@@ -81,6 +81,7 @@ def _learn(args: argparse.Namespace) -> int:
         commit_interval=args.commit_interval,
         lateness=args.lateness,
         orphan_grace=args.orphan_grace,
+        metrics_port=args.metrics_port,
     )
     return 0
 
@@ -374,6 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.1,
         help="seconds between MySQL commits (default 0.1)",
+    )
+    lrn.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus /metrics (lag, commits, latency) on 127.0.0.1:PORT",
     )
     lrn.add_argument(
         "--lateness",

@@ -165,6 +165,8 @@ class Learner:
         self._batch_ts: list[float] = []
         #: reward timestamp -> committed posterior, in ms (most recent rewards)
         self.latency_ms: deque[float] = deque(maxlen=100_000)
+        #: durations of the most recent commits (checkpoints), seconds
+        self.commit_seconds: deque[float] = deque(maxlen=10_000)
         self._consumer: Any = None
         self._producer: Any = None
         self._last_commit = 0.0
@@ -476,6 +478,7 @@ class Learner:
         self._counters = defaultdict(int)
         self._batch_ts, self._dead = [], []
         updates = {exp_id: self._updater(exp_id, events) for exp_id, events in batch.items()}
+        t_commit = time.perf_counter()
         try:
             versions = await self._in_db(
                 self.store.learner_commit,
@@ -494,6 +497,7 @@ class Learner:
         for p, off in offsets.items():
             if p in self._parts:
                 self._parts[p].committed = off
+        self.commit_seconds.append(time.perf_counter() - t_commit)
         self.applied += sum(len(v) for v in batch.values())
         self.commits += 1
         done = self.clock()
@@ -536,6 +540,28 @@ class Learner:
             return exp.policy.state_dict()
 
         return update
+
+    def lag(self) -> tuple[int, float]:
+        """Records not yet processed (both logs), and seconds behind the newest
+        decision or reward time seen, per the consumer's last fetch."""
+        if self._consumer is None:
+            return 0, 0.0
+        from aiokafka import TopicPartition
+
+        records = 0
+        behind = 0.0
+        now = self.clock()
+        for p, part in self._parts.items():
+            for topic, nxt, seen in (
+                (self.settings.decisions_topic, part.dec_next, part.dec_time),
+                (self.settings.feedback_topic, part.fb_next, part.fb_time),
+            ):
+                hw = self._consumer.highwater(TopicPartition(topic, p))
+                if hw is not None and hw > nxt:
+                    records += hw - nxt
+                    if seen > float("-inf"):
+                        behind = max(behind, now - seen)
+        return records, behind
 
     # ------------------------------------------------------------------- run
     async def run(self, stop: asyncio.Event) -> None:
@@ -612,15 +638,35 @@ class Learner:
             self._db.shutdown(wait=True)
 
 
-def run_learner(store: MySQLStore, settings: KafkaSettings, **kw: Any) -> None:
+def run_learner(
+    store: MySQLStore,
+    settings: KafkaSettings,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    **kw: Any,
+) -> None:
     """Run a learner until SIGTERM/SIGINT (for ``bandit-engine learn``)."""
     import signal
+
+    learner = Learner(store, settings, **kw)
+    metrics = None
+    if metrics_port is not None:
+        from .metrics import Metrics
+
+        metrics = Metrics()
+        metrics.watch_learner(learner)
+        metrics.serve(metrics_host, metrics_port)
+        log.info("learner metrics on %s:%d/metrics", metrics_host, metrics.port)
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await Learner(store, settings, **kw).run(stop)
+        await learner.run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        if metrics is not None:
+            metrics.close()

@@ -11,9 +11,11 @@ Series:
   ``bandit_pending_decisions``, ``bandit_rewards_unknown_total``,
   ``bandit_decisions_dropped_total`` (Kafka buffer full), read from the
   engine at scrape time;
-- with an in-process learner: ``bandit_learner_commits_total``,
-  ``bandit_learner_rewards_applied_total``,
-  ``bandit_learner_reward_to_posterior_seconds`` (recent p50/p99).
+- with a learner (in-process, or ``bandit-engine learn --metrics-port``):
+  ``bandit_learner_commits_total``, ``bandit_learner_rewards_applied_total``,
+  ``bandit_learner_lag_records``, ``bandit_learner_lag_seconds``,
+  ``bandit_learner_reward_to_posterior_seconds`` and
+  ``bandit_learner_checkpoint_seconds`` (recent p50/p99).
 
 Each server has a registry of its own, so several servers in one process
 (tests) do not collide.
@@ -146,13 +148,30 @@ def _learner_metrics(learner: Any) -> Iterator[Metric]:
     yield CounterMetricFamily(
         "bandit_learner_rewards_applied", "Rewards applied by the learner", value=learner.applied
     )
-    lat = np.asarray(list(learner.latency_ms)[-10_000:])
-    g = GaugeMetricFamily(
-        "bandit_learner_reward_to_posterior_seconds",
-        "Recent reward-to-posterior latency",
-        labels=["quantile"],
+    records, seconds = learner.lag()
+    yield GaugeMetricFamily(
+        "bandit_learner_lag_records", "Records not yet processed", value=records
     )
-    if lat.size:
-        for q in (0.5, 0.99):
-            g.add_metric([str(q)], float(np.quantile(lat, q)) / 1000.0)
-    yield g
+    yield GaugeMetricFamily(
+        "bandit_learner_lag_seconds", "Age of the newest record seen, while behind", value=seconds
+    )
+    for name, values, scale, help_ in (
+        (
+            "bandit_learner_reward_to_posterior_seconds",
+            learner.latency_ms,
+            1000.0,
+            "Recent reward-to-posterior latency",
+        ),
+        (
+            "bandit_learner_checkpoint_seconds",
+            learner.commit_seconds,
+            1.0,
+            "Recent commit (checkpoint) duration",
+        ),
+    ):
+        g = GaugeMetricFamily(name, help_, labels=["quantile"])
+        arr = np.asarray(list(values)[-10_000:])
+        if arr.size:
+            for q in (0.5, 0.99):
+                g.add_metric([str(q)], float(np.quantile(arr, q)) / scale)
+        yield g

@@ -73,6 +73,7 @@ def test_end_to_end_grpc_and_json_rewards(kafka_settings: KafkaSettings, mysql_d
         kafka=kafka_settings,
         refresh_interval=0.2,
         learner_options={"commit_interval": 0.05},
+        metrics_port=0,
     )
     server, port, engine = create_server(settings)
     server.start()
@@ -136,6 +137,21 @@ def test_end_to_end_grpc_and_json_rewards(kafka_settings: KafkaSettings, mysql_d
         # GetExperiment reports the learner's exact counts in Kafka mode.
         info = stub.GetExperiment(pb.GetExperimentRequest(experiment_id="e2e")).counters
         assert (info.rewards_applied, info.rewards_duplicate, info.decisions) == (60, 6, 60)
+        # The learner's series are on /metrics.
+        import urllib.request
+
+        text = (
+            urllib.request.urlopen(
+                f"http://127.0.0.1:{server.metrics.port}/metrics",
+                timeout=10,  # type: ignore[attr-defined]
+            )
+            .read()
+            .decode()
+        )
+        commits = [ln for ln in text.splitlines() if ln.startswith("bandit_learner_commits_total")]
+        assert commits and float(commits[0].split()[-1]) > 0
+        assert "bandit_learner_lag_records" in text
+        assert 'bandit_learner_checkpoint_seconds{quantile="0.99"}' in text
         # The server picks up the learner's posterior within the refresh bound.
         wait_for(
             lambda: (
@@ -286,7 +302,11 @@ def test_learner_catching_up_on_an_old_backlog(
     asyncio.run(send_decisions())
     # small polls, so rewards are read while their decisions are still a backlog
     learner = LearnerThread(
-        mysql_dsn, kafka_settings, commit_interval=0.05, orphan_grace=1.0, lateness=0.5,
+        mysql_dsn,
+        kafka_settings,
+        commit_interval=0.05,
+        orphan_grace=1.0,
+        lateness=0.5,
         max_records=40,
     )
     try:
