@@ -277,7 +277,7 @@ def _client(args: argparse.Namespace) -> int:
 class _JsonFormatter(logging.Formatter):
     """Structured logs: one JSON object per record, times in UTC."""
 
-    converter = time.gmtime
+    converter = time.gmtime  # type: ignore[assignment]
 
     def format(self, record: logging.LogRecord) -> str:
         import json
