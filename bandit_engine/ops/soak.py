@@ -63,7 +63,7 @@ def _proc_stats(pid: int) -> dict[str, float]:
 class _Load:
     """Open-loop Recommend + Feedback from a thread pool over one channel."""
 
-    def __init__(self, target: str, workers: int = 64) -> None:
+    def __init__(self, target: str, workers: int = 128) -> None:
         self.channel = grpc.insecure_channel(target)
         self.stub = pb_grpc.BanditServiceStub(self.channel)
         self.pool = ThreadPoolExecutor(workers)
@@ -170,7 +170,7 @@ def run(
         state,
     ]
     if overload:
-        cmd += ["--max-concurrent-rpcs", "32"]  # below the client's 64 workers
+        cmd += ["--max-concurrent-rpcs", "64"]  # below the client's 128 workers
     server_log = open(Path(state) / "server.log", "wb")
     server = subprocess.Popen(cmd, stdout=server_log, stderr=subprocess.STDOUT)
     target = f"127.0.0.1:{port}"
@@ -221,7 +221,7 @@ def run(
                 flush=True,
             )
         load.pool.shutdown(wait=True)
-        load.pool = ThreadPoolExecutor(64)
+        load.pool = ThreadPoolExecutor(128)
         report["overall"] = _summary(load.samples)
         report["windows"] = windows
         half = [p for p in procs if p["t_s"] >= seconds / 2] or procs
@@ -238,7 +238,7 @@ def run(
             load.samples.clear()
             load.run(rate * overload, 10.0)
             load.pool.shutdown(wait=True)
-            load.pool = ThreadPoolExecutor(64)
+            load.pool = ThreadPoolExecutor(128)
             report["overload"] = {"factor": overload, **_summary(load.samples)}
             load.samples.clear()
             t0 = time.perf_counter()
@@ -246,7 +246,7 @@ def run(
             while time.perf_counter() - t0 < 30:
                 load.run(rate, 1.0)
                 load.pool.shutdown(wait=True)
-                load.pool = ThreadPoolExecutor(64)
+                load.pool = ThreadPoolExecutor(128)
                 s = _summary(load.samples)
                 load.samples.clear()
                 if s.get("error_rate", 1) == 0 and s.get("p99_ms", 1e9) <= 1.5 * base_p99 + 1:
