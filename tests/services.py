@@ -81,14 +81,6 @@ def kafka_bootstrap() -> Iterator[str]:
 @pytest.fixture
 def kafka_settings(kafka_bootstrap: str) -> object:
     """Settings with topic names of its own, so tests never see each other's records."""
-    from bandit_engine.kafka import KafkaSettings
+    from bandit_engine.ops.services import scratch_topics
 
-    tag = uuid.uuid4().hex[:10]
-    return KafkaSettings(
-        kafka_bootstrap,
-        decisions_topic=f"t{tag}.decisions",
-        feedback_topic=f"t{tag}.feedback",
-        deadletter_topic=f"t{tag}.deadletter",
-        group_id=f"g{tag}",
-        partitions=3,
-    )
+    return scratch_topics(kafka_bootstrap, "t", partitions=3)

@@ -28,6 +28,7 @@ import pytest
 from bandit_engine._proto.bandit.v1 import log_pb2
 from bandit_engine.config import ExperimentConfig
 from bandit_engine.kafka import KafkaSettings, ensure_topics
+from bandit_engine.ops.services import kill_connections
 from bandit_engine.store import ArmRow, MySQLStore
 from bandit_engine.store.mysql import parse_dsn
 
@@ -249,18 +250,7 @@ def run_with_chaos(kafka_settings: KafkaSettings, dsn: str, chaos: str, seed: in
                 learner = start_learner(kafka_settings, dsn)
                 kills += 1
             else:
-                with admin.cursor() as cur:
-                    cur.execute(
-                        "SELECT id FROM information_schema.processlist WHERE db = %s "
-                        "AND id <> CONNECTION_ID()",
-                        (args["database"],),
-                    )
-                    for (cid,) in cur.fetchall():
-                        try:
-                            cur.execute(f"KILL {int(cid)}")
-                            kills += 1
-                        except pymysql.err.MySQLError:
-                            pass  # gone already
+                kills += kill_connections(admin, args["database"])
         producer.join(120)
         check(dsn, stream, timeout=120)
         assert learner.poll() is None, "the learner must survive killed connections"

@@ -31,7 +31,7 @@ from .._proto.bandit.v1 import log_pb2
 from ..config import ExperimentConfig
 from ..kafka import KafkaSettings, ensure_topics
 from ..learner import Learner
-from ..local_broker import LocalBroker
+from ..ops.services import kafka_bootstrap, scratch_database, scratch_topics
 from ..store import ArmRow, MySQLStore, Snapshot
 from ._util import progress
 
@@ -197,29 +197,13 @@ def _snapshot_ms(store: MySQLStore, reps: int) -> tuple[float, float]:
 
 
 def run(quick: bool = False) -> dict[str, float]:
-    import pymysql
-
-    from ..store.mysql import parse_dsn
-
     base = os.environ.get("BANDIT_BENCH_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
-    db = f"bandit_bench_{uuid.uuid4().hex[:8]}"
-    dsn = f"{base.rsplit('/', 1)[0]}/{db}"
-    broker = None
-    bootstrap = os.environ.get("BANDIT_BENCH_KAFKA")
-    if not bootstrap:
-        broker = LocalBroker()
-        bootstrap = broker.start()
     figures: dict[str, Any] = {}
-    try:
-        tag = uuid.uuid4().hex[:8]
-        settings = KafkaSettings(
-            bootstrap,
-            decisions_topic=f"b{tag}.dec",
-            feedback_topic=f"b{tag}.fb",
-            deadletter_topic=f"b{tag}.dl",
-            group_id=f"b{tag}",
-            partitions=4,
-        )
+    with (
+        scratch_database(base, "bandit_bench") as dsn,
+        kafka_bootstrap("BANDIT_BENCH_KAFKA") as bootstrap,
+    ):
+        settings = scratch_topics(bootstrap, "b")
         store = _setup(dsn)
         n = 20_000 if quick else 200_000
         progress(f"feedback: producing {n} decisions + {n} rewards")
@@ -236,15 +220,7 @@ def run(quick: bool = False) -> dict[str, float]:
         figures["feedback_commits"] = float(learner.commits)
         progress("feedback: reward-to-posterior latency at light load")
         # fresh topics and group: measure steady state, not a replay of the above
-        tag = uuid.uuid4().hex[:8]
-        lat_settings = KafkaSettings(
-            bootstrap,
-            decisions_topic=f"l{tag}.dec",
-            feedback_topic=f"l{tag}.fb",
-            deadletter_topic=f"l{tag}.dl",
-            group_id=f"l{tag}",
-            partitions=4,
-        )
+        lat_settings = scratch_topics(bootstrap, "l")
         asyncio.run(ensure_topics(lat_settings))
         lat_learner = Learner(MySQLStore(dsn), lat_settings, commit_interval=0.1)
         asyncio.run(_latency(lat_learner, lat_settings, 3.0 if quick else 10.0))
@@ -256,14 +232,4 @@ def run(quick: bool = False) -> dict[str, float]:
         figures["snapshot_ms"] = w
         figures["snapshot_load_ms"] = r
         store.close()
-    finally:
-        if broker is not None:
-            broker.stop()
-        a = parse_dsn(dsn)
-        conn = pymysql.connect(
-            host=a["host"], port=a["port"], user=a["user"], password=a["password"]
-        )
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
-        conn.close()
     return figures

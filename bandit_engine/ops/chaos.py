@@ -55,9 +55,14 @@ from .._proto.bandit.v1 import bandit_pb2 as pb
 from .._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
 from .._proto.bandit.v1 import log_pb2
 from ..kafka import KafkaSettings, ensure_topics
-from ..local_broker import LocalBroker, free_port
+from ..local_broker import free_port
 from ..store import MySQLStore
 from ..store.mysql import parse_dsn
+from .services import (
+    kafka_bootstrap,
+    scratch_database,
+    scratch_topics,
+)
 
 __all__ = ["main", "run"]
 
@@ -226,24 +231,21 @@ def _counters(store: MySQLStore) -> dict[str, int]:
 
 
 def run(seconds: float, seed: int, out: str | None) -> dict[str, Any]:
-    rng = random.Random(seed)
     base = os.environ.get("BANDIT_CHAOS_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
-    db = f"bandit_chaos_{uuid.uuid4().hex[:8]}"
-    dsn = f"{base.rsplit('/', 1)[0]}/{db}"
-    broker = None
-    bootstrap = os.environ.get("BANDIT_CHAOS_KAFKA")
-    if not bootstrap:
-        broker = LocalBroker()
-        bootstrap = broker.start()
-    tag = uuid.uuid4().hex[:8]
-    settings = KafkaSettings(
-        bootstrap,
-        decisions_topic=f"c{tag}.dec",
-        feedback_topic=f"c{tag}.fb",
-        deadletter_topic=f"c{tag}.dl",
-        group_id=f"c{tag}",
-        partitions=3,
-    )
+    with (
+        scratch_database(base, "bandit_chaos") as dsn,
+        kafka_bootstrap("BANDIT_CHAOS_KAFKA") as bootstrap,
+    ):
+        report = _campaign(seconds, seed, dsn, bootstrap)
+    if out:
+        Path(out).write_text(json.dumps(report, indent=2, default=float))
+    return report
+
+
+def _campaign(seconds: float, seed: int, dsn: str, bootstrap: str) -> dict[str, Any]:
+    rng = random.Random(seed)
+    db = parse_dsn(dsn)["database"]
+    settings = scratch_topics(bootstrap, "c", partitions=3)
     asyncio.run(ensure_topics(settings))
     logs = Path(tempfile.mkdtemp(prefix="bandit-chaos-"))
     common = [
@@ -437,13 +439,7 @@ def run(seconds: float, seed: int, out: str | None) -> dict[str, Any]:
             s.stop()
         learner.stop()
         store.close()
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
         admin.close()
-        if broker is not None:
-            broker.stop()
-    if out:
-        Path(out).write_text(json.dumps(report, indent=2, default=float))
     return report
 
 
