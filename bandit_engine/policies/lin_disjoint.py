@@ -61,6 +61,12 @@ class _PerArmGaussian(Policy):
     def _weights(self) -> FloatArray:
         return self._theta
 
+    @staticmethod
+    def _check_applied(arms: IntArray, done: int) -> None:
+        """The batch kernels stop at an event that broke positive definiteness."""
+        if done != arms.shape[0]:
+            raise ValueError(f"precision of arm {int(arms[done])} lost positive definiteness")
+
     def _grow_arrays(self, capacity: int) -> None:
         self._prec = _resized(self._prec, capacity)
         self._center = _resized(self._center, capacity)
@@ -191,8 +197,7 @@ class LinTSDisjoint(_PerArmGaussian):
             self.decay,
             self.refresh_every,
         )
-        if done != arms.shape[0]:
-            raise ValueError(f"precision of arm {int(arms[done])} lost positive definiteness")
+        self._check_applied(arms, done)
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         n = self._n_arms

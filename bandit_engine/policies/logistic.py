@@ -52,8 +52,7 @@ class LogisticTS(_PerArmGaussian):
             self.decay,
             self.refresh_every,
         )
-        if done != arms.shape[0]:
-            raise ValueError(f"precision of arm {int(arms[done])} lost positive definiteness")
+        self._check_applied(arms, done)
 
     def _weights(self) -> np.ndarray:
         return self._center  # the MAP weights m are the score's mean

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .base import DecisionRow, RewardRow
+from .base import DecisionRow, RewardRow, Snapshot
 
 #: Column order that ``decision_from_row`` and ``reward_from_row`` read.
 DECISION_COLS = (
@@ -65,4 +66,15 @@ def reward_from_row(r: Sequence[Any]) -> RewardRow:
         source=r[7],
         ts=r[8],
         seq=int(r[9]),
+    )
+
+
+def snapshot_params(snap: Snapshot) -> tuple[Any, ...]:
+    """(experiment_id, last_seq, counters, state, created_at) as stored."""
+    return (
+        snap.experiment_id,
+        snap.last_seq,
+        json.dumps(snap.counters),
+        encode_state(snap.state),
+        snap.created_at or time.time(),
     )

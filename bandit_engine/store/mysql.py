@@ -37,6 +37,7 @@ from ._codec import (
     encode_state,
     encode_vector,
     reward_from_row,
+    snapshot_params,
 )
 from .base import ArmRow, DecisionRow, LearnerOffsets, RewardRow, Snapshot, Store
 
@@ -447,20 +448,14 @@ class MySQLStore(Store):
 
     # -------------------------------------------------------------- snapshots
     def save_snapshot(self, snap: Snapshot) -> None:
-        blob = encode_state(snap.state)
+        params = snapshot_params(snap)
         self._run(
             lambda c: c.execute(
                 "INSERT INTO snapshots (experiment_id, last_seq, counters, state, created_at) "
                 "VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE last_seq = VALUES(last_seq), "
                 "counters = VALUES(counters), state = VALUES(state), "
                 "created_at = VALUES(created_at)",
-                (
-                    snap.experiment_id,
-                    snap.last_seq,
-                    json.dumps(snap.counters),
-                    blob,
-                    snap.created_at or time.time(),
-                ),
+                params,
             )
         )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,9 @@ from ._codec import (
     REWARD_COLS,
     decision_from_row,
     decode_state,
-    encode_state,
     encode_vector,
     reward_from_row,
+    snapshot_params,
 )
 from .base import ArmRow, DecisionRow, RewardRow, Snapshot, Store
 
@@ -281,20 +280,14 @@ class SQLiteStore(Store):
 
     # -------------------------------------------------------------- snapshots
     def save_snapshot(self, snap: Snapshot) -> None:
-        blob = encode_state(snap.state)
+        params = snapshot_params(snap)
         with self._tx() as db:
             db.execute(
                 "INSERT INTO snapshots (experiment_id, last_seq, counters, state, created_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (experiment_id) DO UPDATE SET "
                 "last_seq = excluded.last_seq, counters = excluded.counters, "
                 "state = excluded.state, created_at = excluded.created_at",
-                (
-                    snap.experiment_id,
-                    snap.last_seq,
-                    json.dumps(snap.counters),
-                    blob,
-                    snap.created_at or time.time(),
-                ),
+                params,
             )
 
     def load_snapshot(self, experiment_id: str) -> Snapshot | None:
