@@ -183,8 +183,8 @@ def replay_slow(
 
 # --------------------------------------------------------------- fast path
 @njit(**_EXACT)
-def _score(cov, wts, a, x, scale, z):  # type: ignore[no-untyped-def]
-    mu, sd = kernels.arm_mean_std(cov, wts, a, x, scale)
+def _score(cov, wts, packed, a, x, xq, scale, z):  # type: ignore[no-untyped-def]
+    mu, sd = kernels.gauss_arm(cov, wts, packed, a, x, xq, scale)
     # numpy's mean + std * z: a product and a sum, each rounded (no FMA here)
     return mu + sd * z
 
@@ -203,6 +203,7 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
     center,
     cov,
     wts,
+    packed,
     pulls,
     rsum,
     since,
@@ -232,8 +233,10 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
     """
     zpos = 0
     every = cptr.shape[0] == 0
+    xq = np.empty(packed.shape[1], dtype=np.float32)
     for t in range(row0, row1):
         x = xs[t]
+        kernels.quad_context(x, xq)
         a = actions[t]
         lo = 0
         m = k_all
@@ -248,13 +251,13 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
         if p < 0:  # the logged arm was not a candidate: it cannot be chosen
             zpos += m
             continue
-        s_a = _score(cov, wts, a, x, scale, z[zpos + p])
+        s_a = _score(cov, wts, packed, a, x, xq, scale, z[zpos + p])
         win = True
         hp = -1
         if hint >= 0 and hint != a:
             hp = hint if use_all and hint < m else (-1 if use_all else _find(cidx, lo, m, hint))
             if hp >= 0:
-                s = _score(cov, wts, hint, x, scale, z[zpos + hp])
+                s = _score(cov, wts, packed, hint, x, xq, scale, z[zpos + hp])
                 # top_k keeps the first of equal scores: a lower position wins ties
                 if s > s_a or (hp < p and s == s_a):
                     win = False
@@ -263,7 +266,7 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
                 if j == p or j == hp:
                     continue
                 arm = j if use_all else cidx[lo + j]
-                s = _score(cov, wts, arm, x, scale, z[zpos + j])
+                s = _score(cov, wts, packed, arm, x, xq, scale, z[zpos + j])
                 if s > s_a or (j < p and s == s_a):
                     win = False
                     hint = arm
@@ -277,12 +280,12 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
                 # fmt: off
                 if logistic:
                     ok = kernels.logistic_update_one(
-                        center, prec, cov, pulls, rsum, since, a, x, rewards[t], lam, gamma,
+                        center, prec, cov, packed, pulls, rsum, since, a, x, rewards[t], lam, gamma,
                         refresh_every)
                 else:
                     ok = kernels.lin_update_one(
-                        prec, center, cov, wts, pulls, rsum, since, a, x, rewards[t], lam, gamma,
-                        refresh_every)
+                        prec, center, cov, wts, packed, pulls, rsum, since, a, x, rewards[t], lam,
+                        gamma, refresh_every)
                 # fmt: on
                 if not ok:
                     return n_matched, -(t + 1), hint
@@ -329,6 +332,7 @@ def _replay_fast(
             policy._center,
             policy._cov,
             policy._weights(),
+            policy._packed,
             policy._pulls,
             policy._rsum,
             policy._since,

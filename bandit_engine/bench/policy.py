@@ -157,12 +157,12 @@ class PolicyBench:
         m = xs.shape[0]
         reps = self._reps(15, 3)
         rng = np.random.default_rng(self.seed)
-        cov, wts, scale = pol._cov, pol._weights(), pol._scale
+        cov, wts, packed, scale = pol._cov, pol._weights(), pol._packed, pol._scale
         rank_us, _ = median_call_us(
             lambda i: pol.rank(arms, xs[i % m], d.k, rng), batch=1000, repeats=reps
         )
         kern_us, _ = median_call_us(
-            lambda i: kernels.gauss_mean_std(cov, wts, arms, xs[i % m], scale),
+            lambda i: kernels.gauss_mean_std(cov, wts, packed, arms, xs[i % m], scale),
             batch=1000,
             repeats=reps,
         )

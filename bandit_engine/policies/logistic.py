@@ -42,6 +42,7 @@ class LogisticTS(_PerArmGaussian):
             self._center,
             self._prec,
             self._cov,
+            self._packed,
             self._pulls,
             self._rsum,
             self._since,
@@ -79,3 +80,5 @@ class LogisticTS(_PerArmGaussian):
         n = self._n_arms
         self._cov[:n], self._since[:n] = loaded
         self._loaded_cov = None
+        for a in range(n):
+            kernels.pack_arm(self._cov, self._packed, a)
