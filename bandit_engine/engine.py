@@ -604,7 +604,7 @@ class Engine:
             created_at=now,
             deadline=deadline,
             model_version=version,
-            x=x,
+            x_f64=x.astype("<f8", copy=False).tobytes(),
             arms=arm_ids,
             slots=shown.tolist(),
             scores=scores,

@@ -29,6 +29,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ._exceptions import InvalidArgument
 from ._proto.bandit.v1 import log_pb2
 
@@ -38,6 +40,8 @@ __all__ = [
     "FeedbackParseError",
     "KafkaSettings",
     "LogProducer",
+    "decision_x",
+    "decision_x_bytes",
     "ensure_topics",
     "parse_feedback",
 ]
@@ -107,6 +111,22 @@ async def ensure_topics(settings: KafkaSettings) -> None:
 
 
 # ------------------------------------------------------------------ records
+def decision_x_bytes(rec: log_pb2.DecisionRecord) -> bytes:
+    """A decision's context as little-endian float64 bytes (``x_f64``, else ``x``)."""
+    if rec.x_f64:
+        return rec.x_f64
+    return np.asarray(rec.x, dtype="<f8").tobytes()
+
+
+def decision_x(rec: log_pb2.DecisionRecord) -> np.ndarray:
+    """A decision's context vector; raises ValueError if ``x_f64`` is not whole float64s."""
+    if rec.x_f64:
+        if len(rec.x_f64) % 8:
+            raise ValueError(f"x_f64 has {len(rec.x_f64)} bytes, not a multiple of 8")
+        return np.frombuffer(rec.x_f64, dtype="<f8").astype(np.float64)
+    return np.asarray(rec.x, dtype=np.float64)
+
+
 class FeedbackParseError(ValueError):
     """A feedback message that cannot be used; ``reason`` is the dead-letter reason."""
 

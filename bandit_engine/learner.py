@@ -35,6 +35,7 @@ heartbeats Kafka.
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
 import json
 import logging
@@ -47,11 +48,19 @@ from typing import Any
 
 import numpy as np
 
+from . import kernels
 from ._proto.bandit.v1 import log_pb2
 from .config import ExperimentConfig
 from .features import ArmFeatures
-from .kafka import FeedbackParseError, KafkaSettings, ensure_topics, parse_feedback
+from .kafka import (
+    FeedbackParseError,
+    KafkaSettings,
+    decision_x_bytes,
+    ensure_topics,
+    parse_feedback,
+)
 from .policies import Policy
+from .policies.base import MAX_ABS_FEATURE
 from .store import LearnerOffsets, Snapshot
 from .store.mysql import MySQLStore
 
@@ -65,12 +74,14 @@ DEAD_LETTER_REASONS = ("malformed", "invalid", "duplicate", "late", "unknown_eve
 @dataclass(slots=True)
 class _Pending:
     exp_id: str
-    x: np.ndarray
+    x: bytes  # the context, little-endian float64s (as in DecisionRecord.x_f64)
     slots: tuple[int, ...]
     arm_ids: tuple[str, ...]
     deadline: float
     offset: int
-    rewarded: set[int] = field(default_factory=set)
+    # bit s set: slot s has its reward (an int, not a set: one object fewer
+    # per pending decision for the garbage collector to scan)
+    rewarded: int = 0
     min_fb: int = -1  # smallest feedback offset joined to it (-1: none)
 
 
@@ -147,6 +158,7 @@ class Learner:
         closed_retention: float = 3600.0,
         max_records: int = 20_000,
         clock: Callable[[], float] = time.time,
+        gc_threshold: tuple[int, int, int] | None = (50_000, 20, 100),
     ) -> None:
         self.store = store
         self.settings = settings
@@ -156,10 +168,11 @@ class Learner:
         self.closed_retention = closed_retention
         self.max_records = max_records
         self.clock = clock
+        self.gc_threshold = gc_threshold
         self._db = ThreadPoolExecutor(1, thread_name_prefix="learner-db")
         self._exps: dict[str, _Exp] = {}
         self._parts: dict[int, _Part] = {}
-        self._batch: dict[str, list[tuple[int, np.ndarray, float]]] = defaultdict(list)
+        self._batch: dict[str, list[tuple[int, bytes, float]]] = defaultdict(list)
         self._counters: dict[tuple[str, str], int] = defaultdict(int)
         self._dead: list[tuple[bytes | None, dict[str, Any]]] = []
         self._batch_ts: list[float] = []
@@ -238,45 +251,72 @@ class Learner:
             await self._in_db(self._sync_arms, exp, exp_id)
         return exp
 
-    async def _on_decision(self, part: _Part, offset: int, value: bytes | None) -> None:
+    def _on_decision(
+        self, part: _Part, offset: int, value: bytes | None, loaded: bool = False
+    ) -> tuple[str, int] | None:
+        """Take one decision record into the join state.
+
+        Synchronous (no coroutine per record): if the record names an
+        experiment or an arm this learner has not loaded yet, it changes
+        nothing and returns ``(experiment_id, highest slot)``; the caller
+        loads them (``_exp``) and calls again with ``loaded=True``.
+        """
         replay = offset < part.committed.dec_next
-        part.dec_next = max(part.dec_next, offset + 1)
         try:
             rec = log_pb2.DecisionRecord.FromString(value or b"")
+            xb = decision_x_bytes(rec)
         except Exception:
+            xb = None
+        if xb is None:
+            part.dec_next = max(part.dec_next, offset + 1)
             if not replay:
-                self._count("", "malformed_decision")
-            return
+                self._counters[("", "malformed_decision")] += 1
+            return None
+        slots = tuple(rec.slots)
+        top = max(slots) if slots else -1
+        exp_id = rec.experiment_id
+        exp = self._exps.get(exp_id)
+        if not loaded and (exp is None or top >= exp.policy.n_arms):
+            if not (replay and rec.deadline <= part.committed.watermark):
+                return exp_id, top  # new experiment or arms: ask MySQL first
+        part.dec_next = max(part.dec_next, offset + 1)
         if rec.created_at > part.dec_time:
             part.dec_time = rec.created_at
         if replay and rec.deadline <= part.committed.watermark:
             part.closed[rec.event_id] = rec.deadline  # closed before the commit
-            return
-        slots = tuple(rec.slots)
-        top = max(slots) if slots else -1
-        exp = self._exps.get(rec.experiment_id)
-        if exp is None or top >= exp.policy.n_arms:  # new experiment or arms: ask MySQL
-            exp = await self._exp(rec.experiment_id, top)
-        if exp is None or not slots or top >= exp.policy.n_arms:
+            return None
+        # a decision the model cannot learn from (wrong experiment, arms or
+        # context) is counted here, never handed to an update that would fail
+        if (
+            exp is None
+            or not slots
+            or top >= exp.policy.n_arms
+            or len(xb) != 8 * exp.cfg.dim
+            or kernels.first_bad_feature(np.frombuffer(xb, dtype="<f8"), MAX_ABS_FEATURE) >= 0
+        ):
             if not replay:
-                self._count(rec.experiment_id, "malformed_decision")
-            return
-        pend = _Pending(
-            rec.experiment_id,
-            np.asarray(rec.x, dtype=np.float64),
-            slots,
-            tuple(rec.arms),
-            rec.deadline,
-            offset,
-        )
-        part.pending[rec.event_id] = pend
-        heapq.heappush(part.dec_offsets, (offset, rec.event_id))
-        heapq.heappush(part.deadlines, (rec.deadline, rec.event_id))
+                self._counters[(exp_id, "malformed_decision")] += 1
+            return None
+        event_id = rec.event_id
+        pend = _Pending(exp_id, xb, slots, tuple(rec.arms), rec.deadline, offset)
+        part.pending[event_id] = pend
+        heapq.heappush(part.dec_offsets, (offset, event_id))
+        heapq.heappush(part.deadlines, (rec.deadline, event_id))
         if not replay:
-            self._count(rec.experiment_id, "decisions")
-        for fb_offset, fb in part.orphans.pop(rec.event_id, ()):
-            # Joined before the commit only if both records were processed then.
-            self._join(part, pend, fb_offset, fb, replay and fb_offset < part.committed.fb_next)
+            self._counters[(exp_id, "decisions")] += 1
+        waiting = part.orphans.pop(event_id, None)
+        if waiting:
+            for fb_offset, fb in waiting:
+                # Joined before the commit only if both records were processed then.
+                self._join(part, pend, fb_offset, fb, replay and fb_offset < part.committed.fb_next)
+        return None
+
+    async def _take_decisions(self, part: _Part, records: Any) -> None:
+        for m in records:
+            need = self._on_decision(part, m.offset, m.value)
+            if need is not None:
+                await self._exp(*need)
+                self._on_decision(part, m.offset, m.value, loaded=True)
 
     def _on_feedback(
         self, part: _Part, offset: int, key: bytes | None, value: bytes | None, ts_ms: int
@@ -323,10 +363,10 @@ class Learner:
         elif rec.timestamp > pend.deadline:  # late whatever else came for this arm
             reason = "late"
             detail = f"timestamp {rec.timestamp!r} after deadline {pend.deadline!r}"
-        elif slot in pend.rewarded:
+        elif pend.rewarded >> slot & 1:
             reason, detail = "duplicate", f"({rec.event_id!r}, {rec.arm_id!r}) already rewarded"
         else:
-            pend.rewarded.add(slot)
+            pend.rewarded |= 1 << slot
             if pend.min_fb < 0 or offset < pend.min_fb:
                 pend.min_fb = offset
                 heapq.heappush(part.fb_offsets, (offset, rec.event_id))
@@ -386,7 +426,7 @@ class Learner:
                 cfg = self._exps[pend.exp_id].cfg
                 r = cfg.normalise_reward(float(cfg.default_reward))  # type: ignore[arg-type]
                 for s in pend.slots:
-                    if s not in pend.rewarded:
+                    if not pend.rewarded >> s & 1:
                         self._batch[pend.exp_id].append((s, pend.x, r))
                         self._count(pend.exp_id, "rewards_defaulted")
                 part.closed[ev] = pend.deadline
@@ -522,7 +562,7 @@ class Learner:
             await self._reset()
 
     def _updater(
-        self, exp_id: str, events: list[tuple[int, np.ndarray, float]]
+        self, exp_id: str, events: list[tuple[int, bytes, float]]
     ) -> Callable[[int, Callable[[], Snapshot | None]], dict[str, Any]]:
         exp = self._exps[exp_id]
 
@@ -534,7 +574,10 @@ class Learner:
                     exp.policy.load_state_dict(snap.state)
                 self._sync_arms(exp, exp_id)
             slots = np.fromiter((e[0] for e in events), dtype=np.int64, count=len(events))
-            xs = np.stack([e[1] for e in events])
+            # one copy: the contexts are float64 bytes, checked on arrival
+            xs = np.frombuffer(b"".join([e[1] for e in events]), dtype="<f8").reshape(
+                len(events), -1
+            )
             rs = np.fromiter((e[2] for e in events), dtype=np.float64, count=len(events))
             exp.policy.update_batch(slots, xs, rs)
             return exp.policy.state_dict()
@@ -566,12 +609,27 @@ class Learner:
     # ------------------------------------------------------------------- run
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then commit and leave the group."""
+        await ensure_topics(self.settings)
+        # The join state keeps a few objects per pending decision, hundreds of
+        # thousands under load, and the collector's default thresholds
+        # (700, 10, 10) rescan them so often that collection took about 40%
+        # of a decision's processing here (make bench, feedback section).
+        # Fewer, larger young collections while the learner runs; the
+        # process-wide setting is put back when it stops.
+        saved_gc = gc.get_threshold()
+        if self.gc_threshold is not None:
+            gc.set_threshold(*self.gc_threshold)
+        try:
+            await self._run(stop)
+        finally:
+            gc.set_threshold(*saved_gc)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
         from aiokafka.abc import ConsumerRebalanceListener
         from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
         s = self.settings
-        await ensure_topics(s)
         self._producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=20)
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
@@ -613,8 +671,7 @@ class Learner:
                     if part is None:
                         continue
                     if tp.topic == s.decisions_topic:
-                        for m in records:
-                            await self._on_decision(part, m.offset, m.value)
+                        await self._take_decisions(part, records)
                     else:
                         for m in records:
                             self._on_feedback(part, m.offset, m.key, m.value, m.timestamp)

@@ -21,11 +21,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-
 from bandit_engine._proto.bandit.v1 import log_pb2
 from bandit_engine.config import ExperimentConfig
-from bandit_engine.kafka import FeedbackParseError, KafkaSettings, parse_feedback
+from bandit_engine.kafka import FeedbackParseError, KafkaSettings, decision_x, parse_feedback
 from bandit_engine.store import ArmRow, DecisionRow, RewardRow, Store
 
 __all__ = ["KafkaLogSource", "read_topic"]
@@ -114,6 +112,7 @@ class KafkaLogSource:
         ):
             try:
                 rec = log_pb2.DecisionRecord.FromString(value or b"")
+                x = decision_x(rec)
             except Exception:
                 continue  # the learner counts these as malformed_decision
             decisions[rec.event_id] = (
@@ -123,7 +122,7 @@ class KafkaLogSource:
                     rec.created_at,
                     rec.deadline,
                     rec.model_version,
-                    np.asarray(rec.x, dtype=np.float64),
+                    x,
                     tuple(rec.arms),
                     tuple(rec.scores),
                     tuple(rec.propensities),

@@ -322,3 +322,83 @@ def test_learner_catching_up_on_an_old_backlog(
     finally:
         learner.stop()
         store.close()
+
+
+def test_decisions_the_model_cannot_learn_from_are_counted_not_applied(
+    kafka_settings: KafkaSettings, mysql_dsn: str
+) -> None:
+    """A decision with a context of the wrong length, a non-finite or too
+    large value, a broken x_f64 or undecodable bytes is counted as
+    malformed_decision; the learner goes on, and the good decisions (both
+    context encodings) are learned exactly."""
+    from bandit_engine._proto.bandit.v1 import log_pb2
+    from bandit_engine.config import ExperimentConfig
+    from bandit_engine.server import LearnerThread
+    from bandit_engine.store import ArmRow
+
+    store = MySQLStore(mysql_dsn)
+    d = 3
+    cfg = ExperimentConfig("bad", policy="lin_ts_disjoint", dim=d, reward_window_s=3600.0)
+    store.create_experiment("bad", cfg.to_dict(), time.time())
+    store.upsert_arms([ArmRow("bad", "a", 0, {}, True)])
+    now = time.time()
+
+    def dec(ev: str, **ctx: Any) -> bytes:
+        return log_pb2.DecisionRecord(
+            event_id=ev, experiment_id="bad", created_at=now, deadline=now + 3600,
+            arms=["a"], slots=[0], scores=[0.0], propensities=[1.0], **ctx,
+        ).SerializeToString()  # fmt: skip
+
+    good = {
+        "g-list": np.array([1.0, 0.5, -0.25]),
+        "g-bytes": np.array([1.0, -2.0, 0.75]),
+    }
+    bad = {
+        "b-short": dec("b-short", x=[1.0, 2.0]),
+        "b-nan": dec("b-nan", x_f64=np.array([1.0, np.nan, 0.0]).tobytes()),
+        "b-inf": dec("b-inf", x=[1.0, np.inf, 0.0]),
+        "b-huge": dec("b-huge", x=[1.0, 1e7, 0.0]),
+        "b-ragged": dec("b-ragged", x_f64=b"\x00" * 23),
+        "b-garbage": b"\xff\xff\xff not a protobuf",
+    }
+    decisions = [
+        (b"g-list", dec("g-list", x=good["g-list"].tolist())),
+        (b"g-bytes", dec("g-bytes", x_f64=good["g-bytes"].astype("<f8").tobytes())),
+        *[(ev.encode(), v) for ev, v in bad.items()],
+    ]
+    from aiokafka import AIOKafkaProducer
+
+    async def send() -> None:
+        p = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap)
+        await p.start()
+        for key, value in decisions:
+            await p.send_and_wait(kafka_settings.decisions_topic, value=value, key=key)
+        await p.stop()
+
+    asyncio.run(send())
+    produce(
+        kafka_settings,
+        [
+            (ev.encode(), json.dumps({"event_id": ev, "arm_id": "a", "reward": 1.0}).encode())
+            for ev in [*good, *bad]
+        ],
+    )
+    learner = LearnerThread(mysql_dsn, kafka_settings, commit_interval=0.05, orphan_grace=1.0)
+    try:
+        wait_for(
+            lambda: counters(store, "bad").get("dead_unknown_event", 0) == len(bad),
+            60,
+            "the rewards of the bad decisions dead-lettered as unknown",
+        )
+        c = counters(store, "bad")
+        assert c.get("malformed_decision", 0) == len(bad), c
+        assert c.get("decisions", 0) == len(good), c
+        assert c.get("rewards_applied", 0) == len(good), c
+        snap = store.load_snapshot("bad")
+        assert snap is not None
+        a, b = closed_form([(0, x, 1.0) for x in good.values()], 1, d)
+        np.testing.assert_allclose(snap.state["A"], a, rtol=1e-12)
+        np.testing.assert_allclose(snap.state["b"], b, rtol=1e-12)
+    finally:
+        learner.stop()
+        store.close()

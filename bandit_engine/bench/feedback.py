@@ -70,7 +70,7 @@ def _records(
             experiment_id="bench",
             created_at=now,
             deadline=now + 3600,
-            x=xs[i].tolist(),
+            x_f64=xs[i].astype("<f8").tobytes(),
             arms=[f"a{arms[i]}"],
             slots=[int(arms[i])],
             scores=[0.0],
