@@ -131,6 +131,17 @@ def first_bad_feature(x, max_abs):  # type: ignore[no-untyped-def]
 
 # ------------------------------------------------------------------- ranking
 @njit(**_JIT)
+def first_bad_feature_bytes(b, max_abs):  # type: ignore[no-untyped-def]
+    """``first_bad_feature`` over float64 bytes (native order, as x_f64 on
+    little-endian hosts) without building an array in Python: -1 if all good."""
+    x = np.frombuffer(b, dtype=np.float64)
+    for i in range(x.shape[0]):
+        if not abs(x[i]) <= max_abs:
+            return i
+    return -1
+
+
+@njit(**_JIT)
 def top_k(scores, k):  # type: ignore[no-untyped-def]
     """Indices of the ``k`` largest scores, best first; ties go to the lower index."""
     n = scores.shape[0]

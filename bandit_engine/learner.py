@@ -292,7 +292,7 @@ class Learner:
             or not slots
             or top >= exp.policy.n_arms
             or len(xb) != 8 * exp.cfg.dim
-            or kernels.first_bad_feature(np.frombuffer(xb, dtype="<f8"), MAX_ABS_FEATURE) >= 0
+            or kernels.first_bad_feature_bytes(xb, MAX_ABS_FEATURE) >= 0
         ):
             if not replay:
                 self._counters[(exp_id, "malformed_decision")] += 1
