@@ -162,7 +162,8 @@ class FeatureSpace:
                     f"dense context has length {n_dense}; this experiment expects "
                     f"dense_dim={self.dense_dim}"
                 )
-            arr = np.asarray(dense, dtype=np.float64)
+            # fromiter: half the time of asarray on a protobuf repeated field
+            arr = np.fromiter(dense, dtype=np.float64, count=n_dense)
             if not np.all(np.isfinite(arr)):
                 bad = int(np.flatnonzero(~np.isfinite(arr))[0])
                 raise InvalidArgument(f"dense[{bad}] is {arr[bad]!r}; features must be finite")
