@@ -156,7 +156,7 @@ class FeatureSpace:
                 f"context has {n_named + n_dense} features; the limit is {self.max_features}"
             )
         x = self.baseline()
-        if n_dense:
+        if dense is not None and n_dense:
             if n_dense != self.dense_dim:
                 raise InvalidArgument(
                     f"dense context has length {n_dense}; this experiment expects "

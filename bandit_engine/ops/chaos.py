@@ -8,9 +8,13 @@ local server; a database of its own, dropped at the end).
 While load runs through gRPC (Recommend, then Feedback for the shown arms,
 retried on the other server until acknowledged), faults fire at random:
 a server is SIGKILLed and restarted, the learner is SIGKILLed and restarted,
-the learner's MySQL connections are KILLed. Bad rewards are also written
-straight to the feedback topic: duplicates, late, unknown-event, non-finite
-and malformed.
+the learner's MySQL connections are KILLed, and the broker is SIGKILLed and
+restarted after a random 0.5 to 2 s down (the local Tansu only: it keeps its
+logs in a local S3 endpoint for this, see ``local_broker``; not done to a
+cluster named by ``BANDIT_CHAOS_KAFKA``). The faults come in rounds, each a
+random order of every kind, so a short campaign still sees each one. Bad
+rewards are also written straight to the feedback topic: duplicates, late,
+unknown-event, non-finite and malformed.
 
 At the end it checks, and prints PASS or FAIL for each:
 
@@ -25,7 +29,7 @@ At the end it checks, and prints PASS or FAIL for each:
    ``unknown_event``, and are counted as such;
 
 and reports the recovery time after each kill (server: until its health
-check answers SERVING; learner: until its next commit).
+check answers SERVING; learner and broker: until the learner commits again).
 """
 
 from __future__ import annotations
@@ -55,14 +59,10 @@ from .._proto.bandit.v1 import bandit_pb2 as pb
 from .._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
 from .._proto.bandit.v1 import log_pb2
 from ..kafka import KafkaSettings, ensure_topics
-from ..local_broker import free_port
+from ..local_broker import LocalBroker, free_port
 from ..store import MySQLStore
 from ..store.mysql import parse_dsn
-from .services import (
-    kafka_bootstrap,
-    scratch_database,
-    scratch_topics,
-)
+from .services import scratch_database, scratch_topics
 
 __all__ = ["main", "run"]
 
@@ -232,17 +232,23 @@ def _counters(store: MySQLStore) -> dict[str, int]:
 
 def run(seconds: float, seed: int, out: str | None) -> dict[str, Any]:
     base = os.environ.get("BANDIT_CHAOS_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
-    with (
-        scratch_database(base, "bandit_chaos") as dsn,
-        kafka_bootstrap("BANDIT_CHAOS_KAFKA") as bootstrap,
-    ):
-        report = _campaign(seconds, seed, dsn, bootstrap)
+    given = os.environ.get("BANDIT_CHAOS_KAFKA")
+    broker = None if given else LocalBroker(persistent=True)
+    with scratch_database(base, "bandit_chaos") as dsn:
+        try:
+            bootstrap = given or broker.start()  # type: ignore[union-attr]
+            report = _campaign(seconds, seed, dsn, bootstrap, broker)
+        finally:
+            if broker is not None:
+                broker.stop()
     if out:
         Path(out).write_text(json.dumps(report, indent=2, default=float))
     return report
 
 
-def _campaign(seconds: float, seed: int, dsn: str, bootstrap: str) -> dict[str, Any]:
+def _campaign(
+    seconds: float, seed: int, dsn: str, bootstrap: str, broker: LocalBroker | None
+) -> dict[str, Any]:
     rng = random.Random(seed)
     db = parse_dsn(dsn)["database"]
     settings = scratch_topics(bootstrap, "c", partitions=3)
@@ -332,9 +338,13 @@ def _campaign(seconds: float, seed: int, dsn: str, bootstrap: str) -> dict[str, 
         )
         injector.start()
         t_end = time.time() + seconds
-        while time.time() < t_end:
+        kinds = ["server", "learner", "mysql"] + (["broker"] if broker is not None else [])
+        schedule: list[str] = []
+        while time.time() < t_end or schedule:  # a round once begun is finished
             time.sleep(rng.uniform(1.0, 3.0))
-            kind = rng.choice(["server", "learner", "mysql"])
+            if not schedule:
+                schedule = rng.sample(kinds, len(kinds))
+            kind = schedule.pop()
             t0 = time.time()
             if kind == "server":
                 s = rng.choice(servers)
@@ -350,6 +360,19 @@ def _campaign(seconds: float, seed: int, dsn: str, bootstrap: str) -> dict[str, 
                 while store.learner_offsets(settings.group_id) == before and time.time() - t0 < 60:
                     time.sleep(0.05)
                 faults.append({"fault": "SIGKILL learner", "recovery_s": time.time() - t0})
+            elif kind == "broker":
+                assert broker is not None
+                down = rng.uniform(0.5, 2.0)
+                broker.kill()
+                time.sleep(down)
+                before = store.learner_offsets(settings.group_id)
+                t0 = time.time()
+                broker.start()
+                while store.learner_offsets(settings.group_id) == before and time.time() - t0 < 60:
+                    time.sleep(0.05)
+                faults.append(
+                    {"fault": f"SIGKILL broker ({down:.1f}s down)", "recovery_s": time.time() - t0}
+                )
             else:
                 with admin.cursor() as cur:
                     cur.execute(
