@@ -82,6 +82,7 @@ def _learn(args: argparse.Namespace) -> int:
         commit_interval=args.commit_interval,
         lateness=args.lateness,
         orphan_grace=args.orphan_grace,
+        fetch_max_wait_ms=args.fetch_max_wait_ms,
         metrics_port=args.metrics_port,
     )
     return 0
@@ -419,6 +420,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         help="seconds a reward waits for its decision before unknown_event (default 10)",
+    )
+    lrn.add_argument(
+        "--fetch-max-wait-ms",
+        type=int,
+        default=20,
+        help="longest a fetch waits at the head of the log (default 20, for latency); a "
+        "broker whose storage reads take longer than that (Tansu over S3) may answer every "
+        "fetch empty: raise it there (500 is aiokafka's default)",
     )
     services(lrn)
     lrn.set_defaults(func=_learn)

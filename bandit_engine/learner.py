@@ -159,6 +159,7 @@ class Learner:
         max_records: int = 20_000,
         clock: Callable[[], float] = time.time,
         gc_threshold: tuple[int, int, int] | None = (50_000, 20, 100),
+        fetch_max_wait_ms: int = 20,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -169,6 +170,9 @@ class Learner:
         self.max_records = max_records
         self.clock = clock
         self.gc_threshold = gc_threshold
+        if not 1 <= fetch_max_wait_ms <= 60_000:
+            raise ValueError(f"fetch_max_wait_ms={fetch_max_wait_ms!r} must be in [1, 60000]")
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self._db = ThreadPoolExecutor(1, thread_name_prefix="learner-db")
         self._exps: dict[str, _Exp] = {}
         self._parts: dict[int, _Part] = {}
@@ -639,7 +643,9 @@ class Learner:
             auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,),
             max_partition_fetch_bytes=4 * 1024 * 1024,
-            fetch_max_wait_ms=20,  # latency: do not park the fetch for the default 500 ms
+            # latency: do not park the fetch for aiokafka's default 500 ms (but
+            # see the learn --fetch-max-wait-ms help for slow-storage brokers)
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
             # a SIGKILLed member is noticed in 6 s (the broker's usual minimum), not 10
             session_timeout_ms=6000,
             heartbeat_interval_ms=2000,

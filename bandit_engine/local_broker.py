@@ -159,11 +159,16 @@ class LocalBroker:
             raise BrokerUnavailable(f"Tansu did not start on port {self.port}")
         return self.bootstrap
 
-    def kill(self) -> None:
-        """SIGKILL the broker process (its S3 store, if any, stays up)."""
+    def kill(self, graceful: bool = False) -> None:
+        """Stop the broker process, with SIGTERM if ``graceful`` else SIGKILL;
+        its S3 store, if any, stays up for the next ``start()``."""
         if self._proc is not None:
-            self._proc.send_signal(signal.SIGKILL)
-            self._proc.wait(10)
+            self._proc.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(10)
             self._proc = None
 
     def stop(self) -> None:
