@@ -183,7 +183,8 @@ def replay_slow(
 
 # --------------------------------------------------------------- fast path
 @njit(**_EXACT)
-def _score(cov, wts, packed, a, x, xq, scale, z):  # type: ignore[no-untyped-def]
+def _score(cov, wts, packed, stale, a, x, xq, scale, z):  # type: ignore[no-untyped-def]
+    kernels.ensure_packed(cov, packed, stale, a)
     mu, sd = kernels.gauss_arm(cov, wts, packed, a, x, xq, scale)
     # numpy's mean + std * z: a product and a sum, each rounded (no FMA here)
     return mu + sd * z
@@ -204,6 +205,7 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
     cov,
     wts,
     packed,
+    stale,
     pulls,
     rsum,
     since,
@@ -251,13 +253,13 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
         if p < 0:  # the logged arm was not a candidate: it cannot be chosen
             zpos += m
             continue
-        s_a = _score(cov, wts, packed, a, x, xq, scale, z[zpos + p])
+        s_a = _score(cov, wts, packed, stale, a, x, xq, scale, z[zpos + p])
         win = True
         hp = -1
         if hint >= 0 and hint != a:
             hp = hint if use_all and hint < m else (-1 if use_all else _find(cidx, lo, m, hint))
             if hp >= 0:
-                s = _score(cov, wts, packed, hint, x, xq, scale, z[zpos + hp])
+                s = _score(cov, wts, packed, stale, hint, x, xq, scale, z[zpos + hp])
                 # top_k keeps the first of equal scores: a lower position wins ties
                 if s > s_a or (hp < p and s == s_a):
                     win = False
@@ -266,7 +268,7 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
                 if j == p or j == hp:
                     continue
                 arm = j if use_all else cidx[lo + j]
-                s = _score(cov, wts, packed, arm, x, xq, scale, z[zpos + j])
+                s = _score(cov, wts, packed, stale, arm, x, xq, scale, z[zpos + j])
                 if s > s_a or (j < p and s == s_a):
                     win = False
                     hint = arm
@@ -280,11 +282,11 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
                 # fmt: off
                 if logistic:
                     ok = kernels.logistic_update_one(
-                        center, prec, cov, packed, pulls, rsum, since, a, x, rewards[t], lam, gamma,
+                        center, prec, cov, stale, pulls, rsum, since, a, x, rewards[t], lam, gamma,
                         refresh_every)
                 else:
                     ok = kernels.lin_update_one(
-                        prec, center, cov, wts, packed, pulls, rsum, since, a, x, rewards[t], lam,
+                        prec, center, cov, wts, stale, pulls, rsum, since, a, x, rewards[t], lam,
                         gamma, refresh_every)
                 # fmt: on
                 if not ok:
@@ -333,6 +335,7 @@ def _replay_fast(
             policy._cov,
             policy._weights(),
             policy._packed,
+            policy._stale,
             policy._pulls,
             policy._rsum,
             policy._since,

@@ -68,20 +68,30 @@ def test_draw_path_matches_exact_score(
 
 
 def test_packed_rows_follow_every_update_and_refresh() -> None:
-    """The float32 rows are a cache of C: after updates, a refresh and a load
-    they equal a fresh packing of the covariance cache."""
+    """The float32 rows are a cache of C: an update marks its arm's row stale,
+    the next draw repacks it, and after draws, refreshes and a load every row
+    equals a fresh packing of the covariance cache."""
     rng = np.random.default_rng(3)
     p = LinTSDisjoint(4, refresh_every=7)
     for _ in range(5):
         p.add_arm()
+    arms = np.arange(5, dtype=np.int64)
+
+    def fresh() -> np.ndarray:
+        out = np.zeros_like(p._packed)
+        for a in range(p.n_arms):
+            kernels.pack_arm(p._cov, out, a)
+        return out[: p.n_arms]
+
     for step in range(40):
-        p.update(int(rng.integers(0, 5)), rng.standard_normal(4), float(rng.random()))
+        arm = int(rng.integers(0, 5))
+        p.update(arm, rng.standard_normal(4), float(rng.random()))
+        assert p._stale[arm] == 1  # stale until scored
         if step % 13 == 0:
             p.refresh()
-        fresh = np.zeros_like(p._packed)
-        for a in range(p.n_arms):
-            kernels.pack_arm(p._cov, fresh, a)
-        np.testing.assert_array_equal(p._packed[: p.n_arms], fresh[: p.n_arms])
+            np.testing.assert_array_equal(p._packed[: p.n_arms], fresh())
+        p.rank(arms, rng.standard_normal(4), 2, rng)
+        np.testing.assert_array_equal(p._packed[: p.n_arms], fresh())
     clone = p.clone()
     clone.load_state_dict(p.state_dict())
     np.testing.assert_allclose(clone._packed[:5], p._packed[:5], rtol=1e-6)
@@ -156,3 +166,22 @@ def test_draw_path_where_float32_cancels() -> None:
     m = row.shape[0] - dim
     v32 = float(np.dot(row[:m], xq[:m]))  # float32 products and sum
     assert abs(v32 * 0.25**2 - std_x[0] ** 2) > 2e-3 * std_x[0] ** 2
+
+
+def test_per_arm_kernel_equals_the_batch_kernel() -> None:
+    """The replay's fast path scores one arm at a time (``gauss_arm``), the
+    policy all at once (``gauss_mean_std``): the same numbers, to the bit."""
+    rng = np.random.default_rng(8)
+    p = LinTSDisjoint(6)
+    for _ in range(20):
+        p.add_arm()
+    p.update_batch(rng.integers(0, 20, 400), rng.standard_normal((400, 6)), rng.random(400))
+    arms = np.arange(20, dtype=np.int64)
+    xq = np.empty(p._packed.shape[1], dtype=np.float32)
+    for _ in range(20):
+        x = rng.standard_normal(6)
+        mean, std = p._draw_mean_std(arms, x)
+        kernels.quad_context(x, xq)
+        for a in range(20):
+            mu, sd = kernels.gauss_arm(p._cov, p._theta, p._packed, a, x, xq, p._scale)
+            assert (mu, sd) == (mean[a], std[a])

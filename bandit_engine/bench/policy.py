@@ -158,6 +158,7 @@ class PolicyBench:
         reps = self._reps(15, 3)
         rng = np.random.default_rng(self.seed)
         cov, wts, packed, scale = pol._cov, pol._weights(), pol._packed, pol._scale
+        kernels.ensure_packed_all(cov, packed, pol._stale, arms)  # rank() does this before scoring
         rank_us, _ = median_call_us(
             lambda i: pol.rank(arms, xs[i % m], d.k, rng), batch=1000, repeats=reps
         )

@@ -58,6 +58,7 @@ class _PerArmGaussian(Policy):
         self._cov = np.zeros((0, d, d))
         self._theta = np.zeros((0, d))
         self._packed = np.zeros((0, kernels.packed_width(d)), dtype=np.float32)
+        self._stale = np.zeros(0, dtype=np.uint8)  # 1: the arm's _packed row is out of date
         self._since = np.zeros(0, dtype=np.int64)
 
     def _weights(self) -> FloatArray:
@@ -75,6 +76,7 @@ class _PerArmGaussian(Policy):
         self._cov = _resized(self._cov, capacity)
         self._theta = _resized(self._theta, capacity)
         self._packed = _resized(self._packed, capacity)
+        self._stale = _resized(self._stale, capacity)
         self._since = _resized(self._since, capacity)
 
     def _init_arm(self, idx: int, features: ArmFeatures | None) -> None:
@@ -85,6 +87,7 @@ class _PerArmGaussian(Policy):
         self._theta[idx] = 0.0
         self._since[idx] = 0
         kernels.pack_arm(self._cov, self._packed, idx)
+        self._stale[idx] = 0
 
     def mean_std(self, arms: IntArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Mean and std of each arm's score at ``x``, exact in float64."""
@@ -94,6 +97,7 @@ class _PerArmGaussian(Policy):
         """The same, as the Thompson draw computes it: the float32 fast path of
         ``kernels.gauss_arm`` (relative error of the variance below 2e-3 by
         construction, about 1e-7 in practice)."""
+        kernels.ensure_packed_all(self._cov, self._packed, self._stale, arms)
         return kernels.gauss_mean_std(
             self._cov, self._weights(), self._packed, arms, x, self._scale
         )
@@ -122,6 +126,7 @@ class _PerArmGaussian(Policy):
         if not 1 <= k <= arms.shape[0]:
             raise InvalidArgument(f"k={k!r} must be between 1 and {arms.shape[0]}")
         z = rng.standard_normal(arms.shape[0])
+        kernels.ensure_packed_all(self._cov, self._packed, self._stale, arms)
         mean, std, scores, order = kernels.gauss_sample_top_k(
             self._cov, self._weights(), self._packed, arms, x, self._scale, z, k
         )
@@ -168,6 +173,7 @@ class _PerArmGaussian(Policy):
             self._since[a] = 0
             kernels.refresh_theta(self._cov, self._center, self._theta, a)
             kernels.pack_arm(self._cov, self._packed, a)
+            self._stale[a] = 0
 
 
 class LinTSDisjoint(_PerArmGaussian):
@@ -201,7 +207,7 @@ class LinTSDisjoint(_PerArmGaussian):
             self._center,
             self._cov,
             self._theta,
-            self._packed,
+            self._stale,
             self._pulls,
             self._rsum,
             self._since,

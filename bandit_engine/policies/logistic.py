@@ -42,7 +42,7 @@ class LogisticTS(_PerArmGaussian):
             self._center,
             self._prec,
             self._cov,
-            self._packed,
+            self._stale,
             self._pulls,
             self._rsum,
             self._since,
@@ -82,3 +82,4 @@ class LogisticTS(_PerArmGaussian):
         self._loaded_cov = None
         for a in range(n):
             kernels.pack_arm(self._cov, self._packed, a)
+            self._stale[a] = 0
