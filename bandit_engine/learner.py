@@ -189,6 +189,7 @@ class Learner:
         self._last_commit = 0.0
         self._inflight: asyncio.Task[bool] | None = None
         self._need_reset = False
+        self._commit_lock = asyncio.Lock()
         self.commits = 0
         self.applied = 0
         self.ready = asyncio.Event()
@@ -505,6 +506,21 @@ class Learner:
         return out
 
     async def commit(self) -> bool:
+        """Commit statistics, counters and offsets in one transaction (see
+        ``_commit``), one commit at a time.
+
+        Commits are serialised, and none runs after a failed one until the
+        state is reloaded. Without this, a commit from the rebalance
+        listener and one from the main loop could both be queued; if the
+        first failed and the second succeeded, the second's offsets would
+        skip the first one's rewards, and they would never be applied.
+        """
+        async with self._commit_lock:
+            if self._need_reset:
+                return False  # an earlier commit failed: the state is void until reset
+            return await self._commit()
+
+    async def _commit(self) -> bool:
         """Commit statistics, counters and offsets in one transaction.
 
         What was gathered so far is handed to the database thread and new
