@@ -190,6 +190,9 @@ class Learner:
         self._inflight: asyncio.Task[bool] | None = None
         self._need_reset = False
         self._commit_lock = asyncio.Lock()
+        # bumped whenever the join state is rebuilt from the database: records
+        # taken in under an older epoch are void (they will be read again)
+        self._epoch = 0
         self.commits = 0
         self.applied = 0
         self.ready = asyncio.Event()
@@ -225,6 +228,7 @@ class Learner:
         """Load committed offsets for ``partitions`` and seek to their resume points."""
         from aiokafka import TopicPartition
 
+        self._epoch += 1  # part objects are replaced: batches in hand are void
         stored = await self._in_db(self.store.learner_offsets, self.settings.group_id)
         for p in sorted(partitions):
             # a new partition: its watermark starts at the epoch and moves with the log
@@ -236,6 +240,7 @@ class Learner:
 
     async def _reset(self) -> None:
         """After a failed commit: forget memory, reload from the database."""
+        self._epoch += 1
         self._exps.clear()
         self._batch.clear()
         self._batch_ts.clear()
@@ -316,12 +321,19 @@ class Learner:
                 self._join(part, pend, fb_offset, fb, replay and fb_offset < part.committed.fb_next)
         return None
 
-    async def _take_decisions(self, part: _Part, records: Any) -> None:
+    async def _take_decisions(self, part: _Part, records: Any) -> bool:
+        """Take a fetched batch of decisions; False if the join state was
+        rebuilt meanwhile (a rebalance or a reset while loading an
+        experiment), in which case the rest is void and will be read again."""
+        epoch = self._epoch
         for m in records:
             need = self._on_decision(part, m.offset, m.value)
             if need is not None:
                 await self._exp(*need)
+                if self._epoch != epoch:
+                    return False
                 self._on_decision(part, m.offset, m.value, loaded=True)
+        return True
 
     def _on_feedback(
         self, part: _Part, offset: int, key: bytes | None, value: bytes | None, ts_ms: int
@@ -674,6 +686,11 @@ class Learner:
                 if learner._parts:
                     await learner.commit()
                     await learner._settle()
+                    # Records the main loop took in while that commit was on
+                    # the database thread are in memory but not in it: start
+                    # again from what is committed, so they are read again
+                    # rather than counted twice or lost with the partition.
+                    await learner._reset()
                 for tp in revoked:
                     learner._parts.pop(tp.partition, None)
 
@@ -686,12 +703,13 @@ class Learner:
         try:
             while not stop.is_set():
                 batch = await self._consumer.getmany(timeout_ms=20, max_records=self.max_records)
+                epoch = self._epoch
                 for tp, records in sorted(
                     batch.items(), key=lambda kv: kv[0].topic != s.decisions_topic
                 ):
                     part = self._parts.get(tp.partition)
-                    if part is None:
-                        continue
+                    if part is None or self._epoch != epoch:
+                        continue  # not ours, or fetched before a rebuild: void
                     if tp.topic == s.decisions_topic:
                         await self._take_decisions(part, records)
                     else:
