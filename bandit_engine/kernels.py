@@ -335,6 +335,19 @@ def quad_context(x, out):  # type: ignore[no-untyped-def]
 
 
 @njit(**_JIT_SCORE)
+def quad_form(cov, a, x):  # type: ignore[no-untyped-def]
+    """x' C_a x in float64 from the covariance cache (a full mat-vec)."""
+    d = x.shape[0]
+    var = 0.0
+    for i in range(d):
+        t = 0.0
+        for c in range(d):
+            t += cov[a, i, c] * x[c]
+        var += x[i] * t
+    return var
+
+
+@njit(**_JIT_SCORE)
 def gauss_arm(cov, w, packed, a, x, xq, scale):  # type: ignore[no-untyped-def]
     """Mean w_a'x and std scale*sqrt(x' C_a x) of arm ``a``'s score at ``x``.
 
@@ -360,12 +373,7 @@ def gauss_arm(cov, w, packed, a, x, xq, scale):  # type: ignore[no-untyped-def]
     var = float(v32)
     bound = float(b32) * float(b32)
     if not var > _F32_GUARD * bound:
-        var = 0.0
-        for i in range(d):
-            t = 0.0
-            for j in range(d):
-                t += cov[a, i, j] * x[j]
-            var += x[i] * t
+        var = quad_form(cov, a, x)
     std = scale * math.sqrt(var) if var > 0.0 else 0.0
     return mu, std
 
@@ -403,12 +411,7 @@ def gauss_mean_std(cov, w, packed, arms, x, scale):  # type: ignore[no-untyped-d
         var = float(v32)
         bound = float(b32) * float(b32)
         if not var > _F32_GUARD * bound:
-            var = 0.0
-            for i in range(d):
-                t = 0.0
-                for c in range(d):
-                    t += cov[a, i, c] * x[c]
-                var += x[i] * t
+            var = quad_form(cov, a, x)
         mean[j] = mu
         std[j] = scale * math.sqrt(var) if var > 0.0 else 0.0
     return mean, std
@@ -428,12 +431,7 @@ def gauss_mean_std_exact(cov, w, arms, x, scale):  # type: ignore[no-untyped-def
         mu = 0.0
         for i in range(d):
             mu += w[a, i] * x[i]
-        var = 0.0
-        for i in range(d):
-            t = 0.0
-            for c in range(d):
-                t += cov[a, i, c] * x[c]
-            var += x[i] * t
+        var = quad_form(cov, a, x)
         mean[j] = mu
         std[j] = scale * math.sqrt(var) if var > 0.0 else 0.0
     return mean, std

@@ -41,6 +41,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:
+    """Send ``sig`` and wait up to 10 s, then SIGKILL."""
+    if proc is None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def _wait_port(port: int, timeout: float) -> bool:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -95,13 +107,8 @@ class _S3:
         }
 
     def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-            self._proc = None
+        _stop(self._proc)
+        self._proc = None
 
 
 class LocalBroker:
@@ -162,23 +169,12 @@ class LocalBroker:
     def kill(self, graceful: bool = False) -> None:
         """Stop the broker process, with SIGTERM if ``graceful`` else SIGKILL;
         its S3 store, if any, stays up for the next ``start()``."""
-        if self._proc is not None:
-            self._proc.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(10)
-            self._proc = None
+        _stop(self._proc, signal.SIGTERM if graceful else signal.SIGKILL)
+        self._proc = None
 
     def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-            self._proc = None
+        _stop(self._proc)
+        self._proc = None
         if self._s3 is not None:
             self._s3.stop()
             self._s3 = None
