@@ -16,6 +16,20 @@ then replayed only to rebuild the join state; they change no statistics and
 no counters. A decision replayed with a deadline at or before the committed
 watermark was closed before the commit and is skipped.
 
+Replay order. The consumer interleaves the two logs as it likes, and not
+as the first time: a replayed reward may come before its replayed decision,
+with a clock long past its orphan expiry. So a replay never decides from
+the clock or the order what became of a reward. Every replayed reward was
+resolved before the commit (joined, or dead-lettered) except two kinds, and
+the commit stores those by offset (``HeldRewards``): rewards still waiting
+for their decision, which are resolved anew, and rewards dead-lettered as
+``unknown_event``, which are skipped. Any other replayed reward waits for
+its decision, however long, and joins it silently (the join sets the
+"rewarded" bit that makes a later copy a duplicate); if the replay ends
+without the decision, it was closed before the resume point. A second copy
+of a decision (a producer's retry) is ignored and counted as
+``duplicate_decision``: the first copy holds the join state.
+
 Windows. A decision is pending until its deadline passes the watermark
 (wall clock minus ``lateness``); then every shown arm without a reward gets
 the experiment's default reward. Decisions are not closed early when all
@@ -61,7 +75,7 @@ from .kafka import (
 )
 from .policies import Policy
 from .policies.base import MAX_ABS_FEATURE
-from .store import LearnerOffsets, Snapshot
+from .store import HeldRewards, LearnerOffsets, Snapshot
 from .store.mysql import MySQLStore
 
 log = logging.getLogger(__name__)
@@ -101,6 +115,16 @@ class _Part:
     orphan_heap: list[tuple[float, int, str]] = field(default_factory=list)
     dec_time: float = float("-inf")  # newest decision time seen
     fb_time: float = float("-inf")  # newest reward time seen
+    # Replay (see HeldRewards): the committed orphans and unknown ones, the
+    # replayed rewards that met no decision yet (resolved before the commit,
+    # most by a decision the replay has not reached: they wait for it, never
+    # expire, and are forgotten once the replay is done), and the rewards
+    # dead-lettered as unknown since the last commit.
+    held_orphans: frozenset[int] = frozenset()
+    held_unknown: set[int] = field(default_factory=set)
+    replay_wait: dict[str, list[tuple[int, log_pb2.FeedbackRecord]]] = field(default_factory=dict)
+    unknown_new: list[int] = field(default_factory=list)
+    orphans_stored: bool = False  # the store holds orphans for this partition
 
     # Lazy min-heaps of the offsets the join state still needs, so a commit
     # costs O(log n) however many decisions wait for their windows.
@@ -229,14 +253,28 @@ class Learner:
         from aiokafka import TopicPartition
 
         self._epoch += 1  # part objects are replaced: batches in hand are void
-        stored = await self._in_db(self.store.learner_offsets, self.settings.group_id)
+        stored, held = await self._in_db(self._load_offsets)
         for p in sorted(partitions):
             # a new partition: its watermark starts at the epoch and moves with the log
             off = stored.get(p, LearnerOffsets(0, 0, 0, 0, 0.0))
-            self._parts[p] = _Part(p, off, off.dec_resume, off.fb_resume, off.watermark)
+            h = held.get(p, HeldRewards())
+            self._parts[p] = _Part(
+                p,
+                off,
+                off.dec_resume,
+                off.fb_resume,
+                off.watermark,
+                held_orphans=frozenset(h.orphans),
+                held_unknown=set(h.unknown),
+                orphans_stored=bool(h.orphans),
+            )
             self._consumer.seek(TopicPartition(self.settings.decisions_topic, p), off.dec_resume)
             self._consumer.seek(TopicPartition(self.settings.feedback_topic, p), off.fb_resume)
         log.info("restored partitions %s", sorted(partitions))
+
+    def _load_offsets(self) -> tuple[dict[int, LearnerOffsets], dict[int, HeldRewards]]:
+        g = self.settings.group_id
+        return self.store.learner_offsets(g), self.store.learner_held(g)
 
     async def _reset(self) -> None:
         """After a failed commit: forget memory, reload from the database."""
@@ -294,6 +332,19 @@ class Learner:
             part.dec_time = rec.created_at
         if replay and rec.deadline <= part.committed.watermark:
             part.closed[rec.event_id] = rec.deadline  # closed before the commit
+            # replayed rewards that waited for it were resolved before the
+            # commit; an orphan (new, or waiting at the commit) is late
+            part.replay_wait.pop(rec.event_id, None)
+            for fb_offset, fb in part.orphans.pop(rec.event_id, ()):
+                self._dead_letter(
+                    "",
+                    "late",
+                    "window already closed",
+                    fb.event_id.encode(),
+                    fb.SerializeToString(),
+                    part.p,
+                    fb_offset,
+                )
             return None
         # a decision the model cannot learn from (wrong experiment, arms or
         # context) is counted here, never handed to an update that would fail
@@ -308,17 +359,24 @@ class Learner:
                 self._counters[(exp_id, "malformed_decision")] += 1
             return None
         event_id = rec.event_id
+        if event_id in part.pending or event_id in part.closed:
+            # A second copy (a producer's retry of a batch the broker had
+            # written): the first one holds the join state.
+            if not replay:
+                self._counters[(exp_id, "duplicate_decision")] += 1
+            return None
         pend = _Pending(exp_id, xb, slots, tuple(rec.arms), rec.deadline, offset)
         part.pending[event_id] = pend
         heapq.heappush(part.dec_offsets, (offset, event_id))
         heapq.heappush(part.deadlines, (rec.deadline, event_id))
         if not replay:
             self._counters[(exp_id, "decisions")] += 1
-        waiting = part.orphans.pop(event_id, None)
-        if waiting:
-            for fb_offset, fb in waiting:
-                # Joined before the commit only if both records were processed then.
-                self._join(part, pend, fb_offset, fb, replay and fb_offset < part.committed.fb_next)
+        # replayed rewards that waited for it were resolved before the commit;
+        # orphans (new, or waiting at the commit) never were
+        for fb_offset, fb in part.replay_wait.pop(event_id, ()):
+            self._join(part, pend, fb_offset, fb, True)
+        for fb_offset, fb in part.orphans.pop(event_id, ()):
+            self._join(part, pend, fb_offset, fb, False)
         return None
 
     async def _take_decisions(self, part: _Part, records: Any) -> bool:
@@ -340,6 +398,8 @@ class Learner:
     ) -> None:
         replay = offset < part.committed.fb_next
         part.fb_next = max(part.fb_next, offset + 1)
+        if replay and offset in part.held_unknown:
+            return  # dead-lettered as unknown_event before the commit
         try:
             rec = parse_feedback(value, ts_ms)
         except FeedbackParseError as exc:
@@ -348,19 +408,26 @@ class Learner:
             return
         if rec.timestamp > part.fb_time:
             part.fb_time = rec.timestamp
-        pend = part.pending.get(rec.event_id)
-        if pend is not None:
-            # A replayed reward whose decision was new after the commit was an
-            # orphan at the commit: not applied yet.
-            self._join(part, pend, offset, rec, replay and pend.offset < part.committed.dec_next)
+        ev = rec.event_id
+        if replay and offset not in part.held_orphans:
+            # Resolved before the commit, by a decision this replay has met or
+            # will meet (or that is before the resume point): rebuild only.
+            # Whatever the clock says now, it is not an orphan.
+            pend = part.pending.get(ev)
+            if pend is not None:
+                self._join(part, pend, offset, rec, True)
+            elif ev not in part.closed:
+                part.replay_wait.setdefault(ev, []).append((offset, rec))
             return
-        if rec.event_id in part.closed:
-            if not replay:
-                self._dead_letter("", "late", "window already closed", key, value, part.p, offset)
+        # New, or an orphan at the commit (unresolved then): resolved now.
+        pend = part.pending.get(ev)
+        if pend is not None:
+            self._join(part, pend, offset, rec, False)
+            return
+        if ev in part.closed:
+            self._dead_letter("", "late", "window already closed", key, value, part.p, offset)
             return
         expire = rec.timestamp + self.orphan_grace
-        if replay and expire <= part.committed.watermark:
-            return  # resolved (as unknown) before the commit
         part.orphans.setdefault(rec.event_id, []).append((offset, rec))
         heapq.heappush(part.fb_offsets, (offset, rec.event_id))
         heapq.heappush(part.orphan_heap, (expire, offset, rec.event_id))
@@ -433,6 +500,8 @@ class Learner:
         for part in self._parts.values():
             if not part.restored:
                 continue
+            if part.replay_wait:
+                part.replay_wait.clear()  # their decisions are before the resume point
             part.watermark = max(part.watermark, self._bound(part, now))
             wm = part.watermark
             while part.deadlines and part.deadlines[0][0] <= wm:
@@ -455,6 +524,7 @@ class Learner:
                 for i, (o, rec) in enumerate(waiting):
                     if o == offset:
                         del waiting[i]
+                        part.unknown_new.append(o)
                         self._dead_letter(
                             "",
                             "unknown_event",
@@ -517,6 +587,22 @@ class Learner:
             out[p] = LearnerOffsets(dec_next, dec_resume, fb_next, fb_resume, part.watermark)
         return out
 
+    def _held(self, offsets: dict[int, LearnerOffsets]) -> dict[int, HeldRewards]:
+        """What the commit must store of the rewards a replay cannot resolve
+        alone (``HeldRewards``); only the partitions where it changes."""
+        out = {}
+        for p, part in self._parts.items():
+            orphans = tuple(o for waiting in part.orphans.values() for o, _ in waiting)
+            if not part.restored:  # and the stored ones the replay has not reached
+                orphans += tuple(o for o in part.held_orphans if o >= part.fb_next)
+            unknown = tuple(part.unknown_new)
+            part.unknown_new = []
+            resume = offsets[p].fb_resume if p in offsets else -1
+            stale = bool(part.held_unknown) and min(part.held_unknown) < resume
+            if orphans or unknown or part.orphans_stored or stale:
+                out[p] = HeldRewards(orphans, unknown)
+        return out
+
     async def commit(self) -> bool:
         """Commit statistics, counters and offsets in one transaction (see
         ``_commit``), one commit at a time.
@@ -541,6 +627,8 @@ class Learner:
         dropped), so the main loop reloads everything from the database.
         """
         offsets = self._offsets()
+        held = self._held(offsets)
+        parts = dict(self._parts)
         batch = {k: v for k, v in self._batch.items() if v}
         counters = dict(self._counters)
         if not offsets and not batch and not counters:
@@ -559,6 +647,7 @@ class Learner:
                 counters,
                 offsets,
                 self.clock(),
+                held,
             )
         except Exception:
             log.exception("commit failed; reloading state from the database")
@@ -567,8 +656,14 @@ class Learner:
         for exp_id, v in versions.items():
             self._exps[exp_id].version = v
         for p, off in offsets.items():
-            if p in self._parts:
-                self._parts[p].committed = off
+            part = self._parts.get(p)
+            if part is not None and part is parts[p]:  # not rebuilt meanwhile
+                part.committed = off
+                h = held.get(p)
+                if h is not None:
+                    part.orphans_stored = bool(h.orphans)
+                    part.held_unknown.update(h.unknown)
+                    part.held_unknown = {o for o in part.held_unknown if o >= off.fb_resume}
         self.commit_seconds.append(time.perf_counter() - t_commit)
         self.applied += sum(len(v) for v in batch.values())
         self.commits += 1

@@ -27,7 +27,13 @@ class _FlakyStore:
         self.lock = threading.Lock()
 
     def learner_commit(
-        self, group_id: str, updates: Any, counters: Any, offsets: Any, now: float
+        self,
+        group_id: str,
+        updates: Any,
+        counters: Any,
+        offsets: Any,
+        now: float,
+        held: Any = None,
     ) -> dict[str, int]:
         with self.lock:
             n = len(self.calls)

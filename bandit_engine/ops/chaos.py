@@ -245,6 +245,59 @@ def _rewards_in_log(settings: KafkaSettings) -> list[log_pb2.FeedbackRecord]:
     return out
 
 
+def _diagnose(
+    settings: KafkaSettings, valid: dict[tuple[str, str], float], deadlines: dict[str, float]
+) -> list[dict[str, Any]]:
+    """Valid rewards (acknowledged, decision in the log) that were dead-lettered
+    anyway, each with its reason and where its decision and reward sit in the
+    logs: the first thing to read when "applied once each" fails."""
+    from simulators.kafka_log import read_topic
+
+    from ..kafka import FeedbackParseError, parse_feedback
+
+    fb = {
+        (p, o): (ts, v) for p, o, ts, v in read_topic(settings.bootstrap, settings.feedback_topic)
+    }
+    dec: dict[str, tuple[int, int, int]] = {}
+    for p, o, ts, v in read_topic(settings.bootstrap, settings.decisions_topic):
+        try:
+            dec.setdefault(log_pb2.DecisionRecord.FromString(v or b"").event_id, (p, o, ts))
+        except Exception:
+            pass
+    out = []
+    seen: set[tuple[int, int]] = set()
+    for _, _, _, v in read_topic(settings.bootstrap, settings.deadletter_topic):
+        try:
+            body = json.loads(v or b"")
+            where = (int(body["partition"]), int(body["offset"]))
+            ts, raw = fb[where]
+            rec = parse_feedback(raw, ts)
+        except (ValueError, KeyError, FeedbackParseError):
+            continue
+        key = (rec.event_id, rec.arm_id)
+        if (
+            key not in valid
+            or where in seen
+            or body["reason"] == "duplicate"
+            or not 0.0 <= rec.reward <= 1.0  # (also NaN) an injected invalid copy
+            or rec.timestamp > deadlines[rec.event_id]  # an injected late copy
+        ):
+            continue
+        seen.add(where)
+        d = dec.get(rec.event_id)
+        out.append(
+            {
+                "event_id": rec.event_id,
+                "arm_id": rec.arm_id,
+                "reason": body["reason"],
+                "detail": body.get("detail"),
+                "feedback_at": [where[0], where[1], ts],
+                "decision_at": list(d) if d else None,
+            }
+        )
+    return out
+
+
 def _counters(store: MySQLStore) -> dict[str, int]:
     out: dict[str, int] = {}
     for (_, name), n in store.learner_counters().items():
@@ -513,6 +566,8 @@ def _campaign(
             == want_duplicate,
             "every acknowledged reward is in the log": not acked_not_in_log,
         }
+        if not all(checks.values()):
+            report["valid_rewards_dead_lettered"] = _diagnose(settings, valid, deadlines)
         report.update(
             {
                 "checks": checks,
@@ -567,6 +622,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, passed in r["checks"].items():
         print(f"{'PASS' if passed else 'FAIL'}  {name}")
         ok = ok and passed
+    for d in r.get("valid_rewards_dead_lettered", []):
+        print(f"  dead-lettered though valid: {d}")
     print(f"wrote {a.out}")
     return 0 if ok else 1
 

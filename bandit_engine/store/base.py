@@ -94,6 +94,24 @@ class LearnerOffsets:
     watermark: float
 
 
+@dataclass(frozen=True)
+class HeldRewards:
+    """Rewards of one partition number whose outcome a replay cannot rebuild.
+
+    A replay re-reads the two logs in whatever interleaving the consumer
+    returns, not the one the learner first saw. Two outcomes depend on that
+    interleaving and on the clock, so they are committed with the offsets:
+    ``orphans``, the feedback offsets still waiting for their decision at the
+    commit, and ``unknown``, the offsets dead-lettered as ``unknown_event``
+    since the previous commit (the store keeps them until ``fb_resume``
+    passes them). Every other reward a replay meets was resolved by its
+    decision before the commit.
+    """
+
+    orphans: tuple[int, ...] = ()
+    unknown: tuple[int, ...] = ()
+
+
 class Store(ABC):
     """Persistence of experiments, arms, decisions, rewards and snapshots."""
 

@@ -39,11 +39,11 @@ from ._codec import (
     reward_from_row,
     snapshot_params,
 )
-from .base import ArmRow, DecisionRow, LearnerOffsets, RewardRow, Snapshot, Store
+from .base import ArmRow, DecisionRow, HeldRewards, LearnerOffsets, RewardRow, Snapshot, Store
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 T = TypeVar("T")
 
@@ -108,6 +108,15 @@ _SCHEMA = [
         fb_resume BIGINT NOT NULL,
         watermark DOUBLE NOT NULL,
         PRIMARY KEY (group_id, part)
+    ) ENGINE=InnoDB""",
+    # kind 0: a reward waiting for its decision at the commit; 1: dead-lettered
+    # as unknown_event (kept until fb_resume passes it). See HeldRewards.
+    """CREATE TABLE IF NOT EXISTS learner_held (
+        group_id VARCHAR(128) NOT NULL,
+        part INT NOT NULL,
+        kind TINYINT NOT NULL,
+        fb_offset BIGINT NOT NULL,
+        PRIMARY KEY (group_id, part, kind, fb_offset)
     ) ENGINE=InnoDB""",
     """CREATE TABLE IF NOT EXISTS learner_counters (
         experiment_id VARCHAR(128) NOT NULL,
@@ -265,7 +274,11 @@ class MySQLStore(Store):
         if row is None:
             cur.execute("INSERT INTO schema_version VALUES (%s)", (SCHEMA_VERSION,))
         elif row[0] < SCHEMA_VERSION:
-            # v1 -> v2 added the learner tables (created above): nothing to move.
+            # v1 -> v2 added the learner tables, v2 -> v3 learner_held (all
+            # created above): nothing to move. A v2 learner stored no held
+            # rewards: rewards it left waiting for their decision at its last
+            # commit count as resolved after the upgrade (stop v2 learners
+            # with SIGTERM first: their final commit comes after a drain).
             cur.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
         elif row[0] > SCHEMA_VERSION:
             raise StoreError(
@@ -495,6 +508,21 @@ class MySQLStore(Store):
             for r in rows
         }
 
+    def learner_held(self, group_id: str) -> dict[int, HeldRewards]:
+        """The held rewards per partition number (see ``HeldRewards``)."""
+        rows = self._run(
+            lambda c: _all(
+                c,
+                "SELECT part, kind, fb_offset FROM learner_held WHERE group_id = %s "
+                "ORDER BY part, kind, fb_offset",
+                (group_id,),
+            )
+        )
+        acc: dict[int, tuple[list[int], list[int]]] = {}
+        for part, kind, off in rows:
+            acc.setdefault(int(part), ([], []))[int(kind)].append(int(off))
+        return {p: HeldRewards(tuple(o), tuple(u)) for p, (o, u) in acc.items()}
+
     def learner_counters(self, experiment_id: str | None = None) -> dict[tuple[str, str], int]:
         rows = self._run(lambda c: _all(c, "SELECT experiment_id, name, n FROM learner_counters"))
         return {
@@ -508,8 +536,14 @@ class MySQLStore(Store):
         counters: dict[tuple[str, str], int],
         offsets: dict[int, LearnerOffsets],
         now: float,
+        held: dict[int, HeldRewards] | None = None,
     ) -> dict[str, int]:
-        """One transaction: new statistics, counters and log offsets.
+        """One transaction: new statistics, counters, log offsets and held rewards.
+
+        ``held[p]`` replaces partition ``p``'s waiting rewards and adds its new
+        unknown ones; unknown ones below the new ``fb_resume`` are dropped
+        (a replay no longer reads them). A partition absent from ``held``
+        keeps what it had.
 
         ``updates[exp](version, load)`` is called with the experiment's
         snapshot row locked (``FOR UPDATE``, so learners sharing an experiment
@@ -568,6 +602,20 @@ class MySQLStore(Store):
                         for p, o in sorted(offsets.items())
                     ],
                 )
+            for p, h in sorted((held or {}).items()):
+                c.execute(
+                    "DELETE FROM learner_held WHERE group_id = %s AND part = %s AND "
+                    "(kind = 0 OR fb_offset < %s)",
+                    (group_id, p, offsets[p].fb_resume if p in offsets else -1),
+                )
+                rows = [(group_id, p, 0, o) for o in h.orphans]
+                rows += [(group_id, p, 1, o) for o in h.unknown]
+                if rows:
+                    c.executemany(
+                        "INSERT IGNORE INTO learner_held (group_id, part, kind, fb_offset) "
+                        "VALUES (%s, %s, %s, %s)",
+                        rows,
+                    )
             return versions
 
         return self._run(op, retry=False)
