@@ -43,6 +43,7 @@ __all__ = [
     "decision_x",
     "decision_x_bytes",
     "ensure_topics",
+    "feedback_fields",
     "parse_feedback",
 ]
 
@@ -135,43 +136,55 @@ class FeedbackParseError(ValueError):
         self.reason = reason
 
 
-def parse_feedback(value: bytes | None, message_ts_ms: int) -> log_pb2.FeedbackRecord:
-    """Decode a feedback message (protobuf or JSON) and check its fields."""
+def feedback_fields(
+    value: bytes | None, message_ts_ms: int, msg: log_pb2.FeedbackRecord | None = None
+) -> tuple[str, str, float, float]:
+    """Decode a feedback message (protobuf or JSON) and check its fields:
+    ``(event_id, arm_id, reward, timestamp)``, the timestamp defaulting to the
+    message's. Raises ``FeedbackParseError``. ``msg``: a message object to
+    parse into, reused by a caller that decodes many (one per thread)."""
     if not value:
         raise FeedbackParseError("malformed", "empty message")
-    rec = log_pb2.FeedbackRecord()
     if value[:1] == b"{":
         try:
             obj = json.loads(value)
             if not isinstance(obj, dict):
                 raise ValueError("not a JSON object")
-            rec.event_id = obj["event_id"]
-            rec.arm_id = obj["arm_id"]
-            reward = obj["reward"]
+            event_id, arm_id, reward = obj["event_id"], obj["arm_id"], obj["reward"]
+            for name, v in (("event_id", event_id), ("arm_id", arm_id)):
+                if not isinstance(v, str):
+                    raise ValueError(f"{name} {v!r} is not a string")
             if isinstance(reward, bool) or not isinstance(reward, (int, float)):
                 raise ValueError(f"reward {reward!r} is not a number")
-            rec.reward = float(reward)
+            reward = float(reward)
             ts = obj.get("timestamp")
-            if ts is not None:
-                if isinstance(ts, bool) or not isinstance(ts, (int, float)):
-                    raise ValueError(f"timestamp {ts!r} is not a number")
-                rec.timestamp = float(ts)
+            if ts is not None and (isinstance(ts, bool) or not isinstance(ts, (int, float))):
+                raise ValueError(f"timestamp {ts!r} is not a number")
+            ts = 0.0 if ts is None else float(ts)
         except (ValueError, KeyError, TypeError) as exc:
             raise FeedbackParseError("malformed", f"bad JSON feedback: {exc}") from None
     else:
+        rec = log_pb2.FeedbackRecord() if msg is None else msg
         try:
             rec.ParseFromString(value)
         except Exception as exc:
             raise FeedbackParseError("malformed", f"bad protobuf feedback: {exc}") from None
-    if not rec.event_id or not rec.arm_id:
+        event_id, arm_id, reward, ts = rec.event_id, rec.arm_id, rec.reward, rec.timestamp
+    if not event_id or not arm_id:
         raise FeedbackParseError("malformed", "event_id and arm_id are required")
-    if not math.isfinite(rec.reward):
-        raise FeedbackParseError("invalid", f"reward={rec.reward!r} is not finite")
-    if not math.isfinite(rec.timestamp):
-        raise FeedbackParseError("invalid", f"timestamp={rec.timestamp!r} is not finite")
-    if rec.timestamp == 0.0:
-        rec.timestamp = message_ts_ms / 1000.0
-    return rec
+    if not math.isfinite(reward):
+        raise FeedbackParseError("invalid", f"reward={reward!r} is not finite")
+    if not math.isfinite(ts):
+        raise FeedbackParseError("invalid", f"timestamp={ts!r} is not finite")
+    if ts == 0.0:
+        ts = message_ts_ms / 1000.0
+    return event_id, arm_id, reward, ts
+
+
+def parse_feedback(value: bytes | None, message_ts_ms: int) -> log_pb2.FeedbackRecord:
+    """Decode a feedback message (protobuf or JSON) and check its fields."""
+    event_id, arm_id, reward, ts = feedback_fields(value, message_ts_ms)
+    return log_pb2.FeedbackRecord(event_id=event_id, arm_id=arm_id, reward=reward, timestamp=ts)
 
 
 # ----------------------------------------------------------------- producer

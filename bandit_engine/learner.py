@@ -71,7 +71,7 @@ from .kafka import (
     KafkaSettings,
     decision_x_bytes,
     ensure_topics,
-    parse_feedback,
+    feedback_fields,
 )
 from .policies import Policy
 from .policies.base import MAX_ABS_FEATURE
@@ -85,12 +85,18 @@ __all__ = ["DEAD_LETTER_REASONS", "Learner"]
 DEAD_LETTER_REASONS = ("malformed", "invalid", "duplicate", "late", "unknown_event")
 
 
+#: A reward as the join state keeps it: (event_id, arm_id, reward, timestamp,
+#: the message as it came, for the dead-letter topic). A tuple: cheaper to
+#: build and read than a protobuf message, whose field reads each make a
+#: new object.
+_Fb = tuple[str, str, float, float, bytes]
+
+
 @dataclass(slots=True)
 class _Pending:
     exp_id: str
     x: bytes  # the context, little-endian float64s (as in DecisionRecord.x_f64)
-    slots: tuple[int, ...]
-    arm_ids: tuple[str, ...]
+    slots: list[int]
     deadline: float
     offset: int
     # bit s set: slot s has its reward (an int, not a set: one object fewer
@@ -111,7 +117,7 @@ class _Part:
     pending: dict[str, _Pending] = field(default_factory=dict)
     deadlines: list[tuple[float, str]] = field(default_factory=list)
     closed: dict[str, float] = field(default_factory=dict)  # event -> deadline
-    orphans: dict[str, list[tuple[int, log_pb2.FeedbackRecord]]] = field(default_factory=dict)
+    orphans: dict[str, list[tuple[int, _Fb]]] = field(default_factory=dict)
     orphan_heap: list[tuple[float, int, str]] = field(default_factory=list)
     dec_time: float = float("-inf")  # newest decision time seen
     fb_time: float = float("-inf")  # newest reward time seen
@@ -122,13 +128,14 @@ class _Part:
     # dead-lettered as unknown since the last commit.
     held_orphans: frozenset[int] = frozenset()
     held_unknown: set[int] = field(default_factory=set)
-    replay_wait: dict[str, list[tuple[int, log_pb2.FeedbackRecord]]] = field(default_factory=dict)
+    replay_wait: dict[str, list[tuple[int, _Fb]]] = field(default_factory=dict)
     unknown_new: list[int] = field(default_factory=list)
     orphans_stored: bool = False  # the store holds orphans for this partition
 
-    # Lazy min-heaps of the offsets the join state still needs, so a commit
-    # costs O(log n) however many decisions wait for their windows.
-    dec_offsets: list[tuple[int, str]] = field(default_factory=list)
+    # The offsets the join state still needs, emptied lazily, so a commit
+    # costs O(log n) however many decisions wait for their windows: a queue
+    # for decisions (taken in offset order), a min-heap for rewards.
+    dec_offsets: deque[tuple[int, str]] = field(default_factory=deque)  # in offset order
     fb_offsets: list[tuple[int, str]] = field(default_factory=list)
 
     def oldest_decision(self) -> int:
@@ -139,7 +146,7 @@ class _Part:
             pend = self.pending.get(ev)
             if pend is not None and pend.offset == off:
                 return off
-            heapq.heappop(h)
+            h.popleft()
         return 1 << 62
 
     def oldest_reward(self) -> int:
@@ -203,6 +210,8 @@ class Learner:
         self._batch: dict[str, list[tuple[int, bytes, float]]] = defaultdict(list)
         self._counters: dict[tuple[str, str], int] = defaultdict(int)
         self._dead: list[tuple[bytes | None, dict[str, Any]]] = []
+        self._fb_msg = log_pb2.FeedbackRecord()  # parsed into, record after record
+        self._dec_msg = log_pb2.DecisionRecord()
         self._batch_ts: list[float] = []
         #: reward timestamp -> committed posterior, in ms (most recent rewards)
         self.latency_ms: deque[float] = deque(maxlen=100_000)
@@ -311,7 +320,8 @@ class Learner:
         """
         replay = offset < part.committed.dec_next
         try:
-            rec = log_pb2.DecisionRecord.FromString(value or b"")
+            rec = self._dec_msg  # parsed into, record after record: its fields are copied out
+            rec.ParseFromString(value or b"")
             xb = decision_x_bytes(rec)
         except Exception:
             xb = None
@@ -320,7 +330,7 @@ class Learner:
             if not replay:
                 self._counters[("", "malformed_decision")] += 1
             return None
-        slots = tuple(rec.slots)
+        slots = rec.slots[:]  # a list: a quarter of the cost of tuple() here
         top = max(slots) if slots else -1
         exp_id = rec.experiment_id
         exp = self._exps.get(exp_id)
@@ -328,22 +338,17 @@ class Learner:
             if not (replay and rec.deadline <= part.committed.watermark):
                 return exp_id, top  # new experiment or arms: ask MySQL first
         part.dec_next = max(part.dec_next, offset + 1)
-        if rec.created_at > part.dec_time:
-            part.dec_time = rec.created_at
-        if replay and rec.deadline <= part.committed.watermark:
-            part.closed[rec.event_id] = rec.deadline  # closed before the commit
+        created_at, deadline, event_id = rec.created_at, rec.deadline, rec.event_id
+        if created_at > part.dec_time:
+            part.dec_time = created_at
+        if replay and deadline <= part.committed.watermark:
+            part.closed[event_id] = deadline  # closed before the commit
             # replayed rewards that waited for it were resolved before the
             # commit; an orphan (new, or waiting at the commit) is late
-            part.replay_wait.pop(rec.event_id, None)
-            for fb_offset, fb in part.orphans.pop(rec.event_id, ()):
+            part.replay_wait.pop(event_id, None)
+            for fb_offset, fb in part.orphans.pop(event_id, ()):
                 self._dead_letter(
-                    "",
-                    "late",
-                    "window already closed",
-                    fb.event_id.encode(),
-                    fb.SerializeToString(),
-                    part.p,
-                    fb_offset,
+                    "", "late", "window already closed", fb[0].encode(), fb[4], part.p, fb_offset
                 )
             return None
         # a decision the model cannot learn from (wrong experiment, arms or
@@ -358,25 +363,26 @@ class Learner:
             if not replay:
                 self._counters[(exp_id, "malformed_decision")] += 1
             return None
-        event_id = rec.event_id
         if event_id in part.pending or event_id in part.closed:
             # A second copy (a producer's retry of a batch the broker had
             # written): the first one holds the join state.
             if not replay:
                 self._counters[(exp_id, "duplicate_decision")] += 1
             return None
-        pend = _Pending(exp_id, xb, slots, tuple(rec.arms), rec.deadline, offset)
+        pend = _Pending(exp_id, xb, slots, deadline, offset)
         part.pending[event_id] = pend
-        heapq.heappush(part.dec_offsets, (offset, event_id))
-        heapq.heappush(part.deadlines, (rec.deadline, event_id))
+        part.dec_offsets.append((offset, event_id))  # offsets only grow
+        heapq.heappush(part.deadlines, (deadline, event_id))
         if not replay:
             self._counters[(exp_id, "decisions")] += 1
         # replayed rewards that waited for it were resolved before the commit;
         # orphans (new, or waiting at the commit) never were
-        for fb_offset, fb in part.replay_wait.pop(event_id, ()):
-            self._join(part, pend, fb_offset, fb, True)
-        for fb_offset, fb in part.orphans.pop(event_id, ()):
-            self._join(part, pend, fb_offset, fb, False)
+        if part.replay_wait:
+            for fb_offset, fb in part.replay_wait.pop(event_id, ()):
+                self._join(part, pend, fb_offset, fb, True)
+        if part.orphans:
+            for fb_offset, fb in part.orphans.pop(event_id, ()):
+                self._join(part, pend, fb_offset, fb, False)
         return None
 
     async def _take_decisions(self, part: _Part, records: Any) -> bool:
@@ -401,74 +407,63 @@ class Learner:
         if replay and offset in part.held_unknown:
             return  # dead-lettered as unknown_event before the commit
         try:
-            rec = parse_feedback(value, ts_ms)
+            ev, arm, reward, ts = feedback_fields(value, ts_ms, self._fb_msg)
         except FeedbackParseError as exc:
             if not replay:
                 self._dead_letter("", exc.reason, str(exc), key, value, part.p, offset)
             return
-        if rec.timestamp > part.fb_time:
-            part.fb_time = rec.timestamp
-        ev = rec.event_id
+        if ts > part.fb_time:
+            part.fb_time = ts
+        fb = (ev, arm, reward, ts, value or b"")
         if replay and offset not in part.held_orphans:
             # Resolved before the commit, by a decision this replay has met or
             # will meet (or that is before the resume point): rebuild only.
             # Whatever the clock says now, it is not an orphan.
             pend = part.pending.get(ev)
             if pend is not None:
-                self._join(part, pend, offset, rec, True)
+                self._join(part, pend, offset, fb, True)
             elif ev not in part.closed:
-                part.replay_wait.setdefault(ev, []).append((offset, rec))
+                part.replay_wait.setdefault(ev, []).append((offset, fb))
             return
         # New, or an orphan at the commit (unresolved then): resolved now.
         pend = part.pending.get(ev)
         if pend is not None:
-            self._join(part, pend, offset, rec, False)
+            self._join(part, pend, offset, fb, False)
             return
         if ev in part.closed:
             self._dead_letter("", "late", "window already closed", key, value, part.p, offset)
             return
-        expire = rec.timestamp + self.orphan_grace
-        part.orphans.setdefault(rec.event_id, []).append((offset, rec))
-        heapq.heappush(part.fb_offsets, (offset, rec.event_id))
-        heapq.heappush(part.orphan_heap, (expire, offset, rec.event_id))
+        part.orphans.setdefault(ev, []).append((offset, fb))
+        heapq.heappush(part.fb_offsets, (offset, ev))
+        heapq.heappush(part.orphan_heap, (ts + self.orphan_grace, offset, ev))
 
-    def _join(
-        self, part: _Part, pend: _Pending, offset: int, rec: log_pb2.FeedbackRecord, replay: bool
-    ) -> None:
+    def _join(self, part: _Part, pend: _Pending, offset: int, fb: _Fb, replay: bool) -> None:
+        ev, arm, reward, ts, raw = fb
         exp = self._exps[pend.exp_id]
         cfg = exp.cfg
-        slot = exp.slots.get(rec.arm_id, -1)
-        reward = rec.reward
+        slot = exp.slots.get(arm, -1)
         if slot not in pend.slots:  # (-1 never is)
-            reason, detail = "invalid", f"arm {rec.arm_id!r} was not shown in {rec.event_id!r}"
+            reason, detail = "invalid", f"arm {arm!r} was not shown in {ev!r}"
         elif not cfg.reward_min <= reward <= cfg.reward_max:
             reason = "invalid"
             detail = f"reward={reward!r} outside [{cfg.reward_min!r}, {cfg.reward_max!r}]"
-        elif rec.timestamp > pend.deadline:  # late whatever else came for this arm
+        elif ts > pend.deadline:  # late whatever else came for this arm
             reason = "late"
-            detail = f"timestamp {rec.timestamp!r} after deadline {pend.deadline!r}"
+            detail = f"timestamp {ts!r} after deadline {pend.deadline!r}"
         elif pend.rewarded >> slot & 1:
-            reason, detail = "duplicate", f"({rec.event_id!r}, {rec.arm_id!r}) already rewarded"
+            reason, detail = "duplicate", f"({ev!r}, {arm!r}) already rewarded"
         else:
             pend.rewarded |= 1 << slot
             if pend.min_fb < 0 or offset < pend.min_fb:
                 pend.min_fb = offset
-                heapq.heappush(part.fb_offsets, (offset, rec.event_id))
+                heapq.heappush(part.fb_offsets, (offset, ev))
             if not replay:
                 self._batch[pend.exp_id].append((slot, pend.x, cfg.normalise_reward(reward)))
-                self._batch_ts.append(rec.timestamp)
+                self._batch_ts.append(ts)
                 self._counters[(pend.exp_id, "rewards_applied")] += 1
             return
         if not replay:
-            self._dead_letter(
-                pend.exp_id,
-                reason,
-                detail,
-                rec.event_id.encode(),
-                rec.SerializeToString(),
-                part.p,
-                offset,
-            )
+            self._dead_letter(pend.exp_id, reason, detail, ev.encode(), raw, part.p, offset)
 
     def _bound(self, part: _Part, now: float) -> float:
         """How far the watermark may go: the clock, held back by a lagging log.
@@ -521,7 +516,7 @@ class Learner:
                 waiting = part.orphans.get(ev)
                 if not waiting:
                     continue
-                for i, (o, rec) in enumerate(waiting):
+                for i, (o, fb) in enumerate(waiting):
                     if o == offset:
                         del waiting[i]
                         part.unknown_new.append(o)
@@ -530,7 +525,7 @@ class Learner:
                             "unknown_event",
                             f"no decision {ev!r}",
                             ev.encode(),
-                            rec.SerializeToString(),
+                            fb[4],
                             part.p,
                             o,
                         )
