@@ -163,6 +163,41 @@ class _Experiment:
         self._all_active = None
 
 
+class _EventIds:
+    """Random 128-bit event ids as 32 hex digits, like ``os.urandom(16).hex()``.
+
+    ``os.urandom`` is a system call that releases the GIL, and on a busy
+    server every release hands the GIL to another thread and waits to get it
+    back; so the bytes are read 256 ids at a time. A forked child drops the
+    parent's unused bytes (it must not hand out the same ids).
+    """
+
+    _BATCH = 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hex = ""
+        self._pos = 0
+        os.register_at_fork(after_in_child=self._drop)
+
+    def _drop(self) -> None:
+        self._lock = threading.Lock()
+        self._hex = ""
+        self._pos = 0
+
+    def __call__(self) -> str:
+        with self._lock:
+            pos = self._pos
+            if pos >= len(self._hex):
+                self._hex = os.urandom(16 * self._BATCH).hex()
+                pos = 0
+            self._pos = pos + 32
+            return self._hex[pos : pos + 32]
+
+
+_new_event_id = _EventIds()
+
+
 class DecisionLog:
     """In-process decision log: batches decision rows into the store.
 
@@ -539,6 +574,7 @@ class Engine:
         if not isinstance(k, int) or k < 1 or k > lim.max_k:
             raise InvalidArgument(f"k={k!r} must be between 1 and {lim.max_k}")
         x = self._vector(exp, context or Context())
+        event_id = _new_event_id()
         with exp.lock:
             if candidates:
                 slots = np.empty(len(candidates), dtype=np.int64)
@@ -578,7 +614,6 @@ class Engine:
             hits[0] += 1.0
             props = tuple((hits / (draws + 1)).tolist())
             scores = tuple(ranking.scores.tolist())
-            event_id = os.urandom(16).hex()
             now = self.clock()
             deadline = now + exp.cfg.reward_window_s
             if self.producer is None:
