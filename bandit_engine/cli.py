@@ -83,6 +83,9 @@ def _learn(args: argparse.Namespace) -> int:
         lateness=args.lateness,
         orphan_grace=args.orphan_grace,
         fetch_max_wait_ms=args.fetch_max_wait_ms,
+        group_instance_id=args.group_instance_id
+        or os.environ.get("BANDIT_KAFKA_GROUP_INSTANCE_ID")
+        or None,
         metrics_port=args.metrics_port,
     )
     return 0
@@ -428,6 +431,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="longest a fetch waits at the head of the log (default 20, for latency); a "
         "broker whose storage reads take longer than that (Tansu over S3) may answer every "
         "fetch empty: raise it there (500 is aiokafka's default)",
+    )
+    lrn.add_argument(
+        "--group-instance-id",
+        default=None,
+        help="a stable name for this learner replica (env BANDIT_KAFKA_GROUP_INSTANCE_ID; "
+        "Kafka static membership): restarted under the same name, it takes its partitions "
+        "back without waiting for the old session to time out (here 6 s after a SIGKILL "
+        "instead of 11). Two live learners must never share one",
     )
     services(lrn)
     lrn.set_defaults(func=_learn)

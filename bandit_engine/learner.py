@@ -191,6 +191,7 @@ class Learner:
         clock: Callable[[], float] = time.time,
         gc_threshold: tuple[int, int, int] | None = (50_000, 20, 100),
         fetch_max_wait_ms: int = 20,
+        group_instance_id: str | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -204,6 +205,7 @@ class Learner:
         if not 1 <= fetch_max_wait_ms <= 60_000:
             raise ValueError(f"fetch_max_wait_ms={fetch_max_wait_ms!r} must be in [1, 60000]")
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.group_instance_id = group_instance_id
         self._db = ThreadPoolExecutor(1, thread_name_prefix="learner-db")
         self._exps: dict[str, _Exp] = {}
         self._parts: dict[int, _Part] = {}
@@ -757,6 +759,7 @@ class Learner:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap,
             group_id=s.group_id,
+            group_instance_id=self.group_instance_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,),

@@ -393,6 +393,10 @@ def _campaign(
             "0.05",
             "--orphan-grace",
             "3",
+            # static membership: a restarted learner takes its partitions back
+            # without waiting out the killed one's session
+            "--group-instance-id",
+            "chaos-learner",
             # Tansu over S3 answers fetches empty when a storage read outlasts
             # the fetch's max wait (20 ms by default here, for latency)
             *(["--fetch-max-wait-ms", "500"] if broker is not None else []),
