@@ -462,6 +462,30 @@ def gauss_sample_top_k(cov, w, packed, arms, x, scale, z, k):  # type: ignore[no
     return mean, std, scores, top_k(scores, k)
 
 
+@njit(**_JIT_GIL)
+def first_bad_input(arms, n, x, max_abs):  # type: ignore[no-untyped-def]
+    """The argument checks of a draw in one call: 0 if every arm index is in
+    [0, n) and every value of ``x`` finite with |value| <= max_abs; 1 if an
+    arm is out of range; 2 if a value is bad (the caller then names it)."""
+    for i in range(arms.shape[0]):
+        if arms[i] < 0 or arms[i] >= n:
+            return 1
+    for i in range(x.shape[0]):
+        if not abs(x[i]) <= max_abs:
+            return 2
+    return 0
+
+
+@njit(**_JIT_SCORE_GIL)
+def gauss_rank(cov, w, packed, stale, arms, x, scale, z, k):  # type: ignore[no-untyped-def]
+    """``rank`` in one call that holds the GIL: repack stale rows, the
+    Thompson draw, its top ``k``. Returns (order, scores of the ranked arms),
+    what ``ensure_packed_all`` then ``gauss_sample_top_k`` give."""
+    ensure_packed_all(cov, packed, stale, arms)
+    _, _, scores, order = gauss_sample_top_k(cov, w, packed, arms, x, scale, z, k)
+    return order, scores[order]
+
+
 @njit(**_JIT_SCORE_GIL)
 def gauss_decide(cov, w, packed, stale, arms, x, scale, z, k, table, offset, draws):  # type: ignore[no-untyped-def]
     """What a Recommend computes, in one call that holds the GIL: repack stale

@@ -913,3 +913,34 @@ def test_propensities_over_a_subset_of_arms(kind: str) -> None:
     assert abs(pr[0] - rev[1]) <= 0.01
     # arm 2 is the bad one
     assert pr[0] < pr[1]
+
+
+@pytest.mark.parametrize("kind", ["lin_ts_disjoint", "logistic_ts"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ev=event_sets(max_events=20), seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_fused_rank_equals_the_step_by_step_path(
+    kind: str, ev: Events, seed: int, data: st.DataObject
+) -> None:
+    """rank() (checks in one kernel call, repack + draw + top k in another)
+    makes the same draws as the step-by-step _rank, and bad input leaves the
+    generator where it was."""
+    p = build(kind, ev.n_arms, ev.dim)
+    p.update_batch(ev.arms, ev.xs, ev.rewards)
+    arms = np.arange(ev.n_arms)
+    k = data.draw(st.integers(1, ev.n_arms), label="k")
+    g1, g2 = np.random.default_rng(seed), np.random.default_rng(seed)
+    fused = p.rank(arms, ev.xs[0], k, g1)
+    stepwise, _, _ = p._rank(arms, ev.xs[0], k, g2)  # type: ignore[attr-defined]
+    assert np.array_equal(fused.order, stepwise.order)
+    assert np.array_equal(fused.scores, stepwise.scores)
+    bad_x = ev.xs[0].copy()
+    bad_x[-1] = np.nan
+    for a, x, shown in (
+        (np.array([0, ev.n_arms]), ev.xs[0], f"arm index {ev.n_arms}"),
+        (arms, bad_x, "feature value nan"),
+        (arms, ev.xs[0][:-1], "context has shape"),
+        (arms, None, "needs a context"),
+    ):
+        with pytest.raises(InvalidArgument, match=shown):
+            p.rank(a, x, 1, g1)
+    assert g1.standard_normal() == g2.standard_normal()  # no draw was spent

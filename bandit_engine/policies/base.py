@@ -299,7 +299,7 @@ def _check_finite_features(xs: FloatArray) -> None:
     if bad.any():
         r, c = (int(v[0]) for v in np.nonzero(bad))
         raise InvalidArgument(
-            f"feature value {xs[r, c]!r} (event {r}, index {c}) must be finite with "
+            f"feature value {float(xs[r, c])!r} (event {r}, index {c}) must be finite with "
             f"|value| <= {MAX_ABS_FEATURE:g}"
         )
 

@@ -18,6 +18,7 @@ from .. import kernels
 from .._exceptions import InvalidArgument
 from ..features import ArmFeatures
 from .base import (
+    MAX_ABS_FEATURE,
     FloatArray,
     IntArray,
     Policy,
@@ -116,8 +117,33 @@ class _PerArmGaussian(Policy):
     def rank(
         self, arms: IntArray, x: FloatArray | None, k: int, rng: np.random.Generator
     ) -> Ranking:
-        ranking, _, _ = self._rank(arms, x, k, rng)
-        return ranking
+        # the serving hot path: two kernel calls (checks, then repack + draw +
+        # top k), both holding the GIL; the same draws as _rank
+        arms, x = self._checked(arms, x, k)
+        z = rng.standard_normal(arms.shape[0])
+        order, scores = kernels.gauss_rank(
+            self._cov, self._weights(), self._packed, self._stale, arms, x, self._scale, z, k
+        )
+        return Ranking(order, scores)
+
+    def _checked(self, arms: IntArray, x: FloatArray | None, k: int) -> tuple[IntArray, FloatArray]:
+        """``_check_arms``, ``_check_context`` and the ``k`` check, the value
+        checks in one kernel call; the slow checks only to name a bad value."""
+        a = np.ascontiguousarray(arms, dtype=np.int64)
+        c = None if x is None else np.ascontiguousarray(x, dtype=np.float64)
+        if (
+            a.ndim != 1
+            or a.shape[0] == 0
+            or c is None
+            or c.shape != (self.dim,)
+            or kernels.first_bad_input(a, self._n_arms, c, MAX_ABS_FEATURE)
+        ):
+            a = self._check_arms(arms)
+            c = self._check_context(x)  # these raise, naming the value
+            assert c is not None
+        if not 1 <= k <= a.shape[0]:
+            raise InvalidArgument(f"k={k!r} must be between 1 and {a.shape[0]}")
+        return a, c
 
     def _rank(
         self, arms: IntArray, x: FloatArray | None, k: int, rng: np.random.Generator
@@ -151,11 +177,7 @@ class _PerArmGaussian(Policy):
             return ranking, counts
         # The same draws in the same order as _rank + first_slot_counts_gauss,
         # computed by one kernel that holds the GIL (kernels module docstring).
-        arms = self._check_arms(arms)
-        x = self._check_context(x)
-        assert x is not None
-        if not 1 <= k <= arms.shape[0]:
-            raise InvalidArgument(f"k={k!r} must be between 1 and {arms.shape[0]}")
+        arms, x = self._checked(arms, x, k)
         z = rng.standard_normal(arms.shape[0])
         table = normal_table32()
         offset = int(rng.integers(table.shape[0]))
