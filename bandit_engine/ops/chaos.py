@@ -515,15 +515,25 @@ def _campaign(
             retries = ledger.retries
             xs = {ev: x for ev, (x, _, _) in ledger.decisions.items()}
         want_unknown = injected["unknown_event"] + len(lost)
-        settle_end = time.time() + 120
+        # Wait while the learner catches up: until it has applied what it
+        # should, or it has made no progress for 60 s (a slow broker, such as
+        # Tansu reading from S3 after a restart, may take minutes).
         got: dict[str, int] = {}
-        while time.time() < settle_end:
+        last, t_last, t_print = -1, time.time(), time.time()
+        while time.time() - t_last < 60:
             got = _counters(store)
-            if (
-                got.get("rewards_applied", 0) >= len(valid)
-                and got.get("dead_unknown_event", 0) >= want_unknown
-            ):
+            done = got.get("rewards_applied", 0)
+            if done >= len(valid) and got.get("dead_unknown_event", 0) >= want_unknown:
                 break
+            if done != last:
+                last, t_last = done, time.time()
+            if time.time() - t_print > 10:
+                t_print = time.time()
+                print(
+                    f"[chaos] settling: {done} of {len(valid)} rewards applied",
+                    file=sys.stderr,
+                    flush=True,
+                )
             time.sleep(0.5)
         time.sleep(2.0)
         got = _counters(store)
