@@ -158,3 +158,35 @@ def test_mysql_bad_dsn_and_unreachable() -> None:
         parse_dsn("mysql://root@127.0.0.1:3306")
     with pytest.raises(StoreError, match="cannot connect"):
         MySQLStore("mysql://root@127.0.0.1:1/x?connect_timeout=1")
+
+
+def test_mysql_learner_held_rewards_round_trip(mysql_dsn: str) -> None:
+    """The rewards a learner's replay cannot rebuild alone, stored with its
+    offsets: waiting ones replaced at each commit (kept as runs), unknown ones
+    added and dropped once fb_resume passes them; other partitions untouched."""
+    from bandit_engine.store import HeldRewards, LearnerOffsets
+
+    store = MySQLStore(mysql_dsn)
+    try:
+        g = "held-test"
+        off = {0: LearnerOffsets(5, 0, 40, 2, 1.0), 1: LearnerOffsets(1, 0, 9, 0, 1.0)}
+        orphans = (30, 7, 8, 9, 12, 31, 32)
+        store.learner_commit(
+            g,
+            {},
+            {},
+            off,
+            1.0,
+            {0: HeldRewards(orphans, (3, 25)), 1: HeldRewards((4,), ())},
+        )
+        held = store.learner_held(g)
+        assert held[0] == HeldRewards((7, 8, 9, 12, 30, 31, 32), (3, 25))
+        assert held[1] == HeldRewards((4,), ())
+        off[0] = LearnerOffsets(6, 0, 50, 10, 2.0)  # fb_resume 10 passes unknown 3
+        store.learner_commit(g, {}, {}, off, 2.0, {0: HeldRewards((45,), (41,))})
+        held = store.learner_held(g)
+        assert held[0] == HeldRewards((45,), (25, 41))
+        assert held[1] == HeldRewards((4,), ())  # absent from the commit: kept
+        assert store.learner_held("another-group") == {}
+    finally:
+        store.close()

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
+import numpy as np
 import pymysql
 import pymysql.err
 
@@ -109,13 +110,16 @@ _SCHEMA = [
         watermark DOUBLE NOT NULL,
         PRIMARY KEY (group_id, part)
     ) ENGINE=InnoDB""",
-    # kind 0: a reward waiting for its decision at the commit; 1: dead-lettered
-    # as unknown_event (kept until fb_resume passes it). See HeldRewards.
+    # kind 0: rewards waiting for their decision at the commit, as runs of n
+    # consecutive offsets from fb_offset (a learner catching up may hold tens
+    # of thousands, mostly consecutive); 1: a reward dead-lettered as
+    # unknown_event (n = 1), kept until fb_resume passes it. See HeldRewards.
     """CREATE TABLE IF NOT EXISTS learner_held (
         group_id VARCHAR(128) NOT NULL,
         part INT NOT NULL,
         kind TINYINT NOT NULL,
         fb_offset BIGINT NOT NULL,
+        n INT NOT NULL,
         PRIMARY KEY (group_id, part, kind, fb_offset)
     ) ENGINE=InnoDB""",
     """CREATE TABLE IF NOT EXISTS learner_counters (
@@ -513,14 +517,16 @@ class MySQLStore(Store):
         rows = self._run(
             lambda c: _all(
                 c,
-                "SELECT part, kind, fb_offset FROM learner_held WHERE group_id = %s "
+                "SELECT part, kind, fb_offset, n FROM learner_held WHERE group_id = %s "
                 "ORDER BY part, kind, fb_offset",
                 (group_id,),
             )
         )
         acc: dict[int, tuple[list[int], list[int]]] = {}
-        for part, kind, off in rows:
-            acc.setdefault(int(part), ([], []))[int(kind)].append(int(off))
+        for part, kind, off, n in rows:
+            acc.setdefault(int(part), ([], []))[int(kind)].extend(
+                range(int(off), int(off) + int(n))
+            )
         return {p: HeldRewards(tuple(o), tuple(u)) for p, (o, u) in acc.items()}
 
     def learner_counters(self, experiment_id: str | None = None) -> dict[tuple[str, str], int]:
@@ -608,12 +614,12 @@ class MySQLStore(Store):
                     "(kind = 0 OR fb_offset < %s)",
                     (group_id, p, offsets[p].fb_resume if p in offsets else -1),
                 )
-                rows = [(group_id, p, 0, o) for o in h.orphans]
-                rows += [(group_id, p, 1, o) for o in h.unknown]
+                rows = [(group_id, p, 0, o, n) for o, n in _runs(h.orphans)]
+                rows += [(group_id, p, 1, o, 1) for o in h.unknown]
                 if rows:
                     c.executemany(
-                        "INSERT IGNORE INTO learner_held (group_id, part, kind, fb_offset) "
-                        "VALUES (%s, %s, %s, %s)",
+                        "INSERT IGNORE INTO learner_held (group_id, part, kind, fb_offset, n) "
+                        "VALUES (%s, %s, %s, %s, %s)",
                         rows,
                     )
             return versions
@@ -623,6 +629,17 @@ class MySQLStore(Store):
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+
+def _runs(offsets: Sequence[int]) -> list[tuple[int, int]]:
+    """Distinct offsets as (first, count) runs of consecutive values."""
+    if not offsets:
+        return []
+    a = np.unique(np.asarray(offsets, dtype=np.int64))
+    breaks = np.flatnonzero(np.diff(a) != 1) + 1
+    starts = np.concatenate(([0], breaks))
+    ends = np.concatenate((breaks, [a.shape[0]]))
+    return list(zip(a[starts].tolist(), (ends - starts).tolist(), strict=True))
 
 
 def _all(cur: Any, sql: str, args: Sequence[Any] = ()) -> list[Any]:

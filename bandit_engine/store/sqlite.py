@@ -102,8 +102,7 @@ def _decision_insert(n: int) -> str:
     row = "(" + ", ".join(["?"] * _DECISION_WIDTH) + ")"
     return (
         "INSERT OR IGNORE INTO decisions (event_id, experiment_id, created_at, deadline, "
-        "model_version, x, arms, scores, propensities, candidates) VALUES "
-        + ", ".join([row] * n)
+        "model_version, x, arms, scores, propensities, candidates) VALUES " + ", ".join([row] * n)
     )
 
 
