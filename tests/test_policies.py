@@ -922,15 +922,16 @@ def test_fused_rank_equals_the_step_by_step_path(
     kind: str, ev: Events, seed: int, data: st.DataObject
 ) -> None:
     """rank() (checks in one kernel call, repack + draw + top k in another)
-    makes the same draws as the step-by-step _rank, and bad input leaves the
-    generator where it was."""
-    p = build(kind, ev.n_arms, ev.dim)
+    makes the same draws as the step-by-step _rank, and a refused call spends
+    no draw: the next ranking is the one it would have been without it."""
+    p, q = build(kind, ev.n_arms, ev.dim), build(kind, ev.n_arms, ev.dim)
     p.update_batch(ev.arms, ev.xs, ev.rewards)
+    q.update_batch(ev.arms, ev.xs, ev.rewards)
     arms = np.arange(ev.n_arms)
     k = data.draw(st.integers(1, ev.n_arms), label="k")
     g1, g2 = np.random.default_rng(seed), np.random.default_rng(seed)
     fused = p.rank(arms, ev.xs[0], k, g1)
-    stepwise, _, _ = p._rank(arms, ev.xs[0], k, g2)  # type: ignore[attr-defined]
+    stepwise, _, _ = q._rank(arms, ev.xs[0], k, g2)  # type: ignore[attr-defined]
     assert np.array_equal(fused.order, stepwise.order)
     assert np.array_equal(fused.scores, stepwise.scores)
     bad_x = ev.xs[0].copy()
@@ -943,4 +944,7 @@ def test_fused_rank_equals_the_step_by_step_path(
     ):
         with pytest.raises(InvalidArgument, match=shown):
             p.rank(a, x, 1, g1)
-    assert g1.standard_normal() == g2.standard_normal()  # no draw was spent
+    after_refusals = p.rank(arms, ev.xs[-1], k, g1)
+    without = q.rank(arms, ev.xs[-1], k, g2)
+    assert np.array_equal(after_refusals.order, without.order)
+    assert np.array_equal(after_refusals.scores, without.scores)

@@ -30,6 +30,9 @@ from .base import (
 
 __all__ = ["LinTSDisjoint"]
 
+#: Calls' worth of standard normals drawn at once (``_normals``).
+_Z_CALLS = 64
+
 #: Up to this many propensity draws, ``decide`` runs as one kernel holding the
 #: GIL (~25 us at 1000 draws, 100 arms); more draws release it.
 _GIL_DRAWS_MAX = 20_000
@@ -65,9 +68,28 @@ class _PerArmGaussian(Policy):
         self._packed = np.zeros((0, kernels.packed_width(d)), dtype=np.float32)
         self._stale = np.zeros(0, dtype=np.uint8)  # 1: the arm's _packed row is out of date
         self._since = np.zeros(0, dtype=np.int64)
+        # buffered draws (_normals)
+        self._zbuf = np.zeros(0)
+        self._zrng: np.random.Generator | None = None
+        self._zpos = 0
 
     def _weights(self) -> FloatArray:
         return self._theta
+
+    def _normals(self, rng: np.random.Generator, n: int) -> FloatArray:
+        """The next ``n`` standard normals of ``rng``, drawn many calls' worth
+        at a time: one numpy call costs ~1.5 us whatever its size, a slice of
+        the buffer ~0.2 us (about an eighth of a 100-arm draw). Taken only by
+        calls whose arguments passed their checks, so a refused call changes
+        no state; a seeded run still reproduces exactly. Another generator
+        starts a new buffer."""
+        pos = self._zpos
+        if rng is not self._zrng or pos + n > self._zbuf.shape[0]:
+            self._zbuf = rng.standard_normal(max(n * _Z_CALLS, 1024))
+            self._zrng = rng
+            pos = 0
+        self._zpos = pos + n
+        return self._zbuf[pos : pos + n]
 
     @staticmethod
     def _check_applied(arms: IntArray, done: int) -> None:
@@ -112,7 +134,7 @@ class _PerArmGaussian(Policy):
     ) -> FloatArray:
         assert x is not None
         mean, std = self._draw_mean_std(arms, x)
-        return mean + std * rng.standard_normal(arms.shape[0])
+        return mean + std * self._normals(rng, arms.shape[0])
 
     def rank(
         self, arms: IntArray, x: FloatArray | None, k: int, rng: np.random.Generator
@@ -120,7 +142,7 @@ class _PerArmGaussian(Policy):
         # the serving hot path: two kernel calls (checks, then repack + draw +
         # top k), both holding the GIL; the same draws as _rank
         arms, x = self._checked(arms, x, k)
-        z = rng.standard_normal(arms.shape[0])
+        z = self._normals(rng, arms.shape[0])
         order, scores = kernels.gauss_rank(
             self._cov, self._weights(), self._packed, self._stale, arms, x, self._scale, z, k
         )
@@ -155,7 +177,7 @@ class _PerArmGaussian(Policy):
         assert x is not None
         if not 1 <= k <= arms.shape[0]:
             raise InvalidArgument(f"k={k!r} must be between 1 and {arms.shape[0]}")
-        z = rng.standard_normal(arms.shape[0])
+        z = self._normals(rng, arms.shape[0])
         kernels.ensure_packed_all(self._cov, self._packed, self._stale, arms)
         mean, std, scores, order = kernels.gauss_sample_top_k(
             self._cov, self._weights(), self._packed, arms, x, self._scale, z, k
@@ -178,7 +200,7 @@ class _PerArmGaussian(Policy):
         # The same draws in the same order as _rank + first_slot_counts_gauss,
         # computed by one kernel that holds the GIL (kernels module docstring).
         arms, x = self._checked(arms, x, k)
-        z = rng.standard_normal(arms.shape[0])
+        z = self._normals(rng, arms.shape[0])
         table = normal_table32()
         offset = int(rng.integers(table.shape[0]))
         order, scores, counts = kernels.gauss_decide(
