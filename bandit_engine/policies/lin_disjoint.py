@@ -81,15 +81,23 @@ class _PerArmGaussian(Policy):
         at a time: one numpy call costs ~1.5 us whatever its size, a slice of
         the buffer ~0.2 us (about an eighth of a 100-arm draw). Taken only by
         calls whose arguments passed their checks, so a refused call changes
-        no state; a seeded run still reproduces exactly. Another generator
-        starts a new buffer."""
+        no state; a seeded run still reproduces exactly. The values are those
+        of ``rng``'s own stream, in order (a refill keeps what is left), as
+        long as nothing else draws from ``rng`` meanwhile (the replay
+        simulator's fast path relies on it). Another generator starts a new
+        buffer."""
         pos = self._zpos
-        if rng is not self._zrng or pos + n > self._zbuf.shape[0]:
-            self._zbuf = rng.standard_normal(max(n * _Z_CALLS, 1024))
+        buf = self._zbuf
+        if rng is not self._zrng:
+            buf = rng.standard_normal(max(n * _Z_CALLS, 1024))
             self._zrng = rng
             pos = 0
+        elif pos + n > buf.shape[0]:
+            buf = np.concatenate((buf[pos:], rng.standard_normal(max(n * _Z_CALLS, 1024))))
+            pos = 0
+        self._zbuf = buf
         self._zpos = pos + n
-        return self._zbuf[pos : pos + n]
+        return buf[pos : pos + n]
 
     @staticmethod
     def _check_applied(arms: IntArray, done: int) -> None:
