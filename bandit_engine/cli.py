@@ -61,6 +61,16 @@ def _mysql_dsn(args: argparse.Namespace) -> str | None:
     return args.mysql_dsn or os.environ.get("BANDIT_MYSQL_DSN") or None
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"k={text!r} is not a whole number") from None
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"k={k} must be at least 1")
+    return k
+
+
 def _learn(args: argparse.Namespace) -> int:
     from .learner import run_learner
     from .store import MySQLStore
@@ -507,7 +517,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("experiment_id")
     features(c)
     c.add_argument("-c", "--candidate", action="append", help="eligible arm (repeat)")
-    c.add_argument("-k", type=int, default=1)
+    c.add_argument(
+        "-k",
+        type=_at_least_one,
+        default=1,
+        help="how many arms to return (default 1; the API reads 0 as unset, so 0 is refused here)",
+    )
     c = client("feedback", "report a reward")
     c.add_argument("event_id")
     c.add_argument("arm_id")

@@ -10,7 +10,7 @@ import pytest
 from serverutil import Running
 
 from bandit_engine import InvalidArgument
-from bandit_engine.cli import parse_features
+from bandit_engine.cli import main, parse_features
 
 
 def test_parse_features() -> None:
@@ -91,3 +91,14 @@ def test_json_logs() -> None:
     out = json.loads(_JsonFormatter().format(rec))
     assert out["level"] == "WARNING" and out["logger"] == "bandit_engine.x"
     assert out["message"] == "token t" and out["time"].endswith("Z")
+
+
+@pytest.mark.parametrize(("k", "shown"), [("0", "k=0 must be at least 1"), ("x", "'x'")])
+def test_recommend_refuses_k_below_one(
+    k: str, shown: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The API reads k=0 as unset (one arm); the command line refuses it."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["recommend", "exp", "-k", k, "--target", "127.0.0.1:1"])
+    assert exit_.value.code == 2
+    assert shown in capsys.readouterr().err
