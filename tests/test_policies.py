@@ -948,3 +948,19 @@ def test_fused_rank_equals_the_step_by_step_path(
     without = q.rank(arms, ev.xs[-1], k, g2)
     assert np.array_equal(after_refusals.order, without.order)
     assert np.array_equal(after_refusals.scores, without.scores)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ev=event_sets(max_events=30))
+def test_linear_posterior_summary_survives_a_reload_bit_for_bit(ev: Events) -> None:
+    """A restart reloads (A, b) and rebuilds the caches; GetArm's mean and std
+    come from (A, b), so they do not move, not even in the last digit."""
+    p = build("lin_ts_disjoint", ev.n_arms, ev.dim)
+    for a, x, r in zip(ev.arms, ev.xs, ev.rewards, strict=True):
+        p.update(int(a), x, float(r))  # Sherman-Morrison caches, event by event
+    q = p.clone()
+    for _ in range(ev.n_arms):
+        q.add_arm()
+    q.load_state_dict(p.state_dict())
+    for arm in range(ev.n_arms):
+        assert p.posterior(arm, ev.xs[0]) == q.posterior(arm, ev.xs[0])

@@ -10,6 +10,7 @@ Sherman-Morrison updates and rebuilt from A_a every ``refresh_every`` updates
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -276,6 +277,21 @@ class LinTSDisjoint(_PerArmGaussian):
         )
         self.noise_scale = check_positive("noise_scale", noise_scale)
         self._scale = self.noise_scale
+
+    def posterior(self, arm: int, x: FloatArray | None = None) -> tuple[float, float]:
+        """Mean and std of the arm's score at ``x``, solved from the state of
+        record (A, b), not from the caches: a restart rebuilds the caches in
+        another order of rounding, and a summary must not move by 1e-16
+        because the process restarted (the same A and b give the same bits)."""
+        arm = self._check_arm(arm)
+        if x is None:
+            x = np.zeros(self.dim)
+            x[0] = 1.0
+        x = self._check_context(x)
+        assert x is not None
+        sol = np.linalg.solve(self._prec[arm], np.stack([self._center[arm], x], axis=1))
+        mean = float(x @ sol[:, 0])
+        return mean, float(self._scale * math.sqrt(max(float(x @ sol[:, 1]), 0.0)))
 
     def params(self) -> dict[str, Any]:
         return {
