@@ -467,12 +467,10 @@ def first_bad_input(arms, n, x, max_abs):  # type: ignore[no-untyped-def]
     """The argument checks of a draw in one call: 0 if every arm index is in
     [0, n) and every value of ``x`` finite with |value| <= max_abs; 1 if an
     arm is out of range; 2 if a value is bad (the caller then names it)."""
-    for i in range(arms.shape[0]):
-        if arms[i] < 0 or arms[i] >= n:
-            return 1
-    for i in range(x.shape[0]):
-        if not abs(x[i]) <= max_abs:
-            return 2
+    if first_out_of_range(arms, n) >= 0:
+        return 1
+    if first_bad_feature(x, max_abs) >= 0:
+        return 2
     return 0
 
 

@@ -231,6 +231,17 @@ class Policy(ABC):
     def posterior(self, arm: int, x: FloatArray | None = None) -> tuple[float, float]:
         """Posterior mean and standard deviation of the arm's score at ``x``."""
 
+    def _summary_point(self, arm: int, x: FloatArray | None) -> tuple[int, FloatArray]:
+        """The checked arm and context of a ``posterior`` call; no context
+        means the intercept alone (x = e_0)."""
+        arm = self._check_arm(arm)
+        if x is None:
+            x = np.zeros(self.dim)
+            x[0] = 1.0
+        checked = self._check_context(x)
+        assert checked is not None
+        return arm, checked
+
     def pulls(self, arm: int) -> int:
         return int(self._pulls[self._check_arm(arm)])
 

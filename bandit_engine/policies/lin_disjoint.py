@@ -181,11 +181,7 @@ class _PerArmGaussian(Policy):
     ) -> tuple[Ranking, FloatArray, FloatArray]:
         # one kernel call scores, samples and ranks (the same draws as
         # sample_scores + top_k; this path only saves Python overhead)
-        arms = self._check_arms(arms)
-        x = self._check_context(x)
-        assert x is not None
-        if not 1 <= k <= arms.shape[0]:
-            raise InvalidArgument(f"k={k!r} must be between 1 and {arms.shape[0]}")
+        arms, x = self._checked(arms, x, k)
         z = self._normals(rng, arms.shape[0])
         kernels.ensure_packed_all(self._cov, self._packed, self._stale, arms)
         mean, std, scores, order = kernels.gauss_sample_top_k(
@@ -239,12 +235,7 @@ class _PerArmGaussian(Policy):
         )
 
     def posterior(self, arm: int, x: FloatArray | None = None) -> tuple[float, float]:
-        arm = self._check_arm(arm)
-        if x is None:
-            x = np.zeros(self.dim)
-            x[0] = 1.0
-        x = self._check_context(x)
-        assert x is not None
+        arm, x = self._summary_point(arm, x)
         mean, std = self.mean_std(np.array([arm], dtype=np.int64), x)
         return float(mean[0]), float(std[0])
 
@@ -283,12 +274,7 @@ class LinTSDisjoint(_PerArmGaussian):
         record (A, b), not from the caches: a restart rebuilds the caches in
         another order of rounding, and a summary must not move by 1e-16
         because the process restarted (the same A and b give the same bits)."""
-        arm = self._check_arm(arm)
-        if x is None:
-            x = np.zeros(self.dim)
-            x[0] = 1.0
-        x = self._check_context(x)
-        assert x is not None
+        arm, x = self._summary_point(arm, x)
         sol = np.linalg.solve(self._prec[arm], np.stack([self._center[arm], x], axis=1))
         mean = float(x @ sol[:, 0])
         return mean, float(self._scale * math.sqrt(max(float(x @ sol[:, 1]), 0.0)))

@@ -156,12 +156,7 @@ class LinTSShared(Policy):
         self._mu = None
 
     def posterior(self, arm: int, x: FloatArray | None = None) -> tuple[float, float]:
-        arm = self._check_arm(arm)
-        if x is None:
-            x = np.zeros(self.dim)
-            x[0] = 1.0
-        x = self._check_context(x)
-        assert x is not None
+        arm, x = self._summary_point(arm, x)
         lo, mu = self._factors()
         phi = self.joint(np.array([arm], dtype=np.int64), x)[0]
         w = kernels.spd_solve(lo, phi)

@@ -51,6 +51,22 @@ def decode_state(blob: bytes) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+def decision_params(r: DecisionRow) -> tuple[Any, ...]:
+    """A decision as the values of the ``decisions`` columns, in DECISION_COLS order."""
+    return (
+        r.event_id,
+        r.experiment_id,
+        r.created_at,
+        r.deadline,
+        r.model_version,
+        encode_vector(r.x),
+        json_ids(r.arms),
+        json.dumps(r.scores),
+        json.dumps(r.propensities),
+        json_ids(r.candidates),
+    )
+
+
 def decision_from_row(r: Sequence[Any]) -> DecisionRow:
     return DecisionRow(
         event_id=r[0],

@@ -34,6 +34,7 @@ from ._codec import (
     DECISION_COLS,
     REWARD_COLS,
     decision_from_row,
+    decision_params,
     decode_state,
     encode_state,
     encode_vector,
@@ -335,25 +336,10 @@ class MySQLStore(Store):
 
     # ----------------------------------------------------- decisions, rewards
     def log_decisions(self, rows: Sequence[DecisionRow]) -> None:
-        args = [
-            (
-                r.event_id,
-                r.experiment_id,
-                r.created_at,
-                r.deadline,
-                r.model_version,
-                encode_vector(r.x),
-                json.dumps(r.arms),
-                json.dumps(r.scores),
-                json.dumps(r.propensities),
-                json.dumps(r.candidates),
-            )
-            for r in rows
-        ]
+        args = [decision_params(r) for r in rows]
         self._run(
             lambda c: c.executemany(
-                "INSERT IGNORE INTO decisions (event_id, experiment_id, created_at, deadline, "
-                "model_version, x, arms, scores, propensities, candidates) "
+                f"INSERT IGNORE INTO decisions ({DECISION_COLS}) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 args,
             )

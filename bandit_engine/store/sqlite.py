@@ -20,9 +20,9 @@ from ._codec import (
     DECISION_COLS,
     REWARD_COLS,
     decision_from_row,
+    decision_params,
     decode_state,
     encode_vector,
-    json_ids,
     reward_from_row,
     snapshot_params,
 )
@@ -86,7 +86,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
 """
 
 
-_DECISION_WIDTH = 10  # columns of a decision row
+_DECISION_WIDTH = len(DECISION_COLS.split(","))  # columns of a decision row
 #: Rows per INSERT in ``log_decisions``. One multi-row statement, not
 #: ``executemany``: sqlite3 releases the GIL around every statement step (one
 #: per row with executemany), and the decision writer shares the GIL with the
@@ -100,10 +100,7 @@ _ROWS_PER_INSERT = 64
 def _decision_insert(n: int) -> str:
     """INSERT of ``n`` decision rows (at most 64 texts: sqlite3 caches them)."""
     row = "(" + ", ".join(["?"] * _DECISION_WIDTH) + ")"
-    return (
-        "INSERT OR IGNORE INTO decisions (event_id, experiment_id, created_at, deadline, "
-        "model_version, x, arms, scores, propensities, candidates) VALUES " + ", ".join([row] * n)
-    )
+    return f"INSERT OR IGNORE INTO decisions ({DECISION_COLS}) VALUES " + ", ".join([row] * n)
 
 
 class SQLiteStore(Store):
@@ -203,22 +200,7 @@ class SQLiteStore(Store):
     # ----------------------------------------------------- decisions, rewards
     def log_decisions(self, rows: Sequence[DecisionRow]) -> None:
         # Encoded before the transaction: the store lock is held for the insert only.
-        params = [
-            v
-            for r in rows
-            for v in (
-                r.event_id,
-                r.experiment_id,
-                r.created_at,
-                r.deadline,
-                r.model_version,
-                encode_vector(r.x),
-                json_ids(r.arms),
-                json.dumps(r.scores),
-                json.dumps(r.propensities),
-                json_ids(r.candidates),
-            )
-        ]
+        params = [v for r in rows for v in decision_params(r)]
         step = _ROWS_PER_INSERT * _DECISION_WIDTH
         with self._tx() as db:
             for i in range(0, len(params), step):
