@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
@@ -71,6 +72,25 @@ def _at_least_one(text: str) -> int:
     return k
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(text: str) -> float:
+    """Seconds from ``"90"``, ``"90s"``, ``"15m"``, ``"12h"`` or ``"7d"``."""
+    t = text.strip().lower()
+    unit = _UNITS.get(t[-1:], None)
+    try:
+        value = float(t[:-1] if unit is not None else t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (seconds, or a number with s, m, h or d)"
+        ) from None
+    seconds = value * (unit or 1.0)
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise argparse.ArgumentTypeError(f"duration {text!r} must be finite and >= 0")
+    return seconds
+
+
 def _learn(args: argparse.Namespace) -> int:
     from .learner import run_learner
     from .store import MySQLStore
@@ -117,6 +137,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_workers=args.workers,
         limits=Limits(max_candidates=args.max_candidates, max_features=args.max_features),
         checkpoint_interval=args.checkpoint_interval,
+        log_retention=args.log_retention,
         mysql_dsn=_mysql_dsn(args),
         kafka=kafka,
         learner=not args.no_learner,
@@ -134,6 +155,10 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if (args.tls_cert is None) != (args.tls_key is None):
         raise InvalidArgument("--tls-cert and --tls-key go together")
+    if kafka is not None and args.log_retention:
+        logging.getLogger("bandit_engine").warning(
+            "--log-retention is ignored in Kafka mode: the log is in Kafka (topic retention.ms)"
+        )
     server, port, engine = create_server(settings)
     server.start()
     log = logging.getLogger("bandit_engine")
@@ -368,6 +393,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         help="seconds between posterior snapshots (default 10)",
+    )
+    s.add_argument(
+        "--log-retention",
+        type=duration,
+        default=0.0,
+        metavar="DURATION",
+        help="delete decisions closed longer ago than this (e.g. 7d, 12h), with their "
+        "rewards, from the SQLite or MySQL log; default 0: keep everything "
+        "(not in Kafka mode: set the topics' retention.ms instead)",
     )
     s.add_argument("--grace", type=float, default=5.0, help="drain time on SIGTERM")
     s.add_argument(

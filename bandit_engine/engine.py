@@ -266,8 +266,21 @@ class Engine:
         producer: LogProducer | None = None,
         refresh_interval: float = 0.5,
         feedback_timeout: float = 5.0,
+        log_retention: float = 0.0,
+        prune_interval: float = 60.0,
     ) -> None:
+        if not (math.isfinite(log_retention) and log_retention >= 0):
+            raise InvalidArgument(f"log_retention={log_retention!r} must be >= 0 seconds (0: keep)")
+        if not (math.isfinite(prune_interval) and prune_interval > 0):
+            raise InvalidArgument(f"prune_interval={prune_interval!r} must be > 0 seconds")
         self.store = store
+        #: Seconds a closed decision and its rewards stay in the log past the
+        #: decision's deadline (embedded and MySQL-log modes); 0 keeps them.
+        self.log_retention = log_retention
+        self.prune_interval = prune_interval
+        #: Rows deleted by ``prune_log`` since the start: decisions, rewards.
+        self.pruned_decisions = 0
+        self.pruned_rewards = 0
         self.producer = producer
         self.refresh_interval = refresh_interval
         self.feedback_timeout = feedback_timeout
@@ -296,7 +309,8 @@ class Engine:
             self._maint.start()
 
     def _maintenance(self, tick: float) -> None:
-        last_ckpt = time.monotonic()
+        last_ckpt = last_prune = time.monotonic()
+        pruning = False  # a pruning round that ran out of its time budget
         if self.producer is not None:
             tick = min(tick, self.refresh_interval)
         while not self._stop.wait(tick):
@@ -308,6 +322,11 @@ class Engine:
                 if time.monotonic() - last_ckpt >= self.checkpoint_interval:
                     self.checkpoint()
                     last_ckpt = time.monotonic()
+                if self.log_retention > 0 and (
+                    pruning or time.monotonic() - last_prune >= self.prune_interval
+                ):
+                    pruning = self.prune_log(budget=0.5)
+                    last_prune = time.monotonic()
             except Exception:
                 log.exception("maintenance tick failed")
 
@@ -852,6 +871,42 @@ class Engine:
             exp.snapshot_version = version
             n += 1
         return n
+
+    def prune_log(
+        self, now: float | None = None, *, budget: float = 0.5, limit: int = 2000
+    ) -> bool:
+        """Delete decisions closed more than ``log_retention`` seconds past their
+        deadline, with their rewards (``Store.prune_log``), ``limit`` at a time
+        with a pause between chunks so that the decision writer and Feedback
+        commits get the store in between. Stops after ``budget`` seconds;
+        returns True if rows may remain (the maintenance loop then goes on at
+        its next tick). Not in Kafka mode, where the log is in Kafka."""
+        if self.log_retention <= 0 or self.producer is not None:
+            return False
+        before = (self.clock() if now is None else now) - self.log_retention
+        t_end = time.monotonic() + budget
+        decisions = rewards = 0
+        more = True
+        while more and not self._stop.is_set():
+            d, r = self.store.prune_log(before, limit)
+            decisions += d
+            rewards += r
+            more = d > 0 or r > 0
+            if time.monotonic() >= t_end:
+                break
+            if more:
+                time.sleep(0.005)
+        with self._lock:
+            self.pruned_decisions += decisions
+            self.pruned_rewards += rewards
+        if decisions or rewards:
+            log.info(
+                "log retention: deleted %d decisions and %d rewards closed before %.0f",
+                decisions,
+                rewards,
+                before,
+            )
+        return more
 
     # ----------------------------------------------------------------- misc
     def state_checksum(self) -> str:

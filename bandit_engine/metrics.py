@@ -9,8 +9,9 @@ Series:
   ``bandit_rewards_total{experiment,outcome}`` (applied, defaulted,
   duplicate, late), ``bandit_model_version{experiment}``,
   ``bandit_pending_decisions``, ``bandit_rewards_unknown_total``,
-  ``bandit_decisions_dropped_total`` (Kafka buffer full), read from the
-  engine at scrape time;
+  ``bandit_decisions_dropped_total`` (Kafka buffer full),
+  ``bandit_log_pruned_rows_total{table}`` (``--log-retention``), read from
+  the engine at scrape time;
 - with a learner (in-process, or ``bandit-engine learn --metrics-port``):
   ``bandit_learner_commits_total``, ``bandit_learner_rewards_applied_total``,
   ``bandit_learner_lag_records``, ``bandit_learner_lag_seconds``,
@@ -139,6 +140,12 @@ def _engine_metrics(engine: Any) -> Iterator[Metric]:
         "Decisions dropped (log buffer full)",
         value=engine.decisions_dropped,
     )
+    pruned = CounterMetricFamily(
+        "bandit_log_pruned_rows", "Log rows deleted by --log-retention", labels=["table"]
+    )
+    pruned.add_metric(["decisions"], engine.pruned_decisions)
+    pruned.add_metric(["rewards"], engine.pruned_rewards)
+    yield pruned
 
 
 def _learner_metrics(learner: Any) -> Iterator[Metric]:

@@ -167,6 +167,9 @@ class ServerSettings:
     limits: Limits = field(default_factory=Limits)
     max_message_bytes: int = 4 * 1024 * 1024
     checkpoint_interval: float = 10.0
+    #: Seconds a closed decision and its rewards stay in the SQLite/MySQL log
+    #: past its deadline (``Engine.prune_log``); 0 keeps them.
+    log_retention: float = 0.0
     #: MySQL instead of the SQLite file (``mysql://user:pw@host:port/db``).
     mysql_dsn: str | None = None
     #: Decisions and rewards through Kafka (needs ``mysql_dsn``).
@@ -209,6 +212,7 @@ def open_engine(settings: ServerSettings) -> Engine:
         seed=settings.seed,
         limits=settings.limits,
         checkpoint_interval=settings.checkpoint_interval,
+        log_retention=settings.log_retention,
         producer=producer,
         refresh_interval=settings.refresh_interval,
     )

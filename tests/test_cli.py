@@ -102,3 +102,18 @@ def test_recommend_refuses_k_below_one(
         main(["recommend", "exp", "-k", k, "--target", "127.0.0.1:1"])
     assert exit_.value.code == 2
     assert shown in capsys.readouterr().err
+
+
+def test_serve_refuses_a_bad_log_retention(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--log-retention", "a week", "--state-dir", ":memory:"])
+    assert exit_.value.code == 2
+    assert "'a week' is not a duration" in capsys.readouterr().err
+
+
+def test_serve_log_retention_reaches_the_engine() -> None:
+    from bandit_engine.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "--log-retention", "7d"])
+    assert args.log_retention == 7 * 86400.0
+    assert build_parser().parse_args(["serve"]).log_retention == 0.0

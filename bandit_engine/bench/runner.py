@@ -24,6 +24,7 @@ SECTIONS = (
     "grpc",
     "reuseport",
     "feedback",
+    "log",
     "sim",
     "replay",
 )
@@ -118,6 +119,12 @@ DESCRIPTIONS: dict[str, str] = {
     "snapshot_ms": "median ms to encode and write one experiment's state to MySQL (100 arms, "
     "d=32, disjoint LinTS)",
     "snapshot_load_ms": "median ms to read it back and rebuild the caches",
+    "log_bytes_per_decision": "SQLite log bytes per decision (top-10 of 100 arms, d=33) with "
+    "its 10 reward rows, after a WAL checkpoint",
+    "log_recommend_idle_us": "median in-process Engine.recommend, embedded log, no pruning",
+    "log_recommend_us": "the same while --log-retention deletes old decisions in another thread",
+    "log_prune_chunk_ms": "median ms of one prune_log chunk (2,000 decisions and their rewards)",
+    "log_prune_chunks": "chunks it took",
 }
 try:  # the simulators describe their own figures
     from simulators.bench import DESCRIPTIONS as _SIM
@@ -286,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import feedback
 
         timed("feedback", lambda: feedback.run(args.quick))
+    if "log" in sections:
+        from . import log as log_bench
+
+        timed("log", lambda: log_bench.run(args.quick))
     if "sim" in sections:
         from simulators import bench as sim_bench
 

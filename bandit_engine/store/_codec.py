@@ -106,3 +106,9 @@ def snapshot_params(snap: Snapshot) -> tuple[Any, ...]:
         encode_state(snap.state),
         snap.created_at or time.time(),
     )
+
+
+def check_prune_limit(limit: int) -> None:
+    """``prune_log``'s chunk size: a positive int (ValueError naming it otherwise)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit={limit!r} must be a positive integer")

@@ -165,6 +165,21 @@ class Store(ABC):
     def decisions(self, experiment_id: str | None = None) -> Iterator[DecisionRow]:
         """Every logged decision (for export and replay), in log order."""
 
+    @abstractmethod
+    def prune_log(self, before: float, limit: int = 2000) -> tuple[int, int]:
+        """Delete decisions closed with a deadline before ``before``, together
+        with their rewards; returns (decisions, rewards) deleted.
+
+        At most ``limit`` decisions per call (oldest deadline first), so a
+        call costs O(limit) and holds the store briefly: call again until it
+        deletes nothing. A decision goes only with all its rewards, and only
+        once its experiment's stored snapshot includes them (seq <=
+        ``last_seq``: a restart does not replay them); until then it waits
+        for a later call. Open decisions, experiments, arms and snapshots are
+        never deleted. A Feedback for a deleted decision is then an unknown
+        event (NOT_FOUND), not a duplicate: it is still not applied.
+        """
+
     # snapshots
     @abstractmethod
     def save_snapshot(self, snap: Snapshot) -> None: ...

@@ -33,6 +33,7 @@ from .._exceptions import InvalidArgument, StoreError
 from ._codec import (
     DECISION_COLS,
     REWARD_COLS,
+    check_prune_limit,
     decision_from_row,
     decision_params,
     decode_state,
@@ -45,7 +46,7 @@ from .base import ArmRow, DecisionRow, HeldRewards, LearnerOffsets, RewardRow, S
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 T = TypeVar("T")
 
@@ -84,7 +85,7 @@ _SCHEMA = [
         candidates MEDIUMTEXT NOT NULL,
         closed TINYINT NOT NULL DEFAULT 0,
         UNIQUE KEY (event_id),
-        KEY decisions_open (closed)
+        KEY decisions_closed (closed, deadline)
     ) ENGINE=InnoDB""",
     """CREATE TABLE IF NOT EXISTS rewards (
         seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -284,6 +285,17 @@ class MySQLStore(Store):
             # rewards: rewards it left waiting for their decision at its last
             # commit count as resolved after the upgrade (stop v2 learners
             # with SIGTERM first: their final commit comes after a drain).
+            # v3 -> v4: the index on closed decisions gains their deadline
+            # (prune_log).
+            cur.execute(
+                "SELECT index_name FROM information_schema.statistics WHERE "
+                "table_schema = DATABASE() AND table_name = 'decisions'"
+            )
+            indexes = {r[0] for r in cur.fetchall()}
+            if "decisions_closed" not in indexes:
+                cur.execute("ALTER TABLE decisions ADD KEY decisions_closed (closed, deadline)")
+            if "decisions_open" in indexes:
+                cur.execute("ALTER TABLE decisions DROP KEY decisions_open")
             cur.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
         elif row[0] > SCHEMA_VERSION:
             raise StoreError(
@@ -478,6 +490,35 @@ class MySQLStore(Store):
 
     def ping(self) -> None:
         self._run(lambda c: c.execute("SELECT 1"), retry=False)
+
+    def prune_log(self, before: float, limit: int = 2000) -> tuple[int, int]:
+        check_prune_limit(limit)
+
+        def op(c: Any) -> tuple[int, int]:
+            last = dict(_all(c, "SELECT experiment_id, last_seq FROM snapshots"))
+            due = _all(
+                c,
+                "SELECT seq, event_id, experiment_id FROM decisions "
+                "WHERE closed = 1 AND deadline < %s ORDER BY closed, deadline LIMIT %s",
+                (before, limit),
+            )
+            rewards = 0
+            for _, ev, exp_id in due:
+                if exp_id in last:
+                    rewards += c.execute(
+                        "DELETE FROM rewards WHERE event_id = %s AND seq <= %s",
+                        (ev, last[exp_id]),
+                    )
+            decisions = 0
+            for seq, ev, _ in due:
+                decisions += c.execute(
+                    "DELETE FROM decisions WHERE seq = %s AND NOT EXISTS "
+                    "(SELECT 1 FROM rewards WHERE event_id = %s)",
+                    (seq, ev),
+                )
+            return decisions, rewards
+
+        return self._run(op)
 
     def snapshot_versions(self) -> dict[str, int]:
         rows = self._run(lambda c: _all(c, "SELECT experiment_id, last_seq FROM snapshots"))

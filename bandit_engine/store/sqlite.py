@@ -19,6 +19,7 @@ from .._exceptions import StoreError
 from ._codec import (
     DECISION_COLS,
     REWARD_COLS,
+    check_prune_limit,
     decision_from_row,
     decision_params,
     decode_state,
@@ -28,7 +29,7 @@ from ._codec import (
 )
 from .base import ArmRow, DecisionRow, RewardRow, Snapshot, Store
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -61,7 +62,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     candidates TEXT NOT NULL,
     closed INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS decisions_open ON decisions (closed);
+CREATE INDEX IF NOT EXISTS decisions_closed ON decisions (closed, deadline);
+DROP INDEX IF EXISTS decisions_open;
 CREATE TABLE IF NOT EXISTS rewards (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL,
@@ -127,6 +129,10 @@ class SQLiteStore(Store):
         row = self._db.execute("SELECT version FROM schema_version").fetchone()
         if row is None:
             self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+        elif row[0] < SCHEMA_VERSION:
+            # v1 -> v2: the index on closed decisions gained their deadline
+            # (prune_log), made by the script above
+            self._db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
         elif row[0] > SCHEMA_VERSION:
             raise StoreError(
                 f"store {self.path!r} has schema version {row[0]}; this engine knows "
@@ -282,6 +288,30 @@ class SQLiteStore(Store):
             )
         for r in rows:
             yield decision_from_row(r)
+
+    def prune_log(self, before: float, limit: int = 2000) -> tuple[int, int]:
+        check_prune_limit(limit)
+        with self._tx() as db:
+            last = dict(db.execute("SELECT experiment_id, last_seq FROM snapshots").fetchall())
+            due = db.execute(
+                "SELECT seq, event_id, experiment_id FROM decisions "
+                "WHERE closed = 1 AND deadline < ? LIMIT ?",
+                (before, limit),
+            ).fetchall()
+            rewards = 0
+            for _, ev, exp_id in due:
+                if exp_id in last:
+                    rewards += db.execute(
+                        "DELETE FROM rewards WHERE event_id = ? AND seq <= ?", (ev, last[exp_id])
+                    ).rowcount
+            decisions = 0
+            for seq, ev, _ in due:
+                decisions += db.execute(
+                    "DELETE FROM decisions WHERE seq = ? AND NOT EXISTS "
+                    "(SELECT 1 FROM rewards WHERE event_id = ?)",
+                    (seq, ev),
+                ).rowcount
+        return decisions, rewards
 
     # -------------------------------------------------------------- snapshots
     def save_snapshot(self, snap: Snapshot) -> None:
