@@ -1,0 +1,84 @@
+"""Flow control: a partition's rewards are paused while thousands wait for
+decisions still in the log, and resumed once few wait or the decisions have
+caught up (``Learner._flow``)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from test_learner_replay import (
+    ARMS,
+    GRACE,
+    LATENESS,
+    SETTINGS,
+    T0,
+    FakeConsumer,
+    MemoryStore,
+    make_world,
+)
+
+from bandit_engine.learner import _PAUSE_ORPHANS, _RESUME_ORPHANS, Learner
+
+
+class PausingConsumer(FakeConsumer):
+    def __init__(self, n_dec: int, n_fb: int) -> None:
+        super().__init__(n_dec, n_fb)
+        self._paused: set[Any] = set()
+
+    def pause(self, *tps: Any) -> None:
+        self._paused.update(tps)
+
+    def resume(self, *tps: Any) -> None:
+        self._paused.difference_update(tps)
+
+    def paused(self) -> set[Any]:
+        return set(self._paused)
+
+
+def test_rewards_pause_while_their_decisions_lag_and_resume() -> None:
+    n = _PAUSE_ORPHANS + 500
+    strangers = _PAUSE_ORPHANS + 100  # rewards of events nobody decided
+    w = make_world(
+        [(f"ev{i}", [0], T0) for i in range(n)],
+        [(T0, f"ev{i}", ARMS[0], 1.0) for i in range(n)]
+        + [(T0, f"nobody{j}", ARMS[0], 1.0) for j in range(strangers)],
+    )
+
+    async def main() -> None:
+        lr = Learner(
+            MemoryStore(),  # type: ignore[arg-type]
+            SETTINGS,
+            lateness=LATENESS,
+            orphan_grace=GRACE,
+            clock=lambda: T0,
+            gc_threshold=None,
+        )
+        c = lr._consumer = PausingConsumer(len(w.decisions), len(w.feedback))
+        await lr._restore({0})
+        part = lr._parts[0]
+
+        def rewards(a: int, b: int) -> None:
+            for m in w.feedback[a:b]:
+                lr._on_feedback(part, m.offset, m.key, m.value, m.timestamp)
+
+        def paused() -> bool:
+            lr._flow()
+            return any(tp.topic == "f" for tp in c.paused())
+
+        rewards(0, _PAUSE_ORPHANS)
+        assert len(part.orphans) == _PAUSE_ORPHANS and not paused()  # at the limit: go on
+        rewards(_PAUSE_ORPHANS, n)
+        assert paused()  # 2,500 wait, and their decisions are still in the log
+        await lr._take_decisions(part, w.decisions[: n - _RESUME_ORPHANS - 1])
+        assert len(part.orphans) == _RESUME_ORPHANS + 1 and paused()  # not yet
+        await lr._take_decisions(part, w.decisions[n - _RESUME_ORPHANS - 1 : n - 1])
+        assert len(part.orphans) == 1 and not paused()  # few wait: resumed
+        rewards(n, n + strangers)
+        assert len(part.orphans) > _PAUSE_ORPHANS and paused()  # one decision still lags
+        await lr._take_decisions(part, w.decisions[n - 1 :])
+        # thousands still wait, but no decision lags behind them: resumed
+        assert len(part.orphans) == strangers and not paused()
+        lr._db.shutdown(wait=True)
+
+    asyncio.run(main())
