@@ -251,22 +251,6 @@ def first_slot_counts_gauss(mean, std, table, offset, draws):  # type: ignore[no
     return counts
 
 
-@njit(**_JIT)
-def first_slot_counts_matrix(draws):  # type: ignore[no-untyped-def]
-    """Per-column count of row-wise argmax over a (draws, n) score matrix."""
-    m, n = draws.shape
-    counts = np.zeros(n, dtype=np.int64)
-    for r in range(m):
-        best = 0
-        best_s = -np.inf
-        for i in range(n):
-            if draws[r, i] > best_s:
-                best_s = draws[r, i]
-                best = i
-        counts[best] += 1
-    return counts
-
-
 # ------------------------------------------------ per-arm Gaussian (disjoint)
 # An arm's score at x has mean w_a . x and variance x' C_a x, where w_a holds
 # the posterior mean weights (disjoint linear TS: the cached theta = A^-1 b;
@@ -869,23 +853,111 @@ def shared_scores(phi_rows, lo, mu, z, scale):  # type: ignore[no-untyped-def]
 
 
 @njit(**_JIT)
-def shared_first_counts(phi_rows, lo, mu, table, offset, draws, scale):  # type: ignore[no-untyped-def]
-    dim = mu.shape[0]
-    n = phi_rows.shape[0]
-    size = table.shape[0]
-    counts = np.zeros(n, dtype=np.int64)
-    z = np.empty(dim)
-    pos = offset % size
-    for _ in range(draws):
-        for i in range(dim):
-            z[i] = table[pos]
-            pos += 1
-            if pos == size:
-                pos = 0
-        s = shared_scores(phi_rows, lo, mu, z, scale)
+def solve_lower_rows(lo, b):  # type: ignore[no-untyped-def]
+    """``L^-1 b'`` for lower-triangular ``L``: column ``c`` solves ``L y = b[c]``."""
+    n = lo.shape[0]
+    m = b.shape[0]
+    y = np.empty((n, m))
+    for i in range(n):  # row by row, each a contiguous sweep over the columns
+        for c in range(m):
+            y[i, c] = b[c, i]
+        for k in range(i):
+            f = lo[i, k]
+            if f != 0.0:
+                for c in range(m):
+                    y[i, c] -= f * y[k, c]
+        d = lo[i, i]
+        for c in range(m):
+            y[i, c] /= d
+    return y
+
+
+@njit(**_JIT)
+def argmax_counts(scores, counts):  # type: ignore[no-untyped-def]
+    """Add, per column, how often it holds the row's maximum (first on ties)."""
+    m, n = scores.shape
+    for r in range(m):
         best = 0
+        best_s = scores[r, 0]
         for i in range(1, n):
-            if s[i] > s[best]:
+            if scores[r, i] > best_s:
+                best_s = scores[r, i]
+                best = i
+        counts[best] += 1
+    return counts
+
+
+@njit(**_JIT)
+def _gamma_draw(d, c, boost, normals, uniforms, pos_n, pos_u):  # type: ignore[no-untyped-def]
+    """One Gamma(a) draw by Marsaglia & Tsang (2000), d = a' - 1/3 and
+    c = 1/sqrt(9 d) for a' = max(a, a + 1 if a < 1), boosted by U^(1/a) when
+    a < 1 (``boost`` = 1/a, else 0); normals and uniforms are read from the
+    tables at the given positions. Returns (draw, pos_n, pos_u)."""
+    nn = normals.shape[0]
+    nu = uniforms.shape[0]
+    while True:
+        x = normals[pos_n]
+        pos_n += 1
+        if pos_n == nn:
+            pos_n = 0
+        v = 1.0 + c * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        u = uniforms[pos_u]
+        pos_u += 1
+        if pos_u == nu:
+            pos_u = 0
+        x2 = x * x
+        if u < 1.0 - 0.0331 * x2 * x2 or math.log(u) < 0.5 * x2 + d * (1.0 - v + math.log(v)):
+            g = d * v
+            break
+    if boost > 0.0:
+        u = uniforms[pos_u]
+        pos_u += 1
+        if pos_u == nu:
+            pos_u = 0
+        g *= u**boost
+    return g, pos_n, pos_u
+
+
+@njit(**_JIT)
+def _gamma_setup(a, d, c, boost):  # type: ignore[no-untyped-def]
+    """Per shape a[i], the constants of ``_gamma_draw``."""
+    for i in range(a.shape[0]):
+        a1 = a[i] + 1.0 if a[i] < 1.0 else a[i]
+        d[i] = a1 - 1.0 / 3.0
+        c[i] = 1.0 / math.sqrt(9.0 * d[i])
+        boost[i] = 1.0 / a[i] if a[i] < 1.0 else 0.0
+
+
+@njit(**_JIT)
+def beta_first_counts(alpha, beta, normals, uniforms, off_n, off_u, draws):  # type: ignore[no-untyped-def]
+    """In ``draws`` joint draws of independent Beta(alpha[i], beta[i]), how
+    often each i is the largest (first on ties). Beta = X / (X + Y) with X,
+    Y Gamma draws (``_gamma_draw``) from the seeded tables, read from the
+    offsets the caller drew from its Generator."""
+    n = alpha.shape[0]
+    da = np.empty(n)
+    ca = np.empty(n)
+    ba = np.empty(n)
+    db = np.empty(n)
+    cb = np.empty(n)
+    bb = np.empty(n)
+    _gamma_setup(alpha, da, ca, ba)
+    _gamma_setup(beta, db, cb, bb)
+    counts = np.zeros(n, dtype=np.int64)
+    pos_n = off_n % normals.shape[0]
+    pos_u = off_u % uniforms.shape[0]
+    for _ in range(draws):
+        best = 0
+        best_s = -1.0
+        for i in range(n):
+            x, pos_n, pos_u = _gamma_draw(da[i], ca[i], ba[i], normals, uniforms, pos_n, pos_u)
+            y, pos_n, pos_u = _gamma_draw(db[i], cb[i], bb[i], normals, uniforms, pos_n, pos_u)
+            s = x / (x + y) if x + y > 0.0 else 0.5
+            if s > best_s:
+                best_s = s
                 best = i
         counts[best] += 1
     return counts

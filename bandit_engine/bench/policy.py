@@ -199,6 +199,23 @@ class PolicyBench:
                 repeats=self._reps(15, 3),
             )
             out["decide_with_propensity_us"] = us2
+        # the other policies a server runs, trained on the same events
+        from ..config import ExperimentConfig
+
+        for kind, key in (
+            ("beta_ts", "propensity_beta_us"),
+            ("lin_ts_shared", "propensity_shared_us"),
+        ):
+            other = ExperimentConfig("bench", policy=kind, dim=d.train_x.shape[1]).make_policy()
+            for _ in range(d.n_arms):
+                other.add_arm()
+            other.update_batch(d.train_arms, d.train_x, d.train_r)
+            us3, _ = median_call_us(
+                lambda i, p=other: p.propensities(arms, xs[i % m], 1000, rng),
+                batch=20,
+                repeats=self._reps(15, 3),
+            )
+            out[key] = us3
         return out
 
     def updates(self) -> dict[str, float]:

