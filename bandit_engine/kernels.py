@@ -932,11 +932,31 @@ def _gamma_setup(a, d, c, boost):  # type: ignore[no-untyped-def]
 
 
 @njit(**_JIT)
-def beta_first_counts(alpha, beta, normals, uniforms, off_n, off_u, draws):  # type: ignore[no-untyped-def]
+def _gamma_bounds(d, c, boost, zmin, zmax, umin):  # type: ignore[no-untyped-def]
+    """Smallest and largest value ``_gamma_draw`` can return when the normal
+    table lies in [zmin, zmax] and the uniforms in [umin, 1]: the same
+    arithmetic at the extremes (each step is monotone, so rounding keeps the
+    order)."""
+    hi = 1.0 + c * zmax
+    hi = d * (hi * hi * hi)
+    lo = 1.0 + c * zmin
+    lo = d * (lo * lo * lo) if lo > 0.0 else 0.0
+    if boost > 0.0:
+        lo *= umin**boost
+    return lo, hi
+
+
+@njit(**_JIT)
+def beta_first_counts(alpha, beta, normals, uniforms, off_n, off_u, draws, zmin, zmax, umin):  # type: ignore[no-untyped-def]
     """In ``draws`` joint draws of independent Beta(alpha[i], beta[i]), how
     often each i is the largest (first on ties). Beta = X / (X + Y) with X,
     Y Gamma draws (``_gamma_draw``) from the seeded tables, read from the
-    offsets the caller drew from its Generator."""
+    offsets the caller drew from its Generator.
+
+    An arm whose largest possible draw (tables in [zmin, zmax] and [umin, 1])
+    is below another arm's smallest possible draw wins no draw whatever the
+    tables hold: it is not drawn at all (exactly as the Gaussian kernel skips
+    arms), which is most arms once the posteriors are narrow."""
     n = alpha.shape[0]
     da = np.empty(n)
     ca = np.empty(n)
@@ -946,13 +966,29 @@ def beta_first_counts(alpha, beta, normals, uniforms, off_n, off_u, draws):  # t
     bb = np.empty(n)
     _gamma_setup(alpha, da, ca, ba)
     _gamma_setup(beta, db, cb, bb)
+    s_lo = np.empty(n)
+    s_hi = np.empty(n)
+    floor = 0.0
+    for i in range(n):
+        xlo, xhi = _gamma_bounds(da[i], ca[i], ba[i], zmin, zmax, umin)
+        ylo, yhi = _gamma_bounds(db[i], cb[i], bb[i], zmin, zmax, umin)
+        s_hi[i] = xhi / (xhi + ylo)
+        s_lo[i] = xlo / (xlo + yhi)
+        floor = max(floor, s_lo[i])
+    live = np.empty(n, dtype=np.int64)
+    n_live = 0
+    for i in range(n):
+        if s_hi[i] >= floor:
+            live[n_live] = i
+            n_live += 1
     counts = np.zeros(n, dtype=np.int64)
     pos_n = off_n % normals.shape[0]
     pos_u = off_u % uniforms.shape[0]
     for _ in range(draws):
-        best = 0
+        best = live[0]
         best_s = -1.0
-        for i in range(n):
+        for j in range(n_live):
+            i = live[j]
             x, pos_n, pos_u = _gamma_draw(da[i], ca[i], ba[i], normals, uniforms, pos_n, pos_u)
             y, pos_n, pos_u = _gamma_draw(db[i], cb[i], bb[i], normals, uniforms, pos_n, pos_u)
             s = x / (x + y) if x + y > 0.0 else 0.5

@@ -972,6 +972,12 @@ def test_linear_posterior_summary_survives_a_reload_bit_for_bit(ev: Events) -> N
         ((0.3, 2.0, 0.8), (0.5, 5.0, 0.8)),  # shapes below 1: the boosted Gamma draw
         ((1.0, 30.0, 3.0), (1.0, 70.0, 6.0)),
         ((250.0, 240.0), (750.0, 760.0)),  # narrow posteriors, close means
+        # two contenders among hopeless arms, which the kernel skips (it cannot
+        # draw them above the contenders' smallest possible draw)
+        ((500.0, 510.0, *[100.0] * 30), (500.0, 490.0, *[900.0] * 30)),
+        # one leader and 40 arms 5 sd below it: each rarely wins, together often
+        # enough to see if the kernel skipped arms that can still win
+        ((2000.0, *[1820.0] * 40), (8000.0, *[8180.0] * 40)),
     ],
 )
 def test_beta_first_slot_kernel_matches_numpy_beta_draws(
@@ -992,3 +998,27 @@ def test_beta_first_slot_kernel_matches_numpy_beta_draws(
     theirs = np.bincount(ref_draws.argmax(axis=1), minlength=a.shape[0]) / 1_000_000
     se = np.sqrt(theirs * (1 - theirs) / draws) + 1e-4
     assert np.all(np.abs(ours - theirs) <= 5 * se), (ours, theirs)
+    rare = theirs < 0.01  # together
+    se_rare = np.sqrt(theirs[rare].sum() / draws) + 1e-4
+    assert abs(ours[rare].sum() - theirs[rare].sum()) <= 5 * se_rare, (ours, theirs)
+
+
+@pytest.mark.parametrize("shape", [0.2, 0.9, 1.0, 3.7, 50.0, 5000.0])
+def test_gamma_draws_stay_within_the_bounds_the_beta_kernel_skips_by(shape: float) -> None:
+    from bandit_engine import kernels
+    from bandit_engine.policies.base import normal_table, uniform_table
+
+    normals, uniforms = normal_table(), uniform_table()
+    a1 = shape + 1.0 if shape < 1.0 else shape
+    d = a1 - 1.0 / 3.0
+    c = 1.0 / np.sqrt(9.0 * d)
+    boost = 1.0 / shape if shape < 1.0 else 0.0
+    lo, hi = kernels._gamma_bounds(d, c, boost, normals.min(), normals.max(), uniforms.min())
+    pos_n, pos_u = 12345, 678
+    draws = []
+    for _ in range(20_000):
+        g, pos_n, pos_u = kernels._gamma_draw(d, c, boost, normals, uniforms, pos_n, pos_u)
+        draws.append(g)
+    g = np.array(draws)
+    assert lo <= g.min() and g.max() <= hi
+    assert g.mean() == pytest.approx(shape, rel=0.05)  # Gamma(shape, 1) has mean shape
