@@ -1022,3 +1022,15 @@ def test_gamma_draws_stay_within_the_bounds_the_beta_kernel_skips_by(shape: floa
     g = np.array(draws)
     assert lo <= g.min() and g.max() <= hi
     assert g.mean() == pytest.approx(shape, rel=0.05)  # Gamma(shape, 1) has mean shape
+    # The bounds are attained: the table's extreme normal, accepted at once
+    # (the smallest uniform passes the test), gives the extreme draw.
+    u_first = int(np.argmin(uniforms))
+    top, _, _ = kernels._gamma_draw(
+        d, c, boost, normals, uniforms, int(np.argmax(normals)), u_first
+    )
+    assert top <= hi and (boost > 0 or top == hi)
+    if boost == 0 and 1.0 + c * normals.min() > 0:
+        bottom, _, _ = kernels._gamma_draw(
+            d, c, boost, normals, uniforms, int(np.argmin(normals)), u_first
+        )
+        assert bottom == lo
