@@ -981,19 +981,23 @@ def beta_first_counts(alpha, beta, normals, uniforms, off_n, off_u, draws, zmin,
         if s_hi[i] >= floor:
             live[n_live] = i
             n_live += 1
-    counts = np.zeros(n, dtype=np.int64)
+    # Arm by arm, all draws of one arm in a row (its constants stay in
+    # registers), keeping the best score of each draw so far.
+    best = np.full(draws, live[0], dtype=np.int64)
+    best_s = np.full(draws, -1.0)
     pos_n = off_n % normals.shape[0]
     pos_u = off_u % uniforms.shape[0]
-    for _ in range(draws):
-        best = live[0]
-        best_s = -1.0
-        for j in range(n_live):
-            i = live[j]
-            x, pos_n, pos_u = _gamma_draw(da[i], ca[i], ba[i], normals, uniforms, pos_n, pos_u)
-            y, pos_n, pos_u = _gamma_draw(db[i], cb[i], bb[i], normals, uniforms, pos_n, pos_u)
+    for j in range(n_live):
+        i = live[j]
+        d1, c1, b1, d2, c2, b2 = da[i], ca[i], ba[i], db[i], cb[i], bb[i]
+        for r in range(draws):
+            x, pos_n, pos_u = _gamma_draw(d1, c1, b1, normals, uniforms, pos_n, pos_u)
+            y, pos_n, pos_u = _gamma_draw(d2, c2, b2, normals, uniforms, pos_n, pos_u)
             s = x / (x + y) if x + y > 0.0 else 0.5
-            if s > best_s:
-                best_s = s
-                best = i
-        counts[best] += 1
+            if s > best_s[r]:
+                best_s[r] = s
+                best[r] = i
+    counts = np.zeros(n, dtype=np.int64)
+    for r in range(draws):
+        counts[best[r]] += 1
     return counts
