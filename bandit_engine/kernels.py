@@ -459,11 +459,16 @@ def first_bad_input(arms, n, x, max_abs):  # type: ignore[no-untyped-def]
 
 
 @njit(**_JIT_SCORE_GIL)
-def gauss_rank(cov, w, packed, stale, arms, x, scale, z, k):  # type: ignore[no-untyped-def]
-    """``rank`` in one call that holds the GIL: repack stale rows, the
-    Thompson draw, its top ``k``. Returns (order, scores of the ranked arms),
-    what ``ensure_packed_all`` then ``gauss_sample_top_k`` give."""
+def gauss_rank(cov, w, packed, stale, arms, x, scale, zbuf, zpos, k, n_arms, max_abs):  # type: ignore[no-untyped-def]
+    """``rank`` in one call that holds the GIL: the value checks
+    (``first_bad_input``), repack stale rows, the Thompson draw with the
+    normals ``zbuf[zpos:]``, its top ``k``. Returns (order, scores of the
+    ranked arms), what ``ensure_packed_all`` then ``gauss_sample_top_k``
+    give; two empty arrays, having changed nothing, if a value is bad."""
+    if first_bad_input(arms, n_arms, x, max_abs):
+        return np.empty(0, dtype=np.int64), np.empty(0)
     ensure_packed_all(cov, packed, stale, arms)
+    z = zbuf[zpos : zpos + arms.shape[0]]
     _, _, scores, order = gauss_sample_top_k(cov, w, packed, arms, x, scale, z, k)
     return order, scores[order]
 

@@ -168,7 +168,7 @@ class PolicyBench:
             repeats=reps,
         )
         checks_us, _ = median_call_us(
-            lambda i: pol._checked(arms, xs[i % m], d.k),
+            lambda i: pol._shaped(arms, xs[i % m], d.k),
             batch=1000,
             repeats=reps,
         )

@@ -51,8 +51,8 @@ DESCRIPTIONS: dict[str, str] = {
     f"one context per call, {SETTING} (batches of 1000 calls, median of repeats)",
     "decide_kernel_us": "median us of kernels.gauss_mean_std alone (per-arm mean and std of the "
     "score; the O(K d^2) part of decide_us)",
-    "decide_checks_us": "median us of the argument checks rank() runs (_checked: shapes in "
-    "Python, values in one kernel call)",
+    "decide_checks_us": "median us of the argument checks rank() runs in Python (_shaped: "
+    "shapes and k; the values are checked inside its one kernel call)",
     "decide_kernel_share": "decide_kernel_us / median rank() us measured alongside it",
     "mabwiser_decide_us": "median us per MABWiser MAB(arms, LinTS(alpha=0.25, l2_lambda=1)) "
     ".predict(one context), trained on the same events, same contexts (top-1 only)",

@@ -148,32 +148,61 @@ class _PerArmGaussian(Policy):
     def rank(
         self, arms: IntArray, x: FloatArray | None, k: int, rng: np.random.Generator
     ) -> Ranking:
-        # the serving hot path: two kernel calls (checks, then repack + draw +
-        # top k), both holding the GIL; the same draws as _rank
-        arms, x = self._checked(arms, x, k)
-        z = self._normals(rng, arms.shape[0])
+        # The hot path of a draw: one kernel call holding the GIL checks the
+        # values, repacks, draws and takes the top k, reading the normals from
+        # the buffer (the same draws as _rank). It takes them (moves the
+        # buffer position) only if it accepted the values; a refill, which
+        # draws from rng, comes only after the checks.
+        a, c = self._shaped(arms, x, k)
+        n = a.shape[0]
+        buf, pos = self._zbuf, self._zpos
+        if rng is not self._zrng or pos + n > buf.shape[0]:
+            self._check_values(a, c)
+            self._normals(rng, n)
+            buf, pos = self._zbuf, self._zpos - n
         order, scores = kernels.gauss_rank(
-            self._cov, self._weights(), self._packed, self._stale, arms, x, self._scale, z, k
+            self._cov,
+            self._weights(),
+            self._packed,
+            self._stale,
+            a,
+            c,
+            self._scale,
+            buf,
+            pos,
+            k,
+            self._n_arms,
+            MAX_ABS_FEATURE,
         )
+        if order.shape[0] == 0:  # a value the kernel refused: nothing taken
+            self._check_values(a, c)
+        self._zpos = pos + n
         return Ranking(order, scores)
 
-    def _checked(self, arms: IntArray, x: FloatArray | None, k: int) -> tuple[IntArray, FloatArray]:
-        """``_check_arms``, ``_check_context`` and the ``k`` check, the value
-        checks in one kernel call; the slow checks only to name a bad value."""
+    def _shaped(self, arms: IntArray, x: FloatArray | None, k: int) -> tuple[IntArray, FloatArray]:
+        """The shape and ``k`` checks of a draw, in Python; the values are
+        checked by the kernels (``_check_values`` names a bad one)."""
         a = np.ascontiguousarray(arms, dtype=np.int64)
         c = None if x is None else np.ascontiguousarray(x, dtype=np.float64)
-        if (
-            a.ndim != 1
-            or a.shape[0] == 0
-            or c is None
-            or c.shape != (self.dim,)
-            or kernels.first_bad_input(a, self._n_arms, c, MAX_ABS_FEATURE)
-        ):
+        if a.ndim != 1 or a.shape[0] == 0 or c is None or c.shape != (self.dim,):
             a = self._check_arms(arms)
             c = self._check_context(x)  # these raise, naming the value
             assert c is not None
         if not 1 <= k <= a.shape[0]:
             raise InvalidArgument(f"k={k!r} must be between 1 and {a.shape[0]}")
+        return a, c
+
+    def _check_values(self, a: IntArray, c: FloatArray) -> None:
+        """Raise, naming it, if an arm index or a context value is bad."""
+        if kernels.first_bad_input(a, self._n_arms, c, MAX_ABS_FEATURE):
+            self._check_arms(a)
+            self._check_context(c)
+
+    def _checked(self, arms: IntArray, x: FloatArray | None, k: int) -> tuple[IntArray, FloatArray]:
+        """``_check_arms``, ``_check_context`` and the ``k`` check, the value
+        checks in one kernel call; the slow checks only to name a bad value."""
+        a, c = self._shaped(arms, x, k)
+        self._check_values(a, c)
         return a, c
 
     def _rank(
