@@ -52,6 +52,7 @@ def run(quick: bool = False) -> dict[str, float]:
             )
         )
         e.add_arms("x", [(f"a{i}", {}) for i in range(100)])
+        e.decision_log.start()  # the writer thread, as in a server (not the maintenance loop)
         rng = random.Random(0)
 
         def ctx() -> Context:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..policies import Policy
 from ._util import median_call_us, progress
 
 __all__ = ["Data", "PolicyBench", "make_data"]
@@ -210,8 +211,12 @@ class PolicyBench:
             for _ in range(d.n_arms):
                 other.add_arm()
             other.update_batch(d.train_arms, d.train_x, d.train_r)
+
+            def call(i: int, p: Policy = other) -> Any:
+                return p.propensities(arms, xs[i % m], 1000, rng)
+
             us3, _ = median_call_us(
-                lambda i, p=other: p.propensities(arms, xs[i % m], 1000, rng),
+                call,
                 batch=20,
                 repeats=self._reps(15, 3),
             )
