@@ -41,6 +41,7 @@ from .features import ArmFeatures, FeatureSpace
 from .kafka import LogProducer
 from .policies import Policy
 from .store import ArmRow, DecisionRow, RewardRow, Snapshot, Store
+from .store.base import PRUNE_CHUNK
 
 log = logging.getLogger(__name__)
 
@@ -873,7 +874,7 @@ class Engine:
         return n
 
     def prune_log(
-        self, now: float | None = None, *, budget: float = 0.5, limit: int = 2000
+        self, now: float | None = None, *, budget: float = 0.5, limit: int = PRUNE_CHUNK
     ) -> bool:
         """Delete decisions closed more than ``log_retention`` seconds past their
         deadline, with their rewards (``Store.prune_log``), ``limit`` at a time

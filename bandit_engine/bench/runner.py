@@ -124,9 +124,13 @@ DESCRIPTIONS: dict[str, str] = {
     "snapshot_load_ms": "median ms to read it back and rebuild the caches",
     "log_bytes_per_decision": "SQLite log bytes per decision (top-10 of 100 arms, d=33) with "
     "its 10 reward rows, after a WAL checkpoint",
-    "log_recommend_idle_us": "median in-process Engine.recommend, embedded log, no pruning",
-    "log_recommend_us": "the same while --log-retention deletes old decisions in another thread",
-    "log_prune_chunk_ms": "median ms of one prune_log chunk (2,000 decisions and their rewards)",
+    "log_prune_chunk_ms": "median ms of one prune_log chunk (PRUNE_CHUNK decisions and "
+    "their rewards)",
+    "log_prune_chunk_max_ms": "longest chunk (the longest a Feedback commit can wait for one)",
+    "log_feedback_p50_ms_idle": "in-process Feedback (SQLite commit) at ~500/s, p50, no pruning",
+    "log_feedback_p99_ms_idle": "same, p99",
+    "log_feedback_p50_ms_pruning": "the same while --log-retention deletes in another thread",
+    "log_feedback_p99_ms_pruning": "same, p99",
     "log_prune_chunks": "chunks it took",
 }
 try:  # the simulators describe their own figures

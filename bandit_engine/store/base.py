@@ -29,6 +29,12 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 
+#: Decisions per ``prune_log`` call. A chunk holds the store's write lock
+#: (SQLite) and a Feedback commit waits for it: 8 ms for 100 here (median; 21
+#: at most), 26 ms for 250, 136 ms for 2,000
+#: (``python -m bandit_engine.bench --only log``).
+PRUNE_CHUNK = 100
+
 
 @dataclass(frozen=True)
 class ArmRow:
@@ -166,7 +172,7 @@ class Store(ABC):
         """Every logged decision (for export and replay), in log order."""
 
     @abstractmethod
-    def prune_log(self, before: float, limit: int = 2000) -> tuple[int, int]:
+    def prune_log(self, before: float, limit: int = PRUNE_CHUNK) -> tuple[int, int]:
         """Delete decisions closed with a deadline before ``before``, together
         with their rewards; returns (decisions, rewards) deleted.
 

@@ -42,7 +42,16 @@ from ._codec import (
     reward_from_row,
     snapshot_params,
 )
-from .base import ArmRow, DecisionRow, HeldRewards, LearnerOffsets, RewardRow, Snapshot, Store
+from .base import (
+    PRUNE_CHUNK,
+    ArmRow,
+    DecisionRow,
+    HeldRewards,
+    LearnerOffsets,
+    RewardRow,
+    Snapshot,
+    Store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -491,7 +500,7 @@ class MySQLStore(Store):
     def ping(self) -> None:
         self._run(lambda c: c.execute("SELECT 1"), retry=False)
 
-    def prune_log(self, before: float, limit: int = 2000) -> tuple[int, int]:
+    def prune_log(self, before: float, limit: int = PRUNE_CHUNK) -> tuple[int, int]:
         check_prune_limit(limit)
 
         def op(c: Any) -> tuple[int, int]:

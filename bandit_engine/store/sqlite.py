@@ -27,7 +27,7 @@ from ._codec import (
     reward_from_row,
     snapshot_params,
 )
-from .base import ArmRow, DecisionRow, RewardRow, Snapshot, Store
+from .base import PRUNE_CHUNK, ArmRow, DecisionRow, RewardRow, Snapshot, Store
 
 SCHEMA_VERSION = 2
 
@@ -289,7 +289,7 @@ class SQLiteStore(Store):
         for r in rows:
             yield decision_from_row(r)
 
-    def prune_log(self, before: float, limit: int = 2000) -> tuple[int, int]:
+    def prune_log(self, before: float, limit: int = PRUNE_CHUNK) -> tuple[int, int]:
         check_prune_limit(limit)
         with self._tx() as db:
             last = dict(db.execute("SELECT experiment_id, last_seq FROM snapshots").fetchall())
