@@ -75,8 +75,9 @@ class BetaTS(Policy):
     def first_slot_counts(
         self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator
     ) -> IntArray:
-        # Gamma draws in one kernel from seeded tables, at offsets drawn
-        # from ``rng``: 3x faster than rng.beta over a (draws, arms) matrix.
+        # Gamma draws in one kernel from seeded tables, at offsets drawn from
+        # ``rng``, skipping arms that cannot win: 1.5x to 3x faster than
+        # rng.beta over a (draws, arms) matrix (README, Propensities).
         normals, uniforms = normal_table(), uniform_table()
         zmin, zmax, umin = _table_bounds()
         off = rng.integers(normals.shape[0], size=2)

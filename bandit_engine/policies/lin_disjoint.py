@@ -175,7 +175,8 @@ class _PerArmGaussian(Policy):
             MAX_ABS_FEATURE,
         )
         if order.shape[0] == 0:  # a value the kernel refused: nothing taken
-            self._check_values(a, c)
+            self._check_values(a, c)  # raises, naming it
+            raise AssertionError("gauss_rank refused values first_bad_input accepts")
         self._zpos = pos + n
         return Ranking(order, scores)
 
