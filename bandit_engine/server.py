@@ -42,6 +42,7 @@ from .learner import Learner
 from .metrics import Metrics
 from .security import AuthInterceptor, TLSConfig, is_loopback
 from .store import MySQLStore, SQLiteStore, Store
+from .warmup import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +259,7 @@ def create_server(
     Binds ``settings.port`` (0 picks a free port) and starts the engine's
     background threads. Call ``server.start()``, then ``stop_server`` to drain.
     """
+    warm_up()  # before the port is bound: no request waits for a compile
     engine = engine or open_engine(settings)
     opts = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
