@@ -152,6 +152,7 @@ def _serve(args: argparse.Namespace) -> int:
         else None,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         metrics_port=args.metrics_port,
+        reuseport=args.reuseport,
     )
     if (args.tls_cert is None) != (args.tls_key is None):
         raise InvalidArgument("--tls-cert and --tls-key go together")
@@ -433,6 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-learner",
         action="store_true",
         help="Kafka mode: serve only; posteriors refresh from MySQL",
+    )
+    s.add_argument(
+        "--reuseport",
+        action="store_true",
+        help="Kafka mode: let several server processes share --port (SO_REUSEPORT), "
+        "e.g. one per core",
     )
     s.add_argument(
         "--refresh-interval",

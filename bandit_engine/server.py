@@ -187,6 +187,10 @@ class ServerSettings:
     tls: TLSConfig | None = None
     #: RPCs handled at once; more are refused with RESOURCE_EXHAUSTED. None: no cap.
     max_concurrent_rpcs: int | None = None
+    #: Let several server processes bind the same port (SO_REUSEPORT; the
+    #: kernel spreads connections over them). Kafka mode only: in embedded
+    #: mode each process keeps its own join state.
+    reuseport: bool = False
     #: Prometheus /metrics on this port (0: a free one); None: off.
     metrics_port: int | None = None
     #: Seconds between health checks of the store and the learner.
@@ -259,12 +263,20 @@ def create_server(
     Binds ``settings.port`` (0 picks a free port) and starts the engine's
     background threads. Call ``server.start()``, then ``stop_server`` to drain.
     """
+    if settings.reuseport and settings.kafka is None:
+        raise InvalidArgument(
+            "--reuseport needs Kafka mode (--kafka-bootstrap): in embedded mode each process "
+            "keeps its own join state, and a Feedback reaching another process than its "
+            "Recommend would find no decision"
+        )
     warm_up()  # before the port is bound: no request waits for a compile
+    owned = engine is None
     engine = engine or open_engine(settings)
     opts = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
-        ("grpc.so_reuseport", 0),
+        # off unless asked: a second server on a taken port must fail, not share it
+        ("grpc.so_reuseport", 1 if settings.reuseport else 0),
     ]
     interceptors: list[grpc.ServerInterceptor] = []
     metrics = None
@@ -289,10 +301,18 @@ def create_server(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     address = f"{settings.host}:{settings.port}"
-    if settings.tls is not None:
-        port = server.add_secure_port(address, settings.tls.credentials())
-    else:
-        port = server.add_insecure_port(address)
+    try:
+        if settings.tls is not None:
+            port = server.add_secure_port(address, settings.tls.credentials())
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio's "Failed to bind to address ..."
+        port = 0
+    if port == 0:
+        if owned:
+            engine.close()
+        raise OSError(f"cannot bind {address} (is the port in use?)")
+    if settings.tls is None:
         if not is_loopback(settings.host):
             log.warning(
                 "serving PLAINTEXT on non-loopback %s: give --tls-cert/--tls-key (and tokens) "
@@ -301,8 +321,6 @@ def create_server(
             )
     if not settings.tokens and not is_loopback(settings.host):
         log.warning("no auth tokens: anyone who reaches %s can call every RPC", address)
-    if port == 0:
-        raise OSError(f"cannot bind {settings.host}:{settings.port}")
     server.health_servicer = health_servicer
     if settings.kafka is not None and settings.learner:
         assert settings.mysql_dsn is not None

@@ -402,3 +402,63 @@ def test_decisions_the_model_cannot_learn_from_are_counted_not_applied(
     finally:
         learner.stop()
         store.close()
+
+
+def test_reuseport_servers_share_one_port(kafka_settings: KafkaSettings, mysql_dsn: str) -> None:
+    """``serve --reuseport``: two --no-learner servers bind the same port; the
+    kernel spreads connections over both; rewards decided by either reach the
+    learner. Without the flag a second bind of a taken port fails, and the
+    flag is refused in embedded mode."""
+    from bandit_engine import InvalidArgument
+    from bandit_engine.server import LearnerThread
+
+    with pytest.raises(InvalidArgument, match="--reuseport needs Kafka mode"):
+        create_server(ServerSettings(port=0, state_dir=None, reuseport=True))
+
+    def settings(port: int, reuseport: bool = True) -> ServerSettings:
+        return ServerSettings(
+            port=port,
+            state_dir=None,
+            mysql_dsn=mysql_dsn,
+            kafka=kafka_settings,
+            learner=False,
+            refresh_interval=0.2,
+            reuseport=reuseport,
+        )
+
+    first, port, e1 = create_server(settings(0))
+    first.start()
+    second, port2, e2 = create_server(settings(port))
+    second.start()
+    assert port2 == port
+    with pytest.raises(OSError, match=f"cannot bind 127.0.0.1:{port}"):
+        create_server(settings(port, reuseport=False))
+    learner = LearnerThread(mysql_dsn, kafka_settings, commit_interval=0.05)
+    channels = [
+        grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(16)  # one connection each: all 16 on one process has odds 2^-15
+    ]
+    try:
+        stubs = [pb_grpc.BanditServiceStub(ch) for ch in channels]
+        stubs[0].CreateExperiment(
+            pb.CreateExperimentRequest(
+                spec=pb.ExperimentSpec(experiment_id="rp", policy=pb.BETA_TS, dim=1)
+            )
+        )
+        stubs[0].AddArms(pb.AddArmsRequest(experiment_id="rp", arms=[pb.ArmSpec(arm_id="x")]))
+        for e in (e1, e2):  # each process learns of the experiment from MySQL
+            wait_for(lambda e=e: bool(e.list_experiments()), 5.0, "experiment on both")
+        for stub in stubs:
+            resp = stub.Recommend(pb.RecommendRequest(experiment_id="rp"))
+            stub.Feedback(pb.FeedbackRequest(event_id=resp.event_id, arm_id="x", reward=1))
+        assert e1.producer is not None and e2.producer is not None
+        assert e1.producer.sent > 0 and e2.producer.sent > 0  # both processes served
+        store = MySQLStore(mysql_dsn)
+        wait_for(lambda: counters(store, "rp").get("rewards_applied", 0) == 16, 30, "learner")
+        store.close()
+    finally:
+        learner.stop()
+        for ch in channels:
+            ch.close()
+        stop_server(first, e1, 1.0)
+        stop_server(second, e2, 1.0)
