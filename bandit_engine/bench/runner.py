@@ -114,7 +114,10 @@ DESCRIPTIONS: dict[str, str] = {
     "feedback_rewards_per_s": "rewards joined, applied and committed in MySQL per second by one "
     "learner (one event loop), N decisions + N rewards waiting in the topics, K=100 d=32",
     "raw_consume_records_per_s": "records/s of a bare aiokafka getmany loop over the same topics",
-    "feedback_vs_raw_consume": "time(raw getmany over both topics) / time(learner), same run",
+    "feedback_vs_raw_consume": "time(raw getmany over both topics) / time(learner), same run: "
+    "median of 3 alternating rounds",
+    "feedback_vs_raw_consume_min": "smallest of those rounds",
+    "feedback_vs_raw_consume_max": "largest",
     "feedback_commits": "MySQL transactions the learner used for those rewards",
     "reward_to_posterior_p50_ms": "reward timestamp -> posterior committed in MySQL, p50, about "
     "200 rewards/s",
