@@ -225,6 +225,10 @@ def run(quick: bool = False) -> dict[str, float]:
             learner = Learner(MySQLStore(dsn), own, commit_interval=0.1)
             learn_s.append(asyncio.run(_learn_until(learner, n, timeout=600)))
             commits.append(learner.commits)
+            progress(
+                f"feedback: round {rnd + 1}: raw {2 * n / raw_s[-1]:,.0f} records/s, learner "
+                f"{n / learn_s[-1]:,.0f} rewards/s, ratio {raw_s[-1] / learn_s[-1]:.3f}"
+            )
         figures["feedback_rewards_per_s"] = n / float(np.median(learn_s))
         figures["raw_consume_records_per_s"] = 2 * n / float(np.median(raw_s))
         figures["feedback_vs_raw_consume"] = float(
