@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +17,6 @@ from bandit_engine import InvalidArgument, NotFound
 from bandit_engine.cli import duration
 from bandit_engine.engine import Engine
 from bandit_engine.store import DecisionRow, MySQLStore, RewardRow, Snapshot, SQLiteStore, Store
-
-
-@pytest.fixture(params=["sqlite", "mysql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        s: Store = SQLiteStore(tmp_path / "state.db")
-    else:
-        s = MySQLStore(request.getfixturevalue("mysql_dsn"))
-    yield s
-    s.close()
 
 
 def _decision(ev: str, deadline: float) -> DecisionRow:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
 import pymysql
 import pytest
@@ -16,20 +13,9 @@ from bandit_engine.store import (
     MySQLStore,
     RewardRow,
     Snapshot,
-    SQLiteStore,
     Store,
 )
 from bandit_engine.store.mysql import parse_dsn
-
-
-@pytest.fixture(params=["sqlite", "mysql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        s: Store = SQLiteStore(tmp_path / "state.db")
-    else:
-        s = MySQLStore(request.getfixturevalue("mysql_dsn"))
-    yield s
-    s.close()
 
 
 def decision(ev: str, exp: str = "e", arms: tuple[str, ...] = ("a", "b")) -> DecisionRow:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -108,7 +108,36 @@ def snapshot_params(snap: Snapshot) -> tuple[Any, ...]:
     )
 
 
-def check_prune_limit(limit: int) -> None:
-    """``prune_log``'s chunk size: a positive int (ValueError naming it otherwise)."""
+def prune_log_rows(
+    fetch: Callable[[str, tuple[Any, ...]], Sequence[Any]],
+    execute: Callable[[str, tuple[Any, ...]], int],
+    ph: str,
+    before: float,
+    limit: int,
+) -> tuple[int, int]:
+    """``Store.prune_log`` for either store, inside its transaction: ``fetch``
+    returns rows, ``execute`` the affected row count, ``ph`` is the driver's
+    placeholder (``?`` or ``%s``). Rewards go first, each decision only if
+    none of its rewards is left (the rest wait for a later snapshot)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit={limit!r} must be a positive integer")
+    last = dict(fetch("SELECT experiment_id, last_seq FROM snapshots", ()))
+    due = fetch(
+        "SELECT seq, event_id, experiment_id FROM decisions "
+        f"WHERE closed = 1 AND deadline < {ph} ORDER BY closed, deadline LIMIT {ph}",
+        (before, limit),
+    )
+    rewards = sum(
+        execute(f"DELETE FROM rewards WHERE event_id = {ph} AND seq <= {ph}", (ev, last[exp_id]))
+        for _, ev, exp_id in due
+        if exp_id in last
+    )
+    decisions = sum(
+        execute(
+            f"DELETE FROM decisions WHERE seq = {ph} AND NOT EXISTS "
+            f"(SELECT 1 FROM rewards WHERE event_id = {ph})",
+            (seq, ev),
+        )
+        for seq, ev, _ in due
+    )
+    return decisions, rewards

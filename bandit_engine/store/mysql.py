@@ -33,12 +33,12 @@ from .._exceptions import InvalidArgument, StoreError
 from ._codec import (
     DECISION_COLS,
     REWARD_COLS,
-    check_prune_limit,
     decision_from_row,
     decision_params,
     decode_state,
     encode_state,
     encode_vector,
+    prune_log_rows,
     reward_from_row,
     snapshot_params,
 )
@@ -501,33 +501,11 @@ class MySQLStore(Store):
         self._run(lambda c: c.execute("SELECT 1"), retry=False)
 
     def prune_log(self, before: float, limit: int = PRUNE_CHUNK) -> tuple[int, int]:
-        check_prune_limit(limit)
-
-        def op(c: Any) -> tuple[int, int]:
-            last = dict(_all(c, "SELECT experiment_id, last_seq FROM snapshots"))
-            due = _all(
-                c,
-                "SELECT seq, event_id, experiment_id FROM decisions "
-                "WHERE closed = 1 AND deadline < %s ORDER BY closed, deadline LIMIT %s",
-                (before, limit),
+        return self._run(
+            lambda c: prune_log_rows(
+                lambda sql, args: _all(c, sql, args), c.execute, "%s", before, limit
             )
-            rewards = 0
-            for _, ev, exp_id in due:
-                if exp_id in last:
-                    rewards += c.execute(
-                        "DELETE FROM rewards WHERE event_id = %s AND seq <= %s",
-                        (ev, last[exp_id]),
-                    )
-            decisions = 0
-            for seq, ev, _ in due:
-                decisions += c.execute(
-                    "DELETE FROM decisions WHERE seq = %s AND NOT EXISTS "
-                    "(SELECT 1 FROM rewards WHERE event_id = %s)",
-                    (seq, ev),
-                )
-            return decisions, rewards
-
-        return self._run(op)
+        )
 
     def snapshot_versions(self) -> dict[str, int]:
         rows = self._run(lambda c: _all(c, "SELECT experiment_id, last_seq FROM snapshots"))

@@ -19,11 +19,11 @@ from .._exceptions import StoreError
 from ._codec import (
     DECISION_COLS,
     REWARD_COLS,
-    check_prune_limit,
     decision_from_row,
     decision_params,
     decode_state,
     encode_vector,
+    prune_log_rows,
     reward_from_row,
     snapshot_params,
 )
@@ -290,28 +290,14 @@ class SQLiteStore(Store):
             yield decision_from_row(r)
 
     def prune_log(self, before: float, limit: int = PRUNE_CHUNK) -> tuple[int, int]:
-        check_prune_limit(limit)
         with self._tx() as db:
-            last = dict(db.execute("SELECT experiment_id, last_seq FROM snapshots").fetchall())
-            due = db.execute(
-                "SELECT seq, event_id, experiment_id FROM decisions "
-                "WHERE closed = 1 AND deadline < ? LIMIT ?",
-                (before, limit),
-            ).fetchall()
-            rewards = 0
-            for _, ev, exp_id in due:
-                if exp_id in last:
-                    rewards += db.execute(
-                        "DELETE FROM rewards WHERE event_id = ? AND seq <= ?", (ev, last[exp_id])
-                    ).rowcount
-            decisions = 0
-            for seq, ev, _ in due:
-                decisions += db.execute(
-                    "DELETE FROM decisions WHERE seq = ? AND NOT EXISTS "
-                    "(SELECT 1 FROM rewards WHERE event_id = ?)",
-                    (seq, ev),
-                ).rowcount
-        return decisions, rewards
+            return prune_log_rows(
+                lambda sql, args: db.execute(sql, args).fetchall(),
+                lambda sql, args: db.execute(sql, args).rowcount,
+                "?",
+                before,
+                limit,
+            )
 
     # -------------------------------------------------------------- snapshots
     def save_snapshot(self, snap: Snapshot) -> None:
