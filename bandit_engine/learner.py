@@ -62,10 +62,11 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
+from . import fetch, kernels, wire
 from ._proto.bandit.v1 import log_pb2
 from .config import ExperimentConfig
 from .features import ArmFeatures
+from .fetch import Chunk
 from .kafka import (
     FeedbackParseError,
     KafkaSettings,
@@ -325,7 +326,6 @@ class Learner:
         nothing and returns ``(experiment_id, highest slot)``; the caller
         loads them (``_exp``) and calls again with ``loaded=True``.
         """
-        replay = offset < part.committed.dec_next
         try:
             rec = self._dec_msg  # parsed into, record after record: its fields are copied out
             rec.ParseFromString(value or b"")
@@ -334,18 +334,45 @@ class Learner:
             xb = None
         if xb is None:
             part.dec_next = max(part.dec_next, offset + 1)
-            if not replay:
+            if offset >= part.committed.dec_next:
                 self._counters[("", "malformed_decision")] += 1
             return None
-        slots = rec.slots[:]  # a list: a quarter of the cost of tuple() here
+        x_ok = kernels.first_bad_feature_bytes(xb, MAX_ABS_FEATURE) < 0
+        return self._decision(
+            part,
+            offset,
+            rec.event_id,
+            rec.experiment_id,
+            rec.created_at,
+            rec.deadline,
+            xb,
+            rec.slots[:],  # a list: a quarter of the cost of tuple() here
+            x_ok,
+            loaded,
+        )
+
+    def _decision(
+        self,
+        part: _Part,
+        offset: int,
+        event_id: str,
+        exp_id: str,
+        created_at: float,
+        deadline: float,
+        xb: bytes,
+        slots: list[int],
+        x_ok: int,
+        loaded: bool,
+    ) -> tuple[str, int] | None:
+        """``_on_decision`` once the record is read (by protobuf or ``wire``);
+        ``x_ok``: true if the context is all finite and within ``MAX_ABS_FEATURE``."""
+        replay = offset < part.committed.dec_next
         top = max(slots) if slots else -1
-        exp_id = rec.experiment_id
         exp = self._exps.get(exp_id)
         if not loaded and (exp is None or top >= exp.policy.n_arms):
-            if not (replay and rec.deadline <= part.committed.watermark):
+            if not (replay and deadline <= part.committed.watermark):
                 return exp_id, top  # new experiment or arms: ask MySQL first
         part.dec_next = max(part.dec_next, offset + 1)
-        created_at, deadline, event_id = rec.created_at, rec.deadline, rec.event_id
         if created_at > part.dec_time:
             part.dec_time = created_at
         if replay and deadline <= part.committed.watermark:
@@ -365,7 +392,7 @@ class Learner:
             or not slots
             or top >= exp.policy.n_arms
             or len(xb) != 8 * exp.cfg.dim
-            or kernels.first_bad_feature_bytes(xb, MAX_ABS_FEATURE) >= 0
+            or not x_ok
         ):
             if not replay:
                 self._counters[(exp_id, "malformed_decision")] += 1
@@ -393,11 +420,16 @@ class Learner:
         return None
 
     async def _take_decisions(self, part: _Part, records: Any) -> bool:
-        """Take a fetched batch of decisions; False if the join state was
-        rebuilt meanwhile (a rebalance or a reset while loading an
-        experiment), in which case the rest is void and will be read again."""
+        """Take a fetched batch of decisions (records, or ``fetch.Chunk``s);
+        False if the join state was rebuilt meanwhile (a rebalance or a reset
+        while loading an experiment), in which case the rest is void and will
+        be read again."""
         epoch = self._epoch
         for m in records:
+            if type(m) is Chunk:
+                if not await self._take_decision_chunk(part, m):
+                    return False
+                continue
             need = self._on_decision(part, m.offset, m.value)
             if need is not None:
                 await self._exp(*need)
@@ -406,22 +438,116 @@ class Learner:
                 self._on_decision(part, m.offset, m.value, loaded=True)
         return True
 
+    async def _take_decision_chunk(self, part: _Part, chunk: Chunk) -> bool:
+        """Decisions of a chunk: the fields read by ``wire.scan_decisions``,
+        and by protobuf those it leaves (``_on_decision``)."""
+        epoch = self._epoch
+        n = len(chunk)
+        out = np.empty((n, wire.DEC_COLS), dtype=np.int64)
+        times = np.empty((n, 2))
+        slot_buf = np.empty(16 * n, dtype=np.int64)  # more slots: protobuf reads that one
+        used = wire.scan_decisions(chunk.buf, chunk.recs, n, out, times, slot_buf, MAX_ABS_FEATURE)
+        all_slots = slot_buf[:used].tolist()
+        raw = chunk.raw
+        offsets = chunk.recs[:, 0].tolist()
+        decision = self._decision
+        rows = zip(out.tolist(), times.tolist(), offsets, strict=True)
+        for i, (
+            (ok, e0, e1, p0, p1, x0, x1, k0, kn, x_ok),
+            (t_created, t_deadline),
+            offset,
+        ) in enumerate(rows):
+            if ok:
+                try:
+                    ev, exp_id = raw[e0:e1].decode(), raw[p0:p1].decode()
+                except UnicodeDecodeError:
+                    ok = 0  # protobuf refuses it too, and says so
+            if ok:
+                args = (ev, exp_id, t_created, t_deadline, raw[x0:x1], all_slots[k0 : k0 + kn])
+                need = decision(part, offset, *args, x_ok, False)
+                if need is not None:
+                    await self._exp(*need)
+                    if self._epoch != epoch:
+                        return False
+                    decision(part, offset, *args, x_ok, True)
+                continue
+            value = chunk.value(i)
+            need = self._on_decision(part, offset, value)
+            if need is not None:
+                await self._exp(*need)
+                if self._epoch != epoch:
+                    return False
+                self._on_decision(part, offset, value, loaded=True)
+        return True
+
+    def _take_feedback(self, part: _Part, records: Any) -> None:
+        """Take a fetched batch of rewards (records, or ``fetch.Chunk``s)."""
+        for m in records:
+            if type(m) is Chunk:
+                self._take_feedback_chunk(part, m)
+            else:
+                self._on_feedback(part, m.offset, m.key, m.value, m.timestamp)
+
+    def _take_feedback_chunk(self, part: _Part, chunk: Chunk) -> None:
+        n = len(chunk)
+        out = np.empty((n, wire.FB_COLS), dtype=np.int64)
+        nums = np.empty((n, 2))
+        wire.scan_feedback(chunk.buf, chunk.recs, n, out, nums)
+        raw = chunk.raw
+        fields = self._feedback
+        committed = part.committed.fb_next
+        for i, ((ok, e0, e1, a0, a1), (reward, ts), (offset, ts_ms, k0, kn, v0, vn)) in enumerate(
+            zip(out.tolist(), nums.tolist(), chunk.recs.tolist(), strict=True)
+        ):
+            if ok:
+                try:
+                    ev, arm = raw[e0:e1].decode(), raw[a0:a1].decode()
+                except UnicodeDecodeError:
+                    ok = 0
+            key = None if kn < 0 else raw[k0 : k0 + kn]
+            if not ok:
+                self._on_feedback(part, offset, key, chunk.value(i), ts_ms)
+                continue
+            if offset < committed and offset in part.held_unknown:
+                part.fb_next = max(part.fb_next, offset + 1)
+                continue  # dead-lettered as unknown_event before the commit
+            fields(part, offset, key, raw[v0 : v0 + vn], ev, arm, reward, ts or ts_ms / 1000.0)
+
     def _on_feedback(
         self, part: _Part, offset: int, key: bytes | None, value: bytes | None, ts_ms: int
     ) -> None:
         replay = offset < part.committed.fb_next
-        part.fb_next = max(part.fb_next, offset + 1)
         if replay and offset in part.held_unknown:
+            part.fb_next = max(part.fb_next, offset + 1)
             return  # dead-lettered as unknown_event before the commit
         try:
             ev, arm, reward, ts = feedback_fields(value, ts_ms, self._fb_msg)
         except FeedbackParseError as exc:
+            part.fb_next = max(part.fb_next, offset + 1)
             if not replay:
                 self._dead_letter("", exc.reason, str(exc), key, value, part.p, offset)
             return
+        self._feedback(part, offset, key, value or b"", ev, arm, reward, ts)
+
+    def _feedback(
+        self,
+        part: _Part,
+        offset: int,
+        key: bytes | None,
+        value: bytes,
+        ev: str,
+        arm: str,
+        reward: float,
+        ts: float,
+    ) -> None:
+        """``_on_feedback`` once the record is read and checked (by
+        ``feedback_fields`` or ``wire``; ``ts`` defaulted to the message time)."""
+        replay = offset < part.committed.fb_next
+        if offset >= part.fb_next:
+            part.fb_next = offset + 1
         if ts > part.fb_time:
             part.fb_time = ts
-        fb = (ev, arm, reward, ts, value or b"")
+        fb = (ev, arm, reward, ts, value)
         if replay and offset not in part.held_orphans:
             # Resolved before the commit, by a decision this replay has met or
             # will meet (or that is before the resume point): rebuild only.
@@ -789,8 +915,10 @@ class Learner:
         s = self.settings
         self._producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=20)
         await self._producer.start()
+        fetch.install()  # records in chunks, not one object each (see fetch)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap,
+            value_deserializer=fetch.raw_values,
             group_id=s.group_id,
             group_instance_id=self.group_instance_id,
             enable_auto_commit=False,
@@ -839,8 +967,7 @@ class Learner:
                     if tp.topic == s.decisions_topic:
                         await self._take_decisions(part, records)
                     else:
-                        for m in records:
-                            self._on_feedback(part, m.offset, m.key, m.value, m.timestamp)
+                        self._take_feedback(part, records)
                 if self._need_reset:  # a commit failed: what was read since is void
                     await self._settle()
                     continue

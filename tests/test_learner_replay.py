@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from test_wire import records_chunk
 
 from bandit_engine._exceptions import StoreError
 from bandit_engine._proto.bandit.v1 import log_pb2
@@ -242,8 +244,9 @@ STEP = st.one_of(
 
 
 class Run:
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, chunks: bool = False) -> None:
         self.w = world
+        self.chunks = chunks  # records as ``fetch.Chunk``s, read by ``wire``
         self.store = MemoryStore()
         self.clock = T0
         self.dead: list[tuple[str, int]] = []  # (reason, feedback offset) sent after commits
@@ -270,6 +273,13 @@ class Run:
         )
         self.learner._consumer = FakeConsumer(len(self.w.decisions), len(self.w.feedback))
         self.learner._producer = self._producer()
+        if self.chunks:  # every record here is clean protobuf: none may take the slow path
+
+            def slow(*args: Any, **kw: Any) -> None:
+                raise AssertionError(f"a clean record went to protobuf: {args}")
+
+            self.learner._on_decision = slow  # type: ignore[method-assign]
+            self.learner._on_feedback = slow  # type: ignore[method-assign]
         await self.learner._restore({0})
 
     async def read(self, topic: str, n: int) -> None:
@@ -279,11 +289,11 @@ class Run:
         log = self.w.decisions if topic == "d" else self.w.feedback
         recs = log[c.pos[topic] : c.pos[topic] + n]
         c.pos[topic] += len(recs)
+        batch: list[Any] = [records_chunk(recs)] if self.chunks and recs else recs
         if topic == "d":
-            await lr._take_decisions(part, recs)
+            await lr._take_decisions(part, batch)
         else:
-            for m in recs:
-                lr._on_feedback(part, m.offset, m.key, m.value, m.timestamp)
+            lr._take_feedback(part, batch)
         lr._advance(self.clock)
 
     async def commit(self, fail: str | None) -> None:
@@ -307,8 +317,8 @@ class Run:
         self.learner._db.shutdown(wait=True)
 
 
-def _play(world: World, steps: list[tuple[str, Any, int]]) -> Run:
-    run = Run(world)
+def _play(world: World, steps: list[tuple[str, Any, int]], chunks: bool = False) -> Run:
+    run = Run(world, chunks)
 
     async def main() -> None:
         await run.start()
@@ -337,8 +347,11 @@ def _play(world: World, steps: list[tuple[str, Any, int]]) -> Run:
 @example(*REPLAYED_BEFORE_ITS_DECISION)
 @example(*ORPHAN_OF_A_COMMITTED_DECISION)
 @example(*ORPHAN_NOT_YET_REPLAYED)
-def test_every_reward_is_resolved_exactly_once(world: World, steps: list[Any]) -> None:
-    run = _play(world, steps)
+@pytest.mark.parametrize("chunks", [False, True], ids=["records", "chunks"])
+def test_every_reward_is_resolved_exactly_once(
+    chunks: bool, world: World, steps: list[Any]
+) -> None:
+    run = _play(world, steps, chunks)
     counters: dict[str, int] = {}
     for (_, name), n in run.store.counters.items():
         counters[name] = counters.get(name, 0) + n
