@@ -58,6 +58,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -127,6 +128,9 @@ class _Part:
     orphan_heap: list[tuple[float, int, str]] = field(default_factory=list)
     dec_time: float = float("-inf")  # newest decision time seen
     fb_time: float = float("-inf")  # newest reward time seen
+    dec_log_ms: int = -(1 << 62)  # newest Kafka timestamp of a decision taken
+    # rewards fetched but not taken yet (``Learner._take_held``), in offset order
+    held: deque[Any] = field(default_factory=deque)
     # Replay (see HeldRewards): the committed orphans and unknown ones, the
     # replayed rewards that met no decision yet (resolved before the commit,
     # most by a decision the replay has not reached: they wait for it, never
@@ -198,6 +202,7 @@ class Learner:
         gc_threshold: tuple[int, int, int] | None = (50_000, 20, 100),
         fetch_max_wait_ms: int = 20,
         group_instance_id: str | None = None,
+        hold_rewards: bool = True,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -212,6 +217,7 @@ class Learner:
             raise ValueError(f"fetch_max_wait_ms={fetch_max_wait_ms!r} must be in [1, 60000]")
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.group_instance_id = group_instance_id
+        self.hold_rewards = hold_rewards
         self._db = ThreadPoolExecutor(1, thread_name_prefix="learner-db")
         self._exps: dict[str, _Exp] = {}
         self._parts: dict[int, _Part] = {}
@@ -429,7 +435,9 @@ class Learner:
             if type(m) is Chunk:
                 if not await self._take_decision_chunk(part, m):
                     return False
+                part.dec_log_ms = max(part.dec_log_ms, int(m.recs[:, 1].max()))
                 continue
+            part.dec_log_ms = max(part.dec_log_ms, m.timestamp)
             need = self._on_decision(part, m.offset, m.value)
             if need is not None:
                 await self._exp(*need)
@@ -450,11 +458,28 @@ class Learner:
         all_slots = slot_buf[:used].tolist()
         raw = chunk.raw
         offsets = chunk.recs[:, 0].tolist()
+        if self._decision_run(part, chunk, out, times, slot_buf[:used], all_slots, offsets):
+            return True
         decision = self._decision
-        rows = zip(out.tolist(), times.tolist(), offsets, strict=True)
+        # Column by column: flat lists of numbers (one list per column, the
+        # numbers untracked by the garbage collector), zipped. ``tolist()`` of
+        # the whole table made a list per row: three times as many objects to
+        # collect as records, which made collections dominate (2x slower).
+        cols = out.T.tolist()
+        rows = zip(*cols, times[:, 0].tolist(), times[:, 1].tolist(), offsets, strict=True)
         for i, (
-            (ok, e0, e1, p0, p1, x0, x1, k0, kn, x_ok),
-            (t_created, t_deadline),
+            ok,
+            e0,
+            e1,
+            p0,
+            p1,
+            x0,
+            x1,
+            k0,
+            kn,
+            x_ok,
+            t_created,
+            t_deadline,
             offset,
         ) in enumerate(rows):
             if ok:
@@ -480,13 +505,140 @@ class Learner:
                 self._on_decision(part, offset, value, loaded=True)
         return True
 
+    def _decision_run(
+        self,
+        part: _Part,
+        chunk: Chunk,
+        out: np.ndarray,
+        times: np.ndarray,
+        slot_arr: np.ndarray,
+        all_slots: list[int],
+        offsets: list[int],
+    ) -> bool:
+        """Take a chunk of decisions in one go, if it is the common case: all
+        read by ``wire``, none replayed, one experiment already loaded, arms
+        known, contexts of its dimension and in range, no event seen before.
+        Then it does what ``_decision`` does record by record, with the
+        dictionary, queue and counter updates made per chunk, and returns
+        True; otherwise it changes nothing and returns False (the caller goes
+        record by record)."""
+        n = len(offsets)
+        if not n or offsets[0] < part.committed.dec_next:
+            return False
+        if not (out[:, 0].all() and out[:, 9].all() and out[:, 8].all()):
+            return False
+        if not wire.same_spans(chunk.buf, out[:, 3], out[:, 4]):
+            return False
+        raw = chunk.raw
+        try:
+            exp_id = raw[out[0, 3] : out[0, 4]].decode()
+            evs = [
+                raw[a:b].decode()
+                for a, b in zip(out[:, 1].tolist(), out[:, 2].tolist(), strict=False)
+            ]
+        except UnicodeDecodeError:
+            return False
+        exp = self._exps.get(exp_id)
+        if exp is None or int(slot_arr.max()) >= exp.policy.n_arms:
+            return False
+        x0, x1 = out[:, 5], out[:, 6]
+        if not ((x1 - x0) == 8 * exp.cfg.dim).all():
+            return False
+        pending, closed = part.pending, part.closed
+        if len(set(evs)) != n or not pending.keys().isdisjoint(evs):
+            return False
+        if not closed.keys().isdisjoint(evs):
+            return False
+        deadlines = times[:, 1].tolist()
+        xbs = [raw[a:b] for a, b in zip(x0.tolist(), x1.tolist(), strict=False)]
+        starts = out[:, 7].tolist()
+        ends = (out[:, 7] + out[:, 8]).tolist()
+        slots = [all_slots[a:b] for a, b in zip(starts, ends, strict=False)]
+        pends = list(map(_Pending, repeat(exp_id, n), xbs, slots, deadlines, offsets))
+        pending.update(zip(evs, pends, strict=False))
+        part.dec_offsets.extend(zip(offsets, evs, strict=False))
+        heap = part.deadlines
+        push = heapq.heappush
+        for item in zip(deadlines, evs, strict=False):
+            push(heap, item)
+        part.dec_next = max(part.dec_next, offsets[-1] + 1)
+        newest = float(times[:, 0].max())
+        if newest > part.dec_time:
+            part.dec_time = newest
+        self._counters[(exp_id, "decisions")] += n
+        # rewards that came before their decision (none replayed: the chunk is
+        # new, and so is any reward still waiting in ``replay_wait``'s place)
+        if part.replay_wait:
+            for ev, pend in zip(evs, pends, strict=False):
+                for fb_offset, fb in part.replay_wait.pop(ev, ()):
+                    self._join(part, pend, fb_offset, fb, True)
+        if part.orphans:
+            orphans = part.orphans
+            for ev, pend in zip(evs, pends, strict=False):
+                if ev in orphans:
+                    for fb_offset, fb in orphans.pop(ev):
+                        self._join(part, pend, fb_offset, fb, False)
+        return True
+
     def _take_feedback(self, part: _Part, records: Any) -> None:
-        """Take a fetched batch of rewards (records, or ``fetch.Chunk``s)."""
-        for m in records:
+        """Queue a fetched batch of rewards (records, or ``fetch.Chunk``s) and
+        take what may be taken now (``_take_held``)."""
+        part.held.extend(records)
+        self._take_held(part)
+
+    def _take_held(self, part: _Part) -> None:
+        """Take the queued rewards, in offset order, up to the first one
+        logged after the newest decision taken, while the partition's
+        decisions have a backlog (all of them otherwise).
+
+        The consumer fetches the two topics independently, and a fetch of
+        rewards (about 40 bytes each) holds ten times as many records as one
+        of decisions (about 330): taken at once, most would wait as orphans
+        for decisions still in the log, each an entry in the join state, a
+        heap and the next commit. A reward logged after every decision seen
+        so far very likely belongs to one not seen yet, so it waits here,
+        in the fetched buffer, as nothing; the consumer pauses the
+        partition's rewards meanwhile (``_flow``). This only orders the
+        work: what is held is not taken (its offset is not processed), and
+        a held reward is never dropped, only taken later.
+        """
+        held = part.held
+        if not held:
+            return
+        cutoff = self._reward_cutoff(part)
+        while held:
+            m = held[0]
             if type(m) is Chunk:
-                self._take_feedback_chunk(part, m)
-            else:
-                self._on_feedback(part, m.offset, m.key, m.value, m.timestamp)
+                n = len(m)
+                k = n
+                if cutoff is not None:
+                    late = np.flatnonzero(m.recs[:, 1] > cutoff)
+                    if late.size:
+                        k = int(late[0])
+                if k == n:
+                    held.popleft()
+                    self._take_feedback_chunk(part, m)
+                    continue
+                if k:
+                    held[0] = Chunk(m.raw, m.buf, m.recs[k:])
+                    self._take_feedback_chunk(part, Chunk(m.raw, m.buf, m.recs[:k]))
+                return
+            if cutoff is not None and m.timestamp > cutoff:
+                return
+            held.popleft()
+            self._on_feedback(part, m.offset, m.key, m.value, m.timestamp)
+
+    def _reward_cutoff(self, part: _Part) -> int | None:
+        """Newest decision timestamp taken (ms) if the partition's decisions
+        have a backlog, else None (no limit)."""
+        if not self.hold_rewards or self._consumer is None:
+            return None
+        from aiokafka import TopicPartition
+
+        hw = self._consumer.highwater(TopicPartition(self.settings.decisions_topic, part.p))
+        if hw is not None and part.dec_next >= hw:
+            return None
+        return part.dec_log_ms
 
     def _take_feedback_chunk(self, part: _Part, chunk: Chunk) -> None:
         n = len(chunk)
@@ -496,21 +648,34 @@ class Learner:
         raw = chunk.raw
         fields = self._feedback
         committed = part.committed.fb_next
-        for i, ((ok, e0, e1, a0, a1), (reward, ts), (offset, ts_ms, k0, kn, v0, vn)) in enumerate(
-            zip(out.tolist(), nums.tolist(), chunk.recs.tolist(), strict=True)
-        ):
+        rows = zip(*out.T.tolist(), *nums.T.tolist(), *chunk.recs.T.tolist(), strict=True)
+        pending = part.pending
+        join = self._join
+        for i, (ok, e0, e1, a0, a1, reward, ts, offset, ts_ms, k0, kn, v0, vn) in enumerate(rows):
             if ok:
                 try:
                     ev, arm = raw[e0:e1].decode(), raw[a0:a1].decode()
                 except UnicodeDecodeError:
                     ok = 0
-            key = None if kn < 0 else raw[k0 : k0 + kn]
             if not ok:
+                key = None if kn < 0 else raw[k0 : k0 + kn]
                 self._on_feedback(part, offset, key, chunk.value(i), ts_ms)
                 continue
-            if offset < committed and offset in part.held_unknown:
-                part.fb_next = max(part.fb_next, offset + 1)
-                continue  # dead-lettered as unknown_event before the commit
+            if offset < committed:
+                if offset in part.held_unknown:
+                    part.fb_next = max(part.fb_next, offset + 1)
+                    continue  # dead-lettered as unknown_event before the commit
+            elif (pend := pending.get(ev)) is not None:
+                # the common case, as ``_feedback`` would do it: a new reward
+                # for a decision waiting for it
+                ts = ts or ts_ms / 1000.0
+                if offset >= part.fb_next:
+                    part.fb_next = offset + 1
+                if ts > part.fb_time:
+                    part.fb_time = ts
+                join(part, pend, offset, (ev, arm, reward, ts, raw[v0 : v0 + vn]), False)
+                continue
+            key = None if kn < 0 else raw[k0 : k0 + kn]
             fields(part, offset, key, raw[v0 : v0 + vn], ev, arm, reward, ts or ts_ms / 1000.0)
 
     def _on_feedback(
@@ -634,7 +799,8 @@ class Learner:
         have a backlog and more than ``_PAUSE_ORPHANS`` events wait for theirs,
         its rewards are paused, until no more than ``_RESUME_ORPHANS`` wait;
         decisions never are. (Record times cannot tell: a backlog written in a
-        burst has the same times in both topics.)
+        burst has the same times in both topics.) They are paused too while
+        fetched rewards are held back (``_take_held``).
         """
         from aiokafka import TopicPartition
 
@@ -645,11 +811,12 @@ class Learner:
             fb = TopicPartition(s.feedback_topic, p)
             hw = c.highwater(TopicPartition(s.decisions_topic, p))
             backlog = hw is not None and part.dec_next < hw
+            many = backlog and len(part.orphans) > _PAUSE_ORPHANS
             if fb in paused:
-                if not backlog or len(part.orphans) <= _RESUME_ORPHANS:
+                if not part.held and (not backlog or len(part.orphans) <= _RESUME_ORPHANS):
                     c.resume(fb)
-            elif backlog and len(part.orphans) > _PAUSE_ORPHANS:
-                c.pause(fb)
+            elif part.held or many:
+                c.pause(fb)  # while rewards are held, fetching more would only queue them
 
     def _advance(self, now: float) -> None:
         """Close windows and expire orphans up to each restored partition's watermark."""
@@ -893,6 +1060,7 @@ class Learner:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then commit and leave the group."""
         await ensure_topics(self.settings)
+        wire.warm_up()
         # The join state keeps a few objects per pending decision, hundreds of
         # thousands under load, and the collector's default thresholds
         # (700, 10, 10) rescan them so often that collection took about 40%
@@ -968,6 +1136,9 @@ class Learner:
                         await self._take_decisions(part, records)
                     else:
                         self._take_feedback(part, records)
+                if self._epoch == epoch:
+                    for part in self._parts.values():
+                        self._take_held(part)  # those the decisions just read let through
                 if self._need_reset:  # a commit failed: what was read since is void
                     await self._settle()
                     continue

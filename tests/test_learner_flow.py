@@ -17,6 +17,7 @@ from test_learner_replay import (
     MemoryStore,
     make_world,
 )
+from test_wire import records_chunk
 
 from bandit_engine.learner import _PAUSE_ORPHANS, _RESUME_ORPHANS, Learner
 
@@ -79,6 +80,51 @@ def test_rewards_pause_while_their_decisions_lag_and_resume() -> None:
         await lr._take_decisions(part, w.decisions[n - 1 :])
         # thousands still wait, but no decision lags behind them: resumed
         assert len(part.orphans) == strangers and not paused()
+        lr._db.shutdown(wait=True)
+
+    asyncio.run(main())
+
+
+def test_rewards_logged_after_the_newest_decision_wait_in_their_fetch() -> None:
+    """A fetch of rewards ahead of the decisions is taken only as far as the
+    newest decision taken (by Kafka timestamp): the rest waits, unprocessed
+    (not in the committed offsets), with the rewards paused, and is taken
+    once the decisions are in. Chunks and ordinary records alike."""
+    n = 50
+    w = make_world(
+        [(f"ev{i}", [0], T0 + i) for i in range(n)],
+        [(T0 + i + 0.5, f"ev{i}", ARMS[0], 1.0) for i in range(n)],
+    )
+
+    async def main() -> None:
+        lr = Learner(
+            MemoryStore(),  # type: ignore[arg-type]
+            SETTINGS,
+            lateness=LATENESS,
+            orphan_grace=GRACE,
+            clock=lambda: T0,
+            gc_threshold=None,
+        )
+        c = lr._consumer = PausingConsumer(len(w.decisions), len(w.feedback))
+        await lr._restore({0})
+        part = lr._parts[0]
+
+        def paused() -> bool:
+            lr._flow()
+            return any(tp.topic == "f" for tp in c.paused())
+
+        lr._take_feedback(part, [records_chunk(w.feedback[:25]), *w.feedback[25:]])
+        assert part.fb_next == 0 and not part.orphans and paused()  # no decision yet
+        await lr._take_decisions(part, [records_chunk(w.decisions[:20])])
+        lr._take_held(part)
+        # rewards 0..18 were logged before decision 19 (the newest): taken, joined
+        assert part.fb_next == 19 and not part.orphans and paused()
+        assert lr._offsets()[0].fb_next == 19  # the held ones are not committed as read
+        assert lr._counters[("e", "rewards_applied")] == 19
+        await lr._take_decisions(part, w.decisions[20:])  # no backlog left: all go
+        lr._take_held(part)
+        assert part.fb_next == n and not part.held and not part.orphans and not paused()
+        assert lr._counters[("e", "rewards_applied")] == n
         lr._db.shutdown(wait=True)
 
     asyncio.run(main())

@@ -169,7 +169,7 @@ def make_world(
             arms=[ARMS[s] for s in shown],
             slots=shown,
         )
-        w.decisions.append(_Rec(i, rec.SerializeToString()))
+        w.decisions.append(_Rec(i, rec.SerializeToString(), timestamp=int(t * 1000)))
         w.x_of[x] = ev
     for j, (ts, ev, arm, r) in enumerate(feedback):
         body = log_pb2.FeedbackRecord(event_id=ev, arm_id=arm, reward=r, timestamp=ts)
@@ -244,9 +244,10 @@ STEP = st.one_of(
 
 
 class Run:
-    def __init__(self, world: World, chunks: bool = False) -> None:
+    def __init__(self, world: World, chunks: bool = False, hold: bool = False) -> None:
         self.w = world
         self.chunks = chunks  # records as ``fetch.Chunk``s, read by ``wire``
+        self.hold = hold  # rewards logged after the newest decision wait (``_take_held``)
         self.store = MemoryStore()
         self.clock = T0
         self.dead: list[tuple[str, int]] = []  # (reason, feedback offset) sent after commits
@@ -270,6 +271,7 @@ class Run:
             orphan_grace=GRACE,
             clock=lambda: self.clock,
             gc_threshold=None,
+            hold_rewards=self.hold,
         )
         self.learner._consumer = FakeConsumer(len(self.w.decisions), len(self.w.feedback))
         self.learner._producer = self._producer()
@@ -294,6 +296,7 @@ class Run:
             await lr._take_decisions(part, batch)
         else:
             lr._take_feedback(part, batch)
+        lr._take_held(part)  # as the main loop does after each fetch
         lr._advance(self.clock)
 
     async def commit(self, fail: str | None) -> None:
@@ -311,14 +314,17 @@ class Run:
         while c.pos["d"] < c.end["d"] or c.pos["f"] < c.end["f"]:
             await self.read("d", 2)
             await self.read("f", 2)
+        self.learner._take_held(self.learner._parts[0])  # the main loop's next turn
         self.clock += 10 * GRACE  # every orphan left expires
         self.learner._advance(self.clock)
         await self.commit(None)
         self.learner._db.shutdown(wait=True)
 
 
-def _play(world: World, steps: list[tuple[str, Any, int]], chunks: bool = False) -> Run:
-    run = Run(world, chunks)
+def _play(
+    world: World, steps: list[tuple[str, Any, int]], chunks: bool = False, hold: bool = False
+) -> Run:
+    run = Run(world, chunks, hold)
 
     async def main() -> None:
         await run.start()
@@ -347,11 +353,15 @@ def _play(world: World, steps: list[tuple[str, Any, int]], chunks: bool = False)
 @example(*REPLAYED_BEFORE_ITS_DECISION)
 @example(*ORPHAN_OF_A_COMMITTED_DECISION)
 @example(*ORPHAN_NOT_YET_REPLAYED)
-@pytest.mark.parametrize("chunks", [False, True], ids=["records", "chunks"])
+@pytest.mark.parametrize(
+    ("chunks", "hold"),
+    [(False, False), (True, False), (True, True)],
+    ids=["records", "chunks", "chunks-held"],
+)
 def test_every_reward_is_resolved_exactly_once(
-    chunks: bool, world: World, steps: list[Any]
+    chunks: bool, hold: bool, world: World, steps: list[Any]
 ) -> None:
-    run = _play(world, steps, chunks)
+    run = _play(world, steps, chunks, hold)
     counters: dict[str, int] = {}
     for (_, name), n in run.store.counters.items():
         counters[name] = counters.get(name, 0) + n
