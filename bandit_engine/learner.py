@@ -122,7 +122,10 @@ class _Part:
     fb_next: int
     watermark: float
     pending: dict[str, _Pending] = field(default_factory=dict)
-    deadlines: list[tuple[float, str]] = field(default_factory=list)
+    deadlines: list[tuple[float, str]] = field(default_factory=list)  # a min-heap
+    # (deadline, event) in deadline order: runs of decisions whose deadlines
+    # come in order (the usual case) skip the heap (``Learner._decision_run``)
+    deadline_queue: deque[tuple[float, str]] = field(default_factory=deque)
     closed: dict[str, float] = field(default_factory=dict)  # event -> deadline
     orphans: dict[str, list[tuple[int, _Fb]]] = field(default_factory=dict)
     orphan_heap: list[tuple[float, int, str]] = field(default_factory=list)
@@ -557,10 +560,15 @@ class Learner:
         pends = list(map(_Pending, repeat(exp_id, n), xbs, slots, deadlines, offsets))
         pending.update(zip(evs, pends, strict=False))
         part.dec_offsets.extend(zip(offsets, evs, strict=False))
-        heap = part.deadlines
-        push = heapq.heappush
-        for item in zip(deadlines, evs, strict=False):
-            push(heap, item)
+        queue = part.deadline_queue
+        ordered = n == 1 or bool((times[1:, 1] >= times[:-1, 1]).all())
+        if ordered and (not queue or deadlines[0] >= queue[-1][0]):
+            queue.extend(zip(deadlines, evs, strict=True))
+        else:
+            heap = part.deadlines
+            push = heapq.heappush
+            for item in zip(deadlines, evs, strict=True):
+                push(heap, item)
         part.dec_next = max(part.dec_next, offsets[-1] + 1)
         newest = float(times[:, 0].max())
         if newest > part.dec_time:
@@ -651,6 +659,8 @@ class Learner:
         rows = zip(*out.T.tolist(), *nums.T.tolist(), *chunk.recs.T.tolist(), strict=True)
         pending = part.pending
         join = self._join
+        exps, batch, batch_ts = self._exps, self._batch, self._batch_ts
+        applied: dict[str, int] = {}
         for i, (ok, e0, e1, a0, a1, reward, ts, offset, ts_ms, k0, kn, v0, vn) in enumerate(rows):
             if ok:
                 try:
@@ -666,17 +676,39 @@ class Learner:
                     part.fb_next = max(part.fb_next, offset + 1)
                     continue  # dead-lettered as unknown_event before the commit
             elif (pend := pending.get(ev)) is not None:
-                # the common case, as ``_feedback`` would do it: a new reward
-                # for a decision waiting for it
+                # The common case, as ``_feedback`` and ``_join`` would do it:
+                # a new reward for a decision waiting for it. The test below
+                # is ``_join``'s for an applied reward; any other goes to
+                # ``_join``, which says why not.
                 ts = ts or ts_ms / 1000.0
                 if offset >= part.fb_next:
                     part.fb_next = offset + 1
                 if ts > part.fb_time:
                     part.fb_time = ts
-                join(part, pend, offset, (ev, arm, reward, ts, raw[v0 : v0 + vn]), False)
+                exp_id = pend.exp_id
+                exp = exps[exp_id]
+                cfg = exp.cfg
+                slot = exp.slots.get(arm, -1)
+                if (
+                    slot in pend.slots
+                    and cfg.reward_min <= reward <= cfg.reward_max
+                    and ts <= pend.deadline
+                    and not pend.rewarded >> slot & 1
+                ):
+                    pend.rewarded |= 1 << slot
+                    if pend.min_fb < 0 or offset < pend.min_fb:
+                        pend.min_fb = offset
+                        heapq.heappush(part.fb_offsets, (offset, ev))
+                    batch[exp_id].append((slot, pend.x, cfg.normalise_reward(reward)))
+                    batch_ts.append(ts)
+                    applied[exp_id] = applied.get(exp_id, 0) + 1
+                else:
+                    join(part, pend, offset, (ev, arm, reward, ts, raw[v0 : v0 + vn]), False)
                 continue
             key = None if kn < 0 else raw[k0 : k0 + kn]
             fields(part, offset, key, raw[v0 : v0 + vn], ev, arm, reward, ts or ts_ms / 1000.0)
+        for exp_id, k in applied.items():
+            self._counters[(exp_id, "rewards_applied")] += k
 
     def _on_feedback(
         self, part: _Part, offset: int, key: bytes | None, value: bytes | None, ts_ms: int
@@ -827,8 +859,14 @@ class Learner:
                 part.replay_wait.clear()  # their decisions are before the resume point
             part.watermark = max(part.watermark, self._bound(part, now))
             wm = part.watermark
-            while part.deadlines and part.deadlines[0][0] <= wm:
-                _, ev = heapq.heappop(part.deadlines)
+            heap, queue = part.deadlines, part.deadline_queue
+            while True:  # the two in deadline order
+                if heap and heap[0][0] <= wm and (not queue or heap[0] <= queue[0]):
+                    _, ev = heapq.heappop(heap)
+                elif queue and queue[0][0] <= wm:
+                    _, ev = queue.popleft()
+                else:
+                    break
                 pend = part.pending.pop(ev, None)
                 if pend is None:
                     continue
