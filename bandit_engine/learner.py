@@ -44,6 +44,15 @@ after the decision's deadline, or its window already closed) and
 
 Database calls run on a worker thread, never on the event loop that
 heartbeats Kafka.
+
+Speed. Records come in chunks (``fetch``), read by Numba kernels (``wire``),
+with protobuf only for what they leave; a chunk of new decisions is taken in
+one go (``_decision_run``), a new reward for a waiting decision joined
+inline (``_take_feedback_chunk``), and rewards logged after the newest
+decision wait in their fetch while the decisions have a backlog
+(``_take_held``). Each fast path does what the record-by-record one would;
+``tests/test_learner_replay.py`` runs the exactly-once property through
+both.
 """
 
 from __future__ import annotations
@@ -466,8 +475,8 @@ class Learner:
         decision = self._decision
         # Column by column: flat lists of numbers (one list per column, the
         # numbers untracked by the garbage collector), zipped. ``tolist()`` of
-        # the whole table made a list per row: three times as many objects to
-        # collect as records, which made collections dominate (2x slower).
+        # the whole table made a list per row, three objects for the collector
+        # per record: 14.7 against 6.0 us per decision and reward in-process.
         cols = out.T.tolist()
         rows = zip(*cols, times[:, 0].tolist(), times[:, 1].tolist(), offsets, strict=True)
         for i, (
@@ -1162,6 +1171,7 @@ class Learner:
         await self._consumer.start()
         try:
             while not stop.is_set():
+                # (a chunk counts as one record here: the fetch size bounds it)
                 batch = await self._consumer.getmany(timeout_ms=20, max_records=self.max_records)
                 epoch = self._epoch
                 for tp, records in sorted(
