@@ -87,3 +87,22 @@ def test_chunked_consumer_reads_what_an_ordinary_one_reads(kafka_settings: Any) 
         assert any(v is not None and v.startswith(b"gzip") for *_, v in chunked)
 
     asyncio.run(main())
+
+
+def test_install_leaves_an_unexpected_fetcher_alone(monkeypatch: Any) -> None:
+    """Another aiokafka (a different PartitionRecords): nothing is replaced,
+    and consumers with ``raw_values`` get ordinary records (the learner reads
+    those one by one: ``tests/test_learner_replay.py``, "records")."""
+    from aiokafka.consumer import fetcher as F
+
+    class Other:
+        def __init__(self, tp: Any, records: Any) -> None:
+            pass
+
+    monkeypatch.setattr(F, "PartitionRecords", Other)
+    monkeypatch.setattr(fetch, "_installed", None)
+    mr = F.MemoryRecords
+    assert fetch.install() is False
+    assert F.PartitionRecords is Other and F.MemoryRecords is mr
+    assert not fetch.installed()
+    assert fetch.raw_values(b"x") == b"x"
