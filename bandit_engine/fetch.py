@@ -156,8 +156,9 @@ def install() -> bool:
             buf = np.frombuffer(raw, dtype=np.uint8)
             tab = wire._CRC
             pos = 0
+            rows = CHUNK_ROWS
             while True:
-                out = np.empty((CHUNK_ROWS, wire.REC_COLS), dtype=np.int64)
+                out = np.empty((rows, wire.REC_COLS), dtype=np.int64)
                 n, pos, nxt, status = wire.read_batches(buf, pos, pr.next_fetch_offset, out, tab)
                 # only whole batches are read: the position moves past them
                 pr.next_fetch_offset = int(nxt)
@@ -165,7 +166,11 @@ def install() -> bool:
                     yield Chunk(raw, buf, out[:n])
                 if status == wire.BATCH_OK:
                     return
+                rows = CHUNK_ROWS
                 if status == wire.BATCH_FULL:
+                    continue
+                if status == wire.BATCH_LARGE:  # one batch of more records: a table its size
+                    rows = int.from_bytes(raw[pos + 57 : pos + 61], "big")
                     continue
                 # A batch the reader does not take (compressed, another format,
                 # a bad CRC): aiokafka reads the rest of this fetch, its way.

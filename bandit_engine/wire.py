@@ -37,6 +37,7 @@ from numba import njit
 __all__ = [
     "BATCH_COMPRESSED",
     "BATCH_FULL",
+    "BATCH_LARGE",
     "BATCH_OK",
     "BATCH_UNKNOWN",
     "DEC_COLS",
@@ -55,6 +56,7 @@ BATCH_OK = 0
 BATCH_COMPRESSED = 1  # the batch at ``pos`` is compressed: aiokafka decodes it
 BATCH_UNKNOWN = 2  # magic other than 2, a corrupt length, or a bad CRC
 BATCH_FULL = 3  # ``out`` is full: call again from ``pos``
+BATCH_LARGE = 4  # the batch at ``pos`` has more records than ``out`` has rows
 
 #: columns of ``read_batches``' output
 REC_COLS = 6  # offset, timestamp (ms), key start, key length (-1: null), value start, value length
@@ -172,8 +174,8 @@ def read_batches(buf, pos, fetch_offset, out, tab):  # type: ignore[no-untyped-d
             return n, pos, nxt, BATCH_COMPRESSED
         count = _be(buf, pos + 57, 4)
         if n + count > out.shape[0]:
-            if n == 0:  # a batch larger than ``out``: the caller's buffer is too small
-                return n, pos, nxt, BATCH_UNKNOWN
+            if n == 0:  # the caller's table is too small for this batch
+                return n, pos, nxt, BATCH_LARGE
             return n, pos, nxt, BATCH_FULL
         log_append = attr & 0x08
         base_ts = _be(buf, pos + 27, 8)

@@ -119,7 +119,7 @@ def test_read_batches_stops_at_compressed_and_corrupt_batches() -> None:
     n, pos, nxt, status = wire.read_batches(
         np.frombuffer(plain, np.uint8), 0, 0, out[:2], wire._CRC
     )
-    assert (n, pos, status) == (0, 0, wire.BATCH_UNKNOWN)
+    assert (n, pos, status) == (0, 0, wire.BATCH_LARGE)
     # two batches, room for one: the first, then "call again"
     two = plain + batch_bytes(3, [(1, b"k", b"v")] * 3)
     n, pos, nxt, status = wire.read_batches(np.frombuffer(two, np.uint8), 0, 0, out[:4], wire._CRC)
@@ -316,3 +316,29 @@ def test_utf8_check_agrees_with_python(data: bytes) -> None:
     except UnicodeDecodeError:
         valid = False
     assert wire._utf8(np.frombuffer(b"." + data, np.uint8), 1, len(data) + 1) == valid
+
+
+def test_a_batch_of_more_records_than_a_chunk_is_read_whole(monkeypatch: Any) -> None:
+    """A batch bigger than ``fetch.CHUNK_ROWS`` gets a table of its size, not
+    aiokafka's record-by-record reading."""
+    from aiokafka.consumer import fetcher as F
+
+    from bandit_engine import fetch
+
+    assert fetch.install()
+    monkeypatch.setattr(fetch, "CHUNK_ROWS", 4)
+    raw = batch_bytes(0, [(1, b"k", b"v%d" % i) for i in range(10)]) + batch_bytes(
+        10, [(1, None, b"w")] * 3
+    )
+
+    class TP:
+        topic, partition = "t", 0
+
+    mr = F.MemoryRecords(raw)
+    pr = F.PartitionRecords(TP(), mr, [], 2, None, fetch.raw_values, True, 0)
+    items = list(pr)
+    assert all(type(c) is Chunk for c in items)
+    rows = [r for c in items for r in chunk_rows(c)]
+    assert [r[0] for r in rows] == list(range(2, 13))
+    assert rows[0][3] == b"v2" and rows[-1][3] == b"w"
+    assert pr.next_fetch_offset == 13
