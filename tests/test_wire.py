@@ -342,3 +342,23 @@ def test_a_batch_of_more_records_than_a_chunk_is_read_whole(monkeypatch: Any) ->
     assert [r[0] for r in rows] == list(range(2, 13))
     assert rows[0][3] == b"v2" and rows[-1][3] == b"w"
     assert pr.next_fetch_offset == 13
+
+
+def test_other_consumers_iterate_aiokafkas_own_generator() -> None:
+    """Consumers without ``raw_values`` (the bench's raw peer, say) get
+    aiokafka's records from aiokafka's own generator: no step added per record."""
+    from aiokafka.consumer import fetcher as F
+
+    from bandit_engine import fetch
+
+    assert fetch.install()
+
+    class TP:
+        topic, partition = "t", 0
+
+    raw = batch_bytes(0, [(1, b"k", b"v%d" % i) for i in range(5)])
+    pr = F.PartitionRecords(TP(), F.MemoryRecords(raw), [], 0, None, None, True, 0)
+    base = type(pr).__mro__[1]
+    assert type(pr) is not base  # installed
+    assert pr._records_iterator.gi_code is base._unpack_records.__code__
+    assert [m.value for m in pr] == [b"v%d" % i for i in range(5)]
