@@ -62,6 +62,7 @@ import gc
 import heapq
 import json
 import logging
+import math
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -99,6 +100,8 @@ DEAD_LETTER_REASONS = ("malformed", "invalid", "duplicate", "late", "unknown_eve
 #: decisions have a backlog, and resumed at or below the second (``_flow``).
 _PAUSE_ORPHANS = 2000
 _RESUME_ORPHANS = 200
+#: Rewards are held back (``Learner._take_held``) for at most this long.
+_HOLD_MAX_S = 5.0
 
 
 #: A reward as the join state keeps it: (event_id, arm_id, reward, timestamp,
@@ -143,6 +146,10 @@ class _Part:
     dec_log_ms: int = -(1 << 62)  # newest Kafka timestamp of a decision taken
     # rewards fetched but not taken yet (``Learner._take_held``), in offset order
     held: deque[Any] = field(default_factory=deque)
+    held_since: float | None = None  # clock when the held rewards began to wait
+    # wall clock (ms) when the rewards were last resumed, until a fetch of them
+    # since then: their highwater is stale meanwhile (``Learner._bound``)
+    fb_resumed_ms: int = 0
     # Replay (see HeldRewards): the committed orphans and unknown ones, the
     # replayed rewards that met no decision yet (resolved before the commit,
     # most by a decision the replay has not reached: they wait for it, never
@@ -411,6 +418,7 @@ class Learner:
             or top >= exp.policy.n_arms
             or len(xb) != 8 * exp.cfg.dim
             or not x_ok
+            or not math.isfinite(deadline)  # (it would never close)
         ):
             if not replay:
                 self._counters[(exp_id, "malformed_decision")] += 1
@@ -554,7 +562,7 @@ class Learner:
         if exp is None or int(slot_arr.max()) >= exp.policy.n_arms:
             return False
         x0, x1 = out[:, 5], out[:, 6]
-        if not ((x1 - x0) == 8 * exp.cfg.dim).all():
+        if not ((x1 - x0) == 8 * exp.cfg.dim).all() or not np.isfinite(times).all():
             return False
         pending, closed = part.pending, part.closed
         if len(set(evs)) != n or not pending.keys().isdisjoint(evs):
@@ -621,6 +629,7 @@ class Learner:
         """
         held = part.held
         if not held:
+            part.held_since = None
             return
         cutoff = self._reward_cutoff(part)
         while held:
@@ -644,16 +653,25 @@ class Learner:
                 return
             held.popleft()
             self._on_feedback(part, m.offset, m.key, m.value, m.timestamp)
+        part.held_since = None
 
     def _reward_cutoff(self, part: _Part) -> int | None:
         """Newest decision timestamp taken (ms) if the partition's decisions
-        have a backlog, else None (no limit)."""
+        have a backlog, else None (no limit). Also None once rewards have
+        been held ``_HOLD_MAX_S`` seconds: holding orders the work, and must
+        never stop it (say the decision log's start was deleted while the
+        learner was down, and no decision comes to move ``dec_next``)."""
         if not self.hold_rewards or self._consumer is None:
             return None
         from aiokafka import TopicPartition
 
         hw = self._consumer.highwater(TopicPartition(self.settings.decisions_topic, part.p))
         if hw is not None and part.dec_next >= hw:
+            return None
+        now = self.clock()
+        if part.held_since is None:
+            part.held_since = now
+        elif now - part.held_since > _HOLD_MAX_S:
             return None
         return part.dec_log_ms
 
@@ -824,10 +842,28 @@ class Learner:
         hw = consumer.highwater(TopicPartition(s.decisions_topic, part.p))
         if hw is None or part.dec_next < hw:
             bound = min(bound, part.dec_time - self.lateness)
-        hw = consumer.highwater(TopicPartition(s.feedback_topic, part.p))
-        if hw is None or part.fb_next < hw:
+        fb = TopicPartition(s.feedback_topic, part.p)
+        hw = consumer.highwater(fb)
+        if hw is None or part.fb_next < hw or self._fb_unfetched(part, fb):
             bound = min(bound, part.fb_time - self.lateness)
         return bound
+
+    def _fb_unfetched(self, part: _Part, fb: Any) -> bool:
+        """Whether rewards may be in the log beyond the highwater we know: the
+        consumer fetches no paused partition, so while the rewards are
+        paused (``_flow``), and after they are resumed until a fetch of them
+        answers, the highwater is stale. (Found in review: the windows
+        closed on a stale highwater, and rewards written during the pause
+        came in late.)"""
+        c = self._consumer
+        if fb in c.paused():
+            return True
+        if part.fb_resumed_ms:
+            last = c.last_poll_timestamp(fb)
+            if last is None or last < part.fb_resumed_ms:
+                return True
+            part.fb_resumed_ms = 0
+        return False
 
     def _flow(self) -> None:
         """Hold back a partition's rewards while its decisions lag behind them.
@@ -856,6 +892,7 @@ class Learner:
             if fb in paused:
                 if not part.held and (not backlog or len(part.orphans) <= _RESUME_ORPHANS):
                     c.resume(fb)
+                    part.fb_resumed_ms = int(time.time() * 1000)  # aiokafka's fetch clock
             elif part.held or many:
                 c.pause(fb)  # while rewards are held, fetching more would only queue them
 

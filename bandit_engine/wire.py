@@ -152,14 +152,16 @@ def read_batches(buf, pos, fetch_offset, out, tab):  # type: ignore[no-untyped-d
     n = 0
     size = buf.size
     nxt = np.int64(fetch_offset)
-    while pos + 61 <= size:
+    while pos + 12 <= size:
         base = _be(buf, pos, 8)
         blen = _be(buf, pos + 8, 4)
         end = pos + 12 + blen
-        if blen < 49:
+        if blen < 0:
             return n, pos, nxt, BATCH_UNKNOWN
         if end > size:
-            break
+            break  # cut by the fetch size: the next fetch has it whole
+        if blen < 49:  # whole, and shorter than a v2 header: an older format
+            return n, pos, nxt, BATCH_UNKNOWN
         if buf[pos + 16] != 2:
             return n, pos, nxt, BATCH_UNKNOWN
         if np.uint32(_be(buf, pos + 17, 4)) != crc32c(buf, pos + 21, end, tab):
@@ -381,6 +383,12 @@ def scan_decisions(buf, recs, n, out, times, slots, max_abs):  # type: ignore[no
             elif field == 6:
                 ok = False  # x as doubles: protobuf builds the bytes
                 break
+            elif (field == 9 or field == 10) and wire == 2:  # packed doubles: whole ones
+                ln, p = _varint(buf, p, end)
+                if p < 0 or ln > np.uint64(end - p) or ln % np.uint64(8):
+                    ok = False
+                    break
+                p += np.int64(ln)
             elif (field == 7 or field == 11) and wire == 2:  # strings: checked, not kept
                 ln, p = _varint(buf, p, end)
                 if p < 0 or ln > np.uint64(end - p) or not _utf8(buf, p, p + np.int64(ln)):

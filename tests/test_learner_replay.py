@@ -135,6 +135,12 @@ class FakeConsumer:
     def highwater(self, tp: Any) -> int:
         return self.end[tp.topic]
 
+    def paused(self) -> set[Any]:
+        return set()
+
+    def last_poll_timestamp(self, tp: Any) -> int | None:
+        return None  # no fetch of a partition since it was resumed (never paused here)
+
 
 @dataclass
 class _Rec:

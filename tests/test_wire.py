@@ -362,3 +362,38 @@ def test_other_consumers_iterate_aiokafkas_own_generator() -> None:
     assert type(pr) is not base  # installed
     assert pr._records_iterator.gi_code is base._unpack_records.__code__
     assert [m.value for m in pr] == [b"v%d" % i for i in range(5)]
+
+
+def test_packed_doubles_of_a_broken_length_go_to_protobuf() -> None:
+    """``scores`` / ``propensities`` packed with a length that is not whole
+    doubles: protobuf calls the message corrupt, so the kernel must not take it
+    (found in review: the fast path applied its rewards)."""
+    base = log_pb2.DecisionRecord(
+        event_id="e", experiment_id="x", x_f64=bytes(16), slots=[0]
+    ).SerializeToString()
+    for field in (9, 10):
+        for length, ok in ((7, 0), (8, 1), (16, 1)):
+            body = base + bytes([field << 3 | 2, length]) + bytes(length)
+            row, _, _ = _dec(body)
+            assert row[0] == ok, (field, length)
+            if not ok:
+                try:
+                    log_pb2.DecisionRecord().ParseFromString(body)
+                    raise AssertionError("protobuf accepted it")
+                except Exception as exc:
+                    assert "corrupt" in str(exc).lower() or "Error" in type(exc).__name__
+
+
+def test_a_whole_batch_shorter_than_a_v2_header_goes_to_aiokafka() -> None:
+    """A complete message of an older format at the end of a fetch, shorter
+    than a v2 header: handed on, not left as "incomplete" for ever (found in
+    review: the partition was fetched again and again)."""
+    plain = batch_bytes(0, [(1, b"k", b"v")] * 2)
+    tiny = struct.pack(">qi", 2, 18) + bytes(18)  # offset 2, 18 bytes: whole
+    raw = plain + tiny
+    out = np.empty((8, wire.REC_COLS), dtype=np.int64)
+    n, pos, nxt, status = wire.read_batches(np.frombuffer(raw, np.uint8), 0, 0, out, wire._CRC)
+    assert (n, pos, nxt, status) == (2, len(plain), 2, wire.BATCH_UNKNOWN)
+    cut = raw[:-1]  # the same, cut by the fetch size: wait for the next fetch
+    n, pos, nxt, status = wire.read_batches(np.frombuffer(cut, np.uint8), 0, 0, out, wire._CRC)
+    assert (n, pos, status) == (2, len(plain), wire.BATCH_OK)
