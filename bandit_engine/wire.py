@@ -282,6 +282,28 @@ def _utf8(buf, p, end):  # type: ignore[no-untyped-def]
 
 
 @njit(**_JIT)
+def _key(buf, p, end):  # type: ignore[no-untyped-def]
+    """A field's key at ``p``: (field number, wire type, next pos); field -1
+    if the key is malformed or its number out of range (protobuf calls that
+    corrupt)."""
+    key, p = _varint(buf, p, end)
+    field = np.int64(key >> np.uint64(3))
+    if p < 0 or field < 1 or field > _MAX_FIELD:
+        return np.int64(-1), np.int64(0), np.int64(-1)
+    return field, np.int64(key & np.uint64(7)), p
+
+
+@njit(**_JIT)
+def _span(buf, p, end):  # type: ignore[no-untyped-def]
+    """The value of a length-delimited field at ``p``: (start, stop); stop -1
+    if it runs past ``end``."""
+    ln, p = _varint(buf, p, end)
+    if p < 0 or ln > np.uint64(end - p):
+        return p, np.int64(-1)
+    return p, p + np.int64(ln)
+
+
+@njit(**_JIT)
 def _skip(buf, p, end, wire):  # type: ignore[no-untyped-def]
     """Past a field of wire type ``wire`` at ``p`` (its value); -1 if it cannot."""
     if wire == 0:
@@ -292,10 +314,7 @@ def _skip(buf, p, end, wire):  # type: ignore[no-untyped-def]
     if wire == 5:
         return p + 4 if p + 4 <= end else -1
     if wire == 2:
-        ln, p = _varint(buf, p, end)
-        if p < 0 or ln > np.uint64(end - p):
-            return -1
-        return p + np.int64(ln)
+        return _span(buf, p, end)[1]
     return -1  # groups (3, 4) and reserved types: leave it to protobuf
 
 
@@ -323,25 +342,13 @@ def scan_decisions(buf, recs, n, out, times, slots, max_abs):  # type: ignore[no
         ok = True
         slot0 = ns
         while p < end:
-            key, p = _varint(buf, p, end)
-            if p < 0:
+            field, wire, p = _key(buf, p, end)
+            if field < 0:
                 ok = False
                 break
-            field = np.int64(key >> np.uint64(3))
-            wire = np.int64(key & np.uint64(7))
-            if field < 1 or field > _MAX_FIELD:
-                ok = False  # protobuf calls it corrupt
-                break
             if field == 1 or field == 2 or field == 12:
-                if wire != 2:
-                    ok = False
-                    break
-                ln, p = _varint(buf, p, end)
-                if p < 0 or ln > np.uint64(end - p):
-                    ok = False
-                    break
-                q = p + np.int64(ln)
-                if field != 12 and not _utf8(buf, p, q):
+                p, q = _span(buf, p, end)
+                if wire != 2 or q < 0 or (field != 12 and not _utf8(buf, p, q)):
                     ok = False
                     break
                 c = 1 if field == 1 else (3 if field == 2 else 5)
@@ -354,47 +361,39 @@ def scan_decisions(buf, recs, n, out, times, slots, max_abs):  # type: ignore[no
                     break
                 times[i, field - 3] = _f64(buf, p)
                 p += 8
-            elif field == 8:
+            elif field == 8 and (wire == 0 or wire == 2):  # one slot, or packed ones
+                q = end
                 if wire == 2:
-                    ln, p = _varint(buf, p, end)
-                    if p < 0 or ln > np.uint64(end - p):
+                    p, q = _span(buf, p, end)
+                    if q < 0:
                         ok = False
                         break
-                    q = p + np.int64(ln)
-                    while p < q:
-                        v, p = _varint(buf, p, q)
-                        if p < 0 or v > np.uint64(0xFFFFFFFF) or ns >= slots.size:
-                            ok = False
-                            break
-                        slots[ns] = np.int64(v)
-                        ns += 1
-                    if not ok:
-                        break
-                elif wire == 0:
-                    v, p = _varint(buf, p, end)
+                while wire == 0 or p < q:  # one value unpacked (there must be one)
+                    v, p = _varint(buf, p, q)
                     if p < 0 or v > np.uint64(0xFFFFFFFF) or ns >= slots.size:
                         ok = False
                         break
                     slots[ns] = np.int64(v)
                     ns += 1
-                else:
-                    ok = False
+                    if wire == 0:
+                        break
+                if not ok:
                     break
-            elif field == 6:
-                ok = False  # x as doubles: protobuf builds the bytes
+            elif field == 6 or field == 8:
+                ok = False  # x as doubles (protobuf builds the bytes), or slots misencoded
                 break
             elif (field == 9 or field == 10) and wire == 2:  # packed doubles: whole ones
-                ln, p = _varint(buf, p, end)
-                if p < 0 or ln > np.uint64(end - p) or ln % np.uint64(8):
+                p, q = _span(buf, p, end)
+                if q < 0 or (q - p) % 8:
                     ok = False
                     break
-                p += np.int64(ln)
+                p = q
             elif (field == 7 or field == 11) and wire == 2:  # strings: checked, not kept
-                ln, p = _varint(buf, p, end)
-                if p < 0 or ln > np.uint64(end - p) or not _utf8(buf, p, p + np.int64(ln)):
+                p, q = _span(buf, p, end)
+                if q < 0 or not _utf8(buf, p, q):
                     ok = False
                     break
-                p += np.int64(ln)
+                p = q
             else:
                 p = _skip(buf, p, end, wire)
                 if p < 0:
@@ -438,30 +437,18 @@ def scan_feedback(buf, recs, n, out, nums):  # type: ignore[no-untyped-def]
             continue
         ok = True
         while p < end:
-            key, p = _varint(buf, p, end)
-            if p < 0:
+            field, wire, p = _key(buf, p, end)
+            if field < 0:
                 ok = False
                 break
-            field = np.int64(key >> np.uint64(3))
-            wire = np.int64(key & np.uint64(7))
-            if field < 1 or field > _MAX_FIELD:
-                ok = False  # protobuf calls it corrupt
-                break
             if field == 1 or field == 2:
-                if wire != 2:
+                p, q = _span(buf, p, end)
+                if wire != 2 or q < 0 or not _utf8(buf, p, q):
                     ok = False
                     break
-                ln, p = _varint(buf, p, end)
-                if p < 0 or ln > np.uint64(end - p):
-                    ok = False
-                    break
-                if not _utf8(buf, p, p + np.int64(ln)):
-                    ok = False
-                    break
-                c = 2 * field - 1
-                out[i, c] = p
-                out[i, c + 1] = p + np.int64(ln)
-                p += np.int64(ln)
+                out[i, 2 * field - 1] = p
+                out[i, 2 * field] = q
+                p = q
             elif field == 3 or field == 4:
                 if wire != 1 or p + 8 > end:
                     ok = False

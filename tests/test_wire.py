@@ -397,3 +397,10 @@ def test_a_whole_batch_shorter_than_a_v2_header_goes_to_aiokafka() -> None:
     cut = raw[:-1]  # the same, cut by the fetch size: wait for the next fetch
     n, pos, nxt, status = wire.read_batches(np.frombuffer(cut, np.uint8), 0, 0, out, wire._CRC)
     assert (n, pos, status) == (2, len(plain), wire.BATCH_OK)
+
+
+def test_a_slot_key_without_its_value_goes_to_protobuf() -> None:
+    body = log_pb2.DecisionRecord(event_id="e", x_f64=bytes(16)).SerializeToString()
+    assert _dec(body + bytes([8 << 3 | 0]))[0][0] == 0  # cut after the key
+    assert _dec(body + bytes([8 << 3 | 0, 3]))[0][0] == 1
+    assert _dec(body + bytes([8 << 3 | 0, 3]))[2] == [3]
