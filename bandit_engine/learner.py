@@ -445,6 +445,12 @@ class Learner:
                 self._join(part, pend, fb_offset, fb, False)
         return None
 
+    async def _load(self, need: tuple[str, int], epoch: int) -> bool:
+        """Load what a decision named (``_on_decision``'s answer); False if
+        the join state was rebuilt meanwhile (the batch in hand is void)."""
+        await self._exp(*need)
+        return self._epoch == epoch
+
     async def _take_decisions(self, part: _Part, records: Any) -> bool:
         """Take a fetched batch of decisions (records, or ``fetch.Chunk``s);
         False if the join state was rebuilt meanwhile (a rebalance or a reset
@@ -460,8 +466,7 @@ class Learner:
             part.dec_log_ms = max(part.dec_log_ms, m.timestamp)
             need = self._on_decision(part, m.offset, m.value)
             if need is not None:
-                await self._exp(*need)
-                if self._epoch != epoch:
+                if not await self._load(need, epoch):
                     return False
                 self._on_decision(part, m.offset, m.value, loaded=True)
         return True
@@ -511,16 +516,14 @@ class Learner:
                 args = (ev, exp_id, t_created, t_deadline, raw[x0:x1], all_slots[k0 : k0 + kn])
                 need = decision(part, offset, *args, x_ok, False)
                 if need is not None:
-                    await self._exp(*need)
-                    if self._epoch != epoch:
+                    if not await self._load(need, epoch):
                         return False
                     decision(part, offset, *args, x_ok, True)
                 continue
             value = chunk.value(i)
             need = self._on_decision(part, offset, value)
             if need is not None:
-                await self._exp(*need)
-                if self._epoch != epoch:
+                if not await self._load(need, epoch):
                     return False
                 self._on_decision(part, offset, value, loaded=True)
         return True
@@ -554,7 +557,7 @@ class Learner:
             exp_id = raw[out[0, 3] : out[0, 4]].decode()
             evs = [
                 raw[a:b].decode()
-                for a, b in zip(out[:, 1].tolist(), out[:, 2].tolist(), strict=False)
+                for a, b in zip(out[:, 1].tolist(), out[:, 2].tolist(), strict=True)
             ]
         except UnicodeDecodeError:
             return False
@@ -570,13 +573,13 @@ class Learner:
         if not closed.keys().isdisjoint(evs):
             return False
         deadlines = times[:, 1].tolist()
-        xbs = [raw[a:b] for a, b in zip(x0.tolist(), x1.tolist(), strict=False)]
+        xbs = [raw[a:b] for a, b in zip(x0.tolist(), x1.tolist(), strict=True)]
         starts = out[:, 7].tolist()
         ends = (out[:, 7] + out[:, 8]).tolist()
-        slots = [all_slots[a:b] for a, b in zip(starts, ends, strict=False)]
+        slots = [all_slots[a:b] for a, b in zip(starts, ends, strict=True)]
         pends = list(map(_Pending, repeat(exp_id, n), xbs, slots, deadlines, offsets))
-        pending.update(zip(evs, pends, strict=False))
-        part.dec_offsets.extend(zip(offsets, evs, strict=False))
+        pending.update(zip(evs, pends, strict=True))
+        part.dec_offsets.extend(zip(offsets, evs, strict=True))
         queue = part.deadline_queue
         ordered = n == 1 or bool((times[1:, 1] >= times[:-1, 1]).all())
         if ordered and (not queue or deadlines[0] >= queue[-1][0]):
@@ -594,12 +597,12 @@ class Learner:
         # rewards that came before their decision (none replayed: the chunk is
         # new, and so is any reward still waiting in ``replay_wait``'s place)
         if part.replay_wait:
-            for ev, pend in zip(evs, pends, strict=False):
+            for ev, pend in zip(evs, pends, strict=True):
                 for fb_offset, fb in part.replay_wait.pop(ev, ()):
                     self._join(part, pend, fb_offset, fb, True)
         if part.orphans:
             orphans = part.orphans
-            for ev, pend in zip(evs, pends, strict=False):
+            for ev, pend in zip(evs, pends, strict=True):
                 if ev in orphans:
                     for fb_offset, fb in orphans.pop(ev):
                         self._join(part, pend, fb_offset, fb, False)

@@ -5,6 +5,7 @@ caught up (``Learner._flow``)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from test_learner_replay import (
@@ -20,6 +21,17 @@ from test_learner_replay import (
 from test_wire import records_chunk
 
 from bandit_engine.learner import _HOLD_MAX_S, _PAUSE_ORPHANS, _RESUME_ORPHANS, Learner
+
+
+def _learner(clock: Callable[[], float]) -> Learner:
+    return Learner(
+        MemoryStore(),  # type: ignore[arg-type]
+        SETTINGS,
+        lateness=LATENESS,
+        orphan_grace=GRACE,
+        clock=clock,
+        gc_threshold=None,
+    )
 
 
 class PausingConsumer(FakeConsumer):
@@ -47,14 +59,7 @@ def test_rewards_pause_while_their_decisions_lag_and_resume() -> None:
     )
 
     async def main() -> None:
-        lr = Learner(
-            MemoryStore(),  # type: ignore[arg-type]
-            SETTINGS,
-            lateness=LATENESS,
-            orphan_grace=GRACE,
-            clock=lambda: T0,
-            gc_threshold=None,
-        )
+        lr = _learner(lambda: T0)
         c = lr._consumer = PausingConsumer(len(w.decisions), len(w.feedback))
         await lr._restore({0})
         part = lr._parts[0]
@@ -97,14 +102,7 @@ def test_rewards_logged_after_the_newest_decision_wait_in_their_fetch() -> None:
     )
 
     async def main() -> None:
-        lr = Learner(
-            MemoryStore(),  # type: ignore[arg-type]
-            SETTINGS,
-            lateness=LATENESS,
-            orphan_grace=GRACE,
-            clock=lambda: T0,
-            gc_threshold=None,
-        )
+        lr = _learner(lambda: T0)
         c = lr._consumer = PausingConsumer(len(w.decisions), len(w.feedback))
         await lr._restore({0})
         part = lr._parts[0]
@@ -139,17 +137,10 @@ def test_a_paused_or_just_resumed_reward_log_holds_the_watermark() -> None:
 
     async def main() -> None:
         clock = [T0 + 100.0]
-        lr = Learner(
-            MemoryStore(),  # type: ignore[arg-type]
-            SETTINGS,
-            lateness=LATENESS,
-            orphan_grace=GRACE,
-            clock=lambda: clock[0],
-            gc_threshold=None,
-        )
+        lr = _learner(lambda: clock[0])
         c = lr._consumer = PausingConsumer(1, 0)
         polls: dict[str, int | None] = {"f": None}
-        c.last_poll_timestamp = lambda tp: polls[tp.topic]  # type: ignore[attr-defined]
+        c.last_poll_timestamp = lambda tp: polls[tp.topic]  # type: ignore[method-assign]
         await lr._restore({0})
         part = lr._parts[0]
         part.fb_time = T0
@@ -185,14 +176,7 @@ def test_rewards_are_held_for_a_bounded_time() -> None:
 
     async def main() -> None:
         clock = [T0]
-        lr = Learner(
-            MemoryStore(),  # type: ignore[arg-type]
-            SETTINGS,
-            lateness=LATENESS,
-            orphan_grace=GRACE,
-            clock=lambda: clock[0],
-            gc_threshold=None,
-        )
+        lr = _learner(lambda: clock[0])
         lr._consumer = PausingConsumer(len(w.decisions), len(w.feedback))
         await lr._restore({0})
         part = lr._parts[0]
@@ -232,14 +216,7 @@ def test_a_decision_with_a_deadline_that_is_not_finite_is_malformed() -> None:
         return _Rec(i, body, timestamp=int(T0 * 1000))
 
     async def main() -> None:
-        lr = Learner(
-            MemoryStore(),  # type: ignore[arg-type]
-            SETTINGS,
-            lateness=LATENESS,
-            orphan_grace=GRACE,
-            clock=lambda: T0,
-            gc_threshold=None,
-        )
+        lr = _learner(lambda: T0)
         lr._consumer = PausingConsumer(6, 0)
         await lr._restore({0})
         part = lr._parts[0]

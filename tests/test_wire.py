@@ -358,7 +358,7 @@ def test_other_consumers_iterate_aiokafkas_own_generator() -> None:
 
     raw = batch_bytes(0, [(1, b"k", b"v%d" % i) for i in range(5)])
     pr = F.PartitionRecords(TP(), F.MemoryRecords(raw), [], 0, None, None, True, 0)
-    base = type(pr).__mro__[1]
+    base: Any = type(pr).__mro__[1]
     assert type(pr) is not base  # installed
     assert pr._records_iterator.gi_code is base._unpack_records.__code__
     assert [m.value for m in pr] == [b"v%d" % i for i in range(5)]
