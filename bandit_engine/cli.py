@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 
 from ._exceptions import InvalidArgument
+from .config import DEFAULT_RPC_WORKERS
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
@@ -386,7 +387,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of the SQLite state file; ':memory:' keeps nothing",
     )
     s.add_argument("--seed", type=int, default=0, help="random seed; -1 for fresh entropy")
-    s.add_argument("--workers", type=int, default=16, help="RPC worker threads")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_RPC_WORKERS,
+        help="RPC worker threads (default %(default)s: handlers hold the GIL, so more only "
+        "add hand-overs of it; raise it if Feedback waits on a slow store)",
+    )
     s.add_argument("--max-candidates", type=int, default=10_000)
     s.add_argument("--max-features", type=int, default=1_024)
     s.add_argument(

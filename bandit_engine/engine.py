@@ -34,12 +34,13 @@ from typing import Any
 
 import numpy as np
 
+from . import fastpath
 from ._exceptions import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from ._proto.bandit.v1 import log_pb2
 from .config import ExperimentConfig, Limits, check_id
 from .features import ArmFeatures, FeatureSpace
 from .kafka import LogProducer
-from .policies import Policy
+from .policies import MAX_ABS_FEATURE, Policy
 from .store import ArmRow, DecisionRow, RewardRow, Snapshot, Store
 from .store.base import PRUNE_CHUNK
 
@@ -139,6 +140,7 @@ class _Experiment:
         key = int.from_bytes(hashlib.blake2b(cfg.experiment_id.encode(), digest_size=8).digest())
         self.rng = np.random.default_rng(None if seed is None else [seed, key])
         self._all_active: np.ndarray | None = None
+        self._arm_table: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def version(self) -> int:
@@ -157,7 +159,20 @@ class _Experiment:
         self.active.append(active)
         self.features.append(features)
         self._all_active = None
+        self._arm_table = None
         return slot
+
+    def arm_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every arm id's UTF-8 bytes end to end, in slot order, and the
+        offset where each starts (one more: the end), for ``fastpath``."""
+        table = self._arm_table
+        if table is None or table[1].shape[0] != len(self.arm_ids) + 1:
+            enc = [a.encode() for a in self.arm_ids]
+            off = np.zeros(len(enc) + 1, dtype=np.int64)
+            off[1:] = np.cumsum([len(e) for e in enc])
+            table = (np.frombuffer(b"".join(enc), dtype=np.uint8), off)
+            self._arm_table = table
+        return table
 
     def set_active(self, slot: int, active: bool) -> None:
         self.active[slot] = active
@@ -674,6 +689,82 @@ class Engine:
             with self._lock:
                 self.decisions_dropped += 1
         return Decision(event_id, arm_ids, scores, props, version)
+
+    def recommend_wire(self, raw: bytes) -> bytes | None:
+        """``recommend`` from a serialized ``RecommendRequest`` to a serialized
+        ``RecommendResponse``, for the common request (an experiment id, a
+        dense context, ``k``; embedded mode; a policy with ``decide_unchecked``),
+        read and written by ``fastpath``'s kernels. None, having changed
+        nothing, for any other request, or one that ``recommend`` would
+        refuse: the caller then parses it and calls ``recommend``, which
+        answers it, errors included. Otherwise the same checks, draws, state
+        changes and answer as ``recommend``."""
+        if self.producer is not None:
+            return None
+        buf = np.frombuffer(raw, dtype=np.uint8)
+        ok, exp_s, exp_e, dense_s, dense_n, k = fastpath.scan_recommend(buf)
+        if not ok:
+            return None
+        exp = self._exps.get(raw[exp_s:exp_e].decode())
+        if exp is None:
+            return None
+        policy = exp.policy
+        draws = exp.cfg.propensity_draws
+        space = exp.space
+        k = k or 1
+        if (
+            not policy.fast_decide
+            or draws > policy.fast_draws_max
+            or k > self.limits.max_k
+            or dense_n > space.max_features
+            or (dense_n and dense_n != space.dense_dim)
+        ):
+            return None
+        x, good = fastpath.dense_context(
+            buf, dense_s, dense_n, space.dim, space.dense_start, space.intercept, MAX_ABS_FEATURE
+        )
+        if not good:
+            return None
+        event_id = _new_event_id()
+        with exp.lock:
+            slots = exp.active_slots()
+            if k > slots.shape[0]:  # no active arm, or k above their count
+                return None
+            order, scores, counts = policy.decide_unchecked(slots, x, k, draws, exp.rng)
+            version = exp.version
+            exp.counters["decisions"] += 1
+            arm_bytes, arm_off = exp.arm_table()
+            body, shown, props = fastpath.write_response(
+                np.frombuffer(event_id.encode(), dtype=np.uint8),
+                slots,
+                order,
+                scores,
+                counts,
+                draws,
+                arm_bytes,
+                arm_off,
+                version,
+            )
+            ids = exp.arm_ids
+            arm_ids = tuple([ids[s] for s in shown.tolist()])
+            now = self.clock()
+            deadline = now + exp.cfg.reward_window_s
+            self.decision_log.append(
+                DecisionRow(
+                    event_id,
+                    exp.cfg.experiment_id,
+                    now,
+                    deadline,
+                    version,
+                    x,
+                    arm_ids,
+                    tuple(scores.tolist()),
+                    tuple(props.tolist()),
+                    (),
+                )
+            )
+            self._track(exp, event_id, x, shown, arm_ids, deadline, set())
+        return body.tobytes()
 
     def _track(
         self,

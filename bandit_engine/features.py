@@ -130,6 +130,11 @@ class FeatureSpace:
         self._hashed_size = dim - self._hashed_start
 
     @property
+    def dense_start(self) -> int:
+        """Index of the dense block's first value in the context vector."""
+        return self._dense_start
+
+    @property
     def hashed_size(self) -> int:
         return self._hashed_size
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -35,7 +36,7 @@ from ._exceptions import (
 )
 from ._proto.bandit.v1 import bandit_pb2 as pb
 from ._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
-from .config import Limits
+from .config import DEFAULT_RPC_WORKERS, Limits
 from .engine import Engine
 from .kafka import KafkaSettings, LogProducer
 from .learner import Learner
@@ -92,6 +93,24 @@ class BanditServicer(pb_grpc.BanditServiceServicer):
 
     @_rpc
     def Recommend(self, request: pb.RecommendRequest, context: Any) -> pb.RecommendResponse:
+        return self._recommend(request)
+
+    @_rpc
+    def RecommendWire(self, raw: bytes, context: Any) -> bytes:
+        """Recommend as the server registers it: request bytes in, response
+        bytes out. The common request goes through ``Engine.recommend_wire``
+        (no message objects); any other is parsed and answered by ``Recommend``'s
+        code, errors included."""
+        body = self.engine.recommend_wire(raw)
+        if body is not None:
+            return body
+        try:
+            request = pb.RecommendRequest.FromString(raw)
+        except DecodeError as exc:
+            raise InvalidArgument(f"malformed RecommendRequest ({len(raw)} bytes): {exc}") from None
+        return self._recommend(request).SerializeToString()
+
+    def _recommend(self, request: pb.RecommendRequest) -> pb.RecommendResponse:
         d = self.engine.recommend(
             request.experiment_id,
             cv.context_from_msg(request.context),
@@ -156,6 +175,26 @@ class BanditServicer(pb_grpc.BanditServiceServicer):
         return pb.ListArmsResponse(arms=[cv.arm_msg(a) for a in infos])
 
 
+def add_servicer(servicer: BanditServicer, server: Any) -> None:
+    """Register ``servicer`` for every RPC of ``bandit.v1.BanditService``, as
+    the generated ``add_BanditServiceServicer_to_server`` does, except that
+    Recommend takes and returns bytes (``BanditServicer.RecommendWire``)."""
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name["BanditService"].methods:
+        if method.name == "Recommend":
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(servicer.RecommendWire)
+            continue
+        request = getattr(pb, method.input_type.name)
+        response = getattr(pb, method.output_type.name)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=request.FromString,
+            response_serializer=response.SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
 @dataclass
 class ServerSettings:
     """How to run the server. ``state_dir=None`` keeps state in memory only."""
@@ -164,7 +203,8 @@ class ServerSettings:
     port: int = 50051
     state_dir: str | Path | None = ".bandit-state"
     seed: int | None = 0
-    max_workers: int = 16
+    #: RPC threads (``config.DEFAULT_RPC_WORKERS``: why 2).
+    max_workers: int = DEFAULT_RPC_WORKERS
     limits: Limits = field(default_factory=Limits)
     max_message_bytes: int = 4 * 1024 * 1024
     checkpoint_interval: float = 10.0
@@ -292,7 +332,7 @@ def create_server(
         interceptors=interceptors,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
-    pb_grpc.add_BanditServiceServicer_to_server(BanditServicer(engine), server)
+    add_servicer(BanditServicer(engine), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

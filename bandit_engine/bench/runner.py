@@ -77,8 +77,10 @@ DESCRIPTIONS: dict[str, str] = {
     "Sherman-Morrison update, one core), d=32, median of repeats",
     "update_batch_events": "events per update_batch call in updates_per_s",
     "update_call_us": "median us per policy.update(arm, x, r) Python call (one event)",
-    "echo_qps_sync": "Recommend calls/s against the bare echo server, grpc sync server "
-    "(ThreadPoolExecutor 16 workers), 8 client threads in another process",
+    "echo_qps_sync": "Recommend calls/s against the bare echo server, grpc sync server, "
+    "8 client threads in another process; the faster of its runs with 2 and 16 worker threads",
+    "echo_sync2_qps": "sync echo server with 2 worker threads, calls/s",
+    "echo_sync16_qps": "sync echo server with 16 worker threads, calls/s",
     "echo_qps_aio": "Recommend calls/s against the bare echo server, grpc.aio server, same client",
     "echo_p50_ms_sync": "echo (sync server) p50 latency, 1 sequential client",
     "echo_p50_ms_aio": "echo (aio server) p50 latency, 1 sequential client",
@@ -91,8 +93,9 @@ DESCRIPTIONS: dict[str, str] = {
     "echo_server_cpu_us": "server CPU us per echo call (peer flavour)",
     "grpc_client_cpu_util_echo": "client process CPU use during the echo windows, in cores "
     "(near 1.0 means the client bounds the figure)",
-    "recommend_qps": "Recommend calls/s through the real server (create_server, LinTS disjoint, "
-    "dim 33 = intercept + 32 dense, 100 arms, k=10, trained), 8 client threads in another process",
+    "recommend_qps": "Recommend calls/s through the real server (create_server as shipped: 2 RPC "
+    "threads; LinTS disjoint, dim 33 = intercept + 32 dense, 100 arms, k=10, trained), 8 client "
+    "threads in another process",
     "recommend_vs_echo": "recommend_qps / echo_qps (alternating rounds, same run)",
     "recommend_p50_ms": "Recommend p50 latency (ms), light load: 1 sequential client",
     "recommend_p99_ms": "Recommend p99 latency (ms), light load: 1 sequential client",

@@ -254,6 +254,35 @@ class _PerArmGaussian(Policy):
         )
         return Ranking(order, scores), counts
 
+    #: ``decide_unchecked`` is available (``Engine.recommend_wire``).
+    fast_decide = True
+    fast_draws_max = _GIL_DRAWS_MAX
+
+    def decide_unchecked(
+        self, arms: IntArray, x: FloatArray, k: int, draws: int, rng: np.random.Generator
+    ) -> tuple[IntArray, FloatArray, IntArray]:
+        """``decide`` for arguments the caller has checked (int64 ``arms`` of
+        known slots, ``x`` of ``dim`` finite values within MAX_ABS_FEATURE,
+        1 <= k <= len(arms), 1 <= draws <= ``fast_draws_max``): the same
+        draws in the same order, as (order, scores of the ranked arms, counts)."""
+        z = self._normals(rng, arms.shape[0])
+        table = normal_table32()
+        offset = int(rng.integers(table.shape[0]))
+        return kernels.gauss_decide(
+            self._cov,
+            self._weights(),
+            self._packed,
+            self._stale,
+            arms,
+            x,
+            self._scale,
+            z,
+            k,
+            table,
+            offset,
+            draws,
+        )
+
     def first_slot_counts(
         self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator
     ) -> IntArray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -51,8 +52,28 @@ def decode_state(blob: bytes) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def decision_params(r: DecisionRow) -> tuple[Any, ...]:
-    """A decision as the values of the ``decisions`` columns, in DECISION_COLS order."""
+def encode_floats(xs: Sequence[float]) -> bytes:
+    """Floats as little-endian float64s: 0.3 us for ten, where their JSON
+    text costs 4-6 us (a shortest repr per float)."""
+    return struct.pack(f"<{len(xs)}d", *xs)
+
+
+def decode_floats(v: str | bytes) -> tuple[float, ...]:
+    """A list of floats as ``encode_floats`` or JSON text wrote it."""
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        b = bytes(v)
+        if len(b) % 8:
+            raise ValueError(f"a float64 column of {len(b)} bytes")
+        return struct.unpack(f"<{len(b) // 8}d", b)
+    return tuple(json.loads(v))
+
+
+def decision_params(r: DecisionRow, binary_floats: bool = False) -> tuple[Any, ...]:
+    """A decision as the values of the ``decisions`` columns, in DECISION_COLS
+    order. ``binary_floats``: scores and propensities as ``encode_floats``
+    (SQLite, where a TEXT column keeps a BLOB as it is) instead of JSON text;
+    ``decision_from_row`` reads both, so older rows still load."""
+    floats = encode_floats if binary_floats else json.dumps
     return (
         r.event_id,
         r.experiment_id,
@@ -61,8 +82,8 @@ def decision_params(r: DecisionRow) -> tuple[Any, ...]:
         r.model_version,
         encode_vector(r.x),
         json_ids(r.arms),
-        json.dumps(r.scores),
-        json.dumps(r.propensities),
+        floats(r.scores),
+        floats(r.propensities),
         json_ids(r.candidates),
     )
 
@@ -76,8 +97,8 @@ def decision_from_row(r: Sequence[Any]) -> DecisionRow:
         model_version=int(r[4]),
         x=decode_vector(r[5]),
         arms=tuple(json.loads(r[6])),
-        scores=tuple(json.loads(r[7])),
-        propensities=tuple(json.loads(r[8])),
+        scores=decode_floats(r[7]),
+        propensities=decode_floats(r[8]),
         candidates=tuple(json.loads(r[9])),
     )
 

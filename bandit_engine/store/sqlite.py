@@ -206,7 +206,7 @@ class SQLiteStore(Store):
     # ----------------------------------------------------- decisions, rewards
     def log_decisions(self, rows: Sequence[DecisionRow]) -> None:
         # Encoded before the transaction: the store lock is held for the insert only.
-        params = [v for r in rows for v in decision_params(r)]
+        params = [v for r in rows for v in decision_params(r, binary_floats=True)]
         step = _ROWS_PER_INSERT * _DECISION_WIDTH
         with self._tx() as db:
             for i in range(0, len(params), step):
