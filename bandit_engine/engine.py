@@ -681,26 +681,29 @@ class Engine:
             propensities=props,
             candidates=candidates,
         )
+        self._publish_decision(event_id, rec.SerializeToString())
+        return Decision(event_id, arm_ids, scores, props, version)
+
+    def _publish_decision(self, event_id: str, record: bytes) -> None:
+        """Kafka mode: queue a serialized ``DecisionRecord`` for the decisions topic."""
         assert self.producer is not None
         topic = self.producer.settings.decisions_topic
-        if not self.producer.publish(topic, event_id.encode(), rec.SerializeToString()):
+        if not self.producer.publish(topic, event_id.encode(), record):
             # Serving goes on when the log is down: the decision is counted
             # as dropped, and its rewards will be dead-lettered.
             with self._lock:
                 self.decisions_dropped += 1
-        return Decision(event_id, arm_ids, scores, props, version)
 
     def recommend_wire(self, raw: bytes) -> bytes | None:
         """``recommend`` from a serialized ``RecommendRequest`` to a serialized
         ``RecommendResponse``, for the common request (an experiment id, a
-        dense context, ``k``; embedded mode; a policy with ``decide_unchecked``),
-        read and written by ``fastpath``'s kernels. None, having changed
+        dense context, ``k``; a policy with ``decide_unchecked``), read and
+        written by ``fastpath``'s kernels (in Kafka mode the decision record
+        too). None, having changed
         nothing, for any other request, or one that ``recommend`` would
         refuse: the caller then parses it and calls ``recommend``, which
         answers it, errors included. Otherwise the same checks, draws, state
         changes and answer as ``recommend``."""
-        if self.producer is not None:
-            return None
         buf = np.frombuffer(raw, dtype=np.uint8)
         ok, exp_s, exp_e, dense_s, dense_n, k = fastpath.scan_recommend(buf)
         if not ok:
@@ -734,8 +737,9 @@ class Engine:
             version = exp.version
             exp.counters["decisions"] += 1
             arm_bytes, arm_off = exp.arm_table()
+            eid = np.frombuffer(event_id.encode(), dtype=np.uint8)
             body, shown, props = fastpath.write_response(
-                np.frombuffer(event_id.encode(), dtype=np.uint8),
+                eid,
                 slots,
                 order,
                 scores,
@@ -745,25 +749,43 @@ class Engine:
                 arm_off,
                 version,
             )
-            ids = exp.arm_ids
-            arm_ids = tuple([ids[s] for s in shown.tolist()])
             now = self.clock()
             deadline = now + exp.cfg.reward_window_s
-            self.decision_log.append(
-                DecisionRow(
-                    event_id,
-                    exp.cfg.experiment_id,
-                    now,
-                    deadline,
-                    version,
-                    x,
-                    arm_ids,
-                    tuple(scores.tolist()),
-                    tuple(props.tolist()),
-                    (),
+            if self.producer is None:
+                ids = exp.arm_ids
+                arm_ids = tuple([ids[s] for s in shown.tolist()])
+                self.decision_log.append(
+                    DecisionRow(
+                        event_id,
+                        exp.cfg.experiment_id,
+                        now,
+                        deadline,
+                        version,
+                        x,
+                        arm_ids,
+                        tuple(scores.tolist()),
+                        tuple(props.tolist()),
+                        (),
+                    )
                 )
-            )
-            self._track(exp, event_id, x, shown, arm_ids, deadline, set())
+                self._track(exp, event_id, x, shown, arm_ids, deadline, set())
+                return body.tobytes()
+        record = fastpath.write_decision(
+            eid,
+            buf,
+            exp_s,
+            exp_e,
+            now,
+            deadline,
+            version,
+            arm_bytes,
+            arm_off,
+            shown,
+            scores,
+            props,
+            x,
+        )
+        self._publish_decision(event_id, record.tobytes())
         return body.tobytes()
 
     def _track(

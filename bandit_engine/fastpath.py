@@ -20,7 +20,8 @@ id, a dense context, ``k``) is read and answered by the kernels here:
   block; ``FeatureSpace.vector``) and checks every value, so that a bad one
   goes to the message path, which names it, before any state is touched.
 - ``write_response`` turns a decision into the first-slot propensities and a
-  serialized ``RecommendResponse``.
+  serialized ``RecommendResponse``; in Kafka mode ``write_decision`` writes
+  its serialized ``DecisionRecord`` for the decision log.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from numba import njit
 
 from .wire import _key, _span, _utf8, _varint
 
-__all__ = ["dense_context", "scan_recommend", "warm_up", "write_response"]
+__all__ = ["dense_context", "scan_recommend", "warm_up", "write_decision", "write_response"]
 
 _JIT: dict[str, Any] = {"cache": True, "nogil": False, "error_model": "numpy", "boundscheck": False}
 
@@ -208,21 +209,92 @@ def write_response(event_id, slots, order, scores, counts, draws, arm_bytes, arm
     return out[:p], shown, props
 
 
+@njit(**_JIT)
+def _put_bytes(out, p, tag, src, a, b):  # type: ignore[no-untyped-def]
+    """Field ``tag`` (wire type 2) holding ``src[a:b]``."""
+    out[p] = tag
+    p = _put_varint(out, p + 1, b - a)
+    out[p : p + (b - a)] = src[a:b]
+    return p + (b - a)
+
+
+@njit(**_JIT)
+def _put_doubles(out, p, tag, v):  # type: ignore[no-untyped-def]
+    """A packed repeated double field; nothing when empty (proto3)."""
+    n = v.shape[0]
+    if n == 0:
+        return p
+    out[p] = tag
+    p = _put_varint(out, p + 1, 8 * n)
+    out[p : p + 8 * n] = np.ascontiguousarray(v).view(np.uint8)
+    return p + 8 * n
+
+
+@njit(**_JIT)
+def write_decision(
+    event_id,
+    req,
+    exp_s,
+    exp_e,
+    created_at,
+    deadline,
+    version,
+    arm_bytes,
+    arm_off,
+    shown,
+    scores,
+    props,
+    x,
+):  # type: ignore[no-untyped-def]
+    """A decision's ``DecisionRecord`` (log.proto) as ``Engine.recommend``
+    builds it in Kafka mode: fields in number order, proto3 defaults left
+    out, repeated numbers packed; the experiment id is ``req[exp_s:exp_e]``
+    (the request's own bytes), no candidates (every active arm), the
+    context as ``x_f64``."""
+    k = shown.shape[0]
+    size = 64 + event_id.shape[0] + (exp_e - exp_s) + 32 * k + 8 * x.shape[0]
+    for j in range(k):
+        size += arm_off[shown[j] + 1] - arm_off[shown[j]]
+    out = np.empty(size, dtype=np.uint8)
+    p = _put_bytes(out, 0, 0x0A, event_id, 0, event_id.shape[0])
+    if exp_e > exp_s:
+        p = _put_bytes(out, p, 0x12, req, exp_s, exp_e)
+    p = _put_double(out, p, 0x19, created_at)
+    p = _put_double(out, p, 0x21, deadline)
+    if version != 0:
+        out[p] = 0x28
+        p = _put_varint(out, p + 1, version)
+    for j in range(k):
+        s = shown[j]
+        p = _put_bytes(out, p, 0x3A, arm_bytes, arm_off[s], arm_off[s + 1])
+    if k:
+        n = 0
+        for j in range(k):
+            n += _varint_len(shown[j])
+        out[p] = 0x42
+        p = _put_varint(out, p + 1, n)
+        for j in range(k):
+            p = _put_varint(out, p, shown[j])
+    p = _put_doubles(out, p, 0x4A, scores)
+    p = _put_doubles(out, p, 0x52, props)
+    if x.shape[0]:
+        xb = np.ascontiguousarray(x).view(np.uint8)
+        p = _put_bytes(out, p, 0x62, xb, 0, xb.shape[0])
+    return out[:p]
+
+
 def warm_up() -> None:
     """Load the kernels from numba's cache (or compile them) with the argument
-    types the engine passes, before the server takes requests."""
+    types the engine passes (read-only arrays over bytes where it has them),
+    before the server takes requests."""
     buf = np.frombuffer(b"\x0a\x01e\x12\x0a\x0a\x08" + bytes(8) + b"\x20\x01", dtype=np.uint8)
-    _, _, _, start, n, _ = scan_recommend(buf)
-    dense_context(buf, start, n, 2, 1, True, 1e6)
+    _, exp_s, exp_e, start, n, _ = scan_recommend(buf)
+    x, _ = dense_context(buf, start, n, 2, 1, True, 1e6)
+    eid = np.frombuffer(b"0" * 32, dtype=np.uint8)
     arms = np.frombuffer(b"ab", dtype=np.uint8)
-    write_response(
-        np.frombuffer(b"0" * 32, dtype=np.uint8),
-        np.arange(2, dtype=np.int64),
-        np.arange(2, dtype=np.int64),
-        np.ones(2),
-        np.ones(2, dtype=np.int64),
-        10,
-        arms,
-        np.arange(3, dtype=np.int64),
-        5,
+    off = np.arange(3, dtype=np.int64)
+    slots = np.arange(2, dtype=np.int64)
+    _, shown, props = write_response(
+        eid, slots, slots.copy(), np.ones(2), np.ones(2, dtype=np.int64), 10, arms, off, 5
     )
+    write_decision(eid, buf, exp_s, exp_e, 1.0, 2.0, 5, arms, off, shown, np.ones(2), props, x)

@@ -42,6 +42,7 @@ def warm_up() -> float:
     with _lock:
         if _done:
             return 0.0
+        from . import fastpath
         from .config import ExperimentConfig
         from .engine import Context, Engine
         from .policies import POLICIES
@@ -70,6 +71,7 @@ def warm_up() -> float:
                         engine.feedback(dec.event_id, dec.arm_ids[0], 1.0)
                 engine.recommend_wire(wire_request(exp))  # the server's path (fastpath)
                 engine.arm_info(exp, "a", ctx)
+            fastpath.warm_up()  # write_decision too (Kafka mode)
             engine.decision_log.flush()
             now[0] += 10.0
             engine.sweep()  # default rewards: the batched update path

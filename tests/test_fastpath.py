@@ -18,8 +18,10 @@ from serverutil import make_experiment, start_server
 
 from bandit_engine import fastpath
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
+from bandit_engine._proto.bandit.v1 import log_pb2
 from bandit_engine.config import ExperimentConfig
 from bandit_engine.engine import Context, Engine
+from bandit_engine.kafka import KafkaSettings
 from bandit_engine.server import SERVICE_NAME, BanditServicer, add_servicer
 from bandit_engine.store import SQLiteStore
 
@@ -311,3 +313,56 @@ def test_server_answers_dense_requests_and_refuses_bad_ones(tmp_path: Path) -> N
         assert r.engine.get_experiment("trips").counters["decisions"] == before
     finally:
         r.stop()
+
+
+# ------------------------------------------------------------------ Kafka mode
+class Producer:
+    """What the engine's Kafka mode calls: records are kept, not sent."""
+
+    def __init__(self) -> None:
+        self.settings = KafkaSettings(bootstrap="unused:9092")
+        self.records: list[tuple[str, bytes, bytes]] = []
+
+    def publish(self, topic: str, key: bytes, value: bytes) -> bool:
+        self.records.append((topic, key, value))
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    contexts=st.lists(st.lists(FLOATS, min_size=4, max_size=4), min_size=1, max_size=4),
+    k=st.integers(1, len(ARMS)),
+)
+def test_kafka_mode_logs_the_record_the_message_path_logs(
+    contexts: list[list[float]], k: int
+) -> None:
+    engines = []
+    for _ in range(2):
+        p = Producer()
+        e = Engine(SQLiteStore(":memory:"), seed=3, clock=lambda: 1.7e9, producer=p)  # type: ignore[arg-type]
+        e.create_experiment(ExperimentConfig("exp", dim=5, dense_dim=4))
+        e.add_arms("exp", [(a, {}) for a in ARMS])
+        engines.append((e, p))
+    (slow, p_slow), (fast, p_fast) = engines
+    for dense in contexts:
+        d = slow.recommend("exp", Context(dense=dense), k=k)
+        body = fast.recommend_wire(request(dense, k).SerializeToString())
+        assert body is not None
+        got = pb.RecommendResponse.FromString(body)
+        assert [a.arm_id for a in got.arms] == list(d.arm_ids)
+        assert [a.propensity for a in got.arms] == list(d.propensities)
+        (t1, k1, v1), (t2, k2, v2) = p_slow.records[-1], p_fast.records[-1]
+        assert t1 == t2 == "bandit.decisions"
+        assert k2 == got.event_id.encode()
+        want = log_pb2.DecisionRecord.FromString(v1)
+        have = log_pb2.DecisionRecord.FromString(v2)
+        assert have.event_id == got.event_id
+        have.event_id = want.event_id
+        assert have == want
+        assert have.SerializeToString() == want.SerializeToString()
+    assert len(fast._pending) == 0  # the learner owns the join in Kafka mode
+    slow.close()
+    fast.close()
