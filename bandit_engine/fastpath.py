@@ -231,7 +231,7 @@ def _put_doubles(out, p, tag, v):  # type: ignore[no-untyped-def]
 
 
 @njit(**_JIT)
-def write_decision(
+def write_decision(  # type: ignore[no-untyped-def]
     event_id,
     req,
     exp_s,
@@ -245,7 +245,7 @@ def write_decision(
     scores,
     props,
     x,
-):  # type: ignore[no-untyped-def]
+):
     """A decision's ``DecisionRecord`` (log.proto) as ``Engine.recommend``
     builds it in Kafka mode: fields in number order, proto3 defaults left
     out, repeated numbers packed; the experiment id is ``req[exp_s:exp_e]``

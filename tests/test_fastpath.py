@@ -354,7 +354,7 @@ def test_kafka_mode_logs_the_record_the_message_path_logs(
         got = pb.RecommendResponse.FromString(body)
         assert [a.arm_id for a in got.arms] == list(d.arm_ids)
         assert [a.propensity for a in got.arms] == list(d.propensities)
-        (t1, k1, v1), (t2, k2, v2) = p_slow.records[-1], p_fast.records[-1]
+        (t1, _, v1), (t2, k2, v2) = p_slow.records[-1], p_fast.records[-1]
         assert t1 == t2 == "bandit.decisions"
         assert k2 == got.event_id.encode()
         want = log_pb2.DecisionRecord.FromString(v1)
