@@ -22,7 +22,7 @@ from typing import Any
 import grpc
 
 from ._exceptions import InvalidArgument
-from .config import DEFAULT_RPC_WORKERS
+from .config import DEFAULT_RPC_WORKERS, NETWORK_RPC_WORKERS
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
@@ -390,9 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--workers",
         type=int,
-        default=DEFAULT_RPC_WORKERS,
-        help="RPC worker threads (default %(default)s: handlers hold the GIL, so more only "
-        "add hand-overs of it; raise it if Feedback waits on a slow store)",
+        default=None,
+        help=f"RPC worker threads (default: {DEFAULT_RPC_WORKERS} in embedded mode with SQLite, "
+        f"where handlers wait only on the GIL; {NETWORK_RPC_WORKERS} with MySQL or Kafka, where a "
+        "Feedback waits on the network)",
     )
     s.add_argument("--max-candidates", type=int, default=10_000)
     s.add_argument("--max-features", type=int, default=1_024)

@@ -749,7 +749,7 @@ class Engine:
                 arm_off,
                 version,
             )
-            now = self.clock()
+            now = float(self.clock())  # a float to the kernel, whatever the clock gives
             deadline = now + exp.cfg.reward_window_s
             if self.producer is None:
                 ids = exp.arm_ids

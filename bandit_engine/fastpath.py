@@ -22,6 +22,10 @@ id, a dense context, ``k``) is read and answered by the kernels here:
 - ``write_response`` turns a decision into the first-slot propensities and a
   serialized ``RecommendResponse``; in Kafka mode ``write_decision`` writes
   its serialized ``DecisionRecord`` for the decision log.
+
+The reader uses ``wire``'s field helpers (``_key``, ``_span``, ...). Numba's
+cache checks only this file's own source: after changing those helpers,
+delete ``bandit_engine/__pycache__/fastpath*.nb*``.
 """
 
 from __future__ import annotations

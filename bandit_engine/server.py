@@ -36,7 +36,7 @@ from ._exceptions import (
 )
 from ._proto.bandit.v1 import bandit_pb2 as pb
 from ._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
-from .config import DEFAULT_RPC_WORKERS, Limits
+from .config import DEFAULT_RPC_WORKERS, NETWORK_RPC_WORKERS, Limits
 from .engine import Engine
 from .kafka import KafkaSettings, LogProducer
 from .learner import Learner
@@ -203,8 +203,19 @@ class ServerSettings:
     port: int = 50051
     state_dir: str | Path | None = ".bandit-state"
     seed: int | None = 0
-    #: RPC threads (``config.DEFAULT_RPC_WORKERS``: why 2).
-    max_workers: int = DEFAULT_RPC_WORKERS
+    #: RPC threads; None: 2 in embedded mode with SQLite, 16 with MySQL or
+    #: Kafka, where a Feedback waits on the network (``config.DEFAULT_RPC_WORKERS``).
+    max_workers: int | None = None
+
+    @property
+    def workers(self) -> int:
+        """``max_workers``, or the default for this mode."""
+        if self.max_workers is not None:
+            return self.max_workers
+        if self.mysql_dsn or self.kafka is not None:
+            return NETWORK_RPC_WORKERS
+        return DEFAULT_RPC_WORKERS
+
     limits: Limits = field(default_factory=Limits)
     max_message_bytes: int = 4 * 1024 * 1024
     checkpoint_interval: float = 10.0
@@ -327,7 +338,7 @@ def create_server(
     if settings.tokens:
         interceptors.append(AuthInterceptor(settings.tokens))
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
+        futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
         options=opts,
         interceptors=interceptors,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,

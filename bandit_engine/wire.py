@@ -284,11 +284,12 @@ def _utf8(buf, p, end):  # type: ignore[no-untyped-def]
 @njit(**_JIT)
 def _key(buf, p, end):  # type: ignore[no-untyped-def]
     """A field's key at ``p``: (field number, wire type, next pos); field -1
-    if the key is malformed or its number out of range (protobuf calls that
-    corrupt)."""
+    if the key is malformed, longer than 5 bytes, or its number out of range
+    (protobuf calls each of these corrupt)."""
+    start = p
     key, p = _varint(buf, p, end)
     field = np.int64(key >> np.uint64(3))
-    if p < 0 or field < 1 or field > _MAX_FIELD:
+    if p < 0 or p - start > 5 or field < 1 or field > _MAX_FIELD:
         return np.int64(-1), np.int64(0), np.int64(-1)
     return field, np.int64(key & np.uint64(7)), p
 
@@ -296,9 +297,11 @@ def _key(buf, p, end):  # type: ignore[no-untyped-def]
 @njit(**_JIT)
 def _span(buf, p, end):  # type: ignore[no-untyped-def]
     """The value of a length-delimited field at ``p``: (start, stop); stop -1
-    if it runs past ``end``."""
+    if it runs past ``end`` or its length takes more than 5 bytes (protobuf
+    refuses that)."""
+    start = p
     ln, p = _varint(buf, p, end)
-    if p < 0 or ln > np.uint64(end - p):
+    if p < 0 or p - start > 5 or ln > np.uint64(end - p):
         return p, np.int64(-1)
     return p, p + np.int64(ln)
 

@@ -22,7 +22,7 @@ from bandit_engine._proto.bandit.v1 import log_pb2
 from bandit_engine.config import ExperimentConfig
 from bandit_engine.engine import Context, Engine
 from bandit_engine.kafka import KafkaSettings
-from bandit_engine.server import SERVICE_NAME, BanditServicer, add_servicer
+from bandit_engine.server import SERVICE_NAME, BanditServicer, ServerSettings, add_servicer
 from bandit_engine.store import SQLiteStore
 
 ARMS = [f"arm-{i}" for i in range(6)] + ["x" * 128]  # the longest id: a 2-byte length
@@ -230,6 +230,63 @@ def test_reader_leaves_repeated_and_unpacked_fields_to_protobuf() -> None:
     assert fields(b"\x20\x80\x80\x80\x80\x10") is None  # k of 2^32: not a uint32
 
 
+@pytest.mark.parametrize(
+    ("name", "raw", "ok"),
+    [
+        ("id key in 5 bytes", b"\x8a\x80\x80\x80\x00\x03exp", True),
+        ("id key in 6 bytes", b"\x8a\x80\x80\x80\x80\x00\x03exp", False),
+        ("id length in 6 bytes", b"\x0a\x83\x80\x80\x80\x80\x00exp", False),
+        ("k key in 6 bytes", b"\x0a\x03exp\xa0\x80\x80\x80\x80\x00\x02", False),
+        ("k value in 10 bytes", b"\x0a\x03exp\x20\x82" + b"\x80" * 8 + b"\x00", True),
+        ("dense length in 6 bytes", b"\x12\x07\x0a\x81\x80\x80\x80\x80\x00", False),
+    ],
+)
+def test_overlong_varints_are_read_as_protobuf_reads_them(name: str, raw: bytes, ok: bool) -> None:
+    """protobuf refuses a key or a length of more than 5 bytes, and takes
+    values of up to 10 (found in review: the reader took them all)."""
+    try:
+        pb.RecommendRequest.FromString(raw)
+        parsed = True
+    except Exception:
+        parsed = False
+    assert parsed == ok
+    assert (fields(raw) is not None) == ok
+
+
+def test_default_rpc_threads_depend_on_what_a_feedback_waits_for() -> None:
+    assert ServerSettings(state_dir=None).workers == 2  # the GIL only
+    assert ServerSettings(mysql_dsn="mysql://u@h/db").workers == 16  # MySQL's commit
+    kafka = KafkaSettings(bootstrap="k:9092")
+    assert ServerSettings(mysql_dsn="mysql://u@h/db", kafka=kafka).workers == 16  # the broker
+    assert ServerSettings(max_workers=5).workers == 5
+
+
+def test_decision_rows_in_either_encoding_load(tmp_path: Path) -> None:
+    """Scores and propensities as JSON text (written before schema 3, and by
+    MySQL) and as float64 blobs (SQLite now) read back the same."""
+    from bandit_engine.store._codec import DECISION_COLS, decision_params
+    from bandit_engine.store.base import DecisionRow
+
+    store = SQLiteStore(tmp_path / "state.db")
+    rows = [
+        DecisionRow(
+            f"e{i}", "exp", 1.0, 2.0, 3, np.arange(3.0), ("a", "b"), (0.1, -2.5), (0.9, 0.0)
+        )
+        for i in range(2)
+    ]
+    store.log_decisions(rows[:1])
+    marks = ", ".join("?" * len(DECISION_COLS.split(",")))
+    with store._tx() as db:
+        db.execute(
+            f"INSERT INTO decisions ({DECISION_COLS}) VALUES ({marks})", decision_params(rows[1])
+        )
+    kinds = [r[0] for r in store._query("SELECT typeof(scores) FROM decisions ORDER BY seq")]
+    assert kinds == ["blob", "text"]
+    back = list(store.decisions("exp"))
+    assert [(r.scores, r.propensities) for r in back] == [((0.1, -2.5), (0.9, 0.0))] * 2
+    store.close()
+
+
 def test_response_writer_matches_protobuf_for_zeros_and_long_ids() -> None:
     eid = "0123456789abcdef0123456789abcdef"
     ids = ["a", "x" * 128, "b"]
@@ -264,6 +321,7 @@ def test_response_writer_matches_protobuf_for_zeros_and_long_ids() -> None:
             propensity_kind=pb.FIRST_SLOT,
         )
         assert pb.RecommendResponse.FromString(body.tobytes()) == want
+        assert body.tobytes() == want.SerializeToString()
 
 
 # ------------------------------------------------------------ through the wire
@@ -342,7 +400,8 @@ def test_kafka_mode_logs_the_record_the_message_path_logs(
     engines = []
     for _ in range(2):
         p = Producer()
-        e = Engine(SQLiteStore(":memory:"), seed=3, clock=lambda: 1.7e9, producer=p)  # type: ignore[arg-type]
+        # an int clock: the record must still carry doubles (found in review)
+        e = Engine(SQLiteStore(":memory:"), seed=3, clock=lambda: 1_700_000_000, producer=p)  # type: ignore[arg-type]
         e.create_experiment(ExperimentConfig("exp", dim=5, dense_dim=4))
         e.add_arms("exp", [(a, {}) for a in ARMS])
         engines.append((e, p))
@@ -361,6 +420,7 @@ def test_kafka_mode_logs_the_record_the_message_path_logs(
         have = log_pb2.DecisionRecord.FromString(v2)
         assert have.event_id == got.event_id
         have.event_id = want.event_id
+        assert have.created_at == 1.7e9 and have.deadline == 1.7e9 + 3600.0
         assert have == want
         assert have.SerializeToString() == want.SerializeToString()
     assert len(fast._pending) == 0  # the learner owns the join in Kafka mode

@@ -17,6 +17,7 @@ from bandit_engine import InvalidArgument, NotFound
 from bandit_engine.cli import duration
 from bandit_engine.engine import Engine
 from bandit_engine.store import DecisionRow, MySQLStore, RewardRow, Snapshot, SQLiteStore, Store
+from bandit_engine.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 
 
 def _decision(ev: str, deadline: float) -> DecisionRow:
@@ -212,7 +213,7 @@ def test_older_schema_gains_the_retention_index(
         )
         store.close()
         store = SQLiteStore(tmp_path / "state.db")
-        assert store._query("SELECT version FROM schema_version")[0][0] == 2
+        assert store._query("SELECT version FROM schema_version")[0][0] == SQLITE_SCHEMA
     else:
         dsn = request.getfixturevalue("mysql_dsn")
         store = MySQLStore(dsn)

@@ -404,3 +404,24 @@ def test_a_slot_key_without_its_value_goes_to_protobuf() -> None:
     assert _dec(body + bytes([8 << 3 | 0]))[0][0] == 0  # cut after the key
     assert _dec(body + bytes([8 << 3 | 0, 3]))[0][0] == 1
     assert _dec(body + bytes([8 << 3 | 0, 3]))[2] == [3]
+
+
+def test_keys_and_lengths_over_5_bytes_go_to_protobuf() -> None:
+    """protobuf calls a key or a length of more than 5 varint bytes corrupt
+    (values may take 10); the readers must not take such a message (found
+    in review)."""
+    body = log_pb2.DecisionRecord(event_id="e", x_f64=bytes(16)).SerializeToString()
+    assert _dec(body)[0][0] == 1
+    for extra in (
+        bytes([0x88, 0x80, 0x80, 0x80, 0x80, 0x00, 3]),  # slot key (8, varint) in 6 bytes
+        bytes([0x8A, 0x80, 0x80, 0x80, 0x00, 1, 0x41]),  # event_id key in 5 bytes: fine
+        bytes([0x3A, 0x81, 0x80, 0x80, 0x80, 0x80, 0x00, 0x41]),  # arm length in 6 bytes
+    ):
+        five = extra[1:5] == bytes([0x80, 0x80, 0x80, 0x00])
+        try:
+            log_pb2.DecisionRecord.FromString(body + extra)
+            parsed = True
+        except Exception:
+            parsed = False
+        assert parsed == five, extra.hex()
+        assert _dec(body + extra)[0][0] == (1 if five else 0), extra.hex()

@@ -48,7 +48,8 @@ class GrpcSettings:
     reuseport: bool = True
     real_aio: bool = True  # also the real servicer on a grpc.aio server
     reuseport_procs: int = 2
-    #: the real server's RPC threads: the shipped default (``ServerSettings``)
+    #: the real server's RPC threads: the shipped default (``ServerSettings``,
+    #: embedded mode)
     max_workers: int = field(default_factory=lambda: _default_workers())
     #: the sync echo runs with each of these; the faster is the peer
     echo_workers: tuple[int, ...] = (2, 16)
@@ -73,7 +74,7 @@ class GrpcSettings:
 def _default_workers() -> int:
     from ..server import ServerSettings
 
-    return ServerSettings().max_workers
+    return ServerSettings(state_dir=None).workers
 
 
 # ===================================================================== servers
@@ -148,7 +149,7 @@ def _real_main(conn: Any, kw: dict[str, Any]) -> None:
 
         engine = srv.open_engine(settings)
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=settings.max_workers),
+            futures.ThreadPoolExecutor(max_workers=settings.workers),
             options=[("grpc.so_reuseport", 1)],
         )
         srv.add_servicer(srv.BanditServicer(engine), server)

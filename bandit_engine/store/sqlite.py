@@ -29,7 +29,10 @@ from ._codec import (
 )
 from .base import PRUNE_CHUNK, ArmRow, DecisionRow, RewardRow, Snapshot, Store
 
-SCHEMA_VERSION = 2
+#: v2: the index on closed decisions gained their deadline. v3: a decision's
+#: scores and propensities may be float64 blobs (``encode_floats``; older rows
+#: keep their JSON text), which engines that know only v2 cannot read.
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -130,8 +133,8 @@ class SQLiteStore(Store):
         if row is None:
             self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
         elif row[0] < SCHEMA_VERSION:
-            # v1 -> v2: the index on closed decisions gained their deadline
-            # (prune_log), made by the script above
+            # v1 -> v2: the index made by the script above; v2 -> v3: nothing
+            # to rewrite (JSON rows are still read)
             self._db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
         elif row[0] > SCHEMA_VERSION:
             raise StoreError(
