@@ -171,7 +171,9 @@ class FeatureSpace:
             arr = np.fromiter(dense, dtype=np.float64, count=n_dense)
             if not np.all(np.isfinite(arr)):
                 bad = int(np.flatnonzero(~np.isfinite(arr))[0])
-                raise InvalidArgument(f"dense[{bad}] is {arr[bad]!r}; features must be finite")
+                raise InvalidArgument(
+                    f"dense[{bad}] is {float(arr[bad])!r}; features must be finite"
+                )
             x[self._dense_start : self._hashed_start] = arr
         items = named_items(numeric, categorical, "context")
         if items:

@@ -353,7 +353,7 @@ def test_server_answers_dense_requests_and_refuses_bad_ones(tmp_path: Path) -> N
         assert math.isclose(sum(a.propensity for a in every.arms), 1.0, abs_tol=1e-12)
         before = r.engine.get_experiment("trips").counters["decisions"]
         cases = [
-            (request([NAN, 0.0], exp="trips"), grpc.StatusCode.INVALID_ARGUMENT, "dense[0]"),
+            (request([NAN, 0.0], exp="trips"), grpc.StatusCode.INVALID_ARGUMENT, "dense[0] is nan"),
             (request([0.0], exp="trips"), grpc.StatusCode.INVALID_ARGUMENT, "dense_dim=2"),
             (request([0.0, 0.0], 99, exp="trips"), grpc.StatusCode.INVALID_ARGUMENT, "k=99"),
             (request([0.0, 0.0], exp="nope"), grpc.StatusCode.NOT_FOUND, "'nope'"),
