@@ -19,6 +19,7 @@ from .. import kernels
 from .._exceptions import InvalidArgument
 from ..features import ArmFeatures
 from .base import (
+    _NORMAL_TABLE32_SIZE,
     MAX_ABS_FEATURE,
     FloatArray,
     IntArray,
@@ -33,6 +34,8 @@ __all__ = ["LinTSDisjoint"]
 
 #: Calls' worth of standard normals drawn at once (``_normals``).
 _Z_CALLS = 64
+#: Table offsets drawn at once (``_offset``).
+_OFFSETS = 256
 
 #: Up to this many propensity draws, ``decide`` runs as one kernel holding the
 #: GIL (~25 us at 1000 draws, 100 arms); more draws release it.
@@ -73,6 +76,10 @@ class _PerArmGaussian(Policy):
         self._zbuf = np.zeros(0)
         self._zrng: np.random.Generator | None = None
         self._zpos = 0
+        # buffered table offsets (_offset)
+        self._obuf: list[int] = []
+        self._orng: np.random.Generator | None = None
+        self._opos = 0
 
     def _weights(self) -> FloatArray:
         return self._theta
@@ -99,6 +106,21 @@ class _PerArmGaussian(Policy):
         self._zbuf = buf
         self._zpos = pos + n
         return buf[pos : pos + n]
+
+    def _offset(self, rng: np.random.Generator) -> int:
+        """The next offset into ``normal_table32`` for the first-slot counts:
+        uniform draws of ``rng``, taken _OFFSETS at a time. One
+        ``rng.integers`` call costs about 1.5 us in a loop and, in a gRPC
+        server thread, about half as much as the whole decision kernel.
+        Taken, like the normals, only by calls that passed their checks; a
+        seeded run still reproduces exactly."""
+        pos = self._opos
+        if rng is not self._orng or pos >= len(self._obuf):
+            self._obuf = rng.integers(_NORMAL_TABLE32_SIZE, size=_OFFSETS).tolist()
+            self._orng = rng
+            pos = 0
+        self._opos = pos + 1
+        return self._obuf[pos]
 
     @staticmethod
     def _check_applied(arms: IntArray, done: int) -> None:
@@ -228,30 +250,12 @@ class _PerArmGaussian(Policy):
             # long enough to be worth releasing the GIL (nogil kernels)
             ranking, mean, std = self._rank(arms, x, k, rng)
             table = normal_table32()
-            counts = kernels.first_slot_counts_gauss(
-                mean, std, table, int(rng.integers(table.shape[0])), draws
-            )
+            counts = kernels.first_slot_counts_gauss(mean, std, table, self._offset(rng), draws)
             return ranking, counts
         # The same draws in the same order as _rank + first_slot_counts_gauss,
         # computed by one kernel that holds the GIL (kernels module docstring).
         arms, x = self._checked(arms, x, k)
-        z = self._normals(rng, arms.shape[0])
-        table = normal_table32()
-        offset = int(rng.integers(table.shape[0]))
-        order, scores, counts = kernels.gauss_decide(
-            self._cov,
-            self._weights(),
-            self._packed,
-            self._stale,
-            arms,
-            x,
-            self._scale,
-            z,
-            k,
-            table,
-            offset,
-            draws,
-        )
+        order, scores, counts = self.decide_unchecked(arms, x, k, draws, rng)
         return Ranking(order, scores), counts
 
     #: ``decide_unchecked`` is available (``Engine.recommend_wire``).
@@ -267,7 +271,7 @@ class _PerArmGaussian(Policy):
         draws in the same order, as (order, scores of the ranked arms, counts)."""
         z = self._normals(rng, arms.shape[0])
         table = normal_table32()
-        offset = int(rng.integers(table.shape[0]))
+        offset = self._offset(rng)
         return kernels.gauss_decide(
             self._cov,
             self._weights(),
@@ -289,9 +293,7 @@ class _PerArmGaussian(Policy):
         assert x is not None
         mean, std = self._draw_mean_std(arms, x)
         table = normal_table32()
-        return kernels.first_slot_counts_gauss(
-            mean, std, table, int(rng.integers(table.shape[0])), draws
-        )
+        return kernels.first_slot_counts_gauss(mean, std, table, self._offset(rng), draws)
 
     def posterior(self, arm: int, x: FloatArray | None = None) -> tuple[float, float]:
         arm, x = self._summary_point(arm, x)
