@@ -19,7 +19,7 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")
 #: RPC worker threads of a server by default (``ServerSettings.workers``).
 #: In embedded mode with SQLite, handlers wait on nothing but the GIL, so
 #: more threads only add hand-overs of it: through the gRPC server, 2
-#: answered about 25% more Recommend calls a second than 16 (README). Where
+#: answered 20-36% more Recommend calls a second than 16 (README). Where
 #: a Feedback waits on the network (MySQL's commit, or in Kafka mode the
 #: broker's acknowledgement), 2 threads would let two Feedbacks hold up every
 #: other call, so those modes keep 16.
