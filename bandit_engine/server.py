@@ -175,10 +175,29 @@ class BanditServicer(pb_grpc.BanditServiceServicer):
         return pb.ListArmsResponse(arms=[cv.arm_msg(a) for a in infos])
 
 
+def _parsing(method: Callable[[Any, Any], Any], request_cls: Any) -> Callable[[bytes, Any], Any]:
+    """``method`` behind a parse of its request bytes that answers
+    INVALID_ARGUMENT, naming the message, to bytes protobuf cannot parse
+    (grpcio's own deserializer step would answer INTERNAL)."""
+    name = request_cls.DESCRIPTOR.name
+
+    def handler(raw: bytes, context: Any) -> Any:
+        try:
+            request = request_cls.FromString(raw)
+        except DecodeError as exc:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"malformed {name} ({len(raw)} bytes): {exc}"
+            )
+        return method(request, context)
+
+    return handler
+
+
 def add_servicer(servicer: BanditServicer, server: Any) -> None:
     """Register ``servicer`` for every RPC of ``bandit.v1.BanditService``, as
     the generated ``add_BanditServiceServicer_to_server`` does, except that
-    Recommend takes and returns bytes (``BanditServicer.RecommendWire``)."""
+    requests arrive as bytes: Recommend's go to ``BanditServicer.RecommendWire``
+    (which answers with bytes), the others are parsed by ``_parsing``."""
     handlers = {}
     for method in pb.DESCRIPTOR.services_by_name["BanditService"].methods:
         if method.name == "Recommend":
@@ -187,8 +206,7 @@ def add_servicer(servicer: BanditServicer, server: Any) -> None:
         request = getattr(pb, method.input_type.name)
         response = getattr(pb, method.output_type.name)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            getattr(servicer, method.name),
-            request_deserializer=request.FromString,
+            _parsing(getattr(servicer, method.name), request),
             response_serializer=response.SerializeToString,
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))

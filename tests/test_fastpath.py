@@ -339,8 +339,9 @@ def test_registration_covers_every_rpc() -> None:
     add_servicer(BanditServicer(engine()), Server())
     methods = {m.name for m in pb.DESCRIPTOR.services_by_name["BanditService"].methods}
     assert set(seen) == methods
-    assert seen["Recommend"].request_deserializer is None
-    assert seen["Feedback"].request_deserializer == pb.FeedbackRequest.FromString
+    assert all(h.request_deserializer is None for h in seen.values())  # parsed in the handler
+    assert seen["Recommend"].response_serializer is None  # RecommendWire answers bytes
+    assert seen["Feedback"].response_serializer == pb.FeedbackResponse.SerializeToString
 
 
 def test_server_answers_dense_requests_and_refuses_bad_ones(tmp_path: Path) -> None:
@@ -368,6 +369,11 @@ def test_server_answers_dense_requests_and_refuses_bad_ones(tmp_path: Path) -> N
             raw(b"\x0a\xff")  # a length past the end
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "malformed RecommendRequest" in (err.value.details() or "")
+        for method in ("Feedback", "GetArm", "CreateExperiment"):  # every RPC, not only Recommend
+            with pytest.raises(grpc.RpcError) as err:
+                r.channel.unary_unary(f"/{SERVICE_NAME}/{method}")(b"\x0a\xff")
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+            assert "malformed" in (err.value.details() or "")
         assert r.engine.get_experiment("trips").counters["decisions"] == before
     finally:
         r.stop()
