@@ -5,8 +5,8 @@ more than the decision itself: building the request's message objects, a
 context vector out of a protobuf repeated field with numpy calls of a few
 elements each, and ten ``RankedArm`` objects for the answer. On this
 machine's grpcio, numpy calls on tiny arrays cost about four times as much
-in a server thread as in a tight loop, while a Numba call costs about the
-same (``make bench``'s gRPC section). So the common request (an experiment
+in a server thread as in a tight loop, a Numba kernel at most about twice
+(README, "How a Recommend is served"). So the common request (an experiment
 id, a dense context, ``k``) is read and answered by the kernels here:
 
 - ``scan_recommend`` reads a ``RecommendRequest``'s wire bytes (proto3): the
