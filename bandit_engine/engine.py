@@ -108,7 +108,7 @@ class ExperimentInfo:
     counters: dict[str, int]
 
 
-@dataclass
+@dataclass(slots=True)  # no __dict__: one object less per pending decision
 class _Pending:
     event_id: str
     exp: _Experiment
