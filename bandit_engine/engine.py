@@ -716,8 +716,7 @@ class Engine:
         space = exp.space
         k = k or 1
         if (
-            not policy.fast_decide
-            or draws > policy.fast_draws_max
+            draws > policy.fast_draws_max
             or k > self.limits.max_k
             or dense_n > space.max_features
             or (dense_n and dense_n != space.dense_dim)

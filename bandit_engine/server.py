@@ -104,11 +104,7 @@ class BanditServicer(pb_grpc.BanditServiceServicer):
         body = self.engine.recommend_wire(raw)
         if body is not None:
             return body
-        try:
-            request = pb.RecommendRequest.FromString(raw)
-        except DecodeError as exc:
-            raise InvalidArgument(f"malformed RecommendRequest ({len(raw)} bytes): {exc}") from None
-        return self._recommend(request).SerializeToString()
+        return self._recommend(_parse(pb.RecommendRequest, raw)).SerializeToString()
 
     def _recommend(self, request: pb.RecommendRequest) -> pb.RecommendResponse:
         d = self.engine.recommend(
@@ -175,19 +171,26 @@ class BanditServicer(pb_grpc.BanditServiceServicer):
         return pb.ListArmsResponse(arms=[cv.arm_msg(a) for a in infos])
 
 
+def _parse(request_cls: Any, raw: bytes) -> Any:
+    """Request bytes as a message; InvalidArgument, naming the message, if
+    protobuf cannot parse them (grpcio's own deserializer step would answer
+    INTERNAL)."""
+    try:
+        return request_cls.FromString(raw)
+    except DecodeError as exc:
+        raise InvalidArgument(
+            f"malformed {request_cls.DESCRIPTOR.name} ({len(raw)} bytes): {exc}"
+        ) from None
+
+
 def _parsing(method: Callable[[Any, Any], Any], request_cls: Any) -> Callable[[bytes, Any], Any]:
-    """``method`` behind a parse of its request bytes that answers
-    INVALID_ARGUMENT, naming the message, to bytes protobuf cannot parse
-    (grpcio's own deserializer step would answer INTERNAL)."""
-    name = request_cls.DESCRIPTOR.name
+    """``method`` behind ``_parse`` of its request bytes."""
 
     def handler(raw: bytes, context: Any) -> Any:
         try:
-            request = request_cls.FromString(raw)
-        except DecodeError as exc:
-            context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"malformed {name} ({len(raw)} bytes): {exc}"
-            )
+            request = _parse(request_cls, raw)
+        except InvalidArgument as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return method(request, context)
 
     return handler

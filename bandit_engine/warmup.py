@@ -23,15 +23,6 @@ _lock = threading.Lock()
 _done = False
 
 
-def wire_request(experiment_id: str) -> bytes:
-    """A serialized RecommendRequest with a dense context of 2, k = 2."""
-    from ._proto.bandit.v1 import bandit_pb2 as pb
-
-    return pb.RecommendRequest(
-        experiment_id=experiment_id, context=pb.Features(dense=[0.5, -0.5]), k=2
-    ).SerializeToString()
-
-
 def warm_up() -> float:
     """Run every policy kind through what a server does with it (Recommend
     with dense, numeric and categorical features, Feedback, a window closing
@@ -69,9 +60,8 @@ def warm_up() -> float:
                     dec = engine.recommend(exp, ctx, k=2)
                     if i:
                         engine.feedback(dec.event_id, dec.arm_ids[0], 1.0)
-                engine.recommend_wire(wire_request(exp))  # the server's path (fastpath)
                 engine.arm_info(exp, "a", ctx)
-            fastpath.warm_up()  # write_decision too (Kafka mode)
+            fastpath.warm_up()  # the server's Recommend path, Kafka mode's record too
             engine.decision_log.flush()
             now[0] += 10.0
             engine.sweep()  # default rewards: the batched update path

@@ -100,15 +100,15 @@ class Ranking:
 class Policy(ABC):
     """Base class of every Thompson-sampling policy."""
 
-    #: Whether ``decide_unchecked`` exists (the engine's wire fast path).
-    fast_decide = False
+    #: Most propensity draws ``decide_unchecked`` takes (the engine's wire
+    #: path); 0: it has none.
     fast_draws_max = 0
 
     def decide_unchecked(
         self, arms: IntArray, x: FloatArray, k: int, draws: int, rng: np.random.Generator
     ) -> tuple[IntArray, FloatArray, IntArray]:
         """``decide`` for checked arguments, as (order, scores, counts); only
-        where ``fast_decide`` says so."""
+        where ``fast_draws_max`` is above 0."""
         raise NotImplementedError(f"{type(self).__name__} has no unchecked decide")
 
     kind: ClassVar[str]

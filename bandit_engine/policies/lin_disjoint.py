@@ -258,9 +258,7 @@ class _PerArmGaussian(Policy):
         order, scores, counts = self.decide_unchecked(arms, x, k, draws, rng)
         return Ranking(order, scores), counts
 
-    #: ``decide_unchecked`` is available (``Engine.recommend_wire``).
-    fast_decide = True
-    fast_draws_max = _GIL_DRAWS_MAX
+    fast_draws_max = _GIL_DRAWS_MAX  # decide_unchecked (Engine.recommend_wire)
 
     def decide_unchecked(
         self, arms: IntArray, x: FloatArray, k: int, draws: int, rng: np.random.Generator
