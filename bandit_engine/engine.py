@@ -22,7 +22,6 @@ decisions, whose Feedback then answers NOT_FOUND.
 from __future__ import annotations
 
 import hashlib
-import heapq
 import logging
 import math
 import os
@@ -39,9 +38,10 @@ from ._exceptions import AlreadyExists, InvalidArgument, NotFound, ResourceExhau
 from ._proto.bandit.v1 import log_pb2
 from .config import ExperimentConfig, Limits, check_id
 from .features import ArmFeatures, FeatureSpace
+from .journal import WIDE, Journal
 from .kafka import LogProducer
 from .policies import MAX_ABS_FEATURE, Policy
-from .store import ArmRow, DecisionRow, RewardRow, Snapshot, Store
+from .store import ArmRow, RewardRow, Snapshot, Store
 from .store.base import PRUNE_CHUNK
 
 log = logging.getLogger(__name__)
@@ -108,17 +108,6 @@ class ExperimentInfo:
     counters: dict[str, int]
 
 
-@dataclass(slots=True)  # no __dict__: one object less per pending decision
-class _Pending:
-    event_id: str
-    exp: _Experiment
-    x: np.ndarray
-    slots: np.ndarray
-    arm_ids: tuple[str, ...]
-    deadline: float
-    rewarded: set[int]
-
-
 class _Experiment:
     """Runtime state of one experiment; every mutation holds ``lock``."""
 
@@ -136,7 +125,8 @@ class _Experiment:
         self.snapshot_version = -1
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
         self.lock = threading.RLock()
-        self.deadlines: list[tuple[float, str]] = []  # heap of pending windows
+        #: open decisions and the decisions not yet stored (embedded mode)
+        self.journal = Journal(cfg.experiment_id, self.space.dim)
         key = int.from_bytes(hashlib.blake2b(cfg.experiment_id.encode(), digest_size=8).digest())
         self.rng = np.random.default_rng(None if seed is None else [seed, key])
         self._all_active: np.ndarray | None = None
@@ -215,19 +205,26 @@ _new_event_id = _EventIds()
 
 
 class DecisionLog:
-    """In-process decision log: batches decision rows into the store.
+    """Embedded mode's decision writer: stores what each experiment's journal
+    holds unwritten, in batches.
 
-    ``append`` never blocks on I/O; a writer thread flushes every
-    ``interval`` seconds. Past ``max_buffer`` unwritten rows, appends are
-    refused with ResourceExhausted rather than growing without bound.
+    Recommend never waits on I/O: it fills a journal row, and a writer thread
+    stores the rows every ``interval`` seconds. Past ``max_buffer`` unwritten
+    rows in an experiment, Recommend is refused (ResourceExhausted) rather
+    than the buffer growing without bound.
     """
 
-    def __init__(self, store: Store, interval: float = 0.02, max_buffer: int = 100_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        experiments: Callable[[], list[_Experiment]],
+        interval: float = 0.02,
+        max_buffer: int = 100_000,
+    ) -> None:
         self._store = store
+        self._experiments = experiments
         self._interval = interval
-        self._max = max_buffer
-        self._buf: list[DecisionRow] = []
-        self._lock = threading.Lock()
+        self.max_buffer = max_buffer
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -237,21 +234,18 @@ class DecisionLog:
             self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
             self._thread.start()
 
-    def append(self, row: DecisionRow) -> None:
-        with self._lock:
-            if len(self._buf) >= self._max:
-                raise ResourceExhausted(
-                    f"decision log buffer full ({self._max} rows unwritten); store too slow"
-                )
-            self._buf.append(row)
-
     def flush(self) -> int:
+        """Store every decision made so far; how many were stored."""
         with self._write_lock:
-            with self._lock:
-                batch, self._buf = self._buf, []
-            if batch:
-                self._store.log_decisions(batch)
-            return len(batch)
+            n = 0
+            for exp in self._experiments():
+                batch = exp.journal.unwritten(exp.arm_ids)
+                if batch is None:
+                    continue
+                self._store.log_decisions(batch.rows)
+                exp.journal.mark_written(batch.end)
+                n += len(batch.rows)
+            return n
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -306,10 +300,9 @@ class Engine:
         self.clock = clock
         self.checkpoint_interval = checkpoint_interval
         self._exps: dict[str, _Experiment] = {}
-        self._pending: dict[str, _Pending] = {}
         self._lock = threading.RLock()
         self.unknown_rewards = 0
-        self.decision_log = DecisionLog(store, flush_interval)
+        self.decision_log = DecisionLog(store, lambda: list(self._exps.values()), flush_interval)
         self._stop = threading.Event()
         self._maint: threading.Thread | None = None
         self._load()
@@ -369,7 +362,7 @@ class Engine:
                 continue
             slots = np.array([owner.slots[a] for a in dec.arms], dtype=np.int64)
             rewarded = {owner.slots[a] for a in rewarded_ids if a in owner.slots}
-            self._track(owner, dec.event_id, dec.x, slots, dec.arms, dec.deadline, rewarded)
+            owner.journal.load(dec, slots, rewarded)
 
     def _load_experiment(
         self, exp_id: str, cfg_dict: dict[str, Any], arm_changes: int
@@ -636,6 +629,8 @@ class Engine:
             n = slots.shape[0]
             if k > n:
                 raise InvalidArgument(f"k={k} must be between 1 and {n} (the candidate count)")
+            if self.producer is None:  # may refuse: before any draw
+                exp.journal.reserve(k, self.decision_log.max_buffer)
             draws = exp.cfg.propensity_draws
             ranking, counts = exp.policy.decide(slots, x, k, draws, exp.rng)
             version = exp.version
@@ -647,26 +642,15 @@ class Engine:
             # it keeps the served top arm's propensity above zero.
             hits = counts[order].astype(np.float64)
             hits[0] += 1.0
-            props = tuple((hits / (draws + 1)).tolist())
+            prop_arr = hits / (draws + 1)
+            props = tuple(prop_arr.tolist())
             scores = tuple(ranking.scores.tolist())
             now = self.clock()
             deadline = now + exp.cfg.reward_window_s
             if self.producer is None:
-                self.decision_log.append(
-                    DecisionRow(
-                        event_id,
-                        experiment_id,
-                        now,
-                        deadline,
-                        version,
-                        x,
-                        arm_ids,
-                        scores,
-                        props,
-                        tuple(candidates),
-                    )
-                )
-                self._track(exp, event_id, x, shown, arm_ids, deadline, set())
+                j = exp.journal
+                j.put(x, shown, ranking.scores, prop_arr, float(now), float(deadline), version)
+                j.commit(event_id, tuple(candidates))
                 return Decision(event_id, arm_ids, scores, props, version)
         rec = log_pb2.DecisionRecord(
             event_id=event_id,
@@ -728,15 +712,43 @@ class Engine:
         if not good:
             return None
         event_id = _new_event_id()
+        embedded = self.producer is None
         with exp.lock:
             slots = exp.active_slots()
             if k > slots.shape[0]:  # no active arm, or k above their count
                 return None
+            if embedded:
+                j = exp.journal
+                if k > WIDE or j.tail - j.written >= self.decision_log.max_buffer:
+                    return None  # the message path refuses it, or keeps it aside
+                idx = j.reserve(k, self.decision_log.max_buffer)
             order, scores, counts = policy.decide_unchecked(slots, x, k, draws, exp.rng)
             version = exp.version
             exp.counters["decisions"] += 1
             arm_bytes, arm_off = exp.arm_table()
             eid = np.frombuffer(event_id.encode(), dtype=np.uint8)
+            now = float(self.clock())  # a float to the kernel, whatever the clock gives
+            deadline = now + exp.cfg.reward_window_s
+            if embedded:
+                body = fastpath.respond(
+                    eid,
+                    slots,
+                    order,
+                    scores,
+                    counts,
+                    draws,
+                    arm_bytes,
+                    arm_off,
+                    version,
+                    j.rows,
+                    idx,
+                    j.width,
+                    x,
+                    now,
+                    deadline,
+                )
+                j.commit(event_id)
+                return body.tobytes()
             body, shown, props = fastpath.write_response(
                 eid,
                 slots,
@@ -748,27 +760,6 @@ class Engine:
                 arm_off,
                 version,
             )
-            now = float(self.clock())  # a float to the kernel, whatever the clock gives
-            deadline = now + exp.cfg.reward_window_s
-            if self.producer is None:
-                ids = exp.arm_ids
-                arm_ids = tuple([ids[s] for s in shown.tolist()])
-                self.decision_log.append(
-                    DecisionRow(
-                        event_id,
-                        exp.cfg.experiment_id,
-                        now,
-                        deadline,
-                        version,
-                        x,
-                        arm_ids,
-                        tuple(scores.tolist()),
-                        tuple(props.tolist()),
-                        (),
-                    )
-                )
-                self._track(exp, event_id, x, shown, arm_ids, deadline, set())
-                return body.tobytes()
         record = fastpath.write_decision(
             eid,
             buf,
@@ -787,19 +778,6 @@ class Engine:
         self._publish_decision(event_id, record.tobytes())
         return body.tobytes()
 
-    def _track(
-        self,
-        exp: _Experiment,
-        event_id: str,
-        x: np.ndarray,
-        slots: np.ndarray,
-        arm_ids: tuple[str, ...],
-        deadline: float,
-        rewarded: set[int],
-    ) -> None:
-        self._pending[event_id] = _Pending(event_id, exp, x, slots, arm_ids, deadline, rewarded)
-        heapq.heappush(exp.deadlines, (deadline, event_id))
-
     # --------------------------------------------------------------- rewards
     def feedback(
         self, event_id: str, arm_id: str, reward: float, timestamp: float | None = None
@@ -814,10 +792,10 @@ class Engine:
             raise InvalidArgument(f"timestamp={timestamp!r} must be finite")
         if self.producer is not None:
             return self._feedback_to_log(event_id, arm_id, float(reward), timestamp)
-        pend = self._pending.get(event_id)
-        if pend is None:
+        found = self._open(event_id)
+        if found is None:
             return self._feedback_closed(event_id, arm_id, reward)
-        exp = pend.exp
+        exp, n = found
         cfg = exp.cfg
         if not cfg.reward_min <= reward <= cfg.reward_max:
             raise InvalidArgument(
@@ -825,46 +803,59 @@ class Engine:
                 f"[{cfg.reward_min!r}, {cfg.reward_max!r}]"
             )
         with exp.lock:
-            slot = exp.slots.get(arm_id)
-            if slot is None or slot not in pend.slots:
+            j = exp.journal
+            if j.index.get(event_id) != n:  # its window closed meanwhile
+                return self._feedback_closed(event_id, arm_id, reward)
+            slot = exp.slots.get(arm_id, -1)
+            p = -1 if slot < 0 else j.position(n, slot)
+            if p < 0:
+                shown = ", ".join(exp.arm_ids[s] for s in j.shown(n).tolist())
                 raise InvalidArgument(
-                    f"arm {arm_id!r} was not shown in event {event_id!r} "
-                    f"(shown: {', '.join(pend.arm_ids)})"
+                    f"arm {arm_id!r} was not shown in event {event_id!r} (shown: {shown})"
                 )
-            if slot in pend.rewarded:
+            if j.is_rewarded(n, p):
                 exp.counters["rewards_duplicate"] += 1
                 return FeedbackResult("duplicate", exp.version)
             now = self.clock()
-            if max(now, timestamp or now) > pend.deadline:
+            if max(now, timestamp or now) > j.deadline(n):
                 exp.counters["rewards_late"] += 1
                 return FeedbackResult("late", exp.version)
+            x = j.x(n)
             row = RewardRow(
                 event_id,
                 arm_id,
                 cfg.experiment_id,
                 slot,
-                pend.x,
+                x,
                 float(reward),
                 cfg.normalise_reward(float(reward)),
                 "feedback",
                 timestamp or now,
             )
-            close = len(pend.rewarded) + 1 == pend.slots.shape[0]
+            close = j.closes_with_one_more(n)
             if close:
                 self.decision_log.flush()  # the row to close must be written
             (seq,) = self.store.commit_rewards([row], [event_id] if close else [])
             if seq is None:  # the store knew it already: applied before a restart
-                pend.rewarded.add(slot)
+                j.set_rewarded(n, p)
                 exp.counters["rewards_duplicate"] += 1
                 return FeedbackResult("duplicate", exp.version)
-            exp.policy.update(slot, pend.x, row.reward_norm)
+            exp.policy.update(slot, x, row.reward_norm)
             exp.last_seq = seq
             exp.applied += 1
             exp.counters["rewards_applied"] += 1
-            pend.rewarded.add(slot)
+            j.set_rewarded(n, p)
             if close:
-                self._pending.pop(event_id, None)
+                j.close(n)
             return FeedbackResult("applied", exp.version)
+
+    def _open(self, event_id: str) -> tuple[_Experiment, int] | None:
+        """The experiment and journal row of an open decision (embedded mode)."""
+        for exp in list(self._exps.values()):
+            n = exp.journal.index.get(event_id)
+            if n is not None:
+                return exp, n
+        return None
 
     def _feedback_to_log(
         self, event_id: str, arm_id: str, reward: float, timestamp: float | None
@@ -920,37 +911,44 @@ class Engine:
         flushed = False
         for exp in list(self._exps.values()):
             with exp.lock:
-                if not exp.deadlines or exp.deadlines[0][0] > now:
+                j = exp.journal
+                if not j.due(now):
+                    continue
+                expired = j.expired(now)
+                if not expired:
                     continue
                 if not flushed:
                     self.decision_log.flush()
                     flushed = True
-                expired: list[_Pending] = []
-                while exp.deadlines and exp.deadlines[0][0] <= now:
-                    _, ev = heapq.heappop(exp.deadlines)
-                    pend = self._pending.pop(ev, None)
-                    if pend is not None:
-                        expired.append(pend)
-                if not expired:
-                    continue
                 cfg = exp.cfg
-                rows = [
-                    RewardRow(
-                        p.event_id,
-                        exp.arm_ids[int(s)],
-                        cfg.experiment_id,
-                        int(s),
-                        p.x,
-                        float(cfg.default_reward),  # type: ignore[arg-type]
-                        cfg.normalise_reward(float(cfg.default_reward)),  # type: ignore[arg-type]
-                        "default",
-                        p.deadline,
-                    )
-                    for p in expired
-                    for s in p.slots
-                    if int(s) not in p.rewarded
-                ]
-                seqs = self.store.commit_rewards(rows, [p.event_id for p in expired])
+                default = float(cfg.default_reward)  # type: ignore[arg-type]
+                norm = cfg.normalise_reward(default)
+                rows = []
+                events = []
+                for n in expired:
+                    ev = j.event_ids[n & j.mask]
+                    assert ev is not None
+                    events.append(ev)
+                    x = j.x(n)
+                    deadline = j.deadline(n)
+                    for p, s in enumerate(j.shown(n).tolist()):
+                        if not j.is_rewarded(n, p):
+                            rows.append(
+                                RewardRow(
+                                    ev,
+                                    exp.arm_ids[s],
+                                    cfg.experiment_id,
+                                    s,
+                                    x,
+                                    default,
+                                    norm,
+                                    "default",
+                                    deadline,
+                                )
+                            )
+                seqs = self.store.commit_rewards(rows, events)
+                for n in expired:
+                    j.close(n)
                 applied = [(r, q) for r, q in zip(rows, seqs, strict=True) if q is not None]
                 if applied:
                     exp.policy.update_batch(
@@ -1036,12 +1034,20 @@ class Engine:
                 for key, arr in sorted(exp.policy.state_dict().items()):
                     h.update(key.encode())
                     h.update(np.ascontiguousarray(arr).tobytes())
-        pending = sorted((e, tuple(sorted(p.rewarded))) for e, p in list(self._pending.items()))
+        pending = sorted(
+            item for exp in list(self._exps.values()) for item in self._open_items(exp)
+        )
         h.update(repr(pending).encode())
         return h.hexdigest()
 
+    @staticmethod
+    def _open_items(exp: _Experiment) -> list[tuple[str, tuple[int, ...]]]:
+        with exp.lock:
+            return exp.journal.open_items()
+
     def pending_count(self) -> int:
-        return len(self._pending)
+        """Decisions waiting for rewards (embedded mode)."""
+        return sum(len(exp.journal) for exp in list(self._exps.values()))
 
     def experiments(self) -> Iterable[str]:
         return list(self._exps)

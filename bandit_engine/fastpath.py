@@ -38,7 +38,20 @@ from numba import njit
 
 from .wire import _key, _span, _utf8, _varint
 
-__all__ = ["dense_context", "scan_recommend", "warm_up", "write_decision", "write_response"]
+__all__ = [
+    "JOURNAL_META",
+    "dense_context",
+    "journal_put",
+    "respond",
+    "scan_recommend",
+    "warm_up",
+    "write_decision",
+    "write_response",
+]
+
+#: Leading columns of a ``journal.Journal`` row: created, deadline, model
+#: version, shown count, rewarded count, closed.
+JOURNAL_META = 6
 
 _JIT: dict[str, Any] = {"cache": True, "nogil": False, "error_model": "numpy", "boundscheck": False}
 
@@ -214,6 +227,59 @@ def write_response(event_id, slots, order, scores, counts, draws, arm_bytes, arm
 
 
 @njit(**_JIT)
+def journal_put(rows, idx, width, x, shown, scores, props, created, deadline, version):  # type: ignore[no-untyped-def]
+    """Fill row ``idx`` of a ``journal.Journal``: created, deadline, version,
+    shown count, no reward, open; the context; and, when ``k`` <= ``width``,
+    the shown slots, scores, propensities and cleared reward flags (a wider
+    decision keeps those in ``Journal.side``)."""
+    r = rows[idx]
+    k = shown.shape[0]
+    d = x.shape[0]
+    r[0] = created
+    r[1] = deadline
+    r[2] = version
+    r[3] = k
+    r[4] = 0.0
+    r[5] = 0.0
+    for i in range(d):
+        r[JOURNAL_META + i] = x[i]
+    if k <= width:
+        so = JOURNAL_META + d
+        for j in range(k):
+            r[so + j] = shown[j]
+            r[so + width + j] = scores[j]
+            r[so + 2 * width + j] = props[j]
+            r[so + 3 * width + j] = 0.0
+
+
+@njit(**_JIT)
+def respond(  # type: ignore[no-untyped-def]
+    event_id,
+    slots,
+    order,
+    scores,
+    counts,
+    draws,
+    arm_bytes,
+    arm_off,
+    version,
+    rows,
+    idx,
+    width,
+    x,
+    created,
+    deadline,
+):
+    """``write_response`` and ``journal_put`` in one call (embedded mode, a
+    decision showing at most ``width`` arms): the response bytes."""
+    body, shown, props = write_response(
+        event_id, slots, order, scores, counts, draws, arm_bytes, arm_off, version
+    )
+    journal_put(rows, idx, width, x, shown, scores, props, created, deadline, version)
+    return body
+
+
+@njit(**_JIT)
 def _put_bytes(out, p, tag, src, a, b):  # type: ignore[no-untyped-def]
     """Field ``tag`` (wire type 2) holding ``src[a:b]``."""
     out[p] = tag
@@ -302,3 +368,22 @@ def warm_up() -> None:
         eid, slots, slots.copy(), np.ones(2), np.ones(2, dtype=np.int64), 10, arms, off, 5
     )
     write_decision(eid, buf, exp_s, exp_e, 1.0, 2.0, 5, arms, off, shown, np.ones(2), props, x)
+    rows = np.zeros((2, JOURNAL_META + x.shape[0] + 4 * 2))
+    respond(
+        eid,
+        slots,
+        slots.copy(),
+        np.ones(2),
+        np.ones(2, dtype=np.int64),
+        10,
+        arms,
+        off,
+        5,
+        rows,
+        1,
+        2,
+        x,
+        1.0,
+        2.0,
+    )
+    journal_put(rows, 0, 2, x, shown, np.ones(2), props, 1.0, 2.0, 5)

@@ -57,8 +57,8 @@ def state(e: Engine) -> tuple[Any, ...]:
         dict(exp.counters),
         str(exp.rng.bit_generator.state),
         getattr(pol, "_zpos", None),
-        len(e._pending),
-        len(exp.deadlines),
+        e.pending_count(),
+        exp.journal.tail,
         exp.version,
     )
 
@@ -429,6 +429,6 @@ def test_kafka_mode_logs_the_record_the_message_path_logs(
         assert have.created_at == 1.7e9 and have.deadline == 1.7e9 + 3600.0
         assert have == want
         assert have.SerializeToString() == want.SerializeToString()
-    assert len(fast._pending) == 0  # the learner owns the join in Kafka mode
+    assert fast.pending_count() == 0  # the learner owns the join in Kafka mode
     slow.close()
     fast.close()

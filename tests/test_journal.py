@@ -1,0 +1,272 @@
+"""The open-decision journal (embedded mode's reward join, in columns).
+
+The journal's ring grows, wraps and widens; an engine whose journal starts at
+two rows must behave exactly as one that never outgrows its first block:
+same answers to every Feedback, same pending counts, same posteriors, same
+logged rows, across restarts, wide decisions (more arms than a row holds) and
+a clock that steps back.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bandit_engine import engine as engine_mod
+from bandit_engine._exceptions import BanditError
+from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
+from bandit_engine.config import ExperimentConfig
+from bandit_engine.engine import Context, Engine
+from bandit_engine.journal import WIDE, Journal
+from bandit_engine.store import SQLiteStore
+
+N_ARMS = WIDE + 8  # decisions wider than a row hold their arms aside
+WINDOW = 10.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _open(path: Path, clock: Clock) -> Engine:
+    return Engine(SQLiteStore(path / "state.db"), seed=5, clock=clock)
+
+
+def _create(e: Engine) -> None:
+    e.create_experiment(
+        ExperimentConfig(
+            "exp",
+            policy="lin_ts_disjoint",
+            dim=4,
+            dense_dim=3,
+            reward_window_s=WINDOW,
+            reward_min=0.0,
+            reward_max=1.0,
+            propensity_draws=50,
+        )  # type: ignore[arg-type]
+    )
+    e.add_arms("exp", [(f"a{i:02d}", {}) for i in range(N_ARMS)])
+
+
+class Twin:
+    """An engine and what it answered, driven by operations on decision numbers."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.clock = Clock()
+        self.events: list[tuple[str, tuple[str, ...]]] = []
+        self.e = self._engine()
+        _create(self.e)
+
+    def _engine(self) -> Engine:
+        return _open(self.path, self.clock)
+
+    def run(self, op: tuple[Any, ...]) -> Any:
+        kind = op[0]
+        e = self.e
+        try:
+            if kind == "rec":
+                _, k, dense, wire = op
+                if wire:
+                    req = pb.RecommendRequest(
+                        experiment_id="exp", context=pb.Features(dense=dense), k=k
+                    )
+                    body = e.recommend_wire(req.SerializeToString())
+                    if body is None:
+                        return ("message path",)
+                    resp = pb.RecommendResponse.FromString(body)
+                    ev, arms = resp.event_id, tuple(a.arm_id for a in resp.arms)
+                    scores = tuple(a.score for a in resp.arms)
+                else:
+                    d = e.recommend("exp", Context(dense=dense), k=k)
+                    ev, arms, scores = d.event_id, d.arm_ids, d.scores
+                self.events.append((ev, arms))
+                return ("rec", arms, scores)
+            if kind == "fb":
+                _, i, p, r = op
+                if not self.events:
+                    return None
+                ev, arms = self.events[i % len(self.events)]
+                arm = arms[p % len(arms)] if p >= 0 else "a00"
+                return ("fb", e.feedback(ev, arm, r).outcome)
+            if kind == "tick":
+                self.clock.t += op[1]
+                return ("tick", e.sweep())
+            if kind == "flush":
+                return ("flush", e.decision_log.flush())
+            if kind == "restart":
+                e.close()
+                self.e = self._engine()
+                return ("restart",)
+        except BanditError as exc:
+            return (type(exc).__name__, str(exc).replace(self._ev_text(str(exc)), "EV"))
+        raise AssertionError(op)  # pragma: no cover
+
+    def _ev_text(self, msg: str) -> str:
+        for ev, _ in self.events:
+            if ev in msg:
+                return ev
+        return "\0"
+
+    def state(self) -> tuple[Any, ...]:
+        e = self.e
+        exp = e._exps["exp"]
+        pol = {k: v.tolist() for k, v in sorted(exp.policy.state_dict().items())}
+        e.decision_log.flush()
+        rows = [
+            (r.created_at, r.deadline, r.model_version, r.x.tolist(), r.arms, r.scores)
+            for r in e.store.decisions("exp")
+        ]
+        rewards = [(r.arm_id, r.arm_slot, r.reward, r.source, r.ts) for r in e.store.rewards("exp")]
+        return (e.pending_count(), dict(exp.counters), pol, rows, rewards)
+
+
+DENSE = st.lists(st.floats(-3, 3, allow_nan=False, width=32), min_size=3, max_size=3)
+REC = st.tuples(
+    st.just("rec"), st.sampled_from([1, 2, 3, 1, 2, WIDE, WIDE + 3]), DENSE, st.booleans()
+)
+FB = st.tuples(
+    st.just("fb"), st.integers(0, 80), st.integers(-1, 50), st.sampled_from([0.0, 1.0, 0.5])
+)
+OPS = st.lists(
+    st.one_of(
+        REC,
+        REC,
+        REC,
+        FB,
+        FB,
+        st.tuples(st.just("tick"), st.sampled_from([1.0, 4.0, 11.0, -6.0])),
+        st.tuples(st.just("flush")),
+        st.tuples(st.just("restart")),
+    ),
+    min_size=10,
+    max_size=80,
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(ops=OPS)
+def test_a_two_row_journal_behaves_as_a_large_one(
+    ops: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = Path(tempfile.mkdtemp())
+    runs: list[tuple[list[Any], tuple[Any, ...]]] = []
+    try:
+        for name, capacity in (("small", 2), ("large", None)):
+            (base / name).mkdir()
+            with monkeypatch.context() as m:
+                if capacity is not None:
+                    m.setattr(engine_mod, "Journal", functools.partial(Journal, capacity=capacity))
+                twin = Twin(base / name)
+                answers = []
+                for op in ops:
+                    answers.append(twin.run(op))
+                    answers.append(twin.e.pending_count())
+                runs.append((answers, twin.state()))
+                j = twin.e._exps["exp"].journal
+                assert j.head <= j.written <= j.tail and j.cap >= j.tail - j.head
+                if capacity is not None and len(twin.events) > 2:
+                    assert j.cap < 1024  # the small ring was the one in use
+                twin.e.close()
+    finally:
+        shutil.rmtree(base)
+    (small, small_state), (large, large_state) = runs
+    for i, (a, b) in enumerate(zip(small, large, strict=True)):
+        assert a == b, (i, ops[i // 2])
+    assert small_state == large_state
+
+
+def test_ring_grows_wraps_and_reuses_rows(tmp_path: Path) -> None:
+    """Rows closed and written are reused in place; open ones make it grow."""
+    j = Journal("exp", 2, capacity=4)
+    x = np.array([1.0, 2.0])
+    shown = np.array([3, 1], dtype=np.int64)
+
+    def add(ev: str, t: float) -> int:
+        j.reserve(2, 1000)
+        n = j.tail
+        j.put(x, shown, np.array([0.5, 0.25]), np.array([0.7, 0.3]), t, t + 10.0, 7)
+        j.commit(ev)
+        return n
+
+    for i in range(4):
+        add(f"e{i}", float(i))
+    assert j.cap == 4
+    assert j.expired(12.5) == [0, 1, 2]  # deadlines 10, 11, 12
+    for n in (0, 1, 2):
+        j.close(n)
+    add("e4", 4.0)  # nothing written yet: the closed rows cannot be reused
+    assert j.cap == 8
+    batch = j.unwritten(["s0", "s1", "s2", "s3"])
+    assert batch is not None and [r.event_id for r in batch.rows] == [f"e{i}" for i in range(5)]
+    assert batch.rows[0].arms == ("s3", "s1") and batch.rows[0].scores == (0.5, 0.25)
+    j.mark_written(batch.end)
+    for i in range(5, 8):
+        add(f"e{i}", float(i))
+    add("e8", 8.0)  # rows 0-2 closed and written: reused, no growth
+    assert j.cap == 8 and j.head == 3
+    assert sorted(j.index) == [f"e{i}" for i in range(3, 9)]
+    assert j.index["e8"] == 8 and j.event_ids[8 & j.mask] == "e8"
+    assert j.deadline(3) == 13.0 and j.shown(8).tolist() == [3, 1]
+
+
+def test_wide_decisions_keep_their_arms_aside() -> None:
+    j = Journal("exp", 1, capacity=2)
+    k = WIDE + 1
+    shown = np.arange(k, dtype=np.int64)[::-1].copy()
+    j.reserve(k, 10)
+    j.put(np.ones(1), shown, np.linspace(1, 0, k), np.full(k, 1 / k), 0.0, 1.0, 1)
+    j.commit("w")
+    assert j.width == 0 and j.shown(0).tolist() == shown.tolist()
+    p = j.position(0, int(shown[5]))
+    assert p == 5 and not j.is_rewarded(0, p)
+    j.set_rewarded(0, p)
+    j.set_rewarded(0, p)  # once
+    assert j.rewarded_slots(0) == [int(shown[5])] and not j.closes_with_one_more(0)
+    batch = j.unwritten([f"s{i}" for i in range(k)])
+    assert batch is not None and len(batch.rows[0].arms) == k
+
+
+def test_a_full_writer_backlog_refuses_and_changes_nothing() -> None:
+    j = Journal("exp", 1, capacity=2)
+    for i in range(3):
+        j.reserve(1, 3)
+        j.put(np.ones(1), np.zeros(1, dtype=np.int64), np.ones(1), np.ones(1), 0.0, 1.0, 1)
+        j.commit(f"e{i}")
+    before = (j.tail, j.cap, dict(j.index))
+    with pytest.raises(BanditError, match="3 rows unwritten"):
+        j.reserve(1, 3)
+    assert (j.tail, j.cap, dict(j.index)) == before
+
+
+def test_a_decision_closes_when_every_shown_arm_has_its_reward(tmp_path: Path) -> None:
+    clock = Clock()
+    e = _open(tmp_path, clock)
+    _create(e)
+    d = e.recommend("exp", Context(dense=[0.1, 0.2, 0.3]), k=2)
+    assert e.pending_count() == 1
+    assert e.feedback(d.event_id, d.arm_ids[1], 1.0).outcome == "applied"
+    assert e.pending_count() == 1  # one shown arm still waits
+    assert e.feedback(d.event_id, d.arm_ids[0], 0.0).outcome == "applied"
+    assert e.pending_count() == 0
+    assert e.store.decision_status(d.event_id) == ("exp", True)  # closed in the store
+    assert e.feedback(d.event_id, d.arm_ids[0], 1.0).outcome == "duplicate"
+    clock.t += 2 * WINDOW
+    assert e.sweep() == 0  # nothing left to default
+    e.close()
