@@ -37,6 +37,7 @@ from ._exceptions import (
 from ._proto.bandit.v1 import bandit_pb2 as pb
 from ._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
 from .config import DEFAULT_RPC_WORKERS, NETWORK_RPC_WORKERS, Limits
+from .cpus import pin
 from .engine import Engine
 from .kafka import KafkaSettings, LogProducer
 from .learner import Learner
@@ -265,6 +266,10 @@ class ServerSettings:
     reuseport: bool = False
     #: Prometheus /metrics on this port (0: a free one); None: off.
     metrics_port: int | None = None
+    #: Pin the whole process (every thread) to these CPUs (``cpus.pin``,
+    #: Linux); None: the scheduler decides. A server process's Python runs
+    #: on one core at a time: pinned, it keeps its caches warm.
+    cpus: tuple[int, ...] | None = None
     #: Seconds between health checks of the store and the learner.
     health_interval: float = 1.0
     #: A learner without a commit for this long is stalled: NOT_SERVING.
@@ -341,6 +346,8 @@ def create_server(
             "keeps its own join state, and a Feedback reaching another process than its "
             "Recommend would find no decision"
         )
+    if settings.cpus is not None:
+        pin(settings.cpus)  # before any thread of ours starts: they inherit it
     warm_up()  # before the port is bound: no request waits for a compile
     owned = engine is None
     engine = engine or open_engine(settings)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import os
 import statistics
 import threading
 import time
@@ -247,6 +248,30 @@ def _start_server(
         p.close()
         raise
     return p, info
+
+
+def _pinned_figures(
+    pinned: dict[str, list[dict[str, Any]]], info: dict[str, Any]
+) -> dict[str, float]:
+    """Figures of the pinned rounds: the peer is the faster sync echo."""
+
+    def med(t: str, key: str) -> float:
+        return float(statistics.median(w[key] for w in pinned[t]))
+
+    echoes = [t for t in pinned if t.startswith("echo_sync")]
+    best = max(echoes, key=lambda e: med(e, "qps"))
+    info["echo_peer_pinned"] = best
+    out = {
+        "echo_qps_pinned": med(best, "qps"),
+        "echo_server_cpu_us_pinned": med(best, "server_cpu_us_per_call"),
+        "recommend_qps_pinned": med("real", "qps"),
+        "recommend_server_cpu_us_pinned": med("real", "server_cpu_us_per_call"),
+    }
+    out["recommend_vs_echo_pinned"] = out["recommend_qps_pinned"] / out["echo_qps_pinned"]
+    info["recommend_vs_echo_pinned_rounds"] = [
+        r["qps"] / e["qps"] for r, e in zip(pinned["real"], pinned[best], strict=True)
+    ]
+    return out
 
 
 # ====================================================================== client
@@ -587,6 +612,10 @@ class GrpcBench:
                         )
                     )
             info["windows"] = {"latency": lat, "throughput": thr}
+            pinned = self._pinned(client, procs, ports, have_real)
+            if pinned:
+                info["windows"]["throughput_pinned"] = pinned
+                figures.update(_pinned_figures(pinned, info))
             figures["grpc_foreign_cpu_util"] = float(
                 statistics.median(w["foreign_cpu_util"] for ws in thr.values() for w in ws)
             )
@@ -636,6 +665,56 @@ class GrpcBench:
             figures.update(self._reuseport(info, canned, have_real))
         self.info = info
         return figures, info
+
+    # ---------------------------------------------------------------- pinned
+    def _pinned(
+        self, client: _Proc, procs: dict[str, _Proc], ports: dict[str, int], have_real: bool
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The real server and the sync echoes again, each server pinned to
+        one CPU and the client to another (``cpus.pin``), in alternating
+        rounds; afterwards every process may use every CPU again."""
+        from ..cpus import pin
+
+        allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        if len(allowed) < 2:
+            progress("grpc: fewer than 2 CPUs: no pinned rounds")
+            return {}
+        targets = [
+            t for t in ("real", *(f"echo_sync{w}" for w in self.s.echo_workers)) if t in ports
+        ]
+        if not have_real:
+            return {}
+        s = self.s
+        out: dict[str, list[dict[str, Any]]] = {t: [] for t in targets}
+        everyone = [client, *procs.values()]
+        try:
+            for t in targets:
+                pin([allowed[0]], procs[t].pid)
+            pin([allowed[1]], client.pid)
+            for rnd in range(s.rounds):
+                for t in targets:
+                    progress(
+                        f"grpc: pinned round {rnd + 1}/{s.rounds}: {t} on CPU {allowed[0]}, "
+                        f"client on CPU {allowed[1]}"
+                    )
+                    out[t].append(
+                        self._window(
+                            client,
+                            [procs[t]],
+                            [procs[o] for o in procs if o != t],
+                            ports[t],
+                            s.threads,
+                            s.seconds,
+                            200 + rnd,
+                        )
+                    )
+        finally:
+            for p in everyone:
+                try:
+                    pin(allowed, p.pid)
+                except (OSError, ValueError):
+                    pass
+        return out
 
     # ------------------------------------------------------------- reuseport
     def _reuseport(self, info: dict[str, Any], canned: bytes, have_real: bool) -> dict[str, float]:

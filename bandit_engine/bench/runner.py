@@ -97,6 +97,16 @@ DESCRIPTIONS: dict[str, str] = {
     "threads; LinTS disjoint, dim 33 = intercept + 32 dense, 100 arms, k=10, trained), 8 client "
     "threads in another process",
     "recommend_vs_echo": "recommend_qps / echo_qps (alternating rounds, same run)",
+    "recommend_qps_pinned": "recommend_qps with the server pinned to one CPU and the client "
+    "to the other (bandit-engine serve --cpus), alternating rounds with the echoes pinned alike",
+    "echo_qps_pinned": "echo calls/s pinned the same way; the faster of 2 and 16 worker threads",
+    "recommend_vs_echo_pinned": "recommend_qps_pinned / echo_qps_pinned",
+    "recommend_server_cpu_us_pinned": "real server CPU us per Recommend call, pinned",
+    "echo_server_cpu_us_pinned": "echo server CPU us per call, pinned",
+    "recommend_vs_echo_ceiling": "echo_server_cpu_us_pinned / (echo_server_cpu_us_pinned + "
+    "decide_with_propensity_us): the ratio a server would reach whose only work beyond the "
+    "echo's were the decision itself (no parsing, response, join or log); with the server "
+    "saturated, calls/s go as 1 / CPU per call",
     "recommend_p50_ms": "Recommend p50 latency (ms), light load: 1 sequential client",
     "recommend_p99_ms": "Recommend p99 latency (ms), light load: 1 sequential client",
     "recommend_server_cpu_us": "real server CPU us per Recommend call under load",
@@ -318,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
         from simulators import offline_bench
 
         timed("replay", lambda: offline_bench.run(args.quick))
+
+    echo_cpu = figures.get("echo_server_cpu_us_pinned")
+    decide = figures.get("decide_with_propensity_us")
+    if echo_cpu and decide:
+        # a server whose only work beyond the echo's were the decision itself
+        figures["recommend_vs_echo_ceiling"] = echo_cpu / (echo_cpu + decide)
 
     order = [k for k in DESCRIPTIONS if k in figures] + [
         k for k in figures if k not in DESCRIPTIONS
