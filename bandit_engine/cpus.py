@@ -46,18 +46,20 @@ def pin(cpus: Iterable[int], pid: int | None = None) -> tuple[int, ...]:
     want = tuple(sorted(set(cpus)))
     if not hasattr(os, "sched_setaffinity"):
         raise InvalidArgument("CPU pinning needs Linux (os.sched_setaffinity)")
-    allowed = os.sched_getaffinity(0)
-    bad = [c for c in want if c not in allowed]
-    if not want or bad:
-        raise InvalidArgument(
-            f"cpus={list(want)!r}: {bad or 'none'} not among the CPUs this process may use "
-            f"({sorted(allowed)})"
-        )
+    if not want or want[0] < 0:
+        raise InvalidArgument(f"cpus={list(want)!r}: give CPU numbers from 0")
     target = os.getpid() if pid is None else pid
+    try:
+        os.sched_setaffinity(target, want)  # the main thread first: it checks the set
+    except OSError as exc:
+        raise InvalidArgument(
+            f"cpus={list(want)!r}: not CPUs this process may use ({exc.strerror}; "
+            f"this machine has {os.cpu_count()})"
+        ) from None
     try:
         tasks = [int(t) for t in os.listdir(f"/proc/{target}/task")]
     except OSError:
-        tasks = [target]
+        tasks = []
     for tid in tasks:
         try:
             os.sched_setaffinity(tid, want)

@@ -170,35 +170,51 @@ class _Experiment:
 
 
 class _EventIds:
-    """Random 128-bit event ids as 32 hex digits, like ``os.urandom(16).hex()``.
+    """Time-ordered 128-bit event ids as 32 hex digits: the wall clock in
+    milliseconds (12 digits, 48 bits), then 80 random bits (20 digits), the
+    layout of a UUIDv7 (RFC 9562) without its version bits.
+
+    Time-ordered, because the decision log is indexed by event id: random
+    ids land all over the index, and every transaction rewrites a page per
+    decision (27 us a row at 240,000 rows in SQLite here, and growing with
+    the table), where ids in time order append to its last pages (13 us).
+    80 random bits still make an id unguessable, and unique without
+    coordination between processes; two ids of one millisecond are in random
+    order, and a clock that steps back only costs locality.
 
     ``os.urandom`` is a system call that releases the GIL, and on a busy
     server every release hands the GIL to another thread and waits to get it
-    back; so the bytes are read 256 ids at a time. A forked child drops the
-    parent's unused bytes (it must not hand out the same ids).
+    back; so the random bytes are read 256 ids at a time. A forked child drops
+    the parent's unused bytes (it must not hand out the same ids).
     """
 
     _BATCH = 256
+    _RANDOM_DIGITS = 20
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._hex = ""
-        self._pos = 0
+        self._drop()
         os.register_at_fork(after_in_child=self._drop)
 
     def _drop(self) -> None:
         self._lock = threading.Lock()
         self._hex = ""
         self._pos = 0
+        self._ms = -1
+        self._prefix = ""
 
     def __call__(self) -> str:
+        n = self._RANDOM_DIGITS
+        ms = time.time_ns() // 1_000_000
         with self._lock:
+            if ms != self._ms:
+                self._ms = ms
+                self._prefix = f"{ms & 0xFFFF_FFFF_FFFF:012x}"
             pos = self._pos
             if pos >= len(self._hex):
-                self._hex = os.urandom(16 * self._BATCH).hex()
+                self._hex = os.urandom(n // 2 * self._BATCH).hex()
                 pos = 0
-            self._pos = pos + 32
-            return self._hex[pos : pos + 32]
+            self._pos = pos + n
+            return self._prefix + self._hex[pos : pos + n]
 
 
 _new_event_id = _EventIds()

@@ -21,7 +21,9 @@ id, a dense context, ``k``) is read and answered by the kernels here:
   goes to the message path, which names it, before any state is touched.
 - ``write_response`` turns a decision into the first-slot propensities and a
   serialized ``RecommendResponse``; in Kafka mode ``write_decision`` writes
-  its serialized ``DecisionRecord`` for the decision log.
+  its serialized ``DecisionRecord`` for the decision log; in embedded mode
+  ``respond`` also fills the decision's row of the experiment's journal
+  (``journal_put``: what the reward join and the decision writer need).
 
 The reader uses ``wire``'s field helpers (``_key``, ``_span``, ...). Numba's
 cache checks only this file's own source: after changing those helpers,
