@@ -92,6 +92,16 @@ def duration(text: str) -> float:
     return seconds
 
 
+def cpu_list(text: str) -> tuple[int, ...]:
+    """``--cpus``: ``"0"``, ``"0-1"``, ``"0,2"`` (``cpus.parse_cpus``)."""
+    from .cpus import parse_cpus
+
+    try:
+        return parse_cpus(text)
+    except InvalidArgument as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _learn(args: argparse.Namespace) -> int:
     from .learner import run_learner
     from .store import MySQLStore
@@ -126,7 +136,6 @@ def _serve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .config import Limits
-    from .cpus import parse_cpus
     from .security import TLSConfig, load_tokens
     from .server import ServerSettings, create_server, stop_server
 
@@ -155,7 +164,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         metrics_port=args.metrics_port,
         reuseport=args.reuseport,
-        cpus=parse_cpus(args.cpus) if args.cpus else None,
+        cpus=args.cpus,
     )
     if (args.tls_cert is None) != (args.tls_key is None):
         raise InvalidArgument("--tls-cert and --tls-key go together")
@@ -399,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--cpus",
+        type=cpu_list,
         default=None,
         help="pin the server process to these CPUs, e.g. 0 or 0-1 or 0,2 (Linux); default: "
         "unpinned. One pinned process per core is the fastest layout (README)",

@@ -117,3 +117,14 @@ def test_serve_log_retention_reaches_the_engine() -> None:
     args = build_parser().parse_args(["serve", "--log-retention", "7d"])
     assert args.log_retention == 7 * 86400.0
     assert build_parser().parse_args(["serve"]).log_retention == 0.0
+
+
+def test_serve_cpus(capsys: pytest.CaptureFixture[str]) -> None:
+    from bandit_engine.cli import build_parser
+
+    assert build_parser().parse_args(["serve", "--cpus", "0-1,3"]).cpus == (0, 1, 3)
+    assert build_parser().parse_args(["serve"]).cpus is None
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--cpus", "first", "--state-dir", ":memory:"])
+    assert exit_.value.code == 2
+    assert "'first' is not a CPU number" in capsys.readouterr().err

@@ -48,3 +48,20 @@ def test_pin_moves_every_thread_and_refuses_a_cpu_it_may_not_use() -> None:
         stop.set()
         t.join()
     assert os.sched_getaffinity(0) == set(allowed)
+
+
+@linux
+def test_create_server_pins_its_process() -> None:
+    from bandit_engine.server import ServerSettings, create_server, stop_server
+
+    allowed = sorted(os.sched_getaffinity(0))
+    try:
+        server, _port, engine = create_server(
+            ServerSettings(port=0, state_dir=None, cpus=(allowed[0],))
+        )
+        server.start()
+        tids = [int(x) for x in os.listdir(f"/proc/{os.getpid()}/task")]
+        assert all(os.sched_getaffinity(tid) == {allowed[0]} for tid in tids)
+        stop_server(server, engine, 0.5)
+    finally:
+        pin(allowed)
