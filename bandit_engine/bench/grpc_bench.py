@@ -782,3 +782,52 @@ class GrpcBench:
                 client.close()
         info["reuseport"] = rinfo
         return out
+
+
+# ================================================================== in-process
+def inproc_recommend(quick: bool, train_events: int = 2000) -> dict[str, float]:
+    """What the server does for a Recommend, without gRPC: the engine of
+    ``create_server``'s defaults (embedded mode, SQLite, its decision writer
+    running), the same experiment, training and requests as the gRPC rounds,
+    ``Engine.recommend_wire`` called back to back. CPU per call from
+    ``time.process_time``, so the writer thread's storing of the decisions
+    counts; median of repeats."""
+    from .. import server as srv
+    from .._proto.bandit.v1 import bandit_pb2 as pb
+    from ..engine import Context
+
+    engine = srv.open_engine(srv.ServerSettings(state_dir=None, seed=0))
+    engine.start()
+    try:
+        from ..config import ExperimentConfig
+
+        engine.create_experiment(
+            ExperimentConfig(EXPERIMENT, policy="lin_ts_disjoint", dim=DENSE + 1, dense_dim=DENSE)
+        )
+        engine.add_arms(EXPERIMENT, [(f"arm-{i:03d}", None) for i in range(N_ARMS)])
+        rng = np.random.default_rng(100)
+        theta = rng.standard_normal((N_ARMS, DENSE))
+        bias = rng.normal(-1.0, 0.5, N_ARMS)
+        xs = _contexts(100 if quick else train_events, 200)
+        us: list[float] = np.asarray(rng.random(xs.shape[0])).tolist()
+        for x, u in zip(xs, us, strict=True):
+            d = engine.recommend(EXPERIMENT, Context(dense=x.tolist()), k=K)
+            a = int(d.arm_ids[0].split("-")[1])
+            p = 1.0 / (1.0 + np.exp(-(bias[a] + x @ theta[a])))
+            engine.feedback(d.event_id, d.arm_ids[0], float(u < p))
+        reqs = [r.SerializeToString() for r in _requests(512, 0)]
+        assert engine.recommend_wire(reqs[0]) is not None
+        n, repeats = (500, 3) if quick else (4000, 7)
+        per_call = []
+        f = engine.recommend_wire
+        for _ in range(repeats):
+            engine.decision_log.flush()
+            c0 = time.process_time()
+            for i in range(n):
+                f(reqs[i % 512])
+            engine.decision_log.flush()
+            per_call.append((time.process_time() - c0) / n * 1e6)
+        pb.RecommendResponse.FromString(f(reqs[1]) or b"")  # a well-formed answer
+    finally:
+        engine.close()
+    return {"recommend_inproc_us": float(statistics.median(per_call))}

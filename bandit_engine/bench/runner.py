@@ -107,6 +107,12 @@ DESCRIPTIONS: dict[str, str] = {
     "decide_with_propensity_us): the ratio a server would reach whose only work beyond the "
     "echo's were the decision itself (no parsing, response, join or log); with the server "
     "saturated, calls/s go as 1 / CPU per call",
+    "recommend_inproc_us": "CPU us per Engine.recommend_wire call in a loop, no gRPC: the "
+    "shipped embedded engine (SQLite, decision writer running; its CPU counted), the same "
+    "experiment, training and requests as the gRPC rounds; median of repeats",
+    "recommend_vs_echo_ceiling_inproc": "echo_server_cpu_us_pinned / (echo_server_cpu_us_pinned "
+    "+ recommend_inproc_us): the ratio if a Recommend's own work cost in the server what it "
+    "costs in a loop, and nothing else (GIL hand-overs, cold caches) were added",
     "recommend_p50_ms": "Recommend p50 latency (ms), light load: 1 sequential client",
     "recommend_p99_ms": "Recommend p99 latency (ms), light load: 1 sequential client",
     "recommend_server_cpu_us": "real server CPU us per Recommend call under load",
@@ -311,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         gb = GrpcBench(GrpcSettings.for_mode(args.quick, reuseport="reuseport" in sections))
         timed("grpc", lambda: gb.run()[0])
         meta["grpc"] = gb.info
+        from .grpc_bench import inproc_recommend
+
+        timed("recommend_inproc", lambda: inproc_recommend(args.quick))
 
     if "feedback" in sections:
         from . import feedback
@@ -334,6 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     if echo_cpu and decide:
         # a server whose only work beyond the echo's were the decision itself
         figures["recommend_vs_echo_ceiling"] = echo_cpu / (echo_cpu + decide)
+    inproc = figures.get("recommend_inproc_us")
+    if echo_cpu and inproc:
+        # ... or all of a Recommend's own work, at its cost in a loop
+        figures["recommend_vs_echo_ceiling_inproc"] = echo_cpu / (echo_cpu + inproc)
 
     order = [k for k in DESCRIPTIONS if k in figures] + [
         k for k in figures if k not in DESCRIPTIONS
