@@ -250,17 +250,28 @@ class DecisionLog:
             self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
             self._thread.start()
 
-    def flush(self) -> int:
-        """Store every decision made so far; how many were stored."""
+    def flush(self, only: _Experiment | None = None) -> int:
+        """Store every decision made so far (of experiment ``only``, if
+        given); how many were stored. An experiment whose rows the store
+        refuses does not hold up the others: the first error is raised once
+        every experiment has been tried, and its rows are tried again next
+        time."""
         with self._write_lock:
             n = 0
-            for exp in self._experiments():
+            error: Exception | None = None
+            for exp in self._experiments() if only is None else [only]:
                 batch = exp.journal.unwritten(exp.arm_ids)
                 if batch is None:
                     continue
-                self._store.log_decisions(batch.rows)
+                try:
+                    self._store.log_decisions(batch.rows)
+                except Exception as exc:
+                    error = error or exc
+                    continue
                 exp.journal.mark_written(batch.end)
                 n += len(batch.rows)
+            if error is not None:
+                raise error
             return n
 
     def _run(self) -> None:
@@ -737,7 +748,7 @@ class Engine:
                 j = exp.journal
                 if k > WIDE or j.tail - j.written >= self.decision_log.max_buffer:
                     return None  # the message path refuses it, or keeps it aside
-                idx = j.reserve(k, self.decision_log.max_buffer)
+                blk, idx = j.reserve(k, self.decision_log.max_buffer)
             order, scores, counts = policy.decide_unchecked(slots, x, k, draws, exp.rng)
             version = exp.version
             exp.counters["decisions"] += 1
@@ -756,9 +767,9 @@ class Engine:
                     arm_bytes,
                     arm_off,
                     version,
-                    j.rows,
+                    blk.rows,
                     idx,
-                    j.width,
+                    blk.width,
                     x,
                     now,
                     deadline,
@@ -850,7 +861,7 @@ class Engine:
             )
             close = j.closes_with_one_more(n)
             if close:
-                self.decision_log.flush()  # the row to close must be written
+                self.decision_log.flush(exp)  # the row to close must be written
             (seq,) = self.store.commit_rewards([row], [event_id] if close else [])
             if seq is None:  # the store knew it already: applied before a restart
                 j.set_rewarded(n, p)
@@ -924,26 +935,25 @@ class Engine:
         """Close expired windows: default rewards for unrewarded shown arms."""
         now = self.clock() if now is None else now
         total = 0
-        flushed = False
         for exp in list(self._exps.values()):
             with exp.lock:
                 j = exp.journal
+                j.release()  # the blocks of closed, stored decisions
                 if not j.due(now):
                     continue
                 expired = j.expired(now)
                 if not expired:
                     continue
-                if not flushed:
-                    self.decision_log.flush()
-                    flushed = True
+                # the rows to close must be written; no decision of this
+                # experiment can be added meanwhile (its lock is held)
+                self.decision_log.flush(exp)
                 cfg = exp.cfg
                 default = float(cfg.default_reward)  # type: ignore[arg-type]
                 norm = cfg.normalise_reward(default)
                 rows = []
                 events = []
                 for n in expired:
-                    ev = j.event_ids[n & j.mask]
-                    assert ev is not None
+                    ev = j.event_id(n)
                     events.append(ev)
                     x = j.x(n)
                     deadline = j.deadline(n)

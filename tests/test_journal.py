@@ -1,7 +1,7 @@
 """The open-decision journal (embedded mode's reward join, in columns).
 
-The journal's ring grows, wraps and widens; an engine whose journal starts at
-two rows must behave exactly as one that never outgrows its first block:
+The journal adds, widens and drops blocks of rows; an engine whose blocks
+hold two rows must behave exactly as one that never leaves its first block:
 same answers to every Feedback, same pending counts, same posteriors, same
 logged rows, across restarts, wide decisions (more arms than a row holds) and
 a clock that steps back.
@@ -168,11 +168,11 @@ def test_a_two_row_journal_behaves_as_a_large_one(
     base = Path(tempfile.mkdtemp())
     runs: list[tuple[list[Any], tuple[Any, ...]]] = []
     try:
-        for name, capacity in (("small", 2), ("large", None)):
+        for name, rows in (("small", 2), ("large", None)):
             (base / name).mkdir()
             with monkeypatch.context() as m:
-                if capacity is not None:
-                    m.setattr(engine_mod, "Journal", functools.partial(Journal, capacity=capacity))
+                if rows is not None:
+                    m.setattr(engine_mod, "Journal", functools.partial(Journal, block_rows=rows))
                 twin = Twin(base / name)
                 answers = []
                 for op in ops:
@@ -180,9 +180,12 @@ def test_a_two_row_journal_behaves_as_a_large_one(
                     answers.append(twin.e.pending_count())
                 runs.append((answers, twin.state()))
                 j = twin.e._exps["exp"].journal
-                assert j.head <= j.written <= j.tail and j.cap >= j.tail - j.head
-                if capacity is not None and len(twin.events) > 2:
-                    assert j.cap < 1024  # the small ring was the one in use
+                assert j.head <= j.swept <= j.tail and j.head <= j.written <= j.tail
+                if rows is not None:
+                    assert j.bmask == 1  # the small blocks were the ones in use
+                    # blocks before head's are dropped, none after tail's exist
+                    assert min(j.blocks, default=j.head >> 1) == j.head >> 1
+                    assert all(b <= (j.tail - 1) >> 1 for b in j.blocks)
                 twin.e.close()
     finally:
         shutil.rmtree(base)
@@ -192,9 +195,8 @@ def test_a_two_row_journal_behaves_as_a_large_one(
     assert small_state == large_state
 
 
-def test_ring_grows_wraps_and_reuses_rows(tmp_path: Path) -> None:
-    """Rows closed and written are reused in place; open ones make it grow."""
-    j = Journal("exp", 2, capacity=4)
+def test_blocks_are_added_and_dropped_once_closed_and_written() -> None:
+    j = Journal("exp", 2, block_rows=4)
     x = np.array([1.0, 2.0])
     shown = np.array([3, 1], dtype=np.int64)
 
@@ -207,33 +209,69 @@ def test_ring_grows_wraps_and_reuses_rows(tmp_path: Path) -> None:
 
     for i in range(4):
         add(f"e{i}", float(i))
-    assert j.cap == 4
+    assert sorted(j.blocks) == [0]
     assert j.expired(12.5) == [0, 1, 2]  # deadlines 10, 11, 12
     for n in (0, 1, 2):
         j.close(n)
-    add("e4", 4.0)  # nothing written yet: the closed rows cannot be reused
-    assert j.cap == 8
+    add("e4", 4.0)  # block 1; nothing written yet, so block 0 stays
+    assert sorted(j.blocks) == [0, 1] and j.head == 0
     batch = j.unwritten(["s0", "s1", "s2", "s3"])
     assert batch is not None and [r.event_id for r in batch.rows] == [f"e{i}" for i in range(5)]
     assert batch.rows[0].arms == ("s3", "s1") and batch.rows[0].scores == (0.5, 0.25)
+    assert batch.rows[4].x.tolist() == [1.0, 2.0] and batch.rows[4].deadline == 14.0
     j.mark_written(batch.end)
-    for i in range(5, 8):
-        add(f"e{i}", float(i))
-    add("e8", 8.0)  # rows 0-2 closed and written: reused, no growth
-    assert j.cap == 8 and j.head == 3
-    assert sorted(j.index) == [f"e{i}" for i in range(3, 9)]
-    assert j.index["e8"] == 8 and j.event_ids[8 & j.mask] == "e8"
-    assert j.deadline(3) == 13.0 and j.shown(8).tolist() == [3, 1]
+    assert j.expired(13.5) == [3]
+    j.close(3)
+    for i in range(5, 9):
+        add(f"e{i}", float(i))  # e8 opens block 2: block 0 is closed and written
+    assert sorted(j.blocks) == [1, 2] and j.head == 4 and j.swept == 4
+    assert sorted(j.index) == [f"e{i}" for i in range(4, 9)]
+    assert j.index["e8"] == 8 and j.event_id(8) == "e8"
+    assert j.deadline(4) == 14.0 and j.shown(8).tolist() == [3, 1]
+    assert j.x(8).tolist() == [1.0, 2.0]
+
+
+def test_a_wider_decision_widens_its_block_only() -> None:
+    j = Journal("exp", 1, block_rows=2)
+    for k, ev in ((2, "a"), (5, "b"), (3, "c")):
+        j.reserve(k, 10)
+        j.put(np.ones(1), np.arange(k, dtype=np.int64), np.ones(k), np.ones(k), 0.0, 1.0, 1)
+        j.commit(ev)
+    # block 0 (a, b) widened to 5 in place; block 1 starts at its kmax
+    assert j.blocks[0].width == 5 and j.blocks[1].width == 5
+    assert j.shown(0).tolist() == [0, 1] and j.shown(1).tolist() == list(range(5))
+    j.set_rewarded(0, 1)
+    assert j.rewarded_slots(0) == [1] and j.rewarded_slots(1) == []
+    for k, ev in ((1, "d"), (1, "e")):
+        j.reserve(k, 10)
+        j.put(np.ones(1), np.zeros(k, dtype=np.int64), np.ones(k), np.ones(k), 0.0, 1.0, 1)
+        j.commit(ev)
+    assert j.blocks[2].width == 3  # block 1's largest k: widths follow the traffic
+
+
+def test_a_clock_step_back_is_swept_and_forgotten_once_all_is_closed() -> None:
+    j = Journal("exp", 1, block_rows=2)
+    for ev, t in (("a", 100.0), ("b", 50.0), ("c", 120.0)):
+        j.reserve(1, 10)
+        j.put(np.ones(1), np.zeros(1, dtype=np.int64), np.ones(1), np.ones(1), t, t + 10, 1)
+        j.commit(ev)
+    assert not j.monotone
+    assert j.due(70.0) and j.expired(70.0) == [1]  # b, behind a in row order
+    j.close(1)
+    assert j.expired(200.0) == [0, 2]
+    j.close(0)
+    j.close(2)
+    assert j.monotone and not j.due(1e9)
 
 
 def test_wide_decisions_keep_their_arms_aside() -> None:
-    j = Journal("exp", 1, capacity=2)
+    j = Journal("exp", 1, block_rows=2)
     k = WIDE + 1
     shown = np.arange(k, dtype=np.int64)[::-1].copy()
     j.reserve(k, 10)
     j.put(np.ones(1), shown, np.linspace(1, 0, k), np.full(k, 1 / k), 0.0, 1.0, 1)
     j.commit("w")
-    assert j.width == 0 and j.shown(0).tolist() == shown.tolist()
+    assert j.blocks[0].width == 1 and j.shown(0).tolist() == shown.tolist()
     p = j.position(0, int(shown[5]))
     assert p == 5 and not j.is_rewarded(0, p)
     j.set_rewarded(0, p)
@@ -244,15 +282,15 @@ def test_wide_decisions_keep_their_arms_aside() -> None:
 
 
 def test_a_full_writer_backlog_refuses_and_changes_nothing() -> None:
-    j = Journal("exp", 1, capacity=2)
+    j = Journal("exp", 1, block_rows=2)
     for i in range(3):
         j.reserve(1, 3)
         j.put(np.ones(1), np.zeros(1, dtype=np.int64), np.ones(1), np.ones(1), 0.0, 1.0, 1)
         j.commit(f"e{i}")
-    before = (j.tail, j.cap, dict(j.index))
+    before = (j.tail, sorted(j.blocks), dict(j.index))
     with pytest.raises(BanditError, match="3 rows unwritten"):
         j.reserve(1, 3)
-    assert (j.tail, j.cap, dict(j.index)) == before
+    assert (j.tail, sorted(j.blocks), dict(j.index)) == before
 
 
 def test_a_decision_closes_when_every_shown_arm_has_its_reward(tmp_path: Path) -> None:
