@@ -932,61 +932,75 @@ class Engine:
             return FeedbackResult(outcome, exp.version)
 
     def sweep(self, now: float | None = None) -> int:
-        """Close expired windows: default rewards for unrewarded shown arms."""
+        """Close expired windows: default rewards for unrewarded shown arms.
+
+        Returns how many were applied. An experiment whose store refuses
+        (its decisions or rewards) does not hold up the others: the first
+        error is raised once every experiment has been swept."""
         now = self.clock() if now is None else now
         total = 0
+        error: Exception | None = None
         for exp in list(self._exps.values()):
-            with exp.lock:
-                j = exp.journal
-                j.release()  # the blocks of closed, stored decisions
-                if not j.due(now):
-                    continue
-                expired = j.expired(now)
-                if not expired:
-                    continue
-                # the rows to close must be written; no decision of this
-                # experiment can be added meanwhile (its lock is held)
-                self.decision_log.flush(exp)
-                cfg = exp.cfg
-                default = float(cfg.default_reward)  # type: ignore[arg-type]
-                norm = cfg.normalise_reward(default)
-                rows = []
-                events = []
-                for n in expired:
-                    ev = j.event_id(n)
-                    events.append(ev)
-                    x = j.x(n)
-                    deadline = j.deadline(n)
-                    for p, s in enumerate(j.shown(n).tolist()):
-                        if not j.is_rewarded(n, p):
-                            rows.append(
-                                RewardRow(
-                                    ev,
-                                    exp.arm_ids[s],
-                                    cfg.experiment_id,
-                                    s,
-                                    x,
-                                    default,
-                                    norm,
-                                    "default",
-                                    deadline,
-                                )
-                            )
-                seqs = self.store.commit_rewards(rows, events)
-                for n in expired:
-                    j.close(n)
-                applied = [(r, q) for r, q in zip(rows, seqs, strict=True) if q is not None]
-                if applied:
-                    exp.policy.update_batch(
-                        np.array([r.arm_slot for r, _ in applied], dtype=np.int64),
-                        np.stack([r.x for r, _ in applied]),
-                        np.array([r.reward_norm for r, _ in applied]),
-                    )
-                    exp.last_seq = max(q for _, q in applied if q is not None)
-                    exp.applied += len(applied)
-                    exp.counters["rewards_defaulted"] += len(applied)
-                    total += len(applied)
+            try:
+                total += self._sweep(exp, now)
+            except Exception as exc:
+                error = error or exc
+        if error is not None:
+            raise error
         return total
+
+    def _sweep(self, exp: _Experiment, now: float) -> int:
+        with exp.lock:
+            j = exp.journal
+            j.release()  # the blocks of closed, stored decisions
+            if not j.due(now):
+                return 0
+            expired = j.expired(now)
+            if not expired:
+                return 0
+            # the rows to close must be written; no decision of this
+            # experiment can be added meanwhile (its lock is held)
+            self.decision_log.flush(exp)
+            cfg = exp.cfg
+            default = float(cfg.default_reward)  # type: ignore[arg-type]
+            norm = cfg.normalise_reward(default)
+            rows = []
+            events = []
+            for n in expired:
+                ev = j.event_id(n)
+                events.append(ev)
+                x = j.x(n)
+                deadline = j.deadline(n)
+                for p, s in enumerate(j.shown(n).tolist()):
+                    if not j.is_rewarded(n, p):
+                        rows.append(
+                            RewardRow(
+                                ev,
+                                exp.arm_ids[s],
+                                cfg.experiment_id,
+                                s,
+                                x,
+                                default,
+                                norm,
+                                "default",
+                                deadline,
+                            )
+                        )
+            seqs = self.store.commit_rewards(rows, events)
+            for n in expired:
+                j.close(n)
+            applied = [(r, q) for r, q in zip(rows, seqs, strict=True) if q is not None]
+            if applied:
+                exp.policy.update_batch(
+                    np.array([r.arm_slot for r, _ in applied], dtype=np.int64),
+                    np.stack([r.x for r, _ in applied]),
+                    np.array([r.reward_norm for r, _ in applied]),
+                )
+                exp.last_seq = max(q for _, q in applied if q is not None)
+                exp.applied += len(applied)
+                exp.counters["rewards_defaulted"] += len(applied)
+                return len(applied)
+            return 0
 
     # ------------------------------------------------------------- snapshots
     def checkpoint(self) -> int:

@@ -308,3 +308,50 @@ def test_a_decision_closes_when_every_shown_arm_has_its_reward(tmp_path: Path) -
     clock.t += 2 * WINDOW
     assert e.sweep() == 0  # nothing left to default
     e.close()
+
+
+class _RefusingStore(SQLiteStore):
+    """Refuses the decision rows of one experiment."""
+
+    refuse = "bad"
+
+    def log_decisions(self, rows: Any) -> None:
+        if any(r.experiment_id == self.refuse for r in rows):
+            raise OSError(f"rows of {self.refuse!r} refused")
+        super().log_decisions(rows)
+
+
+def test_a_store_refusing_one_experiment_does_not_stall_the_others(tmp_path: Path) -> None:
+    clock = Clock()
+    e = Engine(_RefusingStore(tmp_path / "state.db"), seed=5, clock=clock)
+    for name in ("bad", "good"):
+        e.create_experiment(
+            ExperimentConfig(
+                name,
+                policy="lin_ts_disjoint",
+                dim=4,
+                dense_dim=3,
+                reward_window_s=WINDOW,
+                propensity_draws=50,
+            )  # type: ignore[arg-type]
+        )
+        e.add_arms(name, [(f"a{i}", {}) for i in range(3)])
+    bad = e.recommend("bad", Context(dense=[0.1, 0.2, 0.3]), k=1)
+    good = e.recommend("good", Context(dense=[0.1, 0.2, 0.3]), k=1)
+    late = e.recommend("good", Context(dense=[0.3, 0.2, 0.1]), k=2)
+    with pytest.raises(OSError, match="'bad' refused"):
+        e.decision_log.flush()
+    assert e.store.decision_status(good.event_id) == ("good", False)  # written all the same
+    assert e.feedback(good.event_id, good.arm_ids[0], 1.0).outcome == "applied"
+    assert e.store.decision_status(good.event_id) == ("good", True)
+    clock.t += 2 * WINDOW
+    with pytest.raises(OSError, match="'bad' refused"):  # raised once all were swept
+        e.sweep()
+    # late's two arms defaulted all the same; bad's row cannot close unwritten
+    assert e.get_experiment("good").counters["rewards_defaulted"] == 2
+    assert e.store.decision_status(late.event_id) == ("good", True)
+    assert e.pending_count() == 1 and e.store.decision_status(bad.event_id) is None
+    _RefusingStore.refuse = "nothing"
+    assert e.sweep() == 1  # written, then closed
+    assert e.pending_count() == 0 and e.store.decision_status(bad.event_id) == ("bad", True)
+    e.close()
