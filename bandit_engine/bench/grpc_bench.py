@@ -16,6 +16,7 @@ Process layout (the machine may have only 2 cores; nothing shares a GIL):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
 import statistics
@@ -54,6 +55,9 @@ class GrpcSettings:
     max_workers: int = field(default_factory=lambda: _default_workers())
     #: the sync echo runs with each of these; the faster is the peer
     echo_workers: tuple[int, ...] = (2, 16)
+    #: also the real server in Kafka mode (MySQL + a broker; skipped, with
+    #: the reason, when either is missing)
+    kafka: bool = True
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -68,6 +72,7 @@ class GrpcSettings:
                 train_events=100,
                 reuseport=reuseport,
                 real_aio=False,
+                kafka=False,
             )
         return cls(reuseport=reuseport)
 
@@ -139,7 +144,9 @@ def _real_main(conn: Any, kw: dict[str, Any]) -> None:
         port=0,
         state_dir=None,
         seed=kw.get("seed", 0),
-        max_workers=kw.get("max_workers", 16),
+        max_workers=kw.get("max_workers"),  # None: the shipped default of the mode
+        kafka=kw.get("kafka"),
+        mysql_dsn=kw.get("mysql_dsn"),
     )
     shared_port = kw.get("shared_port")
     extra: dict[str, Any] = {}
@@ -525,6 +532,7 @@ class GrpcBench:
         }
         procs: dict[str, _Proc] = {}
         ports: dict[str, int] = {}
+        stack = contextlib.ExitStack()  # the Kafka-mode server's database and broker
         client = self._client()
         try:
             # the real server first: its answer sizes the echo's canned response
@@ -565,6 +573,8 @@ class GrpcBench:
                 info["real_server_error"] = str(exc)[-2000:]
                 progress(f"grpc: real server unavailable ({str(exc).splitlines()[-1]})")
                 canned = canned_response(K)
+            if have_real and s.kafka:
+                self._start_kafka_server(client, procs, ports, info, stack)
             info["echo_response_bytes"] = len(canned)
             echoes = [(f"echo_sync{w}", "echo_sync", w) for w in s.echo_workers]
             echoes.append(("echo_aio", "echo_aio", s.max_workers))
@@ -577,7 +587,9 @@ class GrpcBench:
                     f"bench-{name}",
                 )
                 ports[name] = e_info["port"]
-            targets = [t for t in ("real", *(e[0] for e in echoes), "real_aio") if t in ports]
+            targets = [
+                t for t in ("real", *(e[0] for e in echoes), "real_aio", "real_kafka") if t in ports
+            ]
 
             # light load: one client, sequential
             lat: dict[str, dict[str, Any]] = {}
@@ -652,6 +664,15 @@ class GrpcBench:
                 figures["recommend_server_cpu_util"] = med("real", "server_cpu_util")
                 figures["grpc_client_cpu_util_recommend"] = med("real", "client_cpu_util")
                 figures["recommend_errors"] = float(sum(w["errors"] for w in thr["real"]))
+            if "real_kafka" in thr:
+                figures["recommend_qps_kafka"] = med("real_kafka", "qps")
+                figures["recommend_vs_echo_kafka"] = figures["recommend_qps_kafka"] / med(
+                    best_sync, "qps"
+                )
+                figures["recommend_server_cpu_us_kafka"] = med(
+                    "real_kafka", "server_cpu_us_per_call"
+                )
+                figures["recommend_p50_ms_kafka"] = lat["real_kafka"]["p50_ms"]
             if "real_aio" in thr:
                 figures["recommend_qps_aio"] = med("real_aio", "qps")
                 figures["recommend_p50_ms_aio"] = lat["real_aio"]["p50_ms"]
@@ -660,11 +681,54 @@ class GrpcBench:
             for p in procs.values():
                 p.close()
             client.close()
+            stack.close()
 
         if s.reuseport:
             figures.update(self._reuseport(info, canned, have_real))
         self.info = info
         return figures, info
+
+    # ----------------------------------------------------------------- Kafka
+    def _start_kafka_server(
+        self,
+        client: _Proc,
+        procs: dict[str, _Proc],
+        ports: dict[str, int],
+        info: dict[str, Any],
+        stack: contextlib.ExitStack,
+    ) -> None:
+        """The real server as deployed for production (``serve --kafka-bootstrap
+        --mysql-dsn``, its learner in the process, the mode's RPC threads):
+        a scratch MySQL database (``BANDIT_BENCH_MYSQL_DSN``) and a broker
+        (``BANDIT_BENCH_KAFKA``, else a local one). Skipped, with the reason,
+        when either is missing."""
+        from ..kafka import ensure_topics
+        from ..ops.services import kafka_bootstrap, scratch_database, scratch_topics
+
+        base = os.environ.get("BANDIT_BENCH_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
+        try:
+            progress("grpc: starting the real server in Kafka mode (MySQL + broker), setup")
+            dsn = stack.enter_context(scratch_database(base, "bandit_bench_rk"))
+            bootstrap = stack.enter_context(kafka_bootstrap("BANDIT_BENCH_KAFKA"))
+            settings = scratch_topics(bootstrap, "rk")
+            asyncio.run(ensure_topics(settings))
+            procs["real_kafka"], k_info = _start_server(
+                self.ctx, "real", {"kafka": settings, "mysql_dsn": dsn}, "bench-real-kafka"
+            )
+            ports["real_kafka"] = k_info["port"]
+            self._cmd(
+                client,
+                "setup",
+                target=f"127.0.0.1:{ports['real_kafka']}",
+                train_events=self.s.train_events,
+            )
+        except Exception as exc:  # no MySQL or no broker: the other figures stand
+            info["real_kafka_error"] = str(exc)[-2000:]
+            progress(f"grpc: Kafka-mode server skipped: {str(exc).splitlines()[-1][:200]}")
+            p = procs.pop("real_kafka", None)
+            ports.pop("real_kafka", None)
+            if p is not None:
+                p.close()
 
     # ---------------------------------------------------------------- pinned
     def _pinned(

@@ -107,6 +107,13 @@ DESCRIPTIONS: dict[str, str] = {
     "decide_with_propensity_us): the ratio a server would reach whose only work beyond the "
     "echo's were the decision itself (no parsing, response, join or log); with the server "
     "saturated, calls/s go as 1 / CPU per call",
+    "recommend_qps_kafka": "Recommend calls/s through the real server in Kafka mode (decisions "
+    "to the broker, posteriors from MySQL, its learner in the process, 16 RPC threads), same "
+    "client, setup and rounds",
+    "recommend_vs_echo_kafka": "recommend_qps_kafka / echo_qps_sync (same rounds)",
+    "recommend_server_cpu_us_kafka": "server CPU us per Recommend call in Kafka mode (learner "
+    "included)",
+    "recommend_p50_ms_kafka": "Recommend p50 latency (ms) in Kafka mode, 1 sequential client",
     "recommend_inproc_us": "CPU us per Engine.recommend_wire call in a loop, no gRPC: the "
     "shipped embedded engine (SQLite, decision writer running; its CPU counted), the same "
     "experiment, training and requests as the gRPC rounds; median of repeats",
