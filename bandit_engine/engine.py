@@ -748,7 +748,7 @@ class Engine:
                 j = exp.journal
                 if k > WIDE or j.tail - j.written >= self.decision_log.max_buffer:
                     return None  # the message path refuses it, or keeps it aside
-                blk, idx = j.reserve(k, self.decision_log.max_buffer)
+                j.reserve(k, self.decision_log.max_buffer)
             order, scores, counts = policy.decide_unchecked(slots, x, k, draws, exp.rng)
             version = exp.version
             exp.counters["decisions"] += 1
@@ -756,26 +756,6 @@ class Engine:
             eid = np.frombuffer(event_id.encode(), dtype=np.uint8)
             now = float(self.clock())  # a float to the kernel, whatever the clock gives
             deadline = now + exp.cfg.reward_window_s
-            if embedded:
-                body = fastpath.respond(
-                    eid,
-                    slots,
-                    order,
-                    scores,
-                    counts,
-                    draws,
-                    arm_bytes,
-                    arm_off,
-                    version,
-                    blk.rows,
-                    idx,
-                    blk.width,
-                    x,
-                    now,
-                    deadline,
-                )
-                j.commit(event_id)
-                return body.tobytes()
             body, shown, props = fastpath.write_response(
                 eid,
                 slots,
@@ -787,6 +767,10 @@ class Engine:
                 arm_off,
                 version,
             )
+            if embedded:
+                j.put(x, shown, scores, props, now, deadline, version)
+                j.commit(event_id)
+                return body.tobytes()
         record = fastpath.write_decision(
             eid,
             buf,

@@ -22,8 +22,8 @@ id, a dense context, ``k``) is read and answered by the kernels here:
 - ``write_response`` turns a decision into the first-slot propensities and a
   serialized ``RecommendResponse``; in Kafka mode ``write_decision`` writes
   its serialized ``DecisionRecord`` for the decision log; in embedded mode
-  ``respond`` also fills the decision's row of the experiment's journal
-  (``journal_put``: what the reward join and the decision writer need).
+  ``journal_put`` fills the decision's row of the experiment's journal
+  (what the reward join and the decision writer need).
 
 The reader uses ``wire``'s field helpers (``_key``, ``_span``, ...). Numba's
 cache checks only this file's own source: after changing those helpers,
@@ -44,7 +44,6 @@ __all__ = [
     "JOURNAL_META",
     "dense_context",
     "journal_put",
-    "respond",
     "scan_recommend",
     "warm_up",
     "write_decision",
@@ -255,33 +254,6 @@ def journal_put(rows, idx, width, x, shown, scores, props, created, deadline, ve
 
 
 @njit(**_JIT)
-def respond(  # type: ignore[no-untyped-def]
-    event_id,
-    slots,
-    order,
-    scores,
-    counts,
-    draws,
-    arm_bytes,
-    arm_off,
-    version,
-    rows,
-    idx,
-    width,
-    x,
-    created,
-    deadline,
-):
-    """``write_response`` and ``journal_put`` in one call (embedded mode, a
-    decision showing at most ``width`` arms): the response bytes."""
-    body, shown, props = write_response(
-        event_id, slots, order, scores, counts, draws, arm_bytes, arm_off, version
-    )
-    journal_put(rows, idx, width, x, shown, scores, props, created, deadline, version)
-    return body
-
-
-@njit(**_JIT)
 def _put_bytes(out, p, tag, src, a, b):  # type: ignore[no-untyped-def]
     """Field ``tag`` (wire type 2) holding ``src[a:b]``."""
     out[p] = tag
@@ -371,21 +343,4 @@ def warm_up() -> None:
     )
     write_decision(eid, buf, exp_s, exp_e, 1.0, 2.0, 5, arms, off, shown, np.ones(2), props, x)
     rows = np.zeros((2, JOURNAL_META + x.shape[0] + 4 * 2))
-    respond(
-        eid,
-        slots,
-        slots.copy(),
-        np.ones(2),
-        np.ones(2, dtype=np.int64),
-        10,
-        arms,
-        off,
-        5,
-        rows,
-        1,
-        2,
-        x,
-        1.0,
-        2.0,
-    )
     journal_put(rows, 0, 2, x, shown, np.ones(2), props, 1.0, 2.0, 5)

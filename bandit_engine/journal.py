@@ -6,7 +6,7 @@ reward) and, until the decision writer has stored it, what the decision log
 needs (time, deadline, model version, scores, propensities). Decision ``n``
 (a running count) is row ``n % B`` of block ``n // B``, a float64 matrix of
 ``B`` rows (4,096 by default), so that a Recommend adds a decision by filling
-one row in a kernel (``fastpath.respond``) and two dict/list entries, instead
+one row in a kernel (``fastpath.journal_put``) and two dict/list entries, instead
 of building a dozen Python objects that stay alive for the whole window
 (1.5 kB per open decision before, 0.8 kB now at d = 33, k = 10, event id
 included; and no garbage collector work). Blocks are added as decisions come and dropped
@@ -104,13 +104,9 @@ class Journal:
     def _loc(self, n: int) -> tuple[Block, int]:
         return self.blocks[n >> self.shift], n & self.bmask
 
-    def block_count(self) -> int:
-        return len(self.blocks)
-
     # ------------------------------------------------------------- adding
-    def reserve(self, k: int, max_unwritten: int) -> tuple[Block, int]:
-        """Make room for the next decision (showing ``k`` arms): its block
-        and row there.
+    def reserve(self, k: int, max_unwritten: int) -> None:
+        """Make room for the next decision (showing ``k`` arms).
 
         Raises ResourceExhausted, having changed nothing, when the writer is
         ``max_unwritten`` decisions behind (the store is too slow).
@@ -137,7 +133,6 @@ class Journal:
                 self._widen(b, blk, k)
             if k > blk.kmax:
                 blk.kmax = k
-        return blk, n & self.bmask
 
     def put(
         self,
@@ -149,8 +144,7 @@ class Journal:
         deadline: float,
         version: int,
     ) -> None:
-        """Fill the reserved row (the message path; the wire path fills it in
-        ``fastpath.respond``)."""
+        """Fill the reserved row."""
         n = self.tail
         blk, i = self._loc(n)
         k = shown.shape[0]

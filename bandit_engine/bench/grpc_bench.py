@@ -605,24 +605,9 @@ class GrpcBench:
                     11,
                 )
             # throughput: alternating rounds
-            thr: dict[str, list[dict[str, Any]]] = {t: [] for t in targets}
-            for rnd in range(s.rounds):
-                for t in targets:
-                    progress(
-                        f"grpc: throughput round {rnd + 1}/{s.rounds}, "
-                        f"{s.threads} client threads -> {t}"
-                    )
-                    thr[t].append(
-                        self._window(
-                            client,
-                            [procs[t]],
-                            [procs[o] for o in targets if o != t],
-                            ports[t],
-                            s.threads,
-                            s.seconds,
-                            100 + rnd,
-                        )
-                    )
+            thr = self._rounds(
+                client, procs, ports, targets, f"throughput, {s.threads} client threads", 100
+            )
             info["windows"] = {"latency": lat, "throughput": thr}
             pinned = self._pinned(client, procs, ports, have_real)
             if pinned:
@@ -688,6 +673,29 @@ class GrpcBench:
         self.info = info
         return figures, info
 
+    def _rounds(
+        self,
+        client: _Proc,
+        procs: dict[str, _Proc],
+        ports: dict[str, int],
+        targets: list[str],
+        label: str,
+        seed: int,
+    ) -> dict[str, list[dict[str, Any]]]:
+        """``rounds`` load windows per target, the targets alternating."""
+        s = self.s
+        out: dict[str, list[dict[str, Any]]] = {t: [] for t in targets}
+        for rnd in range(s.rounds):
+            for t in targets:
+                progress(f"grpc: {label} round {rnd + 1}/{s.rounds} -> {t}")
+                others = [procs[o] for o in procs if o != t]
+                out[t].append(
+                    self._window(
+                        client, [procs[t]], others, ports[t], s.threads, s.seconds, seed + rnd
+                    )
+                )
+        return out
+
     # ----------------------------------------------------------------- Kafka
     def _start_kafka_server(
         self,
@@ -739,6 +747,8 @@ class GrpcBench:
         rounds; afterwards every process may use every CPU again."""
         from ..cpus import pin
 
+        if not have_real:
+            return {}
         allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         if len(allowed) < 2:
             progress("grpc: fewer than 2 CPUs: no pinned rounds")
@@ -746,32 +756,13 @@ class GrpcBench:
         targets = [
             t for t in ("real", *(f"echo_sync{w}" for w in self.s.echo_workers)) if t in ports
         ]
-        if not have_real:
-            return {}
-        s = self.s
-        out: dict[str, list[dict[str, Any]]] = {t: [] for t in targets}
         everyone = [client, *procs.values()]
         try:
             for t in targets:
                 pin([allowed[0]], procs[t].pid)
             pin([allowed[1]], client.pid)
-            for rnd in range(s.rounds):
-                for t in targets:
-                    progress(
-                        f"grpc: pinned round {rnd + 1}/{s.rounds}: {t} on CPU {allowed[0]}, "
-                        f"client on CPU {allowed[1]}"
-                    )
-                    out[t].append(
-                        self._window(
-                            client,
-                            [procs[t]],
-                            [procs[o] for o in procs if o != t],
-                            ports[t],
-                            s.threads,
-                            s.seconds,
-                            200 + rnd,
-                        )
-                    )
+            label = f"pinned ({allowed[0]}: server, {allowed[1]}: client)"
+            out = self._rounds(client, procs, ports, targets, label, 200)
         finally:
             for p in everyone:
                 try:
