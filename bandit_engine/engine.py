@@ -38,7 +38,7 @@ from ._exceptions import AlreadyExists, InvalidArgument, NotFound, ResourceExhau
 from ._proto.bandit.v1 import log_pb2
 from .config import ExperimentConfig, Limits, check_id
 from .features import ArmFeatures, FeatureSpace
-from .journal import WIDE, Journal
+from .journal import Journal
 from .kafka import LogProducer
 from .policies import MAX_ABS_FEATURE, Policy
 from .store import ArmRow, RewardRow, Snapshot, Store
@@ -746,8 +746,8 @@ class Engine:
                 return None
             if embedded:
                 j = exp.journal
-                if k > WIDE or j.tail - j.written >= self.decision_log.max_buffer:
-                    return None  # the message path refuses it, or keeps it aside
+                if j.tail - j.written >= self.decision_log.max_buffer:
+                    return None  # the message path refuses it, naming the reason
                 j.reserve(k, self.decision_log.max_buffer)
             order, scores, counts = policy.decide_unchecked(slots, x, k, draws, exp.rng)
             version = exp.version
