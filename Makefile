@@ -38,15 +38,15 @@ test-fast: venv
 
 ## bench: benchmarks against peers; figures to stdout and $(BENCH_JSON)
 bench: $(VENV)/.bench-installed
-	$(BIN)/python -m bandit_engine.bench --out $(BENCH_JSON)
+	PYTHONPATH=tests $(BIN)/python -m harness.bench --out $(BENCH_JSON)
 
 ## soak: Recommend + Feedback at half the measured maximum for $(SOAK_MINUTES) minutes, then 3x overload
 soak: venv
-	$(BIN)/python -m bandit_engine.ops.soak --minutes $(SOAK_MINUTES) --overload 3 --out soak-results.json
+	PYTHONPATH=tests $(BIN)/python -m harness.soak --minutes $(SOAK_MINUTES) --overload 3 --out soak-results.json
 
 ## chaos: fault campaign (servers and learner SIGKILLed, MySQL links killed, bad rewards) under load
 chaos: venv
-	$(BIN)/python -m bandit_engine.ops.chaos --seconds $(CHAOS_SECONDS) --out chaos-results.json
+	PYTHONPATH=tests $(BIN)/python -m harness.chaos --seconds $(CHAOS_SECONDS) --out chaos-results.json
 
 ## data: the Open Bandit Dataset sample into data/obd (pip download of obp, unpacked)
 data: venv

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._exceptions import (
+from bandit_engine._exceptions import (
     AlreadyExists,
     BanditError,
     InvalidArgument,
@@ -11,7 +11,7 @@ from ._exceptions import (
     StoreError,
     Unavailable,
 )
-from .policies import POLICIES, Policy, make_policy
+from bandit_engine.policies import POLICIES, Policy, make_policy
 
 __version__ = "0.1.0"
 

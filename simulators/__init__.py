@@ -11,8 +11,8 @@ shadowed by the function).
 
 from __future__ import annotations
 
-from .baselines import BASELINES, UCB1, EpsilonGreedy, LinUCB, Uniform, make_baseline
-from .simulate import (
+from simulators.baselines import BASELINES, UCB1, EpsilonGreedy, LinUCB, Uniform, make_baseline
+from simulators.simulate import (
     Agent,
     ContenderSpec,
     PolicyAgent,
@@ -22,7 +22,7 @@ from .simulate import (
     render_table,
     run_agent,
 )
-from .worlds import (
+from simulators.worlds import (
     WORLDS,
     BernoulliWorld,
     DestinationsWorld,

@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bandit_engine._exceptions import BanditError, InvalidArgument
-
-from .simulate import ContenderSpec, contender_kinds, parse_value, render_table, simulate
-from .worlds import WORLDS, world_parameters
+from simulators.simulate import ContenderSpec, contender_kinds, parse_value, render_table, simulate
+from simulators.worlds import WORLDS, world_parameters
 
 __all__ = ["build_parser", "main"]
 
@@ -117,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_offline(sub: Any) -> None:
     """Register the offline subcommands (replay, evaluate, export-log) if that half exists."""
     try:
-        from . import offline_cli
+        from simulators import offline_cli
     except ImportError as exc:
         if exc.name != f"{__package__}.offline_cli":
             # the module exists but cannot import (a missing dependency?): say so, and
@@ -161,7 +160,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         args.out.write_text(json.dumps(summary, indent=1) + "\n")
         print(f"wrote {args.out}", file=sys.stderr)
     if args.plot_dir is not None:
-        from .plots import write_plots
+        from simulators.plots import write_plots
 
         for p in write_plots(summary, args.plot_dir):
             print(f"wrote {p}", file=sys.stderr)

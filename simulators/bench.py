@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
-from .simulate import ContenderSpec, FastBetaTS, make_contender
-from .worlds import BernoulliWorld
+from simulators.simulate import ContenderSpec, FastBetaTS, make_contender
+from simulators.worlds import BernoulliWorld
 
 __all__ = ["DESCRIPTIONS", "run"]
 

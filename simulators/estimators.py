@@ -53,8 +53,7 @@ from numba import njit
 
 from bandit_engine._exceptions import InvalidArgument
 from bandit_engine.policies import Policy
-
-from .logs import BanditLog
+from simulators.logs import BanditLog
 
 __all__ = [
     "ESTIMATORS",

@@ -23,13 +23,12 @@ from typing import Any
 import grpc
 import numpy as np
 
-from bandit_engine._convert import POLICY_TO_PB, spec_from_config
 from bandit_engine._exceptions import InvalidArgument
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
-
-from .simulate import Agent, engine_config
-from .worlds import FloatArray, IntArray, Round, World
+from bandit_engine.server.convert import POLICY_TO_PB, spec_from_config
+from simulators.simulate import Agent, engine_config
+from simulators.worlds import FloatArray, IntArray, Round, World
 
 __all__ = ["LiveAgent", "LiveError", "agent_factory", "check_target"]
 

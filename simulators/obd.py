@@ -16,7 +16,7 @@ that item at that position, four hashed categorical user features and one
 user-item affinity per item. ``item_context.csv`` gives each item one numeric
 and three hashed categorical features.
 
-Context vectors use ``bandit_engine.features.FeatureSpace`` with the same
+Context vectors use ``bandit_engine.core.features.FeatureSpace`` with the same
 feature names a caller of ``Recommend`` would send: categoricals
 ``user_feature_0=<hash>`` and ``position=<p>``, numerics
 ``user-item_affinity_<item>`` (hashed, or copied into the dense block with
@@ -43,9 +43,8 @@ import numpy as np
 import numpy.typing as npt
 
 from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.features import FeatureSpace
-
-from .logs import BanditLog
+from bandit_engine.core.features import FeatureSpace
+from simulators.logs import BanditLog
 
 __all__ = [
     "BEHAVIORS",
@@ -407,7 +406,7 @@ def info(data_dir: str | Path | None = None) -> int:
         return 1
     cols = ("log", "rounds", "items", "clicks", "ctr", "pscore_min", "pscore_max", "uniform")
     rows = [load(b, c, d).summary() for b in BEHAVIORS for c in CAMPAIGNS]
-    from .offline_cli import format_table
+    from simulators.offline_cli import format_table
 
     print(format_table(cols, [[r[c] for c in cols] for r in rows]))
     return 0

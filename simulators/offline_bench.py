@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .logs import BanditLog, uniform_stream
-from .replay import policy_for_log, replay
+from simulators.logs import BanditLog, uniform_stream
+from simulators.replay import policy_for_log, replay
 
 __all__ = ["TARGETS", "run"]
 

@@ -183,7 +183,7 @@ def _add_source(p: argparse.ArgumentParser, *, required: bool = True) -> None:
 
 def load_source(args: argparse.Namespace) -> tuple[Any, str]:
     """(BanditLog, a short name) from the source options."""
-    from . import logs, obd
+    from simulators import logs, obd
 
     given = [s for s in ("obd", "log", "state_dir", "mysql_dsn") if getattr(args, s, None)]
     if len(given) != 1:
@@ -202,9 +202,8 @@ def load_source(args: argparse.Namespace) -> tuple[Any, str]:
     if getattr(args, "kafka_bootstrap", None):
         if not args.mysql_dsn:
             raise SystemExit("--kafka-bootstrap needs --mysql-dsn (experiments and arms)")
-        from bandit_engine.kafka import KafkaSettings
-
-        from .kafka_log import KafkaLogSource
+        from bandit_engine.stream.kafka import KafkaSettings
+        from simulators.kafka_log import KafkaLogSource
 
         store = KafkaLogSource(  # type: ignore[assignment]
             store,
@@ -277,7 +276,7 @@ def _policy_specs(args: argparse.Namespace, log: Any, defaults: list[str]) -> li
 
 
 def _build_policy(log: Any, spec: str, train: Any) -> Any:
-    from .replay import policy_for_log
+    from simulators.replay import policy_for_log
 
     _, kind, params = parse_policy(spec)
     policy = policy_for_log(log, kind, params)
@@ -290,7 +289,7 @@ def _build_policy(log: Any, spec: str, train: Any) -> Any:
 
 # ---------------------------------------------------------------- commands
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from . import estimators as est
+    from simulators import estimators as est
 
     log, name = load_source(args)
     full = log.complete()
@@ -406,7 +405,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             ),
         )
     if args.plot_dir:
-        from .offline_plots import estimator_comparison
+        from simulators.offline_plots import estimator_comparison
 
         path = estimator_comparison(
             results,
@@ -420,7 +419,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _behaviour(test: Any, args: argparse.Namespace) -> Any:
     """The logging policy's own mean reward on the evaluation rows, with its interval."""
-    from . import estimators as est
+    from simulators import estimators as est
 
     p = test.logged_propensity
     (e,) = est.estimate(
@@ -447,8 +446,8 @@ def _meta(log: Any) -> dict[str, Any]:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from . import estimators as est
-    from .replay import replay
+    from simulators import estimators as est
+    from simulators.replay import replay
 
     log, name = load_source(args)
     full = log.complete()
@@ -531,7 +530,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             ),
         )
     if args.plot_dir:
-        from .offline_plots import replay_curves
+        from simulators.offline_plots import replay_curves
 
         path = replay_curves(
             results,
@@ -545,7 +544,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from . import logs
+    from simulators import logs
 
     log, name = load_source(args)
     if args.closed_only:
@@ -560,7 +559,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_obd_info(args: argparse.Namespace) -> int:
-    from . import obd
+    from simulators import obd
 
     return obd.info(args.data_dir)
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .estimators import Estimate
-from .replay import ReplayResult
+from simulators.estimators import Estimate
+from simulators.replay import ReplayResult
 
 __all__ = ["estimator_comparison", "replay_curves"]
 

@@ -41,13 +41,12 @@ from numba import njit
 
 from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.config import ExperimentConfig
-from bandit_engine.features import ArmFeatures
+from bandit_engine.core.config import ExperimentConfig
+from bandit_engine.core.features import ArmFeatures
 from bandit_engine.policies import LinTSDisjoint, LogisticTS, Policy, make_policy
-
-from .estimators import Estimate, estimate
-from .estimators import OPETerms as _Terms
-from .logs import BanditLog
+from simulators.estimators import Estimate, estimate
+from simulators.estimators import OPETerms as _Terms
+from simulators.logs import BanditLog
 
 __all__ = ["ReplayResult", "fast_path_supported", "policy_for_log", "replay", "replay_slow"]
 

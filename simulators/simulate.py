@@ -37,13 +37,12 @@ import numpy as np
 import numpy.typing as npt
 
 from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.config import ExperimentConfig
-from bandit_engine.features import ArmFeatures, feature_hash
+from bandit_engine.core.config import ExperimentConfig
+from bandit_engine.core.features import ArmFeatures, feature_hash
 from bandit_engine.policies import POLICIES, Ranking
-
-from . import baselines, peers
-from ._simkernels import beta_ts_bernoulli
-from .worlds import BernoulliWorld, Round, World, make_world
+from simulators import baselines, peers
+from simulators._simkernels import beta_ts_bernoulli
+from simulators.worlds import BernoulliWorld, Round, World, make_world
 
 __all__ = [
     "Agent",
@@ -435,7 +434,7 @@ def make_contender(
     if kind == LIVE:
         if target is None:
             raise InvalidArgument(f"{spec.label} needs a target server (--target host:port)")
-        from . import live
+        from simulators import live
 
         return AgentContender(spec, live.agent_factory(target, params))
     raise InvalidArgument(

@@ -9,7 +9,7 @@ on one world therefore compares them on paired data.
 Each ``Round`` carries
 
 - ``context``: the request's features as a caller would send them
-  (``bandit_engine.engine.Context``: dense vector and/or named features),
+  (``bandit_engine.core.engine.Context``: dense vector and/or named features),
 - ``x``: the model's context vector, ``world.space.vector(...)`` (a
   ``FeatureSpace`` of the world's ``dim``),
 - ``arms``: the eligible arms (world arm indices, ascending),
@@ -44,10 +44,9 @@ import numpy as np
 import numpy.typing as npt
 
 from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.engine import Context
-from bandit_engine.features import ArmFeatures, FeatureSpace
-
-from ._simkernels import reward_uniforms
+from bandit_engine.core.engine import Context
+from bandit_engine.core.features import ArmFeatures, FeatureSpace
+from simulators._simkernels import reward_uniforms
 
 __all__ = [
     "WORLDS",

@@ -9,7 +9,7 @@ import pytest
 from serverutil import Running, start_server
 from services import kafka_bootstrap, kafka_settings, mysql_dsn  # noqa: F401  (fixtures)
 
-from bandit_engine.config import Limits
+from bandit_engine.core.config import Limits
 from bandit_engine.store import MySQLStore, SQLiteStore, Store
 
 

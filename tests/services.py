@@ -61,7 +61,7 @@ KAFKA = os.environ.get("BANDIT_TEST_KAFKA")
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """A Kafka-protocol broker: BANDIT_TEST_KAFKA, else Tansu on a free loopback port."""
-    from bandit_engine.local_broker import BrokerUnavailable, LocalBroker
+    from harness.local_broker import BrokerUnavailable, LocalBroker
 
     if KAFKA:
         yield KAFKA
@@ -81,6 +81,6 @@ def kafka_bootstrap() -> Iterator[str]:
 @pytest.fixture
 def kafka_settings(kafka_bootstrap: str) -> object:
     """Settings with topic names of its own, so tests never see each other's records."""
-    from bandit_engine.ops.services import scratch_topics
+    from harness.services import scratch_topics
 
     return scratch_topics(kafka_bootstrap, "t", partitions=3)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from bandit_engine.ops.chaos import run
+from harness.chaos import run
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -31,8 +30,7 @@ def test_persistent_local_broker_keeps_its_log_across_a_restart() -> None:
 
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    from bandit_engine.local_broker import BrokerUnavailable, LocalBroker
+    from harness.local_broker import BrokerUnavailable, LocalBroker
 
     broker = LocalBroker(persistent=True)
     try:

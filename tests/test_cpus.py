@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from bandit_engine import InvalidArgument
-from bandit_engine.cpus import parse_cpus, pin
+from bandit_engine.server.cpus import parse_cpus, pin
 
 linux = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux affinity")
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from bandit_engine import InvalidArgument, NotFound
-from bandit_engine.config import ExperimentConfig
-from bandit_engine.engine import Context, Engine
+from bandit_engine.core.config import ExperimentConfig
+from bandit_engine.core.engine import Context, Engine
 from bandit_engine.store import SQLiteStore
 
 

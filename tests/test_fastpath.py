@@ -16,14 +16,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from serverutil import make_experiment, start_server
 
-from bandit_engine import fastpath
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine._proto.bandit.v1 import log_pb2
-from bandit_engine.config import ExperimentConfig
-from bandit_engine.engine import Context, Engine
-from bandit_engine.kafka import KafkaSettings
+from bandit_engine.core import fastpath
+from bandit_engine.core.config import ExperimentConfig
+from bandit_engine.core.engine import Context, Engine
 from bandit_engine.server import SERVICE_NAME, BanditServicer, ServerSettings, add_servicer
 from bandit_engine.store import SQLiteStore
+from bandit_engine.stream.kafka import KafkaSettings
 
 ARMS = [f"arm-{i}" for i in range(6)] + ["x" * 128]  # the longest id: a 2-byte length
 FLOATS = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)

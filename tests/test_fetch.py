@@ -1,4 +1,4 @@
-"""Chunked fetching (``bandit_engine.fetch``) on a real broker: a consumer with
+"""Chunked fetching (``bandit_engine.stream.fetch``) on a real broker: a consumer with
 ``raw_values`` sees exactly the records an ordinary consumer sees, compressed
 batches included, and ordinary consumers in the same process are unchanged."""
 
@@ -8,8 +8,8 @@ import asyncio
 import uuid
 from typing import Any
 
-from bandit_engine import fetch
-from bandit_engine.fetch import Chunk
+from bandit_engine.stream import fetch
+from bandit_engine.stream.fetch import Chunk
 
 Row = tuple[int, int, int, bytes | None, bytes | None]  # partition, offset, ts, key, value
 
@@ -72,7 +72,7 @@ def test_chunked_consumer_reads_what_an_ordinary_one_reads(kafka_settings: Any) 
     topic = kafka_settings.decisions_topic
 
     async def main() -> None:
-        from bandit_engine.kafka import ensure_topics
+        from bandit_engine.stream.kafka import ensure_topics
 
         await ensure_topics(kafka_settings)
         n = await _produce(kafka_settings.bootstrap, topic)

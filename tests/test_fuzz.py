@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from serverutil import Running, make_experiment, start_server
 
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
-from bandit_engine.config import Limits
+from bandit_engine.core.config import Limits
 
 CLIENT_ERRORS = {
     grpc.StatusCode.INVALID_ARGUMENT,

@@ -20,12 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bandit_engine import engine as engine_mod
 from bandit_engine._exceptions import BanditError
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
-from bandit_engine.config import ExperimentConfig
-from bandit_engine.engine import Context, Engine
-from bandit_engine.journal import WIDE, Journal
+from bandit_engine.core import engine as engine_mod
+from bandit_engine.core.config import ExperimentConfig
+from bandit_engine.core.engine import Context, Engine
+from bandit_engine.core.journal import WIDE, Journal
 from bandit_engine.store import SQLiteStore
 
 N_ARMS = WIDE + 8  # decisions wider than a row hold their arms aside

@@ -15,9 +15,9 @@ import pytest
 
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
-from bandit_engine.kafka import KafkaSettings
 from bandit_engine.server import ServerSettings, create_server, stop_server
 from bandit_engine.store import MySQLStore
+from bandit_engine.stream.kafka import KafkaSettings
 
 pytestmark = pytest.mark.services
 
@@ -174,8 +174,8 @@ def test_two_serving_only_servers_follow_one_learner(
     kafka_settings: KafkaSettings, mysql_dsn: str
 ) -> None:
     """Two --no-learner servers plus one learner: both serve the learner's posterior."""
-    from bandit_engine.learner import Learner
     from bandit_engine.server import LearnerThread
+    from bandit_engine.stream.learner import Learner
 
     refresh = 0.3
     servers = []
@@ -252,7 +252,7 @@ def test_learner_catching_up_on_an_old_backlog(
     """Records older than orphan_grace and lateness, rewards ahead of their decisions:
     a learner that starts late still joins every reward (none called unknown)."""
     from bandit_engine._proto.bandit.v1 import log_pb2
-    from bandit_engine.config import ExperimentConfig
+    from bandit_engine.core.config import ExperimentConfig
     from bandit_engine.server import LearnerThread
     from bandit_engine.store import ArmRow
 
@@ -332,7 +332,7 @@ def test_decisions_the_model_cannot_learn_from_are_counted_not_applied(
     malformed_decision; the learner goes on, and the good decisions (both
     context encodings) are learned exactly."""
     from bandit_engine._proto.bandit.v1 import log_pb2
-    from bandit_engine.config import ExperimentConfig
+    from bandit_engine.core.config import ExperimentConfig
     from bandit_engine.server import LearnerThread
     from bandit_engine.store import ArmRow
 

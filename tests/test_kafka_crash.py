@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pymysql
 import pytest
+from harness.services import kill_connections
 
 from bandit_engine._proto.bandit.v1 import log_pb2
-from bandit_engine.config import ExperimentConfig
-from bandit_engine.kafka import KafkaSettings, ensure_topics
-from bandit_engine.ops.services import kill_connections
+from bandit_engine.core.config import ExperimentConfig
 from bandit_engine.store import ArmRow, MySQLStore
 from bandit_engine.store.mysql import parse_dsn
+from bandit_engine.stream.kafka import KafkaSettings, ensure_topics
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

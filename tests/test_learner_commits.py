@@ -15,8 +15,8 @@ import time
 from typing import Any
 
 from bandit_engine._exceptions import StoreError
-from bandit_engine.kafka import KafkaSettings
-from bandit_engine.learner import Learner
+from bandit_engine.stream.kafka import KafkaSettings
+from bandit_engine.stream.learner import Learner
 
 
 class _FlakyStore:

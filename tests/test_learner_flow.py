@@ -20,7 +20,7 @@ from test_learner_replay import (
 )
 from test_wire import records_chunk
 
-from bandit_engine.learner import _HOLD_MAX_S, _PAUSE_ORPHANS, _RESUME_ORPHANS, Learner
+from bandit_engine.stream.learner import _HOLD_MAX_S, _PAUSE_ORPHANS, _RESUME_ORPHANS, Learner
 
 
 def _learner(clock: Callable[[], float]) -> Learner:

@@ -36,10 +36,10 @@ from test_wire import records_chunk
 
 from bandit_engine._exceptions import StoreError
 from bandit_engine._proto.bandit.v1 import log_pb2
-from bandit_engine.config import ExperimentConfig
-from bandit_engine.kafka import KafkaSettings
-from bandit_engine.learner import Learner
+from bandit_engine.core.config import ExperimentConfig
 from bandit_engine.store import ArmRow, HeldRewards, LearnerOffsets, Snapshot
+from bandit_engine.stream.kafka import KafkaSettings
+from bandit_engine.stream.learner import Learner
 
 ARMS = ["a0", "a1", "a2"]
 T0 = 1_000_000.0

@@ -13,7 +13,7 @@ from test_learner_replay import ARMS, GRACE, SETTINGS, T0, FakeConsumer, MemoryS
 from test_wire import records_chunk
 
 from bandit_engine._proto.bandit.v1 import log_pb2
-from bandit_engine.learner import Learner
+from bandit_engine.stream.learner import Learner
 
 
 def _decisions(deadlines: list[float]) -> list[_Rec]:

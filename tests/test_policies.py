@@ -12,12 +12,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import reference as ref
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from bandit_engine import InvalidArgument
-from bandit_engine.features import ArmFeatures
+from bandit_engine.core.features import ArmFeatures
 from bandit_engine.policies import (
     MAX_ABS_FEATURE,
     BetaTS,
@@ -27,11 +28,6 @@ from bandit_engine.policies import (
     Policy,
     make_policy,
 )
-
-try:
-    from . import reference as ref
-except ImportError:  # tests/ is not a package: pytest puts it on sys.path
-    import reference as ref  # type: ignore[no-redef]
 
 KINDS = ("beta_ts", "lin_ts_disjoint", "lin_ts_shared", "logistic_ts")
 CONTEXTUAL = ("lin_ts_disjoint", "lin_ts_shared", "logistic_ts")

@@ -15,7 +15,7 @@ from test_engine import Clock, ctx, setup
 
 from bandit_engine import InvalidArgument, NotFound
 from bandit_engine.cli import duration
-from bandit_engine.engine import Engine
+from bandit_engine.core.engine import Engine
 from bandit_engine.store import DecisionRow, MySQLStore, RewardRow, Snapshot, SQLiteStore, Store
 from bandit_engine.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 

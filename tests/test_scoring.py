@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference as ref
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bandit_engine import kernels
 from bandit_engine.policies import LinTSDisjoint, LogisticTS
 from bandit_engine.policies.base import normal_table32
-
-try:
-    from . import reference as ref
-except ImportError:  # run as a top-level module
-    import reference as ref  # type: ignore[no-redef]
 
 
 def _trained(kind: str, dim: int, scale: float, corr: float, n: int, seed: int):  # type: ignore[no-untyped-def]

@@ -16,8 +16,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bandit_engine import InvalidArgument
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
-from bandit_engine.security import TLSConfig, is_loopback, load_tokens, method_scope
 from bandit_engine.server import ServerSettings, create_server, stop_server
+from bandit_engine.server.security import TLSConfig, is_loopback, load_tokens, method_scope
 
 SERVE = "serve-token-0123456789abcdef"
 ADMIN = "admin-token-0123456789abcdef"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bandit_engine.ops.soak import run
+from harness.soak import run
 
 
 def test_soak_smoke(tmp_path: Path) -> None:

@@ -27,8 +27,8 @@ SCRIPT = textwrap.dedent(
     after_start = compiled()
 
     # what a server then does, with other shapes than the warm-up's
-    from bandit_engine.config import ExperimentConfig
-    from bandit_engine.engine import Context
+    from bandit_engine.core.config import ExperimentConfig
+    from bandit_engine.core.engine import Context
     from bandit_engine.policies import POLICIES
     ctx = Context(dense=[0.1 * i for i in range(12)], numeric={"n": 3.0}, categorical=["x=y"])
     for kind in sorted(POLICIES):

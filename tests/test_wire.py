@@ -1,5 +1,5 @@
 """The Numba readers of record batches and log messages agree with aiokafka
-and protobuf (``bandit_engine.wire``), and take the common case themselves."""
+and protobuf (``bandit_engine.stream.wire``), and take the common case themselves."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from aiokafka.record.memory_records import MemoryRecords
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bandit_engine import wire
 from bandit_engine._proto.bandit.v1 import log_pb2
-from bandit_engine.fetch import Chunk
 from bandit_engine.policies.base import MAX_ABS_FEATURE
+from bandit_engine.stream import wire
+from bandit_engine.stream.fetch import Chunk
 
 Rec = tuple[int, int, bytes | None, bytes | None]  # offset, timestamp ms, key, value
 
@@ -323,7 +323,7 @@ def test_a_batch_of_more_records_than_a_chunk_is_read_whole(monkeypatch: Any) ->
     aiokafka's record-by-record reading."""
     from aiokafka.consumer import fetcher as F
 
-    from bandit_engine import fetch
+    from bandit_engine.stream import fetch
 
     assert fetch.install()
     monkeypatch.setattr(fetch, "CHUNK_ROWS", 4)
@@ -349,7 +349,7 @@ def test_other_consumers_iterate_aiokafkas_own_generator() -> None:
     aiokafka's records from aiokafka's own generator: no step added per record."""
     from aiokafka.consumer import fetcher as F
 
-    from bandit_engine import fetch
+    from bandit_engine.stream import fetch
 
     assert fetch.install()
 

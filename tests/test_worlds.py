@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.engine import Context
+from bandit_engine.core.engine import Context
 from simulators._simkernels import reward_uniform, reward_uniforms
 from simulators.worlds import (
     BernoulliWorld,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._exceptions import InvalidArgument
-from .base import MAX_ABS_FEATURE, Policy, Ranking
-from .beta import BetaTS
-from .lin_disjoint import LinTSDisjoint
-from .lin_shared import LinTSShared
-from .logistic import LogisticTS
+from bandit_engine._exceptions import InvalidArgument
+from bandit_engine.policies.base import MAX_ABS_FEATURE, Policy, Ranking
+from bandit_engine.policies.beta import BetaTS
+from bandit_engine.policies.lin_disjoint import LinTSDisjoint
+from bandit_engine.policies.lin_shared import LinTSShared
+from bandit_engine.policies.logistic import LogisticTS
 
 __all__ = [
     "MAX_ABS_FEATURE",

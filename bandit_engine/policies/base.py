@@ -26,9 +26,9 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from .. import kernels
-from .._exceptions import InvalidArgument
-from ..features import ArmFeatures
+from bandit_engine import kernels
+from bandit_engine._exceptions import InvalidArgument
+from bandit_engine.core.features import ArmFeatures
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

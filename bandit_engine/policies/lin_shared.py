@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import kernels
-from .._exceptions import InvalidArgument
-from ..features import ArmFeatures
-from .base import (
+from bandit_engine import kernels
+from bandit_engine._exceptions import InvalidArgument
+from bandit_engine.core.features import ArmFeatures
+from bandit_engine.policies.base import (
     FloatArray,
     IntArray,
     Policy,

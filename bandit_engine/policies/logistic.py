@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import kernels
-from .base import FloatArray, IntArray
-from .lin_disjoint import _PerArmGaussian
+from bandit_engine import kernels
+from bandit_engine.policies.base import FloatArray, IntArray
+from bandit_engine.policies.lin_disjoint import _PerArmGaussian
 
 __all__ = ["LogisticTS"]
 

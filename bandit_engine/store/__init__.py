@@ -1,8 +1,16 @@
 """State stores: the contract (``Store``), SQLite (embedded) and MySQL."""
 
-from .base import ArmRow, DecisionRow, HeldRewards, LearnerOffsets, RewardRow, Snapshot, Store
-from .mysql import MySQLStore
-from .sqlite import SQLiteStore
+from bandit_engine.store.base import (
+    ArmRow,
+    DecisionRow,
+    HeldRewards,
+    LearnerOffsets,
+    RewardRow,
+    Snapshot,
+    Store,
+)
+from bandit_engine.store.mysql import MySQLStore
+from bandit_engine.store.sqlite import SQLiteStore
 
 __all__ = [
     "ArmRow",

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import DecisionRow, RewardRow, Snapshot
+from bandit_engine.store.base import DecisionRow, RewardRow, Snapshot
 
 #: Column order that ``decision_from_row`` and ``reward_from_row`` read.
 DECISION_COLS = (

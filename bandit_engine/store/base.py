@@ -32,7 +32,7 @@ FloatArray = npt.NDArray[np.float64]
 #: Decisions per ``prune_log`` call. A chunk holds the store's write lock
 #: (SQLite) and a Feedback commit waits for it: 8 ms for 100 here (median; 21
 #: at most), 26 ms for 250, 136 ms for 2,000
-#: (``python -m bandit_engine.bench --only log``).
+#: (``python -m harness.bench --only log``).
 PRUNE_CHUNK = 100
 
 

@@ -29,8 +29,8 @@ import numpy as np
 import pymysql
 import pymysql.err
 
-from .._exceptions import InvalidArgument, StoreError
-from ._codec import (
+from bandit_engine._exceptions import InvalidArgument, StoreError
+from bandit_engine.store._codec import (
     DECISION_COLS,
     REWARD_COLS,
     decision_from_row,
@@ -42,7 +42,7 @@ from ._codec import (
     reward_from_row,
     snapshot_params,
 )
-from .base import (
+from bandit_engine.store.base import (
     PRUNE_CHUNK,
     ArmRow,
     DecisionRow,

@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import StoreError
-from ._codec import (
+from bandit_engine._exceptions import StoreError
+from bandit_engine.store._codec import (
     DECISION_COLS,
     REWARD_COLS,
     decision_from_row,
@@ -27,7 +27,7 @@ from ._codec import (
     reward_from_row,
     snapshot_params,
 )
-from .base import PRUNE_CHUNK, ArmRow, DecisionRow, RewardRow, Snapshot, Store
+from bandit_engine.store.base import PRUNE_CHUNK, ArmRow, DecisionRow, RewardRow, Snapshot, Store
 
 #: v2: the index on closed decisions gained their deadline. v3: a decision's
 #: scores and propensities may be float64 blobs (``encode_floats``; older rows

@@ -1,0 +1,101 @@
+"""Translation between bandit.v1 messages and engine types (no logic here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bandit_engine._exceptions import InvalidArgument
+from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
+from bandit_engine.core.config import ExperimentConfig
+from bandit_engine.core.engine import ArmInfo, Context, ExperimentInfo
+
+POLICY_FROM_PB = {
+    pb.BETA_TS: "beta_ts",
+    pb.LIN_TS_DISJOINT: "lin_ts_disjoint",
+    pb.LIN_TS_SHARED: "lin_ts_shared",
+    pb.LOGISTIC_TS: "logistic_ts",
+}
+POLICY_TO_PB = {v: k for k, v in POLICY_FROM_PB.items()}
+
+_OPTIONAL = {
+    # proto field -> ExperimentConfig field
+    "joint_dim": "joint_dim",
+    "reward_min": "reward_min",
+    "reward_max": "reward_max",
+    "reward_window_seconds": "reward_window_s",
+    "default_reward": "default_reward",
+    "decay": "decay",
+    "prior_precision": "prior_precision",
+    "noise_scale": "noise_scale",
+    "prior_alpha": "prior_alpha",
+    "prior_beta": "prior_beta",
+    "propensity_draws": "propensity_draws",
+}
+
+
+def config_from_spec(spec: pb.ExperimentSpec) -> ExperimentConfig:
+    if spec.policy not in POLICY_FROM_PB:
+        raise InvalidArgument(
+            f"policy={pb.PolicyKind.Name(spec.policy) if spec.policy in pb.PolicyKind.values() else spec.policy!r}"  # noqa: E501
+            f" must be one of {sorted(pb.PolicyKind.Name(k) for k in POLICY_FROM_PB)}"
+        )
+    kwargs: dict[str, Any] = {
+        "experiment_id": spec.experiment_id,
+        "policy": POLICY_FROM_PB[spec.policy],
+        "dim": spec.dim or 16,
+        "dense_dim": spec.dense_dim,
+        "intercept": not spec.no_intercept,
+    }
+    for field, name in _OPTIONAL.items():
+        if spec.HasField(field):
+            kwargs[name] = getattr(spec, field)
+    return ExperimentConfig(**kwargs)
+
+
+def spec_from_config(cfg: ExperimentConfig) -> pb.ExperimentSpec:
+    spec = pb.ExperimentSpec(
+        experiment_id=cfg.experiment_id,
+        policy=POLICY_TO_PB[cfg.policy],
+        dim=cfg.dim,
+        dense_dim=cfg.dense_dim,
+        no_intercept=not cfg.intercept,
+    )
+    for field, name in _OPTIONAL.items():
+        value = getattr(cfg, name)
+        if field == "joint_dim" and value is None:
+            if cfg.policy != "lin_ts_shared":
+                continue
+            value = 4 * cfg.dim
+        setattr(spec, field, value)
+    return spec
+
+
+def experiment_msg(info: ExperimentInfo) -> pb.Experiment:
+    return pb.Experiment(
+        spec=spec_from_config(info.config),
+        active_arms=info.active_arms,
+        total_arms=info.total_arms,
+        model_version=info.model_version,
+        counters=pb.ExperimentCounters(**info.counters),
+    )
+
+
+def context_from_msg(f: pb.Features) -> Context:
+    return Context(dense=f.dense, numeric=f.numeric, categorical=f.categorical)
+
+
+def features_dict(f: pb.Features) -> dict[str, Any]:
+    if len(f.dense):
+        raise InvalidArgument("arm features take named features only (dense is for contexts)")
+    return {"numeric": dict(f.numeric), "categorical": list(f.categorical)}
+
+
+def arm_msg(a: ArmInfo) -> pb.Arm:
+    return pb.Arm(
+        arm_id=a.arm_id,
+        active=a.active,
+        posterior=pb.ArmPosterior(mean=a.mean, std=a.std, pulls=a.pulls, reward_sum=a.reward_sum),
+        features=pb.Features(
+            numeric=a.features.get("numeric", {}), categorical=a.features.get("categorical", [])
+        ),
+    )

@@ -1,0 +1,167 @@
+"""Transport security and bearer tokens for the gRPC server.
+
+Tokens: each has scopes. ``serve`` allows Recommend and Feedback; ``admin``
+allows the experiment and arm RPCs. Health and reflection need no token.
+Clients send ``authorization: Bearer <token>`` metadata. A missing or
+unknown token is refused with UNAUTHENTICATED, a token without the scope
+with PERMISSION_DENIED. Tokens are compared in constant time and never
+logged.
+
+Where tokens come from (first found wins):
+``--auth-tokens FILE`` or ``BANDIT_AUTH_TOKENS_FILE`` (one ``TOKEN SCOPE[,SCOPE]``
+per line, ``#`` comments), or ``BANDIT_AUTH_TOKENS`` (``TOKEN:SCOPE[,SCOPE]``
+entries separated by ``;``). With none, the server runs without auth (the
+embedded default for local use).
+
+TLS: ``--tls-cert`` and ``--tls-key`` (PEM files) turn TLS on;
+``--tls-client-ca`` also requires client certificates signed by that CA
+(mutual TLS).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bandit_engine._exceptions import InvalidArgument
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "SCOPES",
+    "AuthInterceptor",
+    "TLSConfig",
+    "is_loopback",
+    "load_tokens",
+    "method_scope",
+]
+
+SCOPES = ("serve", "admin")
+_SERVE_METHODS = {"Recommend", "Feedback"}
+_SERVICE_PREFIX = "/bandit.v1.BanditService/"
+
+
+def method_scope(method: str) -> str | None:
+    """The scope a full method name needs, or None (health, reflection)."""
+    if not method.startswith(_SERVICE_PREFIX):
+        return None
+    return "serve" if method[len(_SERVICE_PREFIX) :] in _SERVE_METHODS else "admin"
+
+
+def _parse_scopes(text: str, where: str) -> frozenset[str]:
+    scopes = frozenset(s.strip() for s in text.split(",") if s.strip())
+    bad = scopes - set(SCOPES)
+    if not scopes or bad:
+        raise InvalidArgument(
+            f"{where}: scopes {sorted(bad) or '(none)'} invalid; use {', '.join(SCOPES)}"
+        )
+    return scopes
+
+
+def load_tokens(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, frozenset[str]]:
+    """Tokens and their scopes from a file or the environment (see the module doc)."""
+    env = os.environ if env is None else env
+    path = path or env.get("BANDIT_AUTH_TOKENS_FILE")
+    tokens: dict[str, frozenset[str]] = {}
+    if path:
+        for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                raise InvalidArgument(f"{path}:{n}: expected 'TOKEN SCOPE[,SCOPE]'")
+            tokens[parts[0]] = _parse_scopes(parts[1], f"{path}:{n}")
+    elif env.get("BANDIT_AUTH_TOKENS"):
+        for n, item in enumerate(env["BANDIT_AUTH_TOKENS"].split(";"), 1):
+            if not item.strip():
+                continue
+            token, sep, scopes = item.strip().rpartition(":")
+            if not sep or not token:
+                raise InvalidArgument(f"BANDIT_AUTH_TOKENS entry {n}: expected TOKEN:SCOPES")
+            tokens[token] = _parse_scopes(scopes, f"BANDIT_AUTH_TOKENS entry {n}")
+    for token in tokens:
+        if len(token) < 16:
+            raise InvalidArgument("auth tokens must be at least 16 characters long")
+    return tokens
+
+
+def _deny(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    def abort(request: Any, context: grpc.ServicerContext) -> Any:
+        context.abort(code, message)
+
+    return grpc.unary_unary_rpc_method_handler(abort)
+
+
+class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Checks ``authorization: Bearer`` metadata against tokens and scopes."""
+
+    def __init__(self, tokens: Mapping[str, frozenset[str]]) -> None:
+        self._tokens = [(t.encode(), scopes) for t, scopes in tokens.items()]
+
+    def _scopes(self, token: str) -> frozenset[str] | None:
+        given = token.encode()
+        found = None
+        for t, scopes in self._tokens:  # every entry compared: no timing hint
+            if hmac.compare_digest(t, given):
+                found = scopes
+        return found
+
+    def intercept_service(
+        self, continuation: Callable[[Any], grpc.RpcMethodHandler], details: Any
+    ) -> grpc.RpcMethodHandler:
+        need = method_scope(details.method)
+        if need is None:
+            return continuation(details)
+        header = ""
+        for key, value in details.invocation_metadata or ():
+            if key == "authorization":
+                header = value if isinstance(value, str) else value.decode()
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return _deny(grpc.StatusCode.UNAUTHENTICATED, "missing bearer token")
+        scopes = self._scopes(token.strip())
+        if scopes is None:
+            return _deny(grpc.StatusCode.UNAUTHENTICATED, "invalid token")
+        if need not in scopes:
+            return _deny(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{details.method} needs scope {need!r}; the token has {sorted(scopes)}",
+            )
+        return continuation(details)
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        try:
+            pair = (self.key.read_bytes(), self.cert.read_bytes())
+            ca = self.client_ca.read_bytes() if self.client_ca else None
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read TLS file: {exc}") from exc
+        return grpc.ssl_server_credentials(
+            [pair], root_certificates=ca, require_client_auth=ca is not None
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

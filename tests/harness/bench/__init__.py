@@ -1,0 +1,30 @@
+"""Benchmarks of bandit-engine against its peers: ``python -m harness.bench``.
+
+Sections (``--only``): ``decide`` (LinTSDisjoint.rank), ``mabwiser`` and ``vw``
+(the same decision by MABWiser LinTS and Vowpal Wabbit ``--cb_explore_adf``),
+``propensity``, ``updates`` (Sherman-Morrison updates per second), ``grpc``
+(Recommend through the real server against a bare echo server on the same
+gRPC stack) and ``reuseport`` (several server processes on one port).
+Figures are medians; every ratio is against a peer measured in the same run.
+The optional ``bench`` extra installs the peers (MABWiser, Vowpal Wabbit).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from harness.bench.runner import main as _main
+
+    return _main(argv)
+
+
+def __getattr__(name: str) -> Any:  # lazy: importing the package loads no peer
+    if name in ("DESCRIPTIONS", "SECTIONS", "TARGETS"):
+        from harness.bench import runner
+
+        return getattr(runner, name)
+    raise AttributeError(name)

@@ -1,0 +1,299 @@
+"""Load and soak: Recommend + Feedback at a set rate against a real server.
+
+``python -m harness.soak --minutes 30 --rate 500`` (``make soak``)
+starts ``bandit-engine serve`` in a subprocess (embedded mode, a temporary
+state dir), creates an experiment with 100 arms and drives it open loop from
+this process: every request is sent at its scheduled time, so a slow server
+shows up as latency, not as a lower rate. It reports:
+
+- latency p50/p99/p99.9 and the error rate, per window and overall;
+- the server's RSS, open file descriptors and threads over time, and the RSS
+  growth per 10 minutes (least squares over the second half of the run, after
+  warm-up);
+- with ``--overload X``: a phase at X times the rate with
+  ``--max-concurrent-rpcs`` set, where excess must be shed with
+  RESOURCE_EXHAUSTED, then the recovery time: until a window's p99 is back
+  within 1.5 times the baseline p99.
+
+``--rate`` defaults to half of a short closed-loop maximum measured first.
+Traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+
+from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
+from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
+
+__all__ = ["main", "run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _proc_stats(pid: int) -> dict[str, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return {
+        "rss_mib": int(fields["VmRSS"].split()[0]) / 1024.0,
+        "threads": float(fields["Threads"].strip()),
+        "fds": float(len(os.listdir(f"/proc/{pid}/fd"))),
+    }
+
+
+class _Load:
+    """Open-loop Recommend + Feedback from a thread pool over one channel."""
+
+    def __init__(self, target: str, workers: int = 128) -> None:
+        self.channel = grpc.insecure_channel(target)
+        self.stub = pb_grpc.BanditServiceStub(self.channel)
+        self.pool = ThreadPoolExecutor(workers)
+        self.rng = np.random.default_rng(0)
+        self.lock = threading.Lock()
+        self.samples: list[tuple[float, float, str]] = []  # (t, latency s, status)
+
+    def one(self, t_sched: float) -> None:
+        dense = self.rng.normal(size=8).tolist()
+        t0 = time.perf_counter()
+        code = "OK"
+        try:
+            rec = self.stub.Recommend(
+                pb.RecommendRequest(experiment_id="soak", context=pb.Features(dense=dense), k=5),
+                timeout=5,
+            )
+            self.stub.Feedback(
+                pb.FeedbackRequest(
+                    event_id=rec.event_id,
+                    arm_id=rec.arms[0].arm_id,
+                    reward=float(self.rng.random() < 0.1),
+                ),
+                timeout=5,
+            )
+        except grpc.RpcError as exc:
+            code = exc.code().name
+        # latency from the scheduled start: queueing in the client counts too
+        lat = time.perf_counter() - t0 + max(0.0, t0 - t_sched)
+        with self.lock:
+            self.samples.append((t_sched, lat, code))
+
+    def run(self, rate: float, seconds: float) -> None:
+        start = time.perf_counter()
+        n = int(rate * seconds)
+        for i in range(n):
+            t = start + i / rate
+            delay = t - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            self.pool.submit(self.one, t)
+
+    def max_rate(self, seconds: float) -> float:
+        done = 0
+        end = time.perf_counter() + seconds
+
+        def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < end:
+                self.one(time.perf_counter())
+                with self.lock:
+                    done += 1
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        with self.lock:
+            self.samples.clear()
+        return done / seconds
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.channel.close()
+
+
+def _summary(samples: list[tuple[float, float, str]]) -> dict[str, Any]:
+    if not samples:
+        return {"requests": 0.0}
+    lat = np.array([s[1] for s in samples if s[2] == "OK"]) * 1000.0
+    errors = sum(1 for s in samples if s[2] != "OK")
+    shed = sum(1 for s in samples if s[2] == "RESOURCE_EXHAUSTED")
+    out = {
+        "requests": float(len(samples)),
+        "error_rate": errors / len(samples),
+        "shed": float(shed),
+    }
+    if lat.size:
+        out.update(
+            {
+                "p50_ms": float(np.percentile(lat, 50)),
+                "p99_ms": float(np.percentile(lat, 99)),
+                "p999_ms": float(np.percentile(lat, 99.9)),
+            }
+        )
+    return out
+
+
+def run(
+    minutes: float, rate: float | None, overload: float | None, window_s: float, out: str | None
+) -> dict[str, Any]:
+    port = _free_port()
+    state = tempfile.mkdtemp(prefix="bandit-soak-")
+    cmd = [
+        sys.executable,
+        "-m",
+        "bandit_engine",
+        "--log-level",
+        "WARNING",
+        "serve",
+        "--port",
+        str(port),
+        "--state-dir",
+        state,
+    ]
+    if overload:
+        cmd += ["--max-concurrent-rpcs", "64"]  # below the client's 128 workers
+    server_log = open(Path(state) / "server.log", "wb")
+    server = subprocess.Popen(cmd, stdout=server_log, stderr=subprocess.STDOUT)
+    target = f"127.0.0.1:{port}"
+    report: dict[str, Any] = {"minutes": minutes, "window_s": window_s}
+    load = _Load(target)
+    try:
+        grpc.channel_ready_future(load.channel).result(timeout=30)
+        load.stub.CreateExperiment(
+            pb.CreateExperimentRequest(
+                spec=pb.ExperimentSpec(
+                    experiment_id="soak",
+                    policy=pb.LIN_TS_DISJOINT,
+                    dim=9,
+                    dense_dim=8,
+                    reward_window_seconds=5,
+                )
+            )
+        )
+        load.stub.AddArms(
+            pb.AddArmsRequest(
+                experiment_id="soak", arms=[pb.ArmSpec(arm_id=f"a{i}") for i in range(100)]
+            )
+        )
+        if rate is None:
+            peak = load.max_rate(5.0)
+            rate = max(1.0, peak / 2)
+            report["max_rate_per_s"] = peak
+        report["rate_per_s"] = rate
+        seconds = minutes * 60.0
+        windows: list[dict[str, Any]] = []
+        procs: list[dict[str, Any]] = []
+        t_start = time.perf_counter()
+        driver = threading.Thread(target=load.run, args=(rate, seconds))
+        driver.start()
+        while driver.is_alive():
+            driver.join(window_s)
+            t = time.perf_counter() - t_start
+            with load.lock:
+                recent = [s for s in load.samples if s[0] >= time.perf_counter() - window_s]
+            w = {"t_s": t, **_summary(recent), **_proc_stats(server.pid)}
+            windows.append(w)
+            procs.append(w)
+            print(
+                f"[soak {t:7.0f}s] p50 {w.get('p50_ms', 0):.2f} ms  p99 "
+                f"{w.get('p99_ms', 0):.2f} ms  errors {w.get('error_rate', 0):.4f}  "
+                f"RSS {w['rss_mib']:.1f} MiB  fds {w['fds']:.0f}  threads {w['threads']:.0f}",
+                file=sys.stderr,
+                flush=True,
+            )
+        load.pool.shutdown(wait=True)
+        load.pool = ThreadPoolExecutor(128)
+        report["overall"] = _summary(load.samples)
+        report["windows"] = windows
+        half = [p for p in procs if p["t_s"] >= seconds / 2] or procs
+        if len(half) >= 2:
+            slope = np.polyfit([p["t_s"] for p in half], [p["rss_mib"] for p in half], 1)[0]
+            report["rss_growth_mib_per_10min"] = float(slope * 600)
+        report["fds_min_max"] = [min(p["fds"] for p in procs), max(p["fds"] for p in procs)]
+        report["threads_min_max"] = [
+            min(p["threads"] for p in procs),
+            max(p["threads"] for p in procs),
+        ]
+        if overload:
+            base_p99 = report["overall"].get("p99_ms", 0.0)
+            load.samples.clear()
+            load.run(rate * overload, 10.0)
+            load.pool.shutdown(wait=True)
+            load.pool = ThreadPoolExecutor(128)
+            report["overload"] = {"factor": overload, **_summary(load.samples)}
+            load.samples.clear()
+            t0 = time.perf_counter()
+            recovered = None
+            while time.perf_counter() - t0 < 30:
+                load.run(rate, 1.0)
+                load.pool.shutdown(wait=True)
+                load.pool = ThreadPoolExecutor(128)
+                s = _summary(load.samples)
+                load.samples.clear()
+                if s.get("error_rate", 1) == 0 and s.get("p99_ms", 1e9) <= 1.5 * base_p99 + 1:
+                    recovered = time.perf_counter() - t0
+                    break
+            report["recovery_s"] = recovered
+    finally:
+        load.close()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        report["server_exit_code"] = server.returncode
+        report["server_log"] = server_log.name
+        server_log.close()
+    text = json.dumps(report, indent=2)
+    if out:
+        Path(out).write_text(text)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m harness.soak", description=__doc__)
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--rate", type=float, help="requests/s (default: half the measured max)")
+    ap.add_argument("--overload", type=float, help="then run at this multiple of the rate")
+    ap.add_argument("--window", type=float, default=10.0, help="seconds per report window")
+    ap.add_argument("--out", default="soak-results.json")
+    a = ap.parse_args(argv)
+    r = run(a.minutes, a.rate, a.overload, a.window, a.out)
+    o = r["overall"]
+    print(
+        f"rate {r['rate_per_s']:.0f}/s for {a.minutes:g} min: p50 {o.get('p50_ms', 0):.2f} ms, "
+        f"p99 {o.get('p99_ms', 0):.2f} ms, p99.9 {o.get('p999_ms', 0):.2f} ms, errors "
+        f"{o.get('error_rate', 0):.4%}; RSS growth {r.get('rss_growth_mib_per_10min', 0):.2f} "
+        f"MiB/10 min; fds {r['fds_min_max']}; threads {r['threads_min_max']}"
+    )
+    if "overload" in r:
+        ov = r["overload"]
+        print(
+            f"overload x{ov['factor']:g}: shed {ov.get('shed', 0):.0f} of "
+            f"{ov['requests']:.0f}; recovery {r['recovery_s']} s"
+        )
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
