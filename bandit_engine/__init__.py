@@ -1,4 +1,9 @@
-"""bandit-engine: Thompson-sampling bandits served over gRPC."""
+"""bandit-engine: Thompson-sampling bandits served over gRPC.
+
+The public face. Researchers and embedding applications use these names;
+the packages behind them are ``core`` (the engine), ``policies``,
+``kernels``, ``store``, ``stream`` (Kafka mode) and ``server`` (gRPC).
+"""
 
 from __future__ import annotations
 
@@ -11,20 +16,46 @@ from bandit_engine._exceptions import (
     StoreError,
     Unavailable,
 )
-from bandit_engine.policies import POLICIES, Policy, make_policy
+from bandit_engine.core import (
+    ArmFeatures,
+    ArmInfo,
+    Context,
+    Decision,
+    Engine,
+    ExperimentConfig,
+    ExperimentInfo,
+    FeatureSpace,
+    FeedbackResult,
+    Limits,
+    feature_hash,
+)
+from bandit_engine.policies import MAX_ABS_FEATURE, POLICIES, Policy, Ranking, make_policy
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MAX_ABS_FEATURE",
     "POLICIES",
     "AlreadyExists",
+    "ArmFeatures",
+    "ArmInfo",
     "BanditError",
+    "Context",
+    "Decision",
+    "Engine",
+    "ExperimentConfig",
+    "ExperimentInfo",
+    "FeatureSpace",
+    "FeedbackResult",
     "InvalidArgument",
+    "Limits",
     "NotFound",
     "Policy",
+    "Ranking",
     "ResourceExhausted",
     "StoreError",
     "Unavailable",
     "__version__",
+    "feature_hash",
     "make_policy",
 ]

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.core.features import ArmFeatures
+from bandit_engine.features import ArmFeatures
 from bandit_engine.policies import LinTSDisjoint, Policy, Ranking
 from bandit_engine.policies.base import FloatArray, IntArray
 

@@ -24,7 +24,7 @@ from typing import Any
 from bandit_engine._proto.bandit.v1 import log_pb2
 from bandit_engine.core.config import ExperimentConfig
 from bandit_engine.store import ArmRow, DecisionRow, RewardRow, Store
-from bandit_engine.stream.kafka import FeedbackParseError, KafkaSettings, decision_x, parse_feedback
+from bandit_engine.stream import FeedbackParseError, KafkaSettings, decision_x, parse_feedback
 
 __all__ = ["KafkaLogSource", "read_topic"]
 

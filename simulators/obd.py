@@ -16,7 +16,7 @@ that item at that position, four hashed categorical user features and one
 user-item affinity per item. ``item_context.csv`` gives each item one numeric
 and three hashed categorical features.
 
-Context vectors use ``bandit_engine.core.features.FeatureSpace`` with the same
+Context vectors use ``bandit_engine.features.FeatureSpace`` with the same
 feature names a caller of ``Recommend`` would send: categoricals
 ``user_feature_0=<hash>`` and ``position=<p>``, numerics
 ``user-item_affinity_<item>`` (hashed, or copied into the dense block with
@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.core.features import FeatureSpace
+from bandit_engine.features import FeatureSpace
 from simulators.logs import BanditLog
 
 __all__ = [

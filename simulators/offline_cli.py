@@ -202,7 +202,7 @@ def load_source(args: argparse.Namespace) -> tuple[Any, str]:
     if getattr(args, "kafka_bootstrap", None):
         if not args.mysql_dsn:
             raise SystemExit("--kafka-bootstrap needs --mysql-dsn (experiments and arms)")
-        from bandit_engine.stream.kafka import KafkaSettings
+        from bandit_engine.stream import KafkaSettings
         from simulators.kafka_log import KafkaLogSource
 
         store = KafkaLogSource(  # type: ignore[assignment]

@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.core.features import ArmFeatures
+from bandit_engine.features import ArmFeatures
 from bandit_engine.policies import Ranking
 
 __all__ = ["PEERS", "MABWiserPolicy", "VWPolicy", "available", "check_peer", "make_peer"]

@@ -42,7 +42,7 @@ from numba import njit
 from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument
 from bandit_engine.core.config import ExperimentConfig
-from bandit_engine.core.features import ArmFeatures
+from bandit_engine.features import ArmFeatures
 from bandit_engine.policies import LinTSDisjoint, LogisticTS, Policy, make_policy
 from simulators.estimators import Estimate, estimate
 from simulators.estimators import OPETerms as _Terms

@@ -45,7 +45,7 @@ import numpy.typing as npt
 
 from bandit_engine._exceptions import InvalidArgument
 from bandit_engine.core.engine import Context
-from bandit_engine.core.features import ArmFeatures, FeatureSpace
+from bandit_engine.features import ArmFeatures, FeatureSpace
 from simulators._simkernels import reward_uniforms
 
 __all__ = [

@@ -23,7 +23,7 @@ from bandit_engine.core.config import ExperimentConfig
 from bandit_engine.core.engine import Context, Engine
 from bandit_engine.server import SERVICE_NAME, BanditServicer, ServerSettings, add_servicer
 from bandit_engine.store import SQLiteStore
-from bandit_engine.stream.kafka import KafkaSettings
+from bandit_engine.stream import KafkaSettings
 
 ARMS = [f"arm-{i}" for i in range(6)] + ["x" * 128]  # the longest id: a 2-byte length
 FLOATS = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bandit_engine import InvalidArgument, ResourceExhausted
-from bandit_engine.core.features import ArmFeatures, FeatureSpace, feature_hash
+from bandit_engine.features import ArmFeatures, FeatureSpace, feature_hash
 
 FAST = settings(max_examples=100, deadline=None)
 
@@ -51,7 +51,7 @@ def test_feature_hash_is_stable_across_processes() -> None:
     sample = ["country=NL", "nights", "__arm__=42", "ünïcödé=✓", "x" * 300]
     code = (
         "import sys, json\n"
-        "from bandit_engine.core.features import feature_hash\n"
+        "from bandit_engine.features import feature_hash\n"
         "print(json.dumps([[feature_hash(n), hash(n)] for n in json.loads(sys.argv[1])]))\n"
     )
     import json

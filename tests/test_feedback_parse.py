@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bandit_engine._proto.bandit.v1 import log_pb2
-from bandit_engine.stream.kafka import FeedbackParseError, feedback_fields, parse_feedback
+from bandit_engine.stream import FeedbackParseError, feedback_fields, parse_feedback
 
 MSG_TS_MS = 1_700_000_000_123
 

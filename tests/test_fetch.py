@@ -72,7 +72,7 @@ def test_chunked_consumer_reads_what_an_ordinary_one_reads(kafka_settings: Any) 
     topic = kafka_settings.decisions_topic
 
     async def main() -> None:
-        from bandit_engine.stream.kafka import ensure_topics
+        from bandit_engine.stream import ensure_topics
 
         await ensure_topics(kafka_settings)
         n = await _produce(kafka_settings.bootstrap, topic)

@@ -17,7 +17,7 @@ from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
 from bandit_engine.server import ServerSettings, create_server, stop_server
 from bandit_engine.store import MySQLStore
-from bandit_engine.stream.kafka import KafkaSettings
+from bandit_engine.stream import KafkaSettings
 
 pytestmark = pytest.mark.services
 

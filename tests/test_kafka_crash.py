@@ -30,7 +30,7 @@ from bandit_engine._proto.bandit.v1 import log_pb2
 from bandit_engine.core.config import ExperimentConfig
 from bandit_engine.store import ArmRow, MySQLStore
 from bandit_engine.store.mysql import parse_dsn
-from bandit_engine.stream.kafka import KafkaSettings, ensure_topics
+from bandit_engine.stream import KafkaSettings, ensure_topics
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from bandit_engine._exceptions import StoreError
-from bandit_engine.stream.kafka import KafkaSettings
+from bandit_engine.stream import KafkaSettings
 from bandit_engine.stream.learner import Learner
 
 

@@ -38,7 +38,7 @@ from bandit_engine._exceptions import StoreError
 from bandit_engine._proto.bandit.v1 import log_pb2
 from bandit_engine.core.config import ExperimentConfig
 from bandit_engine.store import ArmRow, HeldRewards, LearnerOffsets, Snapshot
-from bandit_engine.stream.kafka import KafkaSettings
+from bandit_engine.stream import KafkaSettings
 from bandit_engine.stream.learner import Learner
 
 ARMS = ["a0", "a1", "a2"]

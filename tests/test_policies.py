@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from bandit_engine import InvalidArgument
-from bandit_engine.core.features import ArmFeatures
+from bandit_engine.features import ArmFeatures
 from bandit_engine.policies import (
     MAX_ABS_FEATURE,
     BetaTS,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from bandit_engine.core.features import ArmFeatures
+from bandit_engine.features import ArmFeatures
 from bandit_engine.policies import BetaTS, LinTSDisjoint, LinTSShared, LogisticTS, Policy
 
 pytestmark = pytest.mark.slow

@@ -47,7 +47,7 @@ def parse_features(items: Sequence[str]) -> tuple[dict[str, float], list[str]]:
 
 
 def _kafka(args: argparse.Namespace) -> Any:
-    from bandit_engine.stream.kafka import KafkaSettings
+    from bandit_engine.stream import KafkaSettings
 
     return KafkaSettings.from_env(
         args.kafka_bootstrap,

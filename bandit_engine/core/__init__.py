@@ -1,0 +1,49 @@
+"""The engine's core: experiments, decisions, the embedded reward join, the
+journal of open decisions, the decision writer and recovery.
+
+The core imports no transport: no gRPC, Kafka client, database driver or
+protobuf. It reaches the world through its ports (``bandit_engine.core.ports``):
+a ``Store`` for state and, in Kafka mode, an ``EventLog``.
+"""
+
+from bandit_engine.core.config import ExperimentConfig, Limits, check_id
+from bandit_engine.core.engine import (
+    ArmInfo,
+    Context,
+    Decision,
+    Engine,
+    ExperimentInfo,
+    FeedbackResult,
+)
+from bandit_engine.core.ports import (
+    ArmRow,
+    DecisionRow,
+    EventLog,
+    FeedbackEvent,
+    RewardRow,
+    Snapshot,
+    Store,
+)
+from bandit_engine.features import ArmFeatures, FeatureSpace, feature_hash
+
+__all__ = [
+    "ArmFeatures",
+    "ArmInfo",
+    "ArmRow",
+    "Context",
+    "Decision",
+    "DecisionRow",
+    "Engine",
+    "EventLog",
+    "ExperimentConfig",
+    "ExperimentInfo",
+    "FeatureSpace",
+    "FeedbackEvent",
+    "FeedbackResult",
+    "Limits",
+    "RewardRow",
+    "Snapshot",
+    "Store",
+    "check_id",
+    "feature_hash",
+]

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.core.features import FeatureSpace
+from bandit_engine.features import FeatureSpace
 from bandit_engine.policies import POLICIES, Policy, make_policy
 
 __all__ = ["ExperimentConfig", "Limits", "check_id"]

@@ -43,12 +43,12 @@ from bandit_engine._exceptions import (
 from bandit_engine._proto.bandit.v1 import log_pb2
 from bandit_engine.core import fastpath
 from bandit_engine.core.config import ExperimentConfig, Limits, check_id
-from bandit_engine.core.features import ArmFeatures, FeatureSpace
 from bandit_engine.core.journal import Journal
+from bandit_engine.features import ArmFeatures, FeatureSpace
 from bandit_engine.policies import MAX_ABS_FEATURE, Policy
 from bandit_engine.store import ArmRow, RewardRow, Snapshot, Store
 from bandit_engine.store.base import PRUNE_CHUNK
-from bandit_engine.stream.kafka import LogProducer
+from bandit_engine.stream import LogProducer
 
 log = logging.getLogger(__name__)
 

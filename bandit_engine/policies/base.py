@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.core.features import ArmFeatures
+from bandit_engine.features import ArmFeatures
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

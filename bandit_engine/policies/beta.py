@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from bandit_engine import kernels
-from bandit_engine.core.features import ArmFeatures
+from bandit_engine.features import ArmFeatures
 from bandit_engine.policies.base import (
     FloatArray,
     IntArray,

@@ -17,7 +17,7 @@ import numpy as np
 
 from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.core.features import ArmFeatures
+from bandit_engine.features import ArmFeatures
 from bandit_engine.policies.base import (
     _NORMAL_TABLE32_SIZE,
     MAX_ABS_FEATURE,

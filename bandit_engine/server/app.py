@@ -43,7 +43,7 @@ from bandit_engine.server.metrics import Metrics
 from bandit_engine.server.security import AuthInterceptor, TLSConfig, is_loopback
 from bandit_engine.server.warmup import warm_up
 from bandit_engine.store import MySQLStore, SQLiteStore, Store
-from bandit_engine.stream.kafka import KafkaSettings, LogProducer
+from bandit_engine.stream import KafkaSettings, LogProducer
 from bandit_engine.stream.learner import Learner
 
 log = logging.getLogger(__name__)

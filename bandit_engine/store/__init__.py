@@ -1,6 +1,15 @@
-"""State stores: the contract (``Store``), SQLite (embedded) and MySQL."""
+"""State stores: SQLite (embedded) and MySQL, behind the core's ``Store``.
+
+``MySQLStore`` is imported on first use, so that a process without MySQL
+never loads its driver.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from bandit_engine.store.base import (
+    PRUNE_CHUNK,
     ArmRow,
     DecisionRow,
     HeldRewards,
@@ -9,10 +18,13 @@ from bandit_engine.store.base import (
     Snapshot,
     Store,
 )
-from bandit_engine.store.mysql import MySQLStore
 from bandit_engine.store.sqlite import SQLiteStore
 
+if TYPE_CHECKING:
+    from bandit_engine.store.mysql import MySQLStore
+
 __all__ = [
+    "PRUNE_CHUNK",
     "ArmRow",
     "DecisionRow",
     "HeldRewards",
@@ -23,3 +35,11 @@ __all__ = [
     "Snapshot",
     "Store",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MySQLStore":
+        from bandit_engine.store.mysql import MySQLStore
+
+        return MySQLStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

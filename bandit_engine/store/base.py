@@ -1,85 +1,36 @@
-"""The state-store contract: what the engine persists and reloads.
+"""Storage contracts: the engine's ``Store`` (``bandit_engine.core.ports``)
+and what a learner keeps in a store (``LearnerStore``).
 
-Two implementations: ``SQLiteStore`` (embedded default, a file under the
-state dir) and, next, a MySQL store with the same methods. The engine calls a
-store from several threads; implementations serialise access themselves.
-
-Durability contract:
-
-- ``commit_rewards`` is synchronous and atomic: when it returns, the reward
-  rows (and the decisions closed with them) survive a process crash. Rows
-  are unique on (event_id, arm_id): a second row for the same pair is not
-  inserted and its seq comes back as None. That is what makes Feedback
-  idempotent across retries and restarts.
-- Rewards get a strictly increasing ``seq``. A snapshot records the last seq
-  it includes; recovery loads the snapshot and replays later rewards in seq
-  order (``rewards_after``).
-- Decisions are written in batches by the decision log (``log_decisions``).
+``SQLiteStore`` (embedded default, a file under the state dir) and
+``MySQLStore`` implement ``Store``; ``MySQLStore`` implements
+``LearnerStore`` too.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-import numpy as np
-import numpy.typing as npt
+from bandit_engine.core.ports import (
+    PRUNE_CHUNK,
+    ArmRow,
+    DecisionRow,
+    FloatArray,
+    RewardRow,
+    Snapshot,
+    Store,
+)
 
-FloatArray = npt.NDArray[np.float64]
-
-#: Decisions per ``prune_log`` call. A chunk holds the store's write lock
-#: (SQLite) and a Feedback commit waits for it: 8 ms for 100 here (median; 21
-#: at most), 26 ms for 250, 136 ms for 2,000
-#: (``python -m harness.bench --only log``).
-PRUNE_CHUNK = 100
-
-
-@dataclass(frozen=True)
-class ArmRow:
-    experiment_id: str
-    arm_id: str
-    slot: int
-    features: dict[str, Any]  # {"numeric": {...}, "categorical": [...]}
-    active: bool
-
-
-@dataclass(frozen=True)
-class DecisionRow:
-    event_id: str
-    experiment_id: str
-    created_at: float
-    deadline: float
-    model_version: int
-    x: FloatArray
-    arms: tuple[str, ...]  # displayed arms, ranked
-    scores: tuple[float, ...]
-    propensities: tuple[float, ...]
-    candidates: tuple[str, ...] = ()  # eligible arms; () = every active arm
-
-
-@dataclass(frozen=True)
-class RewardRow:
-    event_id: str
-    arm_id: str
-    experiment_id: str
-    arm_slot: int
-    x: FloatArray
-    reward: float  # reward units
-    reward_norm: float  # mapped to [0, 1], as the policy saw it
-    source: str  # "feedback" or "default"
-    ts: float
-    seq: int | None = None
-
-
-@dataclass
-class Snapshot:
-    experiment_id: str
-    last_seq: int
-    state: dict[str, np.ndarray]
-    counters: dict[str, int] = field(default_factory=dict)
-    created_at: float = 0.0
+__all__ = [
+    "PRUNE_CHUNK",
+    "ArmRow",
+    "DecisionRow",
+    "FloatArray",
+    "HeldRewards",
+    "LearnerOffsets",
+    "RewardRow",
+    "Snapshot",
+    "Store",
+]
 
 
 @dataclass(frozen=True)
@@ -116,95 +67,3 @@ class HeldRewards:
 
     orphans: tuple[int, ...] = ()
     unknown: tuple[int, ...] = ()
-
-
-class Store(ABC):
-    """Persistence of experiments, arms, decisions, rewards and snapshots."""
-
-    # experiments and arms
-    @abstractmethod
-    def create_experiment(self, experiment_id: str, config: dict[str, Any], now: float) -> None: ...
-
-    @abstractmethod
-    def load_experiments(self) -> list[tuple[str, dict[str, Any], int]]:
-        """(experiment_id, config, arm_changes) in creation order."""
-
-    @abstractmethod
-    def upsert_arms(self, rows: Sequence[ArmRow]) -> None:
-        """Insert or update arms, and count one arm change per row."""
-
-    @abstractmethod
-    def load_arms(self, experiment_id: str) -> list[ArmRow]:
-        """Arms of one experiment ordered by slot."""
-
-    # decisions and rewards
-    @abstractmethod
-    def log_decisions(self, rows: Sequence[DecisionRow]) -> None: ...
-
-    @abstractmethod
-    def commit_rewards(
-        self, rows: Sequence[RewardRow], close_events: Sequence[str] = ()
-    ) -> list[int | None]:
-        """Insert rewards atomically (marking ``close_events`` closed); seq or None each."""
-
-    @abstractmethod
-    def decision_status(self, event_id: str) -> tuple[str, bool] | None:
-        """(experiment_id, closed) of a logged decision, or None if unknown."""
-
-    @abstractmethod
-    def reward_source(self, event_id: str, arm_id: str) -> str | None:
-        """'feedback' or 'default' if (event, arm) has its reward, else None."""
-
-    @abstractmethod
-    def open_decisions(self) -> Iterator[tuple[DecisionRow, set[str]]]:
-        """Decisions not yet closed, with the arms that already have a reward."""
-
-    @abstractmethod
-    def rewards_after(self, experiment_id: str, seq: int) -> Iterator[RewardRow]:
-        """Rewards of one experiment with seq > ``seq``, in seq order."""
-
-    @abstractmethod
-    def rewards(self, experiment_id: str | None = None) -> Iterator[RewardRow]:
-        """Every committed reward (feedback and defaults), in commit order."""
-
-    @abstractmethod
-    def decisions(self, experiment_id: str | None = None) -> Iterator[DecisionRow]:
-        """Every logged decision (for export and replay), in log order."""
-
-    @abstractmethod
-    def prune_log(self, before: float, limit: int = PRUNE_CHUNK) -> tuple[int, int]:
-        """Delete decisions closed with a deadline before ``before``, together
-        with their rewards; returns (decisions, rewards) deleted.
-
-        At most ``limit`` decisions per call (oldest deadline first), so a
-        call costs O(limit) and holds the store briefly: call again until it
-        deletes nothing. A decision goes only with all its rewards, and only
-        once its experiment's stored snapshot includes them (seq <=
-        ``last_seq``: a restart does not replay them); until then it waits
-        for a later call. Open decisions, experiments, arms and snapshots are
-        never deleted. A Feedback for a deleted decision is then an unknown
-        event (NOT_FOUND), not a duplicate: it is still not applied.
-        """
-
-    # snapshots
-    @abstractmethod
-    def save_snapshot(self, snap: Snapshot) -> None: ...
-
-    @abstractmethod
-    def load_snapshot(self, experiment_id: str) -> Snapshot | None: ...
-
-    def snapshot_versions(self) -> dict[str, int]:
-        """``last_seq`` of every stored snapshot (cheap; for refresh polling)."""
-        out = {}
-        for exp_id, _, _ in self.load_experiments():
-            snap = self.load_snapshot(exp_id)
-            if snap is not None:
-                out[exp_id] = snap.last_seq
-        return out
-
-    def ping(self) -> None:
-        """Raise StoreError if the store cannot be reached (health checks)."""
-        self.load_experiments()
-
-    @abstractmethod
-    def close(self) -> None: ...

@@ -76,20 +76,21 @@ import numpy as np
 from bandit_engine import kernels
 from bandit_engine._proto.bandit.v1 import log_pb2
 from bandit_engine.core.config import ExperimentConfig
-from bandit_engine.core.features import ArmFeatures
+from bandit_engine.features import ArmFeatures
 from bandit_engine.policies import Policy
 from bandit_engine.policies.base import MAX_ABS_FEATURE
 from bandit_engine.store import HeldRewards, LearnerOffsets, Snapshot
 from bandit_engine.store.mysql import MySQLStore
-from bandit_engine.stream import fetch, wire
-from bandit_engine.stream.fetch import Chunk
-from bandit_engine.stream.kafka import (
+from bandit_engine.stream import (
     FeedbackParseError,
     KafkaSettings,
     decision_x_bytes,
     ensure_topics,
     feedback_fields,
+    fetch,
+    wire,
 )
+from bandit_engine.stream.fetch import Chunk
 
 log = logging.getLogger(__name__)
 

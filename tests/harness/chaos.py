@@ -68,7 +68,7 @@ from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
 from bandit_engine._proto.bandit.v1 import log_pb2
 from bandit_engine.store import MySQLStore
 from bandit_engine.store.mysql import parse_dsn
-from bandit_engine.stream.kafka import KafkaSettings, ensure_topics
+from bandit_engine.stream import KafkaSettings, ensure_topics
 from harness.local_broker import LocalBroker, free_port
 from harness.services import scratch_database, scratch_topics
 
@@ -233,7 +233,7 @@ def _landed(settings: KafkaSettings) -> set[str]:
 
 def _rewards_in_log(settings: KafkaSettings) -> list[log_pb2.FeedbackRecord]:
     """Every well-formed reward record in the feedback topic, in log order."""
-    from bandit_engine.stream.kafka import FeedbackParseError, parse_feedback
+    from bandit_engine.stream import FeedbackParseError, parse_feedback
     from simulators.kafka_log import read_topic
 
     out = []
@@ -251,7 +251,7 @@ def _diagnose(
     """Valid rewards (acknowledged, decision in the log) that were dead-lettered
     anyway, each with its reason and where its decision and reward sit in the
     logs: the first thing to read when "applied once each" fails."""
-    from bandit_engine.stream.kafka import FeedbackParseError, parse_feedback
+    from bandit_engine.stream import FeedbackParseError, parse_feedback
     from simulators.kafka_log import read_topic
 
     fb = {

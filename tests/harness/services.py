@@ -21,7 +21,7 @@ from typing import Any
 import pymysql
 
 from bandit_engine.store.mysql import parse_dsn
-from bandit_engine.stream.kafka import KafkaSettings
+from bandit_engine.stream import KafkaSettings
 from harness.local_broker import LocalBroker
 
 __all__ = ["kafka_bootstrap", "kill_connections", "scratch_database", "scratch_topics"]

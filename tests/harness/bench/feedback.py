@@ -33,7 +33,7 @@ import numpy as np
 from bandit_engine._proto.bandit.v1 import log_pb2
 from bandit_engine.core.config import ExperimentConfig
 from bandit_engine.store import ArmRow, MySQLStore, Snapshot
-from bandit_engine.stream.kafka import KafkaSettings, ensure_topics
+from bandit_engine.stream import KafkaSettings, ensure_topics
 from bandit_engine.stream.learner import Learner
 from harness.bench._util import progress
 from harness.services import kafka_bootstrap, scratch_database, scratch_topics

@@ -710,7 +710,7 @@ class GrpcBench:
         a scratch MySQL database (``BANDIT_BENCH_MYSQL_DSN``) and a broker
         (``BANDIT_BENCH_KAFKA``, else a local one). Skipped, with the reason,
         when either is missing."""
-        from bandit_engine.stream.kafka import ensure_topics
+        from bandit_engine.stream import ensure_topics
         from harness.services import kafka_bootstrap, scratch_database, scratch_topics
 
         base = os.environ.get("BANDIT_BENCH_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
