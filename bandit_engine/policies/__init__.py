@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.policies.base import MAX_ABS_FEATURE, Policy, Ranking
+from bandit_engine.policies.base import MAX_ABS_FEATURE, FloatArray, IntArray, Policy, Ranking
 from bandit_engine.policies.beta import BetaTS
 from bandit_engine.policies.lin_disjoint import LinTSDisjoint
 from bandit_engine.policies.lin_shared import LinTSShared
@@ -15,6 +15,8 @@ __all__ = [
     "MAX_ABS_FEATURE",
     "POLICIES",
     "BetaTS",
+    "FloatArray",
+    "IntArray",
     "LinTSDisjoint",
     "LinTSShared",
     "LogisticTS",
