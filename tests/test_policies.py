@@ -1009,11 +1009,11 @@ def test_gamma_draws_stay_within_the_bounds_the_beta_kernel_skips_by(shape: floa
     d = a1 - 1.0 / 3.0
     c = 1.0 / np.sqrt(9.0 * d)
     boost = 1.0 / shape if shape < 1.0 else 0.0
-    lo, hi = kernels._gamma_bounds(d, c, boost, normals.min(), normals.max(), uniforms.min())
+    lo, hi = kernels.gamma_bounds(d, c, boost, normals.min(), normals.max(), uniforms.min())
     pos_n, pos_u = 12345, 678
     draws = []
     for _ in range(20_000):
-        g, pos_n, pos_u = kernels._gamma_draw(d, c, boost, normals, uniforms, pos_n, pos_u)
+        g, pos_n, pos_u = kernels.gamma_draw(d, c, boost, normals, uniforms, pos_n, pos_u)
         draws.append(g)
     g = np.array(draws)
     assert lo <= g.min() and g.max() <= hi
@@ -1021,12 +1021,12 @@ def test_gamma_draws_stay_within_the_bounds_the_beta_kernel_skips_by(shape: floa
     # The bounds are attained: the table's extreme normal, accepted at once
     # (the smallest uniform passes the test), gives the extreme draw.
     u_first = int(np.argmin(uniforms))
-    top, _, _ = kernels._gamma_draw(
+    top, _, _ = kernels.gamma_draw(
         d, c, boost, normals, uniforms, int(np.argmax(normals)), u_first
     )
     assert top <= hi and (boost > 0 or top == hi)
     if boost == 0 and 1.0 + c * normals.min() > 0:
-        bottom, _, _ = kernels._gamma_draw(
+        bottom, _, _ = kernels.gamma_draw(
             d, c, boost, normals, uniforms, int(np.argmin(normals)), u_first
         )
         assert bottom == lo

@@ -1,0 +1,318 @@
+"""Posterior updates: linear (Sherman-Morrison with periodic rebuilds),
+Beta, and logistic (Laplace steps)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from bandit_engine.kernels._jit import JIT
+from bandit_engine.kernels.linalg import spd_inverse
+
+__all__ = [
+    "beta_update_batch",
+    "laplace_step",
+    "lin_update_batch",
+    "lin_update_one",
+    "logistic_update_batch",
+    "logistic_update_one",
+    "refresh_theta",
+]
+
+# A Sherman-Morrison step subtracts u u'/den from Ainv; in the direction of x
+# it cancels about log10(den) digits, and the error stays in the cache until
+# the next refresh. Past this denominator, rebuild the inverse from A instead.
+_SM_MAX_DEN = 1e4
+
+
+@njit(**JIT)
+def refresh_theta(ainv, b, theta, a):  # type: ignore[no-untyped-def]
+    """theta_a = A_a^-1 b_a (the posterior mean cache of disjoint linear TS)."""
+    d = b.shape[1]
+    for i in range(d):
+        t = 0.0
+        for j in range(d):
+            t += ainv[a, i, j] * b[a, j]
+        theta[a, i] = t
+
+
+@njit(**JIT)
+def _decay_precision(a_mat, vec, lam, gamma):  # type: ignore[no-untyped-def]
+    d = vec.shape[0]
+    for r in range(d):
+        for c in range(d):
+            a_mat[r, c] *= gamma
+        a_mat[r, r] += (1.0 - gamma) * lam
+
+
+@njit(**JIT)
+def _refresh(a_mat, ainv_out):  # type: ignore[no-untyped-def]
+    inv, ok = spd_inverse(a_mat)
+    if ok:
+        ainv_out[:, :] = inv
+    return ok
+
+
+@njit(**JIT)
+def lin_update_one(
+    a_all, b_all, ainv_all, theta, stale, pulls, rsum, since, arm, x, r, lam, gamma, refresh_every
+):  # type: ignore[no-untyped-def]
+    """Apply one event to arm ``arm`` of a disjoint linear model; False if A lost SPD.
+
+    Updates the statistics (A, b), the cached inverse and the cached
+    posterior mean theta = A^-1 b, and marks the packed scoring row stale.
+    """
+    ok = _lin_step(a_all, b_all, ainv_all, pulls, rsum, since, arm, x, r, lam, gamma, refresh_every)
+    if ok:
+        refresh_theta(ainv_all, b_all, theta, arm)
+        stale[arm] = 1  # the packed row: repacked by the next draw that scores it
+    return ok
+
+
+@njit(**JIT)
+def _lin_step(a_all, b_all, ainv_all, pulls, rsum, since, arm, x, r, lam, gamma, refresh_every):  # type: ignore[no-untyped-def]
+    d = x.shape[0]
+    a_mat = a_all[arm]
+    b = b_all[arm]
+    ainv = ainv_all[arm]
+    if gamma != 1.0:
+        _decay_precision(a_mat, b, lam, gamma)
+        for i in range(d):
+            b[i] *= gamma
+    for i in range(d):
+        xi = x[i]
+        for j in range(d):
+            a_mat[i, j] += xi * x[j]
+        b[i] += r * xi
+    pulls[arm] += 1
+    rsum[arm] += r
+    since[arm] += 1
+    if gamma != 1.0 or since[arm] >= refresh_every:
+        since[arm] = 0
+        return _refresh(a_mat, ainv)
+    # Sherman-Morrison: (A + xx')^-1 = Ainv - (Ainv x)(Ainv x)' / (1 + x'Ainv x)
+    u = np.empty(d)
+    for i in range(d):
+        t = 0.0
+        for j in range(d):
+            t += ainv[i, j] * x[j]
+        u[i] = t
+    den = 1.0
+    for i in range(d):
+        den += u[i] * x[i]
+    if not (den > 0.0) or not math.isfinite(den) or den > _SM_MAX_DEN:
+        since[arm] = 0
+        return _refresh(a_mat, ainv)
+    for i in range(d):
+        ui = u[i] / den
+        for j in range(d):
+            ainv[i, j] -= ui * u[j]
+    # keep exact symmetry whatever the rounding did
+    for i in range(d):
+        for j in range(i):
+            s = 0.5 * (ainv[i, j] + ainv[j, i])
+            ainv[i, j] = s
+            ainv[j, i] = s
+    return True
+
+
+@njit(**JIT)
+def lin_update_batch(
+    a_all,
+    b_all,
+    ainv_all,
+    theta,
+    stale,
+    pulls,
+    rsum,
+    since,
+    arms,
+    xs,
+    rs,
+    lam,
+    gamma,
+    refresh_every,
+):  # type: ignore[no-untyped-def]
+    """Apply events in order; returns how many applied before any failure."""
+    for i in range(arms.shape[0]):
+        ok = lin_update_one(
+            a_all,
+            b_all,
+            ainv_all,
+            theta,
+            stale,
+            pulls,
+            rsum,
+            since,
+            arms[i],
+            xs[i],
+            rs[i],
+            lam,
+            gamma,
+            refresh_every,
+        )
+        if not ok:
+            return i
+    return arms.shape[0]
+
+
+@njit(**JIT)
+def beta_update_batch(alpha, beta, pulls, rsum, arms, rs, a0, b0, gamma):  # type: ignore[no-untyped-def]
+    """Fractional Beta-Bernoulli update: alpha += r, beta += 1 - r (r in [0, 1])."""
+    for i in range(arms.shape[0]):
+        a = arms[i]
+        r = rs[i]
+        if gamma != 1.0:
+            alpha[a] = a0 + gamma * (alpha[a] - a0)
+            beta[a] = b0 + gamma * (beta[a] - b0)
+        alpha[a] += r
+        beta[a] += 1.0 - r
+        pulls[a] += 1
+        rsum[a] += r
+    return arms.shape[0]
+
+
+@njit(**JIT)
+def _sigmoid(z):  # type: ignore[no-untyped-def]
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@njit(**JIT)
+def laplace_step(mx, s, y):  # type: ignore[no-untyped-def]
+    """Solve c = y - sigmoid(mx + c*s) for the one-event Laplace update.
+
+    With prior N(m, P^-1) and one observation (x, y), the MAP lies on
+    m + c * P^-1 x (the likelihood gradient is along x), so the d-dimensional
+    Newton problem is one-dimensional. f(c) = c - y + sigmoid(mx + c s) is
+    increasing and has its root in (y - 1, y): safeguarded Newton.
+
+    Newton can bounce between the two ends of the bracket while shrinking it
+    only slowly (large s); as in Numerical Recipes' rtsafe, a Newton step
+    longer than half the step before last is replaced by bisection, so the
+    steps shrink at least geometrically.
+    """
+    lo = y - 1.0
+    hi = y
+    c = y - _sigmoid(mx)
+    step = hi - lo
+    step_old = step
+    for _ in range(200):
+        p = _sigmoid(mx + c * s)
+        f = c - y + p
+        if f > 0.0:
+            hi = c
+        else:
+            lo = c
+        fp = 1.0 + s * p * (1.0 - p)
+        nc = c - f / fp
+        if not (lo < nc < hi) or abs(2.0 * f) > abs(step_old * fp):
+            nc = 0.5 * (lo + hi)
+        step_old = step
+        step = nc - c
+        if abs(nc - c) <= 1e-15 * (1.0 + abs(c)):
+            c = nc
+            break
+        c = nc
+    return c
+
+
+@njit(**JIT)
+def logistic_update_one(
+    m_all, p_all, pinv_all, stale, pulls, rsum, since, arm, x, y, lam, gamma, refresh_every
+):  # type: ignore[no-untyped-def]
+    """One-event Laplace update of arm ``arm`` (Chapelle & Li 2011, full covariance).
+
+    Also marks the arm's packed scoring row stale; False if P lost SPD.
+    """
+    ok = _logistic_step(
+        m_all, p_all, pinv_all, pulls, rsum, since, arm, x, y, lam, gamma, refresh_every
+    )
+    if ok:
+        stale[arm] = 1  # the packed row: repacked by the next draw that scores it
+    return ok
+
+
+@njit(**JIT)
+def _logistic_step(
+    m_all, p_all, pinv_all, pulls, rsum, since, arm, x, y, lam, gamma, refresh_every
+):  # type: ignore[no-untyped-def]
+    d = x.shape[0]
+    m = m_all[arm]
+    p_mat = p_all[arm]
+    pinv = pinv_all[arm]
+    if gamma != 1.0:
+        _decay_precision(p_mat, m, lam, gamma)
+        if not _refresh(p_mat, pinv):
+            return False
+    u = np.empty(d)
+    for i in range(d):
+        t = 0.0
+        for j in range(d):
+            t += pinv[i, j] * x[j]
+        u[i] = t
+    s = 0.0
+    mx = 0.0
+    for i in range(d):
+        s += u[i] * x[i]
+        mx += m[i] * x[i]
+    c = laplace_step(mx, s, y)
+    for i in range(d):
+        m[i] += c * u[i]
+    z = mx + c * s
+    pz = _sigmoid(z)
+    w = pz * (1.0 - pz)
+    for i in range(d):
+        xi = x[i]
+        for j in range(d):
+            # w * (x_i x_j), not (w x_i) x_j: the same rounding for (i, j) and
+            # (j, i), so P stays exactly symmetric
+            p_mat[i, j] += w * (xi * x[j])
+    pulls[arm] += 1
+    rsum[arm] += y
+    since[arm] += 1
+    if since[arm] >= refresh_every:
+        since[arm] = 0
+        return _refresh(p_mat, pinv)
+    den = 1.0 + w * s
+    if not (den > 0.0) or not math.isfinite(den) or den > _SM_MAX_DEN:
+        since[arm] = 0
+        return _refresh(p_mat, pinv)
+    for i in range(d):
+        ui = w * u[i] / den
+        for j in range(d):
+            pinv[i, j] -= ui * u[j]
+    for i in range(d):
+        for j in range(i):
+            t = 0.5 * (pinv[i, j] + pinv[j, i])
+            pinv[i, j] = t
+            pinv[j, i] = t
+    return True
+
+
+@njit(**JIT)
+def logistic_update_batch(
+    m_all, p_all, pinv_all, stale, pulls, rsum, since, arms, xs, ys, lam, gamma, refresh_every
+):  # type: ignore[no-untyped-def]
+    for i in range(arms.shape[0]):
+        if not logistic_update_one(
+            m_all,
+            p_all,
+            pinv_all,
+            stale,
+            pulls,
+            rsum,
+            since,
+            arms[i],
+            xs[i],
+            ys[i],
+            lam,
+            gamma,
+            refresh_every,
+        ):
+            return i
+    return arms.shape[0]
