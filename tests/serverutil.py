@@ -7,9 +7,9 @@ from pathlib import Path
 
 import grpc
 
+from bandit_engine import Engine
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
-from bandit_engine.core.engine import Engine
 from bandit_engine.server import ServerSettings, create_server, stop_server
 
 

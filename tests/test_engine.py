@@ -57,7 +57,7 @@ def test_crash_without_checkpoint_recovers_by_replay(tmp_path: Path, policy: str
         e.feedback(d.event_id, d.arm_ids[i % 2], rng.choice([0.0, 2.5, 5.0]))
         if i == 12:
             e.checkpoint()  # a snapshot in the middle: recovery = snapshot + replay
-    e.decision_log.flush()
+    e.flush()
     expected = e.state_checksum()
     # "Crash": drop the engine without close(): no final checkpoint.
     e2 = open_engine(tmp_path, clock)
@@ -77,12 +77,13 @@ def test_posterior_equals_closed_form_over_applied_events(tmp_path: Path) -> Non
     e = open_engine(tmp_path, clock)
     setup(e, "lin_ts_disjoint", default_reward=1.0)
     rng = random.Random(5)
+    space = e.get_experiment("exp").config.feature_space()
     applied: list[tuple[str, np.ndarray, float]] = []
     decisions = []
     for _ in range(60):
         c = ctx(rng)
         d = e.recommend("exp", c, k=3)
-        x = e._exps["exp"].space.vector(c.dense, c.numeric, c.categorical)
+        x = space.vector(c.dense, c.numeric, c.categorical)
         decisions.append((d, x))
         for arm in d.arm_ids:
             if rng.random() < 0.4:
@@ -106,7 +107,7 @@ def test_posterior_equals_closed_form_over_applied_events(tmp_path: Path) -> Non
         for arm in d.arm_ids:
             if (d.event_id, arm) not in got:
                 applied.append((arm, x, 1.0))
-    state = e._exps["exp"].policy.state_dict()
+    state = e.posterior_state("exp")
     for i in range(5):
         rows = [(x, r) for a, x, r in applied if a == f"arm{i}"]
         a_ref = np.eye(6) + sum((np.outer(x, x) for x, _ in rows), np.zeros((6, 6)))
@@ -127,7 +128,7 @@ def test_seeded_engines_reproduce(tmp_path: Path) -> None:
         for _ in range(30):
             d = e.recommend("exp", ctx(rng), k=3)
             e.feedback(d.event_id, d.arm_ids[0], rng.uniform(0, 5))
-            out.append((d.arm_ids, d.scores, d.propensities))
+            out.append((d.arm_ids, d.scores.tolist(), d.propensities.tolist()))
         runs.append(out)
         e.close()
     assert runs[0] == runs[1]
@@ -138,11 +139,12 @@ def test_decision_log_records_what_was_served(tmp_path: Path) -> None:
     e = open_engine(tmp_path, clock)
     setup(e)
     d = e.recommend("exp", Context(dense=[1.0, 2.0, 3.0]), candidates=["arm1", "arm3", "arm4"], k=2)
-    e.decision_log.flush()
+    e.flush()
     (row,) = list(e.store.decisions("exp"))
     assert row.event_id == d.event_id
     assert row.arms == d.arm_ids
-    assert row.propensities == d.propensities
+    assert row.propensities == tuple(d.propensities.tolist())
+    assert row.scores == tuple(d.scores.tolist())
     assert row.candidates == ("arm1", "arm3", "arm4")
     np.testing.assert_array_equal(row.x[:4], [1.0, 1.0, 2.0, 3.0])
     assert row.deadline == clock.t + 60.0

@@ -17,7 +17,7 @@ from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
 from bandit_engine.server import ServerSettings, create_server, stop_server
 from bandit_engine.store import MySQLStore
-from bandit_engine.stream import KafkaSettings
+from bandit_engine.stream import KafkaEventLog, KafkaSettings
 
 pytestmark = pytest.mark.services
 
@@ -451,8 +451,9 @@ def test_reuseport_servers_share_one_port(kafka_settings: KafkaSettings, mysql_d
         for stub in stubs:
             resp = stub.Recommend(pb.RecommendRequest(experiment_id="rp"))
             stub.Feedback(pb.FeedbackRequest(event_id=resp.event_id, arm_id="x", reward=1))
-        assert e1.producer is not None and e2.producer is not None
-        assert e1.producer.sent > 0 and e2.producer.sent > 0  # both processes served
+        logs = [e.event_log for e in (e1, e2)]
+        assert all(isinstance(log, KafkaEventLog) for log in logs)
+        assert all(log.producer.sent > 0 for log in logs)  # type: ignore[union-attr]  # both served
         store = MySQLStore(mysql_dsn)
         wait_for(lambda: counters(store, "rp").get("rewards_applied", 0) == 16, 30, "learner")
         store.close()

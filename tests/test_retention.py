@@ -121,7 +121,7 @@ def test_engine_prune_keeps_posterior_restart_and_idempotence(tmp_path: Path) ->
     assert e.pruned_decisions == 0
     clock.t += 1900.0  # the old windows closed more than an hour ago
     fresh = [e.recommend("exp", ctx(rng), k=2) for _ in range(5)]  # open
-    e.decision_log.flush()
+    e.flush()
     before = e.state_checksum()
     assert not e.prune_log(limit=7)  # done within the budget, several chunks
     assert (e.pruned_decisions, e.pruned_rewards) == (30, 60)
@@ -247,9 +247,14 @@ def test_served_engine_prunes_through_its_maintenance_loop(tmp_path: Path) -> No
 
     from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 
-    r = start_server(tmp_path / "state", log_retention=0.3, checkpoint_interval=0.1, metrics_port=0)
+    r = start_server(
+        tmp_path / "state",
+        log_retention=0.3,
+        prune_interval=0.1,
+        checkpoint_interval=0.1,
+        metrics_port=0,
+    )
     try:
-        r.engine.prune_interval = 0.1  # (60 s by default)
         make_experiment(r.stub, reward_window_seconds=0.2, default_reward=0.0)
         context = pb.Features(dense=[0.5, -1.0], categorical=["country=NL"])
         events = []

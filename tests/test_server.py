@@ -17,7 +17,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from serverutil import Running, make_experiment, start_server
 
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
-from bandit_engine.server import SERVICE_NAME
+from bandit_engine.server import (
+    SERVICE_NAME,
+    BanditServicer,
+    ServerSettings,
+    add_servicer,
+    open_engine,
+)
+from bandit_engine.stream import KafkaSettings
 
 CTX = pb.Features(dense=[0.5, -1.0], numeric={"nights": 3.0}, categorical=["country=NL"])
 
@@ -379,3 +386,67 @@ def test_grpcurl_via_reflection(running: Running) -> None:
         timeout=30,
     )
     assert bad.returncode != 0 and "InvalidArgument" in bad.stdout + bad.stderr
+
+
+def test_default_rpc_threads_depend_on_what_a_feedback_waits_for() -> None:
+    assert ServerSettings(state_dir=None).workers == 2  # the GIL only
+    assert ServerSettings(mysql_dsn="mysql://u@h/db").workers == 16  # MySQL's commit
+    kafka = KafkaSettings(bootstrap="k:9092")
+    assert ServerSettings(mysql_dsn="mysql://u@h/db", kafka=kafka).workers == 16  # the broker
+    assert ServerSettings(max_workers=5).workers == 5
+
+
+def test_registration_covers_every_rpc() -> None:
+    seen: dict[str, Any] = {}
+
+    class Server:
+        def add_generic_rpc_handlers(self, handlers: Any) -> None:
+            pass
+
+        def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+            seen.update(handlers)
+            assert service == SERVICE_NAME
+
+    engine = open_engine(ServerSettings(state_dir=None))
+    add_servicer(BanditServicer(engine), Server())
+    engine.close()
+    methods = {m.name for m in pb.DESCRIPTOR.services_by_name["BanditService"].methods}
+    assert set(seen) == methods
+    assert all(h.request_deserializer is None for h in seen.values())  # parsed in the handler
+    assert seen["Recommend"].response_serializer == pb.RecommendResponse.SerializeToString
+    assert seen["Feedback"].response_serializer == pb.FeedbackResponse.SerializeToString
+
+
+def test_dense_requests_are_answered_and_bad_ones_refused(tmp_path: Path) -> None:
+    r = start_server(tmp_path)
+
+    def request(dense: list[float], k: int = 0, exp: str = "trips") -> pb.RecommendRequest:
+        return pb.RecommendRequest(experiment_id=exp, context=pb.Features(dense=dense), k=k)
+
+    try:
+        make_experiment(r.stub, dim=3, dense_dim=2)
+        resp = r.stub.Recommend(request([0.5, -1.0], 2))
+        assert len(resp.arms) == 2 and resp.propensity_kind == pb.FIRST_SLOT
+        every = r.stub.Recommend(request([0.5, -1.0], 4))  # all 4 arms
+        assert math.isclose(sum(a.propensity for a in every.arms), 1.0, abs_tol=1e-12)
+        before = r.engine.get_experiment("trips").counters["decisions"]
+        cases = [
+            (request([math.nan, 0.0]), grpc.StatusCode.INVALID_ARGUMENT, "dense[0] is nan"),
+            (request([3e6, 0.0]), grpc.StatusCode.INVALID_ARGUMENT, "3000000.0"),
+            (request([0.0]), grpc.StatusCode.INVALID_ARGUMENT, "dense_dim=2"),
+            (request([0.0, 0.0], 99), grpc.StatusCode.INVALID_ARGUMENT, "k=99"),
+            (request([0.0, 0.0], exp="nope"), grpc.StatusCode.NOT_FOUND, "'nope'"),
+        ]
+        for req, code, needle in cases:
+            with pytest.raises(grpc.RpcError) as err:
+                r.stub.Recommend(req)
+            assert err.value.code() == code, req
+            assert needle in (err.value.details() or "")
+        for method in ("Recommend", "Feedback", "GetArm", "CreateExperiment"):
+            with pytest.raises(grpc.RpcError) as err:
+                r.channel.unary_unary(f"/{SERVICE_NAME}/{method}")(b"\x0a\xff")  # past the end
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+            assert "malformed" in (err.value.details() or "")
+        assert r.engine.get_experiment("trips").counters["decisions"] == before
+    finally:
+        r.stop()

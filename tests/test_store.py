@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pymysql
 import pytest
@@ -13,6 +15,7 @@ from bandit_engine.store import (
     MySQLStore,
     RewardRow,
     Snapshot,
+    SQLiteStore,
     Store,
 )
 from bandit_engine.store.mysql import parse_dsn
@@ -176,3 +179,36 @@ def test_mysql_learner_held_rewards_round_trip(mysql_dsn: str) -> None:
         assert store.learner_held("another-group") == {}
     finally:
         store.close()
+
+
+def test_sqlite_decision_rows_in_either_encoding_load(tmp_path: Path) -> None:
+    """Scores and propensities as JSON text (files written before schema 3)
+    and as float64 blobs (written now) read back the same."""
+    import sqlite3
+
+    path = tmp_path / "state.db"
+    store = SQLiteStore(path)
+    row = DecisionRow("e0", "exp", 1.0, 2.0, 3, np.arange(3.0), ("a", "b"), (0.1, -2.5), (0.9, 0.0))
+    store.log_decisions([row])
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO decisions (event_id, experiment_id, created_at, deadline, model_version,"
+            " x, arms, scores, propensities, candidates) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                "e1",
+                "exp",
+                1.0,
+                2.0,
+                3,
+                np.arange(3.0).tobytes(),
+                '["a", "b"]',
+                "[0.1, -2.5]",
+                "[0.9, 0.0]",
+                "[]",
+            ),
+        )
+        kinds = [k for (k,) in db.execute("SELECT typeof(scores) FROM decisions ORDER BY seq")]
+    assert kinds == ["blob", "text"]
+    back = list(store.decisions("exp"))
+    assert [(r.scores, r.propensities) for r in back] == [((0.1, -2.5), (0.9, 0.0))] * 2
+    store.close()

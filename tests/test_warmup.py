@@ -40,7 +40,7 @@ SCRIPT = textwrap.dedent(
             d = engine.recommend(kind, ctx, k=10)
             engine.feedback(d.event_id, d.arm_ids[1], 1.0)
         engine.arm_info(kind, "a1", ctx)
-    engine.decision_log.flush()
+    engine.flush()
     engine.sweep(engine.clock() + 5.0)
     engine.checkpoint()
     after_serving = compiled()

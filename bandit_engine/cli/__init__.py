@@ -22,7 +22,7 @@ from typing import Any
 import grpc
 
 from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.core.config import DEFAULT_RPC_WORKERS, NETWORK_RPC_WORKERS
+from bandit_engine.server.app import DEFAULT_RPC_WORKERS, NETWORK_RPC_WORKERS
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 

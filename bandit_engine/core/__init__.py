@@ -7,14 +7,7 @@ a ``Store`` for state and, in Kafka mode, an ``EventLog``.
 """
 
 from bandit_engine.core.config import ExperimentConfig, Limits, check_id
-from bandit_engine.core.engine import (
-    ArmInfo,
-    Context,
-    Decision,
-    Engine,
-    ExperimentInfo,
-    FeedbackResult,
-)
+from bandit_engine.core.engine import Engine
 from bandit_engine.core.ports import (
     ArmRow,
     DecisionRow,
@@ -23,6 +16,13 @@ from bandit_engine.core.ports import (
     RewardRow,
     Snapshot,
     Store,
+)
+from bandit_engine.core.types import (
+    ArmInfo,
+    Context,
+    Decision,
+    ExperimentInfo,
+    FeedbackResult,
 )
 from bandit_engine.features import ArmFeatures, FeatureSpace, feature_hash
 

@@ -16,17 +16,6 @@ __all__ = ["ExperimentConfig", "Limits", "check_id"]
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")
 
 
-#: RPC worker threads of a server by default (``ServerSettings.workers``).
-#: In embedded mode with SQLite, handlers wait on nothing but the GIL, so
-#: more threads only add hand-overs of it: through the gRPC server, 2
-#: answered 20-36% more Recommend calls a second than 16 (README). Where
-#: a Feedback waits on the network (MySQL's commit, or in Kafka mode the
-#: broker's acknowledgement), 2 threads would let two Feedbacks hold up every
-#: other call, so those modes keep 16.
-DEFAULT_RPC_WORKERS = 2
-NETWORK_RPC_WORKERS = 16
-
-
 def check_id(value: object, what: str) -> str:
     """Validate an experiment or arm id: 1-128 chars of [A-Za-z0-9._:@/+=-]."""
     if not isinstance(value, str) or not value:

@@ -6,12 +6,12 @@ reward) and, until the decision writer has stored it, what the decision log
 needs (time, deadline, model version, scores, propensities). Decision ``n``
 (a running count) is row ``n % B`` of block ``n // B``, a float64 matrix of
 ``B`` rows (4,096 by default), so that a Recommend adds a decision by filling
-one row in a kernel (``fastpath.journal_put``) and two dict/list entries, instead
-of building a dozen Python objects that stay alive for the whole window
-(1.5 kB per open decision before, 0.8 kB now at d = 33, k = 10, event id
-included; and no garbage collector work). Blocks are added as decisions come and dropped
-once every row in them is closed and stored: nothing is ever copied to grow,
-and memory follows the number of open decisions.
+one row in a kernel (``kernels.journal_put``) and two dict/list entries,
+rather than a dozen Python objects that would stay alive for the whole
+window (memory, and work for the garbage collector). Blocks are added as
+decisions come and dropped once every row in them is closed and stored:
+nothing is ever copied to grow, and memory follows the number of open
+decisions.
 
 Row layout (``META`` + ``dim`` + 4 x ``width`` columns; ``width`` per block)::
 
@@ -38,13 +38,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bandit_engine import kernels
 from bandit_engine._exceptions import ResourceExhausted
-from bandit_engine.core import fastpath
-from bandit_engine.store import DecisionRow
+from bandit_engine.core.ports import DecisionRow
 
 __all__ = ["BLOCK_ROWS", "WIDE", "Block", "DecisionBatch", "Journal"]
 
-META = fastpath.JOURNAL_META
+META = kernels.JOURNAL_META
 CREATED, DEADLINE, VERSION, NSHOWN, NREWARDED, CLOSED = range(META)
 #: Decisions showing at most this many arms keep them in the row.
 WIDE = 32
@@ -150,7 +150,7 @@ class Journal:
         k = shown.shape[0]
         if k > blk.width:
             self.side[n] = np.stack([shown.astype(np.float64), scores, props, np.zeros(k)])
-        fastpath.journal_put(
+        kernels.journal_put(
             blk.rows, i, blk.width, x, shown, scores, props, created, deadline, version
         )
 

@@ -20,7 +20,6 @@ Durability contract of a ``Store``:
   themselves.
 """
 
-
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

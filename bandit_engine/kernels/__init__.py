@@ -31,6 +31,7 @@ from bandit_engine.kernels.checks import (
     first_bad_input,
     first_out_of_range,
 )
+from bandit_engine.kernels.journal import JOURNAL_META, journal_put
 from bandit_engine.kernels.linalg import (
     cholesky_lower,
     solve_lower_rows,
@@ -43,6 +44,7 @@ from bandit_engine.kernels.propensity import (
     argmax_counts,
     beta_first_counts,
     first_slot_counts_gauss,
+    first_slot_propensities,
     gamma_bounds,
     gamma_draw,
 )
@@ -78,6 +80,7 @@ from bandit_engine.kernels.updates import (
 )
 
 __all__ = [
+    "JOURNAL_META",
     "TABLE_MAX_ABS",
     "argmax_counts",
     "beta_first_counts",
@@ -90,6 +93,7 @@ __all__ = [
     "first_bad_input",
     "first_out_of_range",
     "first_slot_counts_gauss",
+    "first_slot_propensities",
     "gamma_bounds",
     "gamma_draw",
     "gauss_arm",
@@ -100,6 +104,7 @@ __all__ = [
     "gauss_sample_top_k",
     "joint_features",
     "joint_matrix",
+    "journal_put",
     "laplace_step",
     "lin_update_batch",
     "lin_update_one",

@@ -7,13 +7,14 @@ import math
 import numpy as np
 from numba import njit
 
-from bandit_engine.kernels._jit import JIT, JIT_SCORE
+from bandit_engine.kernels._jit import JIT, JIT_GIL, JIT_SCORE
 
 __all__ = [
     "TABLE_MAX_ABS",
     "argmax_counts",
     "beta_first_counts",
     "first_slot_counts_gauss",
+    "first_slot_propensities",
     "gamma_bounds",
     "gamma_draw",
 ]
@@ -224,3 +225,22 @@ def beta_first_counts(alpha, beta, normals, uniforms, off_n, off_u, draws, zmin,
     for r in range(draws):
         counts[best[r]] += 1
     return counts
+
+
+@njit(**JIT_GIL)
+def first_slot_propensities(slots, order, counts, draws):  # type: ignore[no-untyped-def]
+    """The ranked arms' slots and first-slot propensities.
+
+    ``order``: positions into ``slots`` of the ranked arms, best first;
+    ``counts``: how often each candidate won the first slot in ``draws``
+    posterior draws. The served draw is one more draw of the same posterior:
+    counting it keeps the served top arm's propensity above zero, so the
+    propensity of the arm at rank j is (count + [j == 0]) / (draws + 1).
+    """
+    k = order.shape[0]
+    shown = np.empty(k, dtype=np.int64)
+    props = np.empty(k)
+    for j in range(k):
+        shown[j] = slots[order[j]]
+        props[j] = (float(counts[order[j]]) + (1.0 if j == 0 else 0.0)) / (draws + 1)
+    return shown, props

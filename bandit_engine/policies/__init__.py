@@ -7,6 +7,7 @@ from typing import Any
 from bandit_engine._exceptions import InvalidArgument
 from bandit_engine.policies.base import MAX_ABS_FEATURE, FloatArray, IntArray, Policy, Ranking
 from bandit_engine.policies.beta import BetaTS
+from bandit_engine.policies.gaussian import PerArmGaussian
 from bandit_engine.policies.lin_disjoint import LinTSDisjoint
 from bandit_engine.policies.lin_shared import LinTSShared
 from bandit_engine.policies.logistic import LogisticTS
@@ -20,6 +21,7 @@ __all__ = [
     "LinTSDisjoint",
     "LinTSShared",
     "LogisticTS",
+    "PerArmGaussian",
     "Policy",
     "Ranking",
     "make_policy",

@@ -100,17 +100,6 @@ class Ranking:
 class Policy(ABC):
     """Base class of every Thompson-sampling policy."""
 
-    #: Most propensity draws ``decide_unchecked`` takes (the engine's wire
-    #: path); 0: it has none.
-    fast_draws_max = 0
-
-    def decide_unchecked(
-        self, arms: IntArray, x: FloatArray, k: int, draws: int, rng: np.random.Generator
-    ) -> tuple[IntArray, FloatArray, IntArray]:
-        """``decide`` for checked arguments, as (order, scores, counts); only
-        where ``fast_draws_max`` is above 0."""
-        raise NotImplementedError(f"{type(self).__name__} has no unchecked decide")
-
     kind: ClassVar[str]
     contextual: ClassVar[bool] = True
 
@@ -188,15 +177,29 @@ class Policy(ABC):
     ) -> tuple[Ranking, IntArray]:
         """``rank`` and ``first_slot_counts`` in one call (what a server does).
 
-        Same draws from ``rng`` in the same order as calling the two; policies
-        override it to share work between them.
+        Same draws from ``rng`` in the same order as calling the two.
         """
-        ranking = self.rank(arms, x, k, rng)
+        arms = self._check_arms(arms)
+        x = self._check_context(x)
+        if not 1 <= k <= arms.shape[0]:
+            raise InvalidArgument(f"k={k!r} must be between 1 and {arms.shape[0]}")
         if draws < 1:
             raise InvalidArgument(f"draws={draws!r} must be >= 1")
-        return ranking, self.first_slot_counts(
-            self._check_arms(arms), self._check_context(x), draws, rng
-        )
+        order, scores, counts = self.decide_unchecked(arms, x, k, draws, rng)
+        return Ranking(order, scores), counts
+
+    def decide_unchecked(
+        self, arms: IntArray, x: FloatArray | None, k: int, draws: int, rng: np.random.Generator
+    ) -> tuple[IntArray, FloatArray, IntArray]:
+        """``decide`` for arguments the caller has checked (int64 ``arms`` of
+        this policy's arms, ``x`` of ``dim`` finite values within
+        ``MAX_ABS_FEATURE``, 1 <= k <= len(arms), draws >= 1), as (order,
+        scores of the ranked arms, first-slot counts): the engine's path,
+        which checks its input once, itself. Policies override it to share
+        work between the ranking and the counts."""
+        scores = self.sample_scores(arms, x, rng)
+        order = kernels.top_k(scores, k)
+        return order, scores[order], self.first_slot_counts(arms, x, draws, rng)
 
     @abstractmethod
     def first_slot_counts(

@@ -24,12 +24,12 @@ import numpy as np
 
 from bandit_engine import kernels
 from bandit_engine.policies.base import FloatArray, IntArray
-from bandit_engine.policies.lin_disjoint import _PerArmGaussian
+from bandit_engine.policies.gaussian import PerArmGaussian
 
 __all__ = ["LogisticTS"]
 
 
-class LogisticTS(_PerArmGaussian):
+class LogisticTS(PerArmGaussian):
     kind = "logistic_ts"
     _scale = 1.0
     _loaded_cov: tuple[np.ndarray, np.ndarray] | None = None

@@ -2,19 +2,22 @@
 security, metrics, warm-up and CPU pinning."""
 
 from bandit_engine.server.app import (
-    SERVICE_NAME,
-    BanditServicer,
-    HealthMonitor,
-    LearnerThread,
+    DEFAULT_RPC_WORKERS,
+    NETWORK_RPC_WORKERS,
     ServerSettings,
-    add_servicer,
     create_server,
     open_engine,
     open_store,
     stop_server,
 )
+from bandit_engine.server.cpus import parse_cpus, pin
+from bandit_engine.server.health import HealthMonitor
+from bandit_engine.server.learner_thread import LearnerThread
+from bandit_engine.server.servicer import SERVICE_NAME, BanditServicer, add_servicer, status_of
 
 __all__ = [
+    "DEFAULT_RPC_WORKERS",
+    "NETWORK_RPC_WORKERS",
     "SERVICE_NAME",
     "BanditServicer",
     "HealthMonitor",
@@ -24,5 +27,8 @@ __all__ = [
     "create_server",
     "open_engine",
     "open_store",
+    "parse_cpus",
+    "pin",
+    "status_of",
     "stop_server",
 ]

@@ -1,220 +1,42 @@
-"""gRPC server: a thin servicer over the engine, health and reflection.
-
-The servicer translates messages (``_convert``) and maps engine errors to
-status codes; all logic lives in ``Engine``. Every handler catches every
-exception: engine errors map to their status, anything else is logged and
-answered INTERNAL, so no call ever ends UNKNOWN.
-"""
+"""Assembling a server: settings, the store and engine they name, the gRPC
+server with health, reflection, security and metrics; and draining it."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
-import threading
-import time
-from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from bandit_engine._exceptions import (
-    AlreadyExists,
-    BanditError,
-    InvalidArgument,
-    NotFound,
-    ResourceExhausted,
-    StoreError,
-    Unavailable,
-)
-from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
-from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
-from bandit_engine.core.config import DEFAULT_RPC_WORKERS, NETWORK_RPC_WORKERS, Limits
-from bandit_engine.core.engine import Engine
-from bandit_engine.server import convert as cv
+from bandit_engine._exceptions import InvalidArgument
+from bandit_engine.core import Engine, Limits, Store
 from bandit_engine.server.cpus import pin
+from bandit_engine.server.health import HealthMonitor
+from bandit_engine.server.learner_thread import LearnerThread
 from bandit_engine.server.metrics import Metrics
 from bandit_engine.server.security import AuthInterceptor, TLSConfig, is_loopback
+from bandit_engine.server.servicer import SERVICE_NAME, BanditServicer, add_servicer
 from bandit_engine.server.warmup import warm_up
-from bandit_engine.store import MySQLStore, SQLiteStore, Store
-from bandit_engine.stream import KafkaSettings, LogProducer
-from bandit_engine.stream.learner import Learner
+from bandit_engine.store import MySQLStore, SQLiteStore
+from bandit_engine.stream import KafkaEventLog, KafkaSettings
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BanditService"].full_name
+__all__ = ["ServerSettings", "create_server", "open_engine", "open_store", "stop_server"]
 
-_STATUS: list[tuple[type[BanditError], grpc.StatusCode]] = [
-    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-    (NotFound, grpc.StatusCode.NOT_FOUND),
-    (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
-    (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (StoreError, grpc.StatusCode.UNAVAILABLE),
-    (Unavailable, grpc.StatusCode.UNAVAILABLE),
-]
-
-_OUTCOME = {
-    "applied": pb.APPLIED,
-    "duplicate": pb.DUPLICATE,
-    "late": pb.LATE,
-    "queued": pb.QUEUED,
-}
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _rpc(fn: F) -> F:
-    """Map engine errors to gRPC status codes; never let an exception escape."""
-
-    @functools.wraps(fn)
-    def wrapper(self: BanditServicer, request: Any, context: grpc.ServicerContext) -> Any:
-        try:
-            return fn(self, request, context)
-        except BanditError as exc:
-            for cls, code in _STATUS:
-                if isinstance(exc, cls):
-                    context.abort(code, str(exc))
-            context.abort(grpc.StatusCode.INTERNAL, str(exc))
-        except Exception as exc:
-            log.exception("%s failed", fn.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
-
-    return wrapper  # type: ignore[return-value]
-
-
-class BanditServicer(pb_grpc.BanditServiceServicer):
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    @_rpc
-    def Recommend(self, request: pb.RecommendRequest, context: Any) -> pb.RecommendResponse:
-        return self._recommend(request)
-
-    @_rpc
-    def RecommendWire(self, raw: bytes, context: Any) -> bytes:
-        """Recommend as the server registers it: request bytes in, response
-        bytes out. The common request goes through ``Engine.recommend_wire``
-        (no message objects); any other is parsed and answered by ``Recommend``'s
-        code, errors included."""
-        body = self.engine.recommend_wire(raw)
-        if body is not None:
-            return body
-        return self._recommend(_parse(pb.RecommendRequest, raw)).SerializeToString()
-
-    def _recommend(self, request: pb.RecommendRequest) -> pb.RecommendResponse:
-        d = self.engine.recommend(
-            request.experiment_id,
-            cv.context_from_msg(request.context),
-            list(request.candidates),
-            request.k or 1,
-        )
-        return pb.RecommendResponse(
-            event_id=d.event_id,
-            arms=[
-                pb.RankedArm(arm_id=a, score=s, propensity=p)
-                for a, s, p in zip(d.arm_ids, d.scores, d.propensities, strict=True)
-            ],
-            model_version=d.model_version,
-            propensity_kind=pb.FIRST_SLOT,
-        )
-
-    @_rpc
-    def Feedback(self, request: pb.FeedbackRequest, context: Any) -> pb.FeedbackResponse:
-        r = self.engine.feedback(
-            request.event_id,
-            request.arm_id,
-            request.reward,
-            request.timestamp if request.HasField("timestamp") else None,
-        )
-        return pb.FeedbackResponse(outcome=_OUTCOME[r.outcome], model_version=r.model_version)
-
-    @_rpc
-    def CreateExperiment(self, request: pb.CreateExperimentRequest, context: Any) -> pb.Experiment:
-        return cv.experiment_msg(self.engine.create_experiment(cv.config_from_spec(request.spec)))
-
-    @_rpc
-    def GetExperiment(self, request: pb.GetExperimentRequest, context: Any) -> pb.Experiment:
-        return cv.experiment_msg(self.engine.get_experiment(request.experiment_id))
-
-    @_rpc
-    def ListExperiments(
-        self, request: pb.ListExperimentsRequest, context: Any
-    ) -> pb.ListExperimentsResponse:
-        return pb.ListExperimentsResponse(
-            experiments=[cv.experiment_msg(i) for i in self.engine.list_experiments()]
-        )
-
-    @_rpc
-    def AddArms(self, request: pb.AddArmsRequest, context: Any) -> pb.AddArmsResponse:
-        arms = [(a.arm_id, cv.features_dict(a.features)) for a in request.arms]
-        infos = self.engine.add_arms(request.experiment_id, arms)
-        version = self.engine.get_experiment(request.experiment_id).model_version
-        return pb.AddArmsResponse(arms=[cv.arm_msg(a) for a in infos], model_version=version)
-
-    @_rpc
-    def RetireArm(self, request: pb.RetireArmRequest, context: Any) -> pb.Arm:
-        return cv.arm_msg(self.engine.retire_arm(request.experiment_id, request.arm_id))
-
-    @_rpc
-    def GetArm(self, request: pb.GetArmRequest, context: Any) -> pb.Arm:
-        ctx = cv.context_from_msg(request.context) if request.HasField("context") else None
-        return cv.arm_msg(self.engine.arm_info(request.experiment_id, request.arm_id, ctx))
-
-    @_rpc
-    def ListArms(self, request: pb.ListArmsRequest, context: Any) -> pb.ListArmsResponse:
-        infos = self.engine.list_arms(request.experiment_id, request.include_retired)
-        return pb.ListArmsResponse(arms=[cv.arm_msg(a) for a in infos])
-
-
-def _parse(request_cls: Any, raw: bytes) -> Any:
-    """Request bytes as a message; InvalidArgument, naming the message, if
-    protobuf cannot parse them (grpcio's own deserializer step would answer
-    INTERNAL)."""
-    try:
-        return request_cls.FromString(raw)
-    except DecodeError as exc:
-        raise InvalidArgument(
-            f"malformed {request_cls.DESCRIPTOR.name} ({len(raw)} bytes): {exc}"
-        ) from None
-
-
-def _parsing(method: Callable[[Any, Any], Any], request_cls: Any) -> Callable[[bytes, Any], Any]:
-    """``method`` behind ``_parse`` of its request bytes."""
-
-    def handler(raw: bytes, context: Any) -> Any:
-        try:
-            request = _parse(request_cls, raw)
-        except InvalidArgument as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        return method(request, context)
-
-    return handler
-
-
-def add_servicer(servicer: BanditServicer, server: Any) -> None:
-    """Register ``servicer`` for every RPC of ``bandit.v1.BanditService``, as
-    the generated ``add_BanditServiceServicer_to_server`` does, except that
-    requests arrive as bytes: Recommend's go to ``BanditServicer.RecommendWire``
-    (which answers with bytes), the others are parsed by ``_parsing``."""
-    handlers = {}
-    for method in pb.DESCRIPTOR.services_by_name["BanditService"].methods:
-        if method.name == "Recommend":
-            handlers[method.name] = grpc.unary_unary_rpc_method_handler(servicer.RecommendWire)
-            continue
-        request = getattr(pb, method.input_type.name)
-        response = getattr(pb, method.output_type.name)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            _parsing(getattr(servicer, method.name), request),
-            response_serializer=response.SerializeToString,
-        )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+#: RPC worker threads of a server by default (``ServerSettings.workers``).
+#: In embedded mode with SQLite, handlers wait on nothing but the GIL, so
+#: more threads only add hand-overs of it (docs/performance.md). Where a
+#: Feedback waits on the network (MySQL's commit, or in Kafka mode the
+#: broker's acknowledgement), 2 threads would let two Feedbacks hold up every
+#: other call, so those modes take 16.
+DEFAULT_RPC_WORKERS = 2
+NETWORK_RPC_WORKERS = 16
 
 
 @dataclass
@@ -226,7 +48,7 @@ class ServerSettings:
     state_dir: str | Path | None = ".bandit-state"
     seed: int | None = 0
     #: RPC threads; None: 2 in embedded mode with SQLite, 16 with MySQL or
-    #: Kafka, where a Feedback waits on the network (``config.DEFAULT_RPC_WORKERS``).
+    #: Kafka, where a Feedback waits on the network (``DEFAULT_RPC_WORKERS``).
     max_workers: int | None = None
 
     @property
@@ -244,6 +66,8 @@ class ServerSettings:
     #: Seconds a closed decision and its rewards stay in the SQLite/MySQL log
     #: past its deadline (``Engine.prune_log``); 0 keeps them.
     log_retention: float = 0.0
+    #: Seconds between rounds of log retention (``log_retention`` > 0).
+    prune_interval: float = 60.0
     #: MySQL instead of the SQLite file (``mysql://user:pw@host:port/db``).
     mysql_dsn: str | None = None
     #: Decisions and rewards through Kafka (needs ``mysql_dsn``).
@@ -288,48 +112,17 @@ def open_engine(settings: ServerSettings) -> Engine:
         raise InvalidArgument(
             "Kafka mode needs MySQL: give --mysql-dsn (or BANDIT_MYSQL_DSN) with --kafka-bootstrap"
         )
-    producer = LogProducer(settings.kafka) if settings.kafka is not None else None
+    event_log = KafkaEventLog(settings.kafka) if settings.kafka is not None else None
     return Engine(
         open_store(settings),
         seed=settings.seed,
         limits=settings.limits,
         checkpoint_interval=settings.checkpoint_interval,
         log_retention=settings.log_retention,
-        producer=producer,
+        prune_interval=settings.prune_interval,
+        event_log=event_log,
         refresh_interval=settings.refresh_interval,
     )
-
-
-class LearnerThread:
-    """A learner on its own thread and event loop, beside a server."""
-
-    def __init__(self, mysql_dsn: str, kafka: KafkaSettings, **kw: Any) -> None:
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.learner = Learner(MySQLStore(mysql_dsn), kafka, **kw)
-        self._thread = threading.Thread(target=self._run, name="learner", daemon=True)
-        self._started = threading.Event()
-        self._thread.start()
-        self._started.wait(30)
-
-    def _run(self) -> None:
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            self._loop = asyncio.get_running_loop()
-            self._started.set()
-            await self.learner.run(self._stop)
-
-        try:
-            asyncio.run(main())
-        except Exception:
-            log.exception("learner stopped with an error")
-            self._started.set()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout)
-        self.learner.store.close()
 
 
 def create_server(
@@ -420,72 +213,6 @@ def create_server(
     )
     engine.start()
     return server, port, engine
-
-
-class HealthMonitor:
-    """Reports NOT_SERVING while the store is unreachable or the learner stalled.
-
-    Checks every ``interval`` seconds; turns back to SERVING when both
-    recover. A learner is stalled when it has not committed for
-    ``stall_s`` seconds (it commits every commit interval while it runs).
-    """
-
-    def __init__(
-        self,
-        health_servicer: Any,
-        engine: Engine,
-        learner: LearnerThread | None,
-        interval: float,
-        stall_s: float,
-    ) -> None:
-        self._hs = health_servicer
-        self._engine = engine
-        self._learner = learner
-        self._interval = interval
-        self._stall_s = stall_s
-        self._stop = threading.Event()
-        self.serving = True
-        self.reason = ""
-        self._last_commits = -1
-        self._last_progress = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="health", daemon=True)
-        self._thread.start()
-
-    def check(self) -> tuple[bool, str]:
-        try:
-            self._engine.store.ping()
-        except Exception as exc:
-            return False, f"store unreachable: {exc}"
-        if self._learner is not None:
-            commits = self._learner.learner.commits
-            now = time.monotonic()
-            if commits != self._last_commits:
-                self._last_commits = commits
-                self._last_progress = now
-            elif now - self._last_progress > self._stall_s:
-                return False, f"learner stalled: no commit for {now - self._last_progress:.0f}s"
-        return True, ""
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            ok, reason = self.check()
-            if ok != self.serving:
-                status = (
-                    health_pb2.HealthCheckResponse.SERVING
-                    if ok
-                    else health_pb2.HealthCheckResponse.NOT_SERVING
-                )
-                for name in ("", SERVICE_NAME):
-                    self._hs.set(name, status)
-                if ok:
-                    log.info("health: SERVING again")
-                else:
-                    log.warning("health: NOT_SERVING (%s)", reason)
-                self.serving, self.reason = ok, reason
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def stop_server(server: grpc.Server, engine: Engine, grace: float = 5.0) -> None:

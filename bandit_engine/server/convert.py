@@ -1,4 +1,4 @@
-"""Translation between bandit.v1 messages and engine types (no logic here)."""
+"""Translation between ``bandit.v1`` messages and the core's types (no logic here)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from typing import Any
 
 from bandit_engine._exceptions import InvalidArgument
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
-from bandit_engine.core.config import ExperimentConfig
-from bandit_engine.core.engine import ArmInfo, Context, ExperimentInfo
+from bandit_engine.core import ArmInfo, Context, Decision, ExperimentConfig, ExperimentInfo
 
 POLICY_FROM_PB = {
     pb.BETA_TS: "beta_ts",
@@ -16,6 +15,13 @@ POLICY_FROM_PB = {
     pb.LOGISTIC_TS: "logistic_ts",
 }
 POLICY_TO_PB = {v: k for k, v in POLICY_FROM_PB.items()}
+
+OUTCOME_TO_PB = {
+    "applied": pb.APPLIED,
+    "duplicate": pb.DUPLICATE,
+    "late": pb.LATE,
+    "queued": pb.QUEUED,
+}
 
 _OPTIONAL = {
     # proto field -> ExperimentConfig field
@@ -81,7 +87,19 @@ def experiment_msg(info: ExperimentInfo) -> pb.Experiment:
 
 
 def context_from_msg(f: pb.Features) -> Context:
+    """The request's features as they are: the engine reads the repeated
+    fields and the map without copying them first."""
     return Context(dense=f.dense, numeric=f.numeric, categorical=f.categorical)
+
+
+def recommend_response(d: Decision) -> pb.RecommendResponse:
+    resp = pb.RecommendResponse(
+        event_id=d.event_id, model_version=d.model_version, propensity_kind=pb.FIRST_SLOT
+    )
+    add = resp.arms.add
+    for a, s, p in zip(d.arm_ids, d.scores.tolist(), d.propensities.tolist(), strict=True):
+        add(arm_id=a, score=s, propensity=p)
+    return resp
 
 
 def features_dict(f: pb.Features) -> dict[str, Any]:

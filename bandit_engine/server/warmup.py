@@ -33,9 +33,7 @@ def warm_up() -> float:
     with _lock:
         if _done:
             return 0.0
-        from bandit_engine.core import fastpath
-        from bandit_engine.core.config import ExperimentConfig
-        from bandit_engine.core.engine import Context, Engine
+        from bandit_engine.core import Context, Engine, ExperimentConfig
         from bandit_engine.policies import POLICIES
         from bandit_engine.store import SQLiteStore
 
@@ -61,8 +59,7 @@ def warm_up() -> float:
                     if i:
                         engine.feedback(dec.event_id, dec.arm_ids[0], 1.0)
                 engine.arm_info(exp, "a", ctx)
-            fastpath.warm_up()  # the server's Recommend path, Kafka mode's record too
-            engine.decision_log.flush()
+            engine.flush()
             now[0] += 10.0
             engine.sweep()  # default rewards: the batched update path
             engine.checkpoint()

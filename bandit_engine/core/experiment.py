@@ -1,0 +1,192 @@
+"""One experiment's runtime state: its policy, arm table, journal and counters."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from bandit_engine import kernels
+from bandit_engine._exceptions import InvalidArgument, NotFound
+from bandit_engine.core.config import ExperimentConfig, Limits, check_id
+from bandit_engine.core.journal import BLOCK_ROWS, Journal
+from bandit_engine.core.ports import ArmRow
+from bandit_engine.core.types import COUNTER_NAMES, ArmInfo, Context
+from bandit_engine.features import ArmFeatures, FeatureSpace
+from bandit_engine.policies import MAX_ABS_FEATURE, FloatArray, IntArray, Policy
+
+__all__ = ["Experiment"]
+
+
+class Experiment:
+    """Runtime state of one experiment. Every mutation holds ``lock``.
+
+    Arms have slots (their index in the policy) in the order they were
+    added; a retired arm keeps its slot and its posterior.
+    """
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        limits: Limits,
+        seed: int | None,
+        journal_block_rows: int = BLOCK_ROWS,
+    ) -> None:
+        self.cfg = cfg
+        self.space: FeatureSpace = cfg.feature_space(limits.max_features)
+        self.policy: Policy = cfg.make_policy()
+        self.arm_ids: list[str] = []
+        self.slots: dict[str, int] = {}
+        self.active: list[bool] = []
+        self.features: list[dict[str, Any]] = []
+        self.arm_changes = 0
+        self.applied = 0
+        self.last_seq = 0
+        self.snapshot_version = -1
+        self.counters = dict.fromkeys(COUNTER_NAMES, 0)
+        self.lock = threading.RLock()
+        #: open decisions and the decisions not yet stored (embedded mode)
+        self.journal = Journal(cfg.experiment_id, self.space.dim, journal_block_rows)
+        # one stream per experiment, so that experiments do not share draws
+        key = int.from_bytes(hashlib.blake2b(cfg.experiment_id.encode(), digest_size=8).digest())
+        self.rng = np.random.default_rng(None if seed is None else [seed, key])
+        self._all_active: IntArray | None = None
+
+    @property
+    def experiment_id(self) -> str:
+        return self.cfg.experiment_id
+
+    @property
+    def version(self) -> int:
+        """Model version: rewards applied plus arm changes."""
+        return self.applied + self.arm_changes
+
+    # ------------------------------------------------------------------ arms
+    def active_slots(self) -> IntArray:
+        if self._all_active is None:
+            self._all_active = np.flatnonzero(np.asarray(self.active, dtype=bool)).astype(np.int64)
+        return self._all_active
+
+    def add_arm(self, arm_id: str, features: dict[str, Any], active: bool = True) -> int:
+        af = ArmFeatures.build(arm_id, features.get("numeric"), features.get("categorical"))
+        slot = self.policy.add_arm(af)
+        self.arm_ids.append(arm_id)
+        self.slots[arm_id] = slot
+        self.active.append(active)
+        self.features.append(features)
+        self._all_active = None
+        return slot
+
+    def set_active(self, slot: int, active: bool) -> None:
+        self.active[slot] = active
+        self._all_active = None
+
+    def sync_arms(self, rows: Sequence[ArmRow], arm_changes: int) -> None:
+        """Bring the arm table (ids, flags, policy slots) up to the store's rows."""
+        for row in rows:
+            if row.slot < len(self.arm_ids):
+                self.set_active(row.slot, row.active)
+            elif row.slot < self.policy.n_arms:  # in the loaded snapshot already
+                self.arm_ids.append(row.arm_id)
+                self.slots[row.arm_id] = row.slot
+                self.active.append(row.active)
+                self.features.append(row.features)
+            else:
+                self.add_arm(row.arm_id, row.features, row.active)
+        self._all_active = None
+        self.arm_changes = arm_changes
+
+    def trim_arms(self) -> None:
+        """Forget arms beyond the policy's (after loading an older snapshot)."""
+        n = self.policy.n_arms
+        self.arm_ids = self.arm_ids[:n]
+        self.active = self.active[:n]
+        self.features = self.features[:n]
+        self.slots = {a: i for i, a in enumerate(self.arm_ids)}
+        self._all_active = None
+
+    def slot(self, arm_id: str) -> int:
+        slot = self.slots.get(arm_id)
+        if slot is None:
+            raise NotFound(f"arm {arm_id!r} not found in experiment {self.experiment_id!r}")
+        return slot
+
+    def candidate_slots(self, candidates: Sequence[str]) -> IntArray:
+        """The slots of ``candidates`` (every active arm if empty); raises,
+        naming the arm, for an unknown, retired or repeated one."""
+        if not candidates:
+            slots = self.active_slots()
+            if slots.shape[0] == 0:
+                raise InvalidArgument(
+                    f"empty candidate set: experiment {self.experiment_id!r} has no active arms"
+                )
+            return slots
+        out = np.empty(len(candidates), dtype=np.int64)
+        lookup, active = self.slots, self.active
+        for i, arm_id in enumerate(candidates):
+            s = lookup.get(arm_id)
+            if s is None:
+                check_id(arm_id, "candidate arm_id")
+                raise NotFound(
+                    f"candidate arm {arm_id!r} not found in experiment {self.experiment_id!r}"
+                )
+            if not active[s]:
+                raise InvalidArgument(f"candidate arm {arm_id!r} is retired")
+            out[i] = s
+        if len(set(candidates)) != len(candidates):
+            dup = next(a for i, a in enumerate(candidates) if a in candidates[:i])
+            raise InvalidArgument(f"candidate arm {dup!r} given more than once")
+        return out
+
+    def names(self, slots: IntArray) -> tuple[str, ...]:
+        ids = self.arm_ids
+        return tuple([ids[s] for s in slots.tolist()])
+
+    # -------------------------------------------------------------- contexts
+    def vector(self, context: Context | FloatArray | None) -> FloatArray:
+        """The context vector of a request, checked: every value finite and
+        within ``MAX_ABS_FEATURE``. ``context`` is a ``Context`` (features
+        before hashing), a ready vector of length ``dim``, or None (the
+        intercept alone)."""
+        if context is None:
+            context = Context()
+        if isinstance(context, Context):
+            x = self.space.vector(context.dense, context.numeric, context.categorical)
+        else:
+            x = np.ascontiguousarray(context, dtype=np.float64)
+            if x.shape != (self.space.dim,):
+                raise InvalidArgument(
+                    f"context vector has shape {x.shape}; experiment {self.experiment_id!r} "
+                    f"expects ({self.space.dim},)"
+                )
+        bad = kernels.first_bad_feature(x, MAX_ABS_FEATURE)
+        if bad >= 0:
+            raise InvalidArgument(
+                f"context value {float(x[bad])!r} at index {bad} must be finite with "
+                f"|value| <= {MAX_ABS_FEATURE:g}"
+            )
+        return x
+
+    # -------------------------------------------------------------- summaries
+    def arm_info(self, slot: int, x: FloatArray | None) -> ArmInfo:
+        """An arm's posterior summary in reward units (at ``x``, or the
+        intercept alone). Call with ``lock`` held."""
+        cfg, policy = self.cfg, self.policy
+        mean, std = policy.posterior(slot, x)
+        span = 1.0
+        if cfg.policy != "logistic_ts":  # logistic scores are logits, not rewards
+            span = cfg.reward_max - cfg.reward_min
+            mean = cfg.reward_min + span * mean
+        pulls = policy.pulls(slot)
+        return ArmInfo(
+            self.arm_ids[slot],
+            self.active[slot],
+            mean,
+            std * span,
+            pulls,
+            cfg.reward_min * pulls + span * policy.reward_sum(slot),
+            self.features[slot],
+        )

@@ -1,0 +1,209 @@
+"""Embedded mode's reward join: Feedback and the closing of reward windows.
+
+A decision is open for its experiment's reward window. Each shown arm gets
+exactly one reward: the first Feedback for (event, arm) inside the window,
+or the experiment's default reward when the window closes (impressions
+without clicks teach too). Retries are DUPLICATE, rewards after the window
+LATE; both are counted, not applied.
+
+Durability: a reward row is committed to the store before it is applied in
+memory, and the store refuses a second row for the same (event, arm). The
+in-memory posterior is the last snapshot plus the rewards after it, replayed
+in commit order on start (``recovery``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from bandit_engine._exceptions import InvalidArgument, NotFound
+from bandit_engine.core.decision_log import DecisionLog
+from bandit_engine.core.experiment import Experiment
+from bandit_engine.core.ports import RewardRow, Store
+from bandit_engine.core.types import FeedbackResult
+
+__all__ = ["RewardJoin"]
+
+
+class RewardJoin:
+    """Joins rewards to the open decisions of embedded mode's journals."""
+
+    def __init__(
+        self,
+        store: Store,
+        experiments: Mapping[str, Experiment],
+        decision_log: DecisionLog,
+        clock: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self._exps = experiments
+        self._decision_log = decision_log
+        self._clock = clock
+        self._lock = threading.Lock()
+        #: Feedbacks for an event id no decision has (NOT_FOUND answers)
+        self.unknown_rewards = 0
+
+    def _open(self, event_id: str) -> tuple[Experiment, int] | None:
+        """The experiment and journal row of an open decision."""
+        for exp in list(self._exps.values()):
+            n = exp.journal.index.get(event_id)
+            if n is not None:
+                return exp, n
+        return None
+
+    def feedback(
+        self, event_id: str, arm_id: str, reward: float, timestamp: float | None
+    ) -> FeedbackResult:
+        """Join a checked reward to its decision and apply it once."""
+        found = self._open(event_id)
+        if found is None:
+            return self._closed(event_id, arm_id, reward)
+        exp, n = found
+        _check_range(exp, reward)
+        with exp.lock:
+            j = exp.journal
+            if j.index.get(event_id) != n:  # its window closed meanwhile
+                return self._closed(event_id, arm_id, reward)
+            slot = exp.slots.get(arm_id, -1)
+            p = -1 if slot < 0 else j.position(n, slot)
+            if p < 0:
+                shown = ", ".join(exp.names(j.shown(n)))
+                raise InvalidArgument(
+                    f"arm {arm_id!r} was not shown in event {event_id!r} (shown: {shown})"
+                )
+            if j.is_rewarded(n, p):
+                exp.counters["rewards_duplicate"] += 1
+                return FeedbackResult("duplicate", exp.version)
+            now = self._clock()
+            if max(now, timestamp or now) > j.deadline(n):
+                exp.counters["rewards_late"] += 1
+                return FeedbackResult("late", exp.version)
+            x = j.x(n)
+            cfg = exp.cfg
+            row = RewardRow(
+                event_id,
+                arm_id,
+                cfg.experiment_id,
+                slot,
+                x,
+                float(reward),
+                cfg.normalise_reward(float(reward)),
+                "feedback",
+                timestamp or now,
+            )
+            close = j.closes_with_one_more(n)
+            if close:
+                self._decision_log.flush(exp)  # the row to close must be stored
+            (seq,) = self._store.commit_rewards([row], [event_id] if close else [])
+            if seq is None:  # the store had it already: applied before a restart
+                j.set_rewarded(n, p)
+                exp.counters["rewards_duplicate"] += 1
+                return FeedbackResult("duplicate", exp.version)
+            exp.policy.update(slot, x, row.reward_norm)
+            exp.last_seq = seq
+            exp.applied += 1
+            exp.counters["rewards_applied"] += 1
+            j.set_rewarded(n, p)
+            if close:
+                j.close(n)
+            return FeedbackResult("applied", exp.version)
+
+    def _closed(self, event_id: str, arm_id: str, reward: float) -> FeedbackResult:
+        """Feedback for an event no longer open: duplicate, late or unknown."""
+        self._decision_log.flush()
+        status = self._store.decision_status(event_id)
+        exp = self._exps.get(status[0]) if status is not None else None
+        if status is None or exp is None:
+            with self._lock:
+                self.unknown_rewards += 1
+            raise NotFound(f"event_id {event_id!r} not found (no such decision)")
+        _check_range(exp, reward)
+        # A second Feedback is a duplicate; one for an arm that got the
+        # default reward when the window closed is late.
+        source = self._store.reward_source(event_id, arm_id)
+        outcome = "duplicate" if source == "feedback" else "late"
+        with exp.lock:
+            exp.counters[f"rewards_{outcome}"] += 1
+            return FeedbackResult(outcome, exp.version)
+
+    def sweep(self, now: float) -> int:
+        """Close expired windows: default rewards for unrewarded shown arms.
+
+        Returns how many were applied. An experiment whose store refuses
+        (its decisions or rewards) does not hold up the others: the first
+        error is raised once every experiment has been swept."""
+        total = 0
+        error: Exception | None = None
+        for exp in list(self._exps.values()):
+            try:
+                total += self._sweep(exp, now)
+            except Exception as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+        return total
+
+    def _sweep(self, exp: Experiment, now: float) -> int:
+        with exp.lock:
+            j = exp.journal
+            j.release()  # the blocks of closed, stored decisions
+            if not j.due(now):
+                return 0
+            expired = j.expired(now)
+            if not expired:
+                return 0
+            # the rows to close must be stored; no decision of this
+            # experiment can be added meanwhile (its lock is held)
+            self._decision_log.flush(exp)
+            cfg = exp.cfg
+            default = float(cfg.default_reward)  # type: ignore[arg-type]
+            norm = cfg.normalise_reward(default)
+            rows = []
+            events = []
+            for n in expired:
+                ev = j.event_id(n)
+                events.append(ev)
+                x = j.x(n)
+                deadline = j.deadline(n)
+                for p, s in enumerate(j.shown(n).tolist()):
+                    if not j.is_rewarded(n, p):
+                        rows.append(
+                            RewardRow(
+                                ev,
+                                exp.arm_ids[s],
+                                cfg.experiment_id,
+                                s,
+                                x,
+                                default,
+                                norm,
+                                "default",
+                                deadline,
+                            )
+                        )
+            seqs = self._store.commit_rewards(rows, events)
+            for n in expired:
+                j.close(n)
+            applied = [(r, q) for r, q in zip(rows, seqs, strict=True) if q is not None]
+            if not applied:
+                return 0
+            exp.policy.update_batch(
+                np.array([r.arm_slot for r, _ in applied], dtype=np.int64),
+                np.stack([r.x for r, _ in applied]),
+                np.array([r.reward_norm for r, _ in applied]),
+            )
+            exp.last_seq = max(q for _, q in applied if q is not None)
+            exp.applied += len(applied)
+            exp.counters["rewards_defaulted"] += len(applied)
+            return len(applied)
+
+
+def _check_range(exp: Experiment, reward: float) -> None:
+    cfg = exp.cfg
+    if not cfg.reward_min <= reward <= cfg.reward_max:
+        raise InvalidArgument(
+            f"reward={reward!r} outside the experiment's range "
+            f"[{cfg.reward_min!r}, {cfg.reward_max!r}]"
+        )
