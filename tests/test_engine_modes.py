@@ -100,7 +100,7 @@ def test_a_context_vector_and_its_features_give_the_same_decision() -> None:
         a.recommend("exp", np.zeros(3))
     with pytest.raises(InvalidArgument, match="nan"):
         a.recommend("exp", np.array([1.0, math.nan, 0.0, 0.0, 0.0]))
-    with pytest.raises(InvalidArgument, match="2000000.0"):
+    with pytest.raises(InvalidArgument, match=r"2000000\.0"):
         a.recommend("exp", np.array([1.0, 2e6, 0.0, 0.0, 0.0]))
     a.close()
     b.close()
