@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument, ResourceExhausted
 
 __all__ = ["ArmFeatures", "FeatureSpace", "feature_hash"]
@@ -150,42 +151,52 @@ class FeatureSpace:
         dense: Sequence[float] | None = None,
         numeric: Mapping[str, float] | None = None,
         categorical: Iterable[str] | None = None,
+        max_abs: float = math.inf,
     ) -> FloatArray:
-        """Build the context vector; raise on a bad value, naming it."""
+        """Build the context vector; raise on a bad value, naming it. Every
+        value of the result is finite with magnitude at most ``max_abs``."""
         # materialise first: a set or generator of categories counts toward the limit too
-        categorical = None if categorical is None else list(categorical)
-        n_named = len(numeric or {}) + len(categorical or ())
+        categorical = None if categorical is None or not categorical else list(categorical)
+        n_named = (len(numeric) if numeric else 0) + (len(categorical) if categorical else 0)
         n_dense = len(dense) if dense is not None else 0
         if n_named + n_dense > self.max_features:
             raise ResourceExhausted(
                 f"context has {n_named + n_dense} features; the limit is {self.max_features}"
             )
-        x = self.baseline()
-        if dense is not None and n_dense:
+        x = np.zeros(self.dim)
+        if self.intercept:
+            x[0] = 1.0
+        if n_dense:
             if n_dense != self.dense_dim:
                 raise InvalidArgument(
                     f"dense context has length {n_dense}; this experiment expects "
                     f"dense_dim={self.dense_dim}"
                 )
             # fromiter: half the time of asarray on a protobuf repeated field
-            arr = np.fromiter(dense, dtype=np.float64, count=n_dense)
-            if not np.all(np.isfinite(arr)):
-                bad = int(np.flatnonzero(~np.isfinite(arr))[0])
-                raise InvalidArgument(
-                    f"dense[{bad}] is {float(arr[bad])!r}; features must be finite"
-                )
-            x[self._dense_start : self._hashed_start] = arr
+            arr = np.fromiter(dense, dtype=np.float64, count=n_dense)  # type: ignore[arg-type]
+            bad = kernels.copy_checked(x, self._dense_start, arr, max_abs)
+            if bad >= 0:
+                v = float(arr[bad])
+                limit = "" if math.isinf(max_abs) else f" with |value| <= {max_abs:g}"
+                raise InvalidArgument(f"dense[{bad}] is {v!r}; features must be finite{limit}")
+        if not n_named:
+            return x
         items = named_items(numeric, categorical, "context")
-        if items:
-            if self._hashed_size == 0:
-                raise InvalidArgument(
-                    f"named feature {items[0][0]!r} given, but this experiment has no hashed "
-                    f"block (dim={self.dim}, dense_dim={self.dense_dim})"
-                )
-            m = self._hashed_size
-            base = self._hashed_start
-            for name, value in items:
-                h = feature_hash(name)
-                sign = 1.0 if (h >> 62) & 1 else -1.0
-                x[base + h % m] += sign * value
+        if self._hashed_size == 0:
+            raise InvalidArgument(
+                f"named feature {items[0][0]!r} given, but this experiment has no hashed "
+                f"block (dim={self.dim}, dense_dim={self.dense_dim})"
+            )
+        m = self._hashed_size
+        base = self._hashed_start
+        for name, value in items:
+            h = feature_hash(name)
+            sign = 1.0 if (h >> 62) & 1 else -1.0
+            x[base + h % m] += sign * value
+        bad = kernels.first_bad_feature(x, max_abs)
+        if bad >= 0:
+            raise InvalidArgument(
+                f"hashed context value {float(x[bad])!r} at index {bad} must be finite with "
+                f"|value| <= {max_abs:g} (the sum of the named features hashed there)"
+            )
         return x

@@ -154,14 +154,15 @@ class Experiment:
         if context is None:
             context = Context()
         if isinstance(context, Context):
-            x = self.space.vector(context.dense, context.numeric, context.categorical)
-        else:
-            x = np.ascontiguousarray(context, dtype=np.float64)
-            if x.shape != (self.space.dim,):
-                raise InvalidArgument(
-                    f"context vector has shape {x.shape}; experiment {self.experiment_id!r} "
-                    f"expects ({self.space.dim},)"
-                )
+            return self.space.vector(
+                context.dense, context.numeric, context.categorical, MAX_ABS_FEATURE
+            )
+        x = np.ascontiguousarray(context, dtype=np.float64)
+        if x.shape != (self.space.dim,):
+            raise InvalidArgument(
+                f"context vector has shape {x.shape}; experiment {self.experiment_id!r} "
+                f"expects ({self.space.dim},)"
+            )
         bad = kernels.first_bad_feature(x, MAX_ABS_FEATURE)
         if bad >= 0:
             raise InvalidArgument(

@@ -26,6 +26,7 @@ discounted sums of the events applied so far.
 from __future__ import annotations
 
 from bandit_engine.kernels.checks import (
+    copy_checked,
     first_bad_feature,
     first_bad_feature_bytes,
     first_bad_input,
@@ -86,6 +87,7 @@ __all__ = [
     "beta_first_counts",
     "beta_update_batch",
     "cholesky_lower",
+    "copy_checked",
     "ensure_packed",
     "ensure_packed_all",
     "first_bad_feature",

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
 from bandit_engine.kernels._jit import JIT, JIT_GIL
 
-__all__ = ["first_bad_feature", "first_bad_feature_bytes", "first_bad_input", "first_out_of_range"]
+__all__ = [
+    "copy_checked",
+    "first_bad_feature",
+    "first_bad_feature_bytes",
+    "first_bad_input",
+    "first_out_of_range",
+]
 
 
 @njit(**JIT_GIL)
@@ -24,7 +32,7 @@ def first_bad_feature(x, max_abs):  # type: ignore[no-untyped-def]
     """Position of the first non-finite or too large value of ``x``, or -1."""
     for i in range(x.shape[0]):
         v = x[i]
-        if not (abs(v) <= max_abs):  # NaN fails every comparison
+        if not (math.isfinite(v) and abs(v) <= max_abs):
             return i
     return -1
 
@@ -50,3 +58,16 @@ def first_bad_input(arms, n, x, max_abs):  # type: ignore[no-untyped-def]
     if first_bad_feature(x, max_abs) >= 0:
         return 2
     return 0
+
+
+@njit(**JIT_GIL)
+def copy_checked(dst, start, src, max_abs):  # type: ignore[no-untyped-def]
+    """Copy ``src`` into ``dst[start:]``; the position in ``src`` of the first
+    value that is not finite or exceeds ``max_abs`` in magnitude (the copy
+    stops there), or -1."""
+    for i in range(src.shape[0]):
+        v = src[i]
+        if not (math.isfinite(v) and abs(v) <= max_abs):
+            return i
+        dst[start + i] = v
+    return -1
