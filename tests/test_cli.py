@@ -83,12 +83,12 @@ def test_client_reports_status_and_exit_code(running: Running) -> None:
 def test_json_logs() -> None:
     import logging
 
-    from bandit_engine.cli import _JsonFormatter
+    from bandit_engine.cli import JsonFormatter
 
     rec = logging.LogRecord(
         "bandit_engine.x", logging.WARNING, __file__, 1, "token %s", ("t",), None
     )
-    out = json.loads(_JsonFormatter().format(rec))
+    out = json.loads(JsonFormatter().format(rec))
     assert out["level"] == "WARNING" and out["logger"] == "bandit_engine.x"
     assert out["message"] == "token t" and out["time"].endswith("Z")
 
