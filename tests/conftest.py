@@ -1,4 +1,11 @@
-"""Shared fixtures."""
+"""Shared fixtures, and the markers they imply.
+
+A test is marked ``services`` when it uses a fixture that reaches MySQL or
+the Kafka broker, and ``slow`` when it uses a fixture of a long run
+(statistical seeds, fault campaigns): the markers follow from what a test
+asks for, never from a hand-written mark. ``-m "not services"`` and
+``-m "not slow"`` select on them.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +16,29 @@ import pytest
 from serverutil import Running, start_server
 from services import kafka_bootstrap, kafka_settings, mysql_dsn  # noqa: F401  (fixtures)
 
-from bandit_engine.core.config import Limits
+from bandit_engine.core import Limits
 from bandit_engine.store import MySQLStore, SQLiteStore, Store
+
+#: Fixtures that reach a real service (directly or through another fixture).
+SERVICE_FIXTURES = {"mysql_dsn", "kafka_bootstrap", "kafka_settings"}
+#: Fixtures of long runs.
+SLOW_FIXTURES = {"statistical_seeds", "fault_campaign"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if names & SERVICE_FIXTURES or params.get("store") == "mysql":
+            item.add_marker(pytest.mark.services)
+        if names & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def statistical_seeds() -> tuple[int, ...]:
+    """Seeds of a statistical test: each one a whole run (the test is slow)."""
+    return tuple(range(10))
 
 
 @pytest.fixture
