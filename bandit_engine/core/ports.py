@@ -33,9 +33,8 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 #: Decisions per ``prune_log`` call. A chunk holds the store's write lock
-#: (SQLite) and a Feedback commit waits for it: 8 ms for 100 here (median; 21
-#: at most), 26 ms for 250, 136 ms for 2,000
-#: (``python -m harness.bench --only log``).
+#: (SQLite) and a Feedback commit waits for it, so chunks stay small
+#: (docs/performance.md, ``make bench`` section ``log``).
 PRUNE_CHUNK = 100
 
 

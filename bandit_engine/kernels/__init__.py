@@ -9,11 +9,9 @@ shared model's draws) release it (``nogil``). The short kernels a Recommend
 calls (argument checks, the fused ``gauss_decide``) hold it (``_JIT_GIL``):
 each release of the GIL while other server threads wait for it hands the GIL
 over (a futex wake and a context switch) and costs the caller another wait to
-get it back, for a kernel of ~30 us. Through the gRPC server (8 client
-threads, 16 workers, 2 cores, medians of 4 paired rounds) one GIL-holding
-call instead of three releasing ones, with batched event ids (engine), took
-the server from ~23.5 to ~18.5 voluntary context switches and from ~710 to
-~670 us of CPU per Recommend.
+get it back, for a kernel of tens of microseconds: one GIL-holding call costs
+a server fewer context switches and less CPU per Recommend than several
+releasing ones.
 
 Notation: ``A`` is a precision matrix (state of record), ``Ainv`` its cached
 inverse, ``b`` the reward-weighted feature sum, ``lam`` the prior precision,

@@ -87,10 +87,10 @@ def ensure_packed(cov, packed, stale, a):  # type: ignore[no-untyped-def]
 @njit(**JIT)
 def ensure_packed_all(cov, packed, stale, arms):  # type: ignore[no-untyped-def]
     """``ensure_packed`` for each arm in ``arms``. A call of its own before
-    scoring: inlined into the scoring kernel, the writes to ``packed`` cost
-    the dot products about 40% (measured); the flags in a byte array of their
-    own keep the check to a cache line or two."""
-    # the test inline: a call per arm (arrays' reference counts) cost ~35 ns
+    scoring: inlined into the scoring kernel, the writes to ``packed`` slow
+    the dot products down; the flags in a byte array of their own keep the
+    check to a cache line or two."""
+    # the test inline: a call per arm would cost the arrays' reference counts
     for j in range(arms.shape[0]):
         a = arms[j]
         if stale[a]:

@@ -76,8 +76,8 @@ class BetaTS(Policy):
         self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator
     ) -> IntArray:
         # Gamma draws in one kernel from seeded tables, at offsets drawn from
-        # ``rng``, skipping arms that cannot win: 1.5x to 3x faster than
-        # rng.beta over a (draws, arms) matrix (README, Propensities).
+        # ``rng``, skipping arms that cannot win: faster than rng.beta over a
+        # (draws, arms) matrix (docs/design/scoring.md).
         normals, uniforms = normal_table(), uniform_table()
         zmin, zmax, umin = _table_bounds()
         off = rng.integers(normals.shape[0], size=2)

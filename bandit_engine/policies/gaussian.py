@@ -34,7 +34,7 @@ _Z_CALLS = 64
 _OFFSETS = 256
 
 #: Up to this many propensity draws, ``decide`` runs as one kernel holding the
-#: GIL (~25 us at 1000 draws, 100 arms); more draws release it.
+#: GIL (tens of microseconds at 1000 draws, 100 arms); more draws release it.
 _GIL_DRAWS_MAX = 20_000
 
 
@@ -83,8 +83,8 @@ class PerArmGaussian(Policy):
 
     def _normals(self, rng: np.random.Generator, n: int) -> FloatArray:
         """The next ``n`` standard normals of ``rng``, drawn many calls' worth
-        at a time: one numpy call costs ~1.5 us whatever its size, a slice of
-        the buffer ~0.2 us (about an eighth of a 100-arm draw). Taken only by
+        at a time: one numpy call costs several times a slice of the buffer,
+        whatever its size, and is a large part of a 100-arm draw. Taken only by
         calls whose arguments passed their checks, so a refused call changes
         no state; a seeded run still reproduces exactly. The values are those
         of ``rng``'s own stream, in order (a refill keeps what is left), as
@@ -106,9 +106,9 @@ class PerArmGaussian(Policy):
 
     def _offset(self, rng: np.random.Generator) -> int:
         """The next offset into ``normal_table32`` for the first-slot counts:
-        uniform draws of ``rng``, taken _OFFSETS at a time. One
-        ``rng.integers`` call costs about 1.5 us in a loop and, in a gRPC
-        server thread, about half as much as the whole decision kernel.
+        uniform draws of ``rng``, taken _OFFSETS at a time: in a gRPC server
+        thread one ``rng.integers`` call costs a large fraction of the whole
+        decision kernel.
         Taken, like the normals, only by calls that passed their checks; a
         seeded run still reproduces exactly."""
         pos = self._opos

@@ -2,10 +2,10 @@
 
 A server process runs its Python on one core at a time (the GIL); left to
 the scheduler, its threads hop between cores and each hop starts on a cold
-cache (the posterior's scoring rows and the normal table are ~0.5 MB per
-Recommend). Pinned to one core, the same server answered 1.5 times as many
-Recommends here (README, "How a Recommend is served"). One pinned process
-per core (``--reuseport``, Kafka mode) is the layout that uses them all.
+cache (the posterior's scoring rows and the normal table are read on every
+Recommend). Pinned to one core, a server answers more Recommends a second
+(docs/performance.md). One pinned process per core (``--reuseport``, Kafka
+mode) is the layout that uses them all.
 """
 
 from __future__ import annotations
