@@ -147,10 +147,9 @@ class PolicyBench:
         return out
 
     def decide_breakdown(self) -> dict[str, float]:
-        """Where decide_us goes: the scoring kernel alone and rank()'s argument checks."""
-        from bandit_engine import kernels
-
-        progress("decide: breakdown (scoring kernel, argument checks)")
+        """Where decide_us goes: the sampled score of every candidate
+        (``sample_scores``: the O(K d^2) part) against the whole ``rank``."""
+        progress("decide: breakdown (sampled scores alone, against rank)")
         pol = self.trained_policy()
         d = self.data
         arms = np.arange(d.n_arms, dtype=np.int64)
@@ -158,26 +157,13 @@ class PolicyBench:
         m = xs.shape[0]
         reps = self._reps(15, 3)
         rng = np.random.default_rng(self.seed)
-        cov, wts, packed, scale = pol._cov, pol._weights(), pol._packed, pol._scale
-        kernels.ensure_packed_all(cov, packed, pol._stale, arms)  # rank() does this before scoring
         rank_us, _ = median_call_us(
             lambda i: pol.rank(arms, xs[i % m], d.k, rng), batch=1000, repeats=reps
         )
-        kern_us, _ = median_call_us(
-            lambda i: kernels.gauss_mean_std(cov, wts, packed, arms, xs[i % m], scale),
-            batch=1000,
-            repeats=reps,
+        scores_us, _ = median_call_us(
+            lambda i: pol.sample_scores(arms, xs[i % m], rng), batch=1000, repeats=reps
         )
-        checks_us, _ = median_call_us(
-            lambda i: pol._shaped(arms, xs[i % m], d.k),
-            batch=1000,
-            repeats=reps,
-        )
-        return {
-            "decide_kernel_us": kern_us,
-            "decide_checks_us": checks_us,
-            "decide_kernel_share": kern_us / rank_us,
-        }
+        return {"decide_scores_us": scores_us, "decide_scores_share": scores_us / rank_us}
 
     def propensity(self) -> dict[str, float]:
         progress("propensity: policy.propensities(arms, x, 1000, rng)")
@@ -201,7 +187,7 @@ class PolicyBench:
             )
             out["decide_with_propensity_us"] = us2
         # the other policies a server runs, trained on the same events
-        from bandit_engine.core.config import ExperimentConfig
+        from bandit_engine import ExperimentConfig
 
         for kind, key in (
             ("beta_ts", "propensity_beta_us"),
@@ -307,8 +293,9 @@ class PolicyBench:
         d = self.data
         vw = vowpalwabbit.Workspace(" ".join(self.VW_ARGS))
         self._vw = vw
-        # VW's predict cost does not depend on how much it learned; learning
-        # costs ~0.3 ms/event here, so it sees the first n_learn events only.
+        # VW's predict cost does not depend on how much it learned, and its
+        # learn call costs far more per event than a predict, so it learns
+        # the first n_learn events only.
         self.vw_learn_events = n_learn = 300 if self.quick else 3000
         p = 1.0 / d.n_arms
         for i in range(n_learn):
