@@ -82,7 +82,7 @@ def proc_cpu_seconds(pid: int) -> float:
 def machine_busy_seconds() -> float:
     """CPU seconds all processes on the machine have used (non-idle), from /proc/stat.
 
-    The difference over a window, minus what our own processes used, is the
+    The difference over a window, minus what the benchmark's own processes used, is the
     CPU taken by others: a noise indicator on a shared machine.
     """
     try:

@@ -144,7 +144,7 @@ class GrpcBench:
         c_cpu = client.cpu() - c_cpu0
         r["server_cpu_util"] = s_cpu / wall  # share of one core, warmup included
         r["others_cpu_s"] = o_cpu
-        # CPU used on the machine by anything but our processes (noise)
+        # CPU used on the machine by anything but the benchmark's processes (noise)
         r["foreign_cpu_util"] = max(
             0.0, (machine_busy_seconds() - m_cpu0 - s_cpu - o_cpu - c_cpu) / wall
         )

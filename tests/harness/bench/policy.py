@@ -69,7 +69,7 @@ def _offset(fn: Callable[[int], object], off: int) -> Callable[[int], object]:
 
 
 class PolicyBench:
-    """Our LinTSDisjoint and its peers on one ``Data``."""
+    """bandit-engine's LinTSDisjoint and its peers on one ``Data``."""
 
     def __init__(self, data: Data, *, quick: bool = False, seed: int = 1) -> None:
         self.data = data
@@ -79,7 +79,7 @@ class PolicyBench:
         self.paired_ratios: dict[str, dict[str, float]] = {}
         self.contest_rounds: dict[str, list[float]] = {}
 
-    # ------------------------------------------------------------- our policy
+    # ------------------------------------------------------- the engine's policy
     def trained_policy(self) -> Any:
         """A LinTSDisjoint(d) with K arms, trained on the shared events (cached)."""
         if self._policy is None:
@@ -98,7 +98,7 @@ class PolicyBench:
 
     # ------------------------------------------------------------ the contest
     def decide_contenders(
-        self, names: tuple[str, ...] = ("ours", "mabwiser", "vw")
+        self, names: tuple[str, ...] = ("engine", "mabwiser", "vw")
     ) -> dict[str, Any]:
         """Callables ``fn(i)`` deciding for context ``i`` (mod the eval set), with
         their batch sizes; peers are trained here on the shared events."""
@@ -107,7 +107,7 @@ class PolicyBench:
             out[name] = getattr(self, f"_contender_{name}")()
         return out
 
-    def _contender_ours(self) -> tuple[Any, int]:
+    def _contender_engine(self) -> tuple[Any, int]:
         pol = self.trained_policy()
         d = self.data
         arms = np.arange(d.n_arms, dtype=np.int64)
@@ -132,13 +132,13 @@ class PolicyBench:
                 _, v = median_call_us(_offset(fn, r * batch), batch=batch, repeats=1, warmup=0)
                 per[n].extend(v)
         self.contest_rounds = per
-        key = {"ours": "decide_us", "mabwiser": "mabwiser_decide_us", "vw": "vw_decide_us"}
+        key = {"engine": "decide_us", "mabwiser": "mabwiser_decide_us", "vw": "vw_decide_us"}
         out = {key[n]: float(np.median(v)) for n, v in per.items()}
-        if "ours" in per:
+        if "engine" in per:
             for n, ratio_key in (("mabwiser", "decide_vs_mabwiser"), ("vw", "decide_vs_vw")):
                 if n in per:
                     out[ratio_key] = out[key[n]] / out["decide_us"]
-                    paired = np.asarray(per[n]) / np.asarray(per["ours"])
+                    paired = np.asarray(per[n]) / np.asarray(per["engine"])
                     self.paired_ratios[ratio_key] = {
                         "median_of_paired_rounds": float(np.median(paired)),
                         "min": float(paired.min()),

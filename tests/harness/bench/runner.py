@@ -55,7 +55,7 @@ DESCRIPTIONS: dict[str, str] = {
     "mabwiser_decide_us": "median us per MABWiser MAB(arms, LinTS(alpha=0.25, l2_lambda=1)) "
     ".predict(one context), trained on the same events, same contexts (top-1 only)",
     "mabwiser_topk_us": "median us per MABWiser predict_expectations(one context) + top-10 "
-    "(parity with our top-k ranking)",
+    "(parity with the engine's top-k ranking)",
     "decide_vs_mabwiser": "mabwiser_decide_us / decide_us (same process, same run, batches "
     "interleaved round by round; paired per-round ratios in meta.decide_paired_ratios)",
     "vw_decide_us": "median us per vw.predict(one multi-line ADF example: shared |s 32 features "
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         sections = set(args.only)
         if sections & {"mabwiser", "vw"}:
-            sections.add("decide")  # the ratios need our figure from the same run
+            sections.add("decide")  # the ratios need the engine's figure from the same run
         if "reuseport" in sections:
             sections.add("grpc")
     else:
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         pb = PolicyBench(make_data(), quick=args.quick)
         progress("policy: training LinTSDisjoint on the shared events (JIT warm-up)")
         pb.trained_policy()
-        names = tuple(n for n in ("ours", "mabwiser", "vw") if n == "ours" or n in sections)
+        names = tuple(n for n in ("engine", "mabwiser", "vw") if n == "engine" or n in sections)
         try:
             timed("decide", lambda: pb.contest(names))
             meta["decide_paired_ratios"] = pb.paired_ratios
