@@ -171,10 +171,17 @@ class Proc:
 
     def recv(self, timeout: float = 120.0) -> dict[str, Any]:
         """The next answer's payload; RuntimeError with the child's traceback
-        if it failed, TimeoutError if it said nothing in ``timeout`` s."""
+        if it failed (or if it died), TimeoutError if it said nothing in
+        ``timeout`` s."""
         if not self.conn.poll(timeout):
             raise TimeoutError(f"{self.name}: no answer in {timeout:.0f}s")
-        tag, payload = self.conn.recv()
+        try:
+            tag, payload = self.conn.recv()
+        except EOFError:
+            self.proc.join(5)
+            raise RuntimeError(
+                f"{self.name} exited (code {self.proc.exitcode}) without an answer"
+            ) from None
         if tag == "error":
             raise RuntimeError(f"{self.name} failed:\n{payload['traceback']}")
         return dict(payload)
