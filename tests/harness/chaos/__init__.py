@@ -1,6 +1,6 @@
 """Fault campaign: ``python -m harness.chaos`` (``make chaos``).
 
-Production shape on this machine (``harness.chaos.cluster``): two ``serve
+Production shape on one machine (``harness.chaos.cluster``): two ``serve
 --no-learner`` servers and one ``learn`` process, all subprocesses, with
 Kafka (Tansu, or ``BANDIT_CHAOS_KAFKA``) and MySQL (``BANDIT_CHAOS_MYSQL_DSN``,
 default the local server; a database of its own, dropped at the end).
