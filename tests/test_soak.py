@@ -18,8 +18,7 @@ def test_soak_smoke(tmp_path: Path) -> None:
     lo, hi = r["fds_min_max"]
     assert hi - lo <= 2, r["fds_min_max"]
     assert r["overload"]["requests"] > 0
-    # It recovers (within the run's 30 s limit). How fast is a figure of
-    # ``make soak``, not a test: on this shared machine the smoke run's
-    # recovery took 1 to 6 s with the same code.
+    # It recovers within the run's 30 s limit. How fast is a figure of
+    # ``make soak``, not a test: on a shared machine it varies run to run.
     assert r["recovery_s"] is not None, r
     assert r["server_exit_code"] == 0  # SIGTERM drained cleanly

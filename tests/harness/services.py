@@ -1,5 +1,8 @@
 """Scratch services for benchmarks, fault campaigns and tests.
 
+- ``parse_dsn(dsn)``: a MySQL DSN as PyMySQL connection arguments;
+- ``admin_connection(dsn)``: an autocommit connection to the DSN's server,
+  outside any database;
 - ``scratch_database(base_dsn)``: a fresh MySQL database on the server of
   ``base_dsn``, dropped on exit;
 - ``kafka_bootstrap(env_var)``: the cluster named by ``env_var``, else a local
@@ -17,14 +20,39 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import pymysql
 
-from bandit_engine.store.mysql import parse_dsn
 from bandit_engine.stream import KafkaSettings
 from harness.local_broker import LocalBroker
 
-__all__ = ["kafka_bootstrap", "kill_connections", "scratch_database", "scratch_topics"]
+__all__ = [
+    "admin_connection",
+    "kafka_bootstrap",
+    "kill_connections",
+    "parse_dsn",
+    "scratch_database",
+    "scratch_topics",
+]
+
+
+def parse_dsn(dsn: str) -> dict[str, Any]:
+    """``mysql://user:password@host:port/database`` as ``host``, ``port``,
+    ``user``, ``password`` and ``database``; ValueError, naming the DSN, for
+    another scheme or a DSN without a database. Query options are left to
+    the engine, which reads the same DSN."""
+    u = urlparse(dsn)
+    database = u.path.lstrip("/")
+    if u.scheme not in ("mysql", "mariadb") or not database:
+        raise ValueError(f"MySQL DSN {dsn!r} must look like mysql://user@host:port/database")
+    return {
+        "host": u.hostname or "127.0.0.1",
+        "port": u.port or 3306,
+        "user": unquote(u.username or "root"),
+        "password": unquote(u.password or ""),
+        "database": database,
+    }
 
 
 def admin_connection(dsn: str) -> Any:
@@ -36,8 +64,12 @@ def admin_connection(dsn: str) -> Any:
 
 @contextmanager
 def scratch_database(base_dsn: str, prefix: str = "bandit_scratch") -> Iterator[str]:
+    """A DSN to a fresh database (created by its first user) on the server
+    of ``base_dsn``, with the same options; dropped on exit."""
     db = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    dsn = f"{base_dsn.rsplit('/', 1)[0]}/{db}"
+    parse_dsn(base_dsn)  # checks it
+    u = urlparse(base_dsn)
+    dsn = f"{u.scheme}://{u.netloc}/{db}" + (f"?{u.query}" if u.query else "")
     try:
         yield dsn
     finally:
@@ -51,6 +83,7 @@ def scratch_database(base_dsn: str, prefix: str = "bandit_scratch") -> Iterator[
 
 @contextmanager
 def kafka_bootstrap(env_var: str) -> Iterator[str]:
+    """The bootstrap servers in ``env_var`` if set, else a local broker's for the duration."""
     given = os.environ.get(env_var)
     if given:
         yield given
@@ -60,6 +93,7 @@ def kafka_bootstrap(env_var: str) -> Iterator[str]:
 
 
 def scratch_topics(bootstrap: str, prefix: str = "t", partitions: int = 4) -> KafkaSettings:
+    """Kafka settings with topic and group names of their own (not created here)."""
     tag = f"{prefix}{uuid.uuid4().hex[:8]}"
     return KafkaSettings(
         bootstrap,

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,14 +39,9 @@ import numpy as np
 
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
+from harness.local_broker import free_port
 
 __all__ = ["main", "run"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _proc_stats(pid: int) -> dict[str, float]:
@@ -155,7 +149,7 @@ def _summary(samples: list[tuple[float, float, str]]) -> dict[str, Any]:
 def run(
     minutes: float, rate: float | None, overload: float | None, window_s: float, out: str | None
 ) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     state = tempfile.mkdtemp(prefix="bandit-soak-")
     cmd = [
         sys.executable,

@@ -4,9 +4,16 @@ Sections (``--only``): ``decide`` (LinTSDisjoint.rank), ``mabwiser`` and ``vw``
 (the same decision by MABWiser LinTS and Vowpal Wabbit ``--cb_explore_adf``),
 ``propensity``, ``updates`` (Sherman-Morrison updates per second), ``grpc``
 (Recommend through the real server against a bare echo server on the same
-gRPC stack) and ``reuseport`` (several server processes on one port).
+gRPC stack, and the same Recommend in process), ``reuseport`` (several
+server processes on one port), ``feedback`` (the learner against a bare
+Kafka consumer), ``log`` (the embedded log's size and pruning), ``sim`` and
+``replay`` (the simulators' own figures).
 Figures are medians; every ratio is against a peer measured in the same run.
 The optional ``bench`` extra installs the peers (MABWiser, Vowpal Wabbit).
+
+Modules: ``runner`` (command line, table, JSON), ``policy``, ``grpc_bench``
+with ``servers``, ``load``, ``workload``, ``grpc_modes`` and
+``grpc_figures``, ``inproc``, ``feedback``, ``log``, ``echo``.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+import sqlite3
 import statistics
 import tempfile
 import threading
@@ -23,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bandit_engine.core.config import ExperimentConfig
-from bandit_engine.core.engine import Context, Engine
+from bandit_engine import Context, Engine, ExperimentConfig
 from bandit_engine.store import SQLiteStore
 from harness.bench._util import progress
 
@@ -41,6 +41,24 @@ def _size(d: Path) -> int:
     return sum(os.path.getsize(p) for p in d.glob("state.db*"))
 
 
+def _truncate_wal(path: Path, timeout: float = 30.0) -> None:
+    """Checkpoint the WAL into the database file and truncate it, from a
+    connection of its own (the engine's stays open); retried while a
+    reader or writer of the engine holds it back."""
+    conn = sqlite3.connect(path, timeout=timeout)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"WAL of {path} still busy after {timeout:g}s")
+            time.sleep(0.01)
+    finally:
+        conn.close()
+
+
 def run(quick: bool = False) -> dict[str, float]:
     n = 4_000 if quick else 20_000
     figures: dict[str, float] = {}
@@ -48,14 +66,16 @@ def run(quick: bool = False) -> dict[str, float]:
         d = Path(tmp)
         clock = _Clock()
         store = SQLiteStore(d / "state.db")
-        e = Engine(store, seed=1, clock=clock, log_retention=3600.0)
+        # the maintenance loop runs as in a server, but leaves pruning to the
+        # timed thread below
+        e = Engine(store, seed=1, clock=clock, log_retention=3600.0, prune_interval=1e9)
         e.create_experiment(
             ExperimentConfig(
                 "x", policy="lin_ts_disjoint", dim=33, dense_dim=32, reward_window_s=60.0
             )
         )
         e.add_arms("x", [(f"a{i}", {}) for i in range(100)])
-        e.decision_log.start()  # the writer thread, as in a server (not the maintenance loop)
+        e.start()  # the decision writer and the maintenance loop, as in a server
         rng = random.Random(0)
 
         def ctx() -> Context:
@@ -66,11 +86,10 @@ def run(quick: bool = False) -> dict[str, float]:
             dec = e.recommend("x", ctx(), k=10)
             if i % 10 == 0:
                 e.feedback(dec.event_id, dec.arm_ids[0], 1.0)
-        e.decision_log.flush()
         clock.t += 61.0
-        e.sweep()
+        e.sweep()  # every window closed: the decisions are stored, then closed
         e.checkpoint()
-        store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        _truncate_wal(d / "state.db")
         figures["log_bytes_per_decision"] = _size(d) / n
 
         # Feedback (a SQLite commit) at 500/s, alone, then while old decisions
@@ -88,6 +107,7 @@ def run(quick: bool = False) -> dict[str, float]:
 
         idle = feedback_ms(None, 2.0)
         clock.t += 3700.0
+        e.sweep()  # close the idle phase's windows now, not during the timed pruning
         before = clock.t - 3600.0
         chunks: list[float] = []
         done = threading.Event()

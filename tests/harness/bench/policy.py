@@ -69,7 +69,7 @@ def _offset(fn: Callable[[int], object], off: int) -> Callable[[int], object]:
 
 
 class PolicyBench:
-    """Our LinTSDisjoint and its peers on one ``Data``."""
+    """bandit-engine's LinTSDisjoint and its peers on one ``Data``."""
 
     def __init__(self, data: Data, *, quick: bool = False, seed: int = 1) -> None:
         self.data = data
@@ -79,7 +79,7 @@ class PolicyBench:
         self.paired_ratios: dict[str, dict[str, float]] = {}
         self.contest_rounds: dict[str, list[float]] = {}
 
-    # ------------------------------------------------------------- our policy
+    # ------------------------------------------------------- the engine's policy
     def trained_policy(self) -> Any:
         """A LinTSDisjoint(d) with K arms, trained on the shared events (cached)."""
         if self._policy is None:
@@ -98,7 +98,7 @@ class PolicyBench:
 
     # ------------------------------------------------------------ the contest
     def decide_contenders(
-        self, names: tuple[str, ...] = ("ours", "mabwiser", "vw")
+        self, names: tuple[str, ...] = ("engine", "mabwiser", "vw")
     ) -> dict[str, Any]:
         """Callables ``fn(i)`` deciding for context ``i`` (mod the eval set), with
         their batch sizes; peers are trained here on the shared events."""
@@ -107,7 +107,7 @@ class PolicyBench:
             out[name] = getattr(self, f"_contender_{name}")()
         return out
 
-    def _contender_ours(self) -> tuple[Any, int]:
+    def _contender_engine(self) -> tuple[Any, int]:
         pol = self.trained_policy()
         d = self.data
         arms = np.arange(d.n_arms, dtype=np.int64)
@@ -132,13 +132,13 @@ class PolicyBench:
                 _, v = median_call_us(_offset(fn, r * batch), batch=batch, repeats=1, warmup=0)
                 per[n].extend(v)
         self.contest_rounds = per
-        key = {"ours": "decide_us", "mabwiser": "mabwiser_decide_us", "vw": "vw_decide_us"}
+        key = {"engine": "decide_us", "mabwiser": "mabwiser_decide_us", "vw": "vw_decide_us"}
         out = {key[n]: float(np.median(v)) for n, v in per.items()}
-        if "ours" in per:
+        if "engine" in per:
             for n, ratio_key in (("mabwiser", "decide_vs_mabwiser"), ("vw", "decide_vs_vw")):
                 if n in per:
                     out[ratio_key] = out[key[n]] / out["decide_us"]
-                    paired = np.asarray(per[n]) / np.asarray(per["ours"])
+                    paired = np.asarray(per[n]) / np.asarray(per["engine"])
                     self.paired_ratios[ratio_key] = {
                         "median_of_paired_rounds": float(np.median(paired)),
                         "min": float(paired.min()),
@@ -147,10 +147,9 @@ class PolicyBench:
         return out
 
     def decide_breakdown(self) -> dict[str, float]:
-        """Where decide_us goes: the scoring kernel alone and rank()'s argument checks."""
-        from bandit_engine import kernels
-
-        progress("decide: breakdown (scoring kernel, argument checks)")
+        """Where decide_us goes: the sampled score of every candidate
+        (``sample_scores``: the O(K d^2) part) against the whole ``rank``."""
+        progress("decide: breakdown (sampled scores alone, against rank)")
         pol = self.trained_policy()
         d = self.data
         arms = np.arange(d.n_arms, dtype=np.int64)
@@ -158,26 +157,13 @@ class PolicyBench:
         m = xs.shape[0]
         reps = self._reps(15, 3)
         rng = np.random.default_rng(self.seed)
-        cov, wts, packed, scale = pol._cov, pol._weights(), pol._packed, pol._scale
-        kernels.ensure_packed_all(cov, packed, pol._stale, arms)  # rank() does this before scoring
         rank_us, _ = median_call_us(
             lambda i: pol.rank(arms, xs[i % m], d.k, rng), batch=1000, repeats=reps
         )
-        kern_us, _ = median_call_us(
-            lambda i: kernels.gauss_mean_std(cov, wts, packed, arms, xs[i % m], scale),
-            batch=1000,
-            repeats=reps,
+        scores_us, _ = median_call_us(
+            lambda i: pol.sample_scores(arms, xs[i % m], rng), batch=1000, repeats=reps
         )
-        checks_us, _ = median_call_us(
-            lambda i: pol._shaped(arms, xs[i % m], d.k),
-            batch=1000,
-            repeats=reps,
-        )
-        return {
-            "decide_kernel_us": kern_us,
-            "decide_checks_us": checks_us,
-            "decide_kernel_share": kern_us / rank_us,
-        }
+        return {"decide_scores_us": scores_us, "decide_scores_share": scores_us / rank_us}
 
     def propensity(self) -> dict[str, float]:
         progress("propensity: policy.propensities(arms, x, 1000, rng)")
@@ -201,7 +187,7 @@ class PolicyBench:
             )
             out["decide_with_propensity_us"] = us2
         # the other policies a server runs, trained on the same events
-        from bandit_engine.core.config import ExperimentConfig
+        from bandit_engine import ExperimentConfig
 
         for kind, key in (
             ("beta_ts", "propensity_beta_us"),
@@ -307,8 +293,9 @@ class PolicyBench:
         d = self.data
         vw = vowpalwabbit.Workspace(" ".join(self.VW_ARGS))
         self._vw = vw
-        # VW's predict cost does not depend on how much it learned; learning
-        # costs ~0.3 ms/event here, so it sees the first n_learn events only.
+        # VW's predict cost does not depend on how much it learned, and its
+        # learn call costs far more per event than a predict, so it learns
+        # the first n_learn events only.
         self.vw_learn_events = n_learn = 300 if self.quick else 3000
         p = 1.0 / d.n_arms
         for i in range(n_learn):

@@ -1,0 +1,10 @@
+"""``python -m harness.chaos [--seconds S] [--seed N] [--faults KINDS] [--out FILE]``."""
+
+from __future__ import annotations
+
+import sys
+
+from harness.chaos import main
+
+if __name__ == "__main__":
+    sys.exit(main())

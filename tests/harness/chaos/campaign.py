@@ -1,0 +1,152 @@
+"""One fault campaign, start to report: ``run`` and the command line ``main``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bandit_engine.store import MySQLStore
+from bandit_engine.stream import KafkaSettings, ensure_topics
+from harness.chaos.checks import evaluate
+from harness.chaos.cluster import Cluster
+from harness.chaos.faults import DEFAULT_FAULTS, FAULTS, Faults
+from harness.chaos.traffic import ARMS, EXPERIMENT, Ledger, drive, inject
+from harness.local_broker import LocalBroker
+from harness.services import admin_connection, parse_dsn, scratch_database, scratch_topics
+
+__all__ = ["main", "run"]
+
+
+def run(
+    seconds: float, seed: int, out: str | None, faults: tuple[str, ...] = DEFAULT_FAULTS
+) -> dict[str, Any]:
+    """Run a campaign of ``seconds`` of faults; the report (also written to ``out``)."""
+    base = os.environ.get("BANDIT_CHAOS_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
+    given = os.environ.get("BANDIT_CHAOS_KAFKA")
+    if given and "broker" in faults:
+        raise ValueError("the broker fault restarts a local broker; unset BANDIT_CHAOS_KAFKA")
+    broker = None if given else LocalBroker(persistent="broker" in faults)
+    with scratch_database(base, "bandit_chaos") as dsn:
+        try:
+            bootstrap = given if broker is None else broker.start()
+            assert bootstrap is not None
+            restartable = broker if broker is not None and broker.persistent else None
+            report = _campaign(seconds, seed, dsn, bootstrap, restartable, faults)
+        finally:
+            if broker is not None:
+                broker.stop()
+    if out:
+        Path(out).write_text(json.dumps(report, indent=2, default=float))
+    return report
+
+
+def _fire_rounds(faults: Faults, kinds: list[str], seconds: float) -> list[dict[str, Any]]:
+    """Fire faults 1 to 3 s apart for ``seconds``, in rounds of every kind in
+    a random order; a round once begun is finished."""
+    fired: list[dict[str, Any]] = []
+    t_end = time.monotonic() + seconds
+    schedule: list[str] = []
+    while time.monotonic() < t_end or schedule:
+        time.sleep(faults.rng.uniform(1.0, 3.0))  # the gap between faults
+        if not schedule:
+            schedule = faults.rng.sample(kinds, len(kinds))
+        fired.append(faults.fire(schedule.pop()))
+        print(
+            f"[chaos] {fired[-1]['fault']}: recovered in {fired[-1]['recovery_s']:.2f}s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return fired
+
+
+def _campaign(
+    seconds: float,
+    seed: int,
+    dsn: str,
+    bootstrap: str,
+    broker: LocalBroker | None,
+    faults_wanted: tuple[str, ...],
+) -> dict[str, Any]:
+    settings: KafkaSettings = scratch_topics(bootstrap, "c", partitions=3)
+    asyncio.run(ensure_topics(settings))
+    logs = Path(tempfile.mkdtemp(prefix="bandit-chaos-"))
+    # Tansu over S3 answers fetches empty when a storage read outlasts the
+    # fetch's wait (the learner's default is short, for latency)
+    cluster = Cluster(dsn, settings, logs, fetch_max_wait_ms=500 if broker is not None else None)
+    report: dict[str, Any] = {"seconds": seconds, "seed": seed, "logs": str(logs)}
+    ledger = Ledger()
+    store = MySQLStore(dsn)
+    admin = admin_connection(dsn)
+    faults = Faults(cluster, store, admin, parse_dsn(dsn)["database"], random.Random(seed), broker)
+    try:
+        cluster.start()
+        cluster.create_experiment(EXPERIMENT, ARMS)
+        stop = threading.Event()
+        driver = threading.Thread(target=drive, args=(cluster.servers, ledger, stop, seed))
+        driver.start()
+        injector = threading.Thread(
+            target=lambda: asyncio.run(inject(settings, ledger, int(seconds * 4), seed + 1))
+        )
+        injector.start()
+        kinds = [k for k in faults_wanted if k != "broker" or broker is not None]
+        try:
+            fired = _fire_rounds(faults, kinds, seconds)
+        finally:
+            stop.set()
+            driver.join(120)
+            injector.join(120)
+        for s in cluster.servers:
+            s.stop()  # on SIGTERM a server's producer delivers what it buffered
+        report.update(evaluate(store, settings, ledger))
+        report["faults"] = fired
+        report["recovery_s_max"] = max((f["recovery_s"] for f in fired), default=0.0)
+    finally:
+        cluster.stop()
+        store.close()
+        admin.close()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    import harness.chaos
+
+    ap = argparse.ArgumentParser(prog="python -m harness.chaos", description=harness.chaos.__doc__)
+    ap.add_argument("--seconds", type=float, default=120.0, help="how long faults fire")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--faults",
+        default=",".join(DEFAULT_FAULTS),
+        help=f"comma-separated fault kinds, from {', '.join(FAULTS)} (default: "
+        f"{','.join(DEFAULT_FAULTS)}; broker: see the description)",
+    )
+    ap.add_argument("--out", default="chaos-results.json")
+    a = ap.parse_args(argv)
+    kinds = tuple(k.strip() for k in a.faults.split(",") if k.strip())
+    bad = [k for k in kinds if k not in FAULTS]
+    if bad or not kinds:
+        ap.error(f"--faults: unknown kind(s) {bad!r}; choose from {', '.join(FAULTS)}")
+    r = run(a.seconds, a.seed, a.out, kinds)
+    for f in r["faults"]:
+        print(f"{f['fault']:<28} recovery {f['recovery_s']:.2f} s")
+    print(
+        f"{r['decisions']} decisions, {r['acknowledged_rewards']} rewards acknowledged "
+        f"({r['valid_rewards']} with their decision in the log), injected {r['injected']}, "
+        f"client retries {r['client_retries']}"
+    )
+    ok = True
+    for name, passed in r["checks"].items():
+        print(f"{'PASS' if passed else 'FAIL'}  {name}")
+        ok = ok and passed
+    for d in r.get("valid_rewards_dead_lettered", []):
+        print(f"  dead-lettered though valid: {d}")
+    print(f"wrote {a.out}")
+    return 0 if ok else 1
