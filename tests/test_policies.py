@@ -1021,9 +1021,7 @@ def test_gamma_draws_stay_within_the_bounds_the_beta_kernel_skips_by(shape: floa
     # The bounds are attained: the table's extreme normal, accepted at once
     # (the smallest uniform passes the test), gives the extreme draw.
     u_first = int(np.argmin(uniforms))
-    top, _, _ = kernels.gamma_draw(
-        d, c, boost, normals, uniforms, int(np.argmax(normals)), u_first
-    )
+    top, _, _ = kernels.gamma_draw(d, c, boost, normals, uniforms, int(np.argmax(normals)), u_first)
     assert top <= hi and (boost > 0 or top == hi)
     if boost == 0 and 1.0 + c * normals.min() > 0:
         bottom, _, _ = kernels.gamma_draw(

@@ -17,7 +17,6 @@ __all__ = [
     "machine_meta",
     "median_call_us",
     "percentile",
-    "pin",
     "proc_cpu_seconds",
     "progress",
 ]
@@ -93,22 +92,6 @@ def machine_busy_seconds() -> float:
         return (sum(vals[:8]) - idle) / _TICK  # guest time is already in user
     except (OSError, ValueError, IndexError):
         return float("nan")
-
-
-def pin(cpus: list[int], pid: int) -> None:
-    """Pin every thread of process ``pid`` to ``cpus`` (Linux), as
-    ``bandit-engine serve --cpus`` pins its own; threads it starts later
-    inherit the set. A thread that ended meanwhile is skipped."""
-    os.sched_setaffinity(pid, cpus)
-    try:
-        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-    except OSError:
-        tids = []
-    for tid in tids:
-        try:
-            os.sched_setaffinity(tid, cpus)
-        except ProcessLookupError:
-            pass
 
 
 class Stopwatch:

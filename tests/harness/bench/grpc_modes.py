@@ -16,7 +16,8 @@ import os
 import statistics
 from typing import TYPE_CHECKING, Any
 
-from harness.bench._util import pin, progress
+from bandit_engine.server import pin
+from harness.bench._util import progress
 from harness.bench.servers import Proc
 
 if TYPE_CHECKING:
