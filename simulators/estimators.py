@@ -51,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from bandit_engine._exceptions import InvalidArgument
+from bandit_engine import InvalidArgument
 from bandit_engine.policies import Policy
 from simulators.logs import BanditLog
 

@@ -23,7 +23,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from bandit_engine._exceptions import InvalidArgument
+from bandit_engine import InvalidArgument
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
 from bandit_engine.server.convert import POLICY_TO_PB, spec_from_config

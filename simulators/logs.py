@@ -50,7 +50,7 @@ from typing import Any, TextIO, cast
 import numpy as np
 import numpy.typing as npt
 
-from bandit_engine._exceptions import InvalidArgument
+from bandit_engine import InvalidArgument
 from bandit_engine.store import Store
 
 __all__ = [

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bandit_engine._exceptions import BanditError
+from bandit_engine import BanditError
 
 __all__ = ["add_parsers", "format_table", "main"]
 

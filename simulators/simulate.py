@@ -36,9 +36,7 @@ from typing import Any, Protocol, TextIO
 import numpy as np
 import numpy.typing as npt
 
-from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.core.config import ExperimentConfig
-from bandit_engine.features import ArmFeatures, feature_hash
+from bandit_engine import ArmFeatures, ExperimentConfig, InvalidArgument, feature_hash
 from bandit_engine.policies import POLICIES, Ranking
 from simulators import baselines, peers
 from simulators._simkernels import beta_ts_bernoulli

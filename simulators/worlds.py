@@ -43,9 +43,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.core.engine import Context
-from bandit_engine.features import ArmFeatures, FeatureSpace
+from bandit_engine import ArmFeatures, Context, FeatureSpace, InvalidArgument
 from simulators._simkernels import reward_uniforms
 
 __all__ = [
