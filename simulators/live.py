@@ -26,8 +26,9 @@ import numpy as np
 
 from bandit_engine import POLICIES, AlreadyExists, InvalidArgument
 from bandit_engine.client import BanditClient
+from bandit_engine.policies import FloatArray, IntArray
 from simulators.simulate import Agent, engine_config
-from simulators.worlds import FloatArray, IntArray, Round, World
+from simulators.worlds import Round, World
 
 __all__ = ["LiveAgent", "LiveError", "agent_factory", "check_target"]
 
