@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from serverutil import Running
-from test_security import ADMIN, SERVE, pki  # noqa: F401  (pki: a fixture)
+from test_security import ADMIN, SERVE, pki, secured  # noqa: F401  (fixtures)
 
 from bandit_engine import (
     AlreadyExists,
@@ -21,7 +21,6 @@ from bandit_engine import (
     Unavailable,
 )
 from bandit_engine.client import ArmSpec, BanditClient
-from bandit_engine.server import ServerSettings, create_server, stop_server
 
 CONFIG = ExperimentConfig("trips", "lin_ts_disjoint", dim=8, dense_dim=2, reward_max=5.0)
 ARMS: list[ArmSpec] = [
@@ -133,23 +132,6 @@ def test_no_server_is_unavailable() -> None:
             c.wait_ready()
         with pytest.raises(Unavailable, match=r"GetExperiment on 127\.0\.0\.1:1 failed"):
             c.get_experiment("trips")
-
-
-@pytest.fixture
-def secured(pki: Path, tmp_path: Path) -> Iterator[int]:  # noqa: F811
-    from bandit_engine.server.security import TLSConfig
-
-    settings = ServerSettings(
-        port=0,
-        state_dir=tmp_path,
-        seed=1,
-        tokens={SERVE: frozenset({"serve"}), ADMIN: frozenset({"serve", "admin"})},
-        tls=TLSConfig(pki / "server.pem", pki / "server.key", pki / "ca.pem"),
-    )
-    server, port, engine = create_server(settings)
-    server.start()
-    yield port
-    stop_server(server, engine, 1.0)
 
 
 def test_tls_client_certificate_and_tokens(pki: Path, secured: int) -> None:  # noqa: F811

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from simulators.logs.bandit_log import SOURCES, BanditLog
 from simulators.logs.jsonl import FORMAT, VERSION, from_records, read_jsonl, write_jsonl
-from simulators.logs.stores import from_store, open_store
+from simulators.logs.stores import LogSource, from_store, open_store
 from simulators.logs.synthetic import SyntheticWorld, uniform_stream
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "SOURCES",
     "VERSION",
     "BanditLog",
+    "LogSource",
     "SyntheticWorld",
     "from_records",
     "from_store",

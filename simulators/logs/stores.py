@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bandit_engine import InvalidArgument
-from bandit_engine.store import Store
+from bandit_engine.store import ArmRow, DecisionRow, RewardRow, Store
 from simulators.logs.bandit_log import BanditLog
 from simulators.logs.jsonl import from_records
 
-__all__ = ["from_store", "open_store"]
+__all__ = ["LogSource", "from_store", "open_store"]
+
+
+class LogSource(Protocol):
+    """The part of a ``Store`` that ``from_store`` reads: any store, or a
+    read-only source such as ``simulators.kafka_log.KafkaLogSource``."""
+
+    def load_experiments(self) -> list[tuple[str, dict[str, Any], int]]: ...
+
+    def load_arms(self, experiment_id: str) -> list[ArmRow]: ...
+
+    def decisions(self, experiment_id: str | None = None) -> Iterator[DecisionRow]: ...
+
+    def rewards(self, experiment_id: str | None = None) -> Iterator[RewardRow]: ...
+
+    def close(self) -> None: ...
 
 
 def open_store(path: str | Path) -> Store:
@@ -29,7 +45,7 @@ def open_store(path: str | Path) -> Store:
     return SQLiteStore(db)
 
 
-def from_store(store: Store, experiment_id: str, *, source: str = "") -> BanditLog:
+def from_store(store: LogSource, experiment_id: str, *, source: str = "") -> BanditLog:
     """An experiment's decisions joined with every committed reward, per shown arm."""
     exps = {e: (cfg, changes) for e, cfg, changes in store.load_experiments()}
     if experiment_id not in exps:

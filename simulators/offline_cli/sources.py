@@ -69,19 +69,19 @@ def load_source(args: argparse.Namespace) -> tuple[Any, str]:
         name = Path(args.log).name.split(".")[0]
         return log, name
     where = args.state_dir or args.mysql_dsn
-    store = logs.open_store(where)
-    if getattr(args, "kafka_bootstrap", None):
-        if not args.mysql_dsn:
-            raise SystemExit("--kafka-bootstrap needs --mysql-dsn (experiments and arms)")
+    kafka = getattr(args, "kafka_bootstrap", None)
+    if kafka and not args.mysql_dsn:
+        raise SystemExit("--kafka-bootstrap needs --mysql-dsn (experiments and arms)")
+    engine_store = logs.open_store(where)
+    store: logs.LogSource = engine_store
+    if kafka:
         from bandit_engine.stream import KafkaSettings
         from simulators.kafka_log import KafkaLogSource
 
-        store = KafkaLogSource(  # type: ignore[assignment]
-            store,
+        store = KafkaLogSource(
+            engine_store,
             KafkaSettings(
-                args.kafka_bootstrap,
-                decisions_topic=args.decisions_topic,
-                feedback_topic=args.feedback_topic,
+                kafka, decisions_topic=args.decisions_topic, feedback_topic=args.feedback_topic
             ),
         )
     try:
@@ -92,8 +92,8 @@ def load_source(args: argparse.Namespace) -> tuple[Any, str]:
                 raise SystemExit(f"--experiment needed; the store has {exps or 'none'}")
             exp = exps[0]
         source = f"sqlite:{args.state_dir}" if args.state_dir else f"mysql:{store_name(store)}"
-        if getattr(args, "kafka_bootstrap", None):
-            source = f"kafka:{args.kafka_bootstrap}+{source}"
+        if kafka:
+            source = f"kafka:{kafka}+{source}"
         log = logs.from_store(store, exp, source=source)
     finally:
         store.close()
