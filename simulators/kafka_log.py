@@ -3,8 +3,8 @@
 In Kafka mode the decisions and rewards live only in the topics, and the
 experiments and arms live in MySQL. ``KafkaLogSource`` reads both and offers
 the part of the ``Store`` interface that ``simulators.logs.from_store`` reads
-(``simulators.logs.LogSource``),
-so the export format is the same whichever mode served the traffic.
+(``simulators.logs.LogSource``), so the export format is the same whichever
+mode served the traffic.
 
 Rewards are joined the way the learner joins them: for each shown arm, the
 first feedback that is well formed, finite, inside the experiment's range,

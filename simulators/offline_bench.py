@@ -13,8 +13,8 @@ Keys:
 - ``replay_vs_mabwiser``: the same replay done by MABWiser's LinTS
   (``alpha=0.25, l2_lambda=1.0``: the same model) on the same events,
   in this run: the engine's replay events/s over MABWiser's on that
-  segment. Both start
-  from the same warm start (MABWiser cannot predict before a fit).
+  segment. Both start from the same warm start (MABWiser cannot predict
+  before a fit).
 """
 
 from __future__ import annotations
