@@ -41,8 +41,11 @@ async def _read(bootstrap: str, topic: str) -> list[tuple[int, int, int, bytes |
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await c.start()
     try:
-        # the consumer fetched every topic's metadata when it started: a topic
-        # missing from it does not exist as of the call, and holds nothing
+        # A missing topic holds nothing. The request also lets the consumer's
+        # start-up tasks run: aiokafka cannot stop a consumer before they have.
+        if topic not in await c.topics():
+            return []
+        # the partitions as the consumer's start-up metadata has them
         parts = c.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         if not tps:

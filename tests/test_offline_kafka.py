@@ -17,7 +17,7 @@ from bandit_engine.server import ServerSettings, create_server, stop_server
 from bandit_engine.store import MySQLStore
 from bandit_engine.stream import KafkaSettings
 from simulators import logs
-from simulators.kafka_log import KafkaLogSource
+from simulators.kafka_log import KafkaLogSource, read_topic
 
 pytestmark = pytest.mark.services
 
@@ -98,3 +98,8 @@ def test_kafka_log_exports_what_was_served(
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert len((tmp_path / "cli.jsonl").read_text().splitlines()) == 26, time.time() - t0
+
+
+def test_read_topic_of_a_missing_topic_is_empty(kafka_settings: KafkaSettings) -> None:
+    missing = f"{kafka_settings.decisions_topic}.missing"
+    assert read_topic(kafka_settings.bootstrap, missing) == []
