@@ -38,7 +38,12 @@ async def _read(bootstrap: str, topic: str) -> list[tuple[int, int, int, bytes |
     """Every record of ``topic``: (partition, offset, timestamp ms, value)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    # Without a consumer group, aiokafka resets each newly assigned partition to
+    # auto_offset_reset in a task of its own; "earliest" agrees with the seek to
+    # the beginning below, whichever of the two comes last.
+    c = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await c.start()
     try:
         # A missing topic holds nothing. The request also lets the consumer's
