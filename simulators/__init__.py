@@ -1,12 +1,21 @@
 """Researcher toolkit: synthetic worlds, simulation runs and offline evaluation.
 
-Simulation (this half): ``worlds`` (Bernoulli, destinations, supervised),
-``simulate`` (the runner: engine policies, ``baselines``, ``peers``, a live
-server via ``live``), ``plots`` and ``bench``. The command line is
+It drives the engine's own policy classes through the public
+``bandit_engine`` API, and a live server through ``bandit_engine.client``.
+
+Simulation: ``worlds`` (Bernoulli, destinations, supervised), ``simulate``
+(the runner: engine policies, ``baselines``, ``peers``, a live server via
+``live``), ``plots`` and ``bench``. The command line is
 ``python -m simulators simulate ...``; ``python -m simulators list`` shows
 the worlds and contenders. The runner's entry point is
-``simulators.simulate.simulate`` (the module keeps its own name: it is not
-shadowed by the function).
+``simulators.simulate.simulate``; this package does not import that name,
+so ``simulators.simulate`` stays the subpackage.
+
+Offline evaluation: ``logs`` (``BanditLog`` and its sources), ``obd`` (the
+Open Bandit Dataset), ``kafka_log`` (the engine's log read from Kafka),
+``replay``, ``estimators``, ``offline_cli`` (``python -m simulators
+evaluate|replay|export-log|obd-info``), ``offline_plots`` and
+``offline_bench``.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bandit_engine._exceptions import BanditError, InvalidArgument
+from bandit_engine import BanditError, InvalidArgument
 from simulators.simulate import ContenderSpec, contender_kinds, parse_value, render_table, simulate
 from simulators.worlds import WORLDS, world_parameters
 

@@ -28,10 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.features import ArmFeatures
-from bandit_engine.policies import LinTSDisjoint, Policy, Ranking
-from bandit_engine.policies.base import FloatArray, IntArray
+from bandit_engine import ArmFeatures, InvalidArgument
+from bandit_engine.policies import FloatArray, IntArray, LinTSDisjoint, Policy, Ranking
 
 __all__ = ["BASELINES", "UCB1", "EpsilonGreedy", "LinUCB", "Uniform", "make_baseline"]
 

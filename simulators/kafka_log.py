@@ -2,8 +2,9 @@
 
 In Kafka mode the decisions and rewards live only in the topics, and the
 experiments and arms live in MySQL. ``KafkaLogSource`` reads both and offers
-the part of the ``Store`` interface that ``simulators.logs.from_store`` uses,
-so the export format is the same whichever mode served the traffic.
+the part of the ``Store`` interface that ``simulators.logs.from_store`` reads
+(``simulators.logs.LogSource``), so the export format is the same whichever
+mode served the traffic.
 
 Rewards are joined the way the learner joins them: for each shown arm, the
 first feedback that is well formed, finite, inside the experiment's range,
@@ -21,10 +22,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from bandit_engine._proto.bandit.v1 import log_pb2
-from bandit_engine.core.config import ExperimentConfig
+from bandit_engine import ExperimentConfig
 from bandit_engine.store import ArmRow, DecisionRow, RewardRow, Store
-from bandit_engine.stream import FeedbackParseError, KafkaSettings, decision_x, parse_feedback
+from bandit_engine.stream import (
+    FeedbackParseError,
+    KafkaSettings,
+    decode_decision,
+    decode_feedback,
+)
 
 __all__ = ["KafkaLogSource", "read_topic"]
 
@@ -33,13 +38,20 @@ async def _read(bootstrap: str, topic: str) -> list[tuple[int, int, int, bytes |
     """Every record of ``topic``: (partition, offset, timestamp ms, value)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    # Without a consumer group, aiokafka resets each newly assigned partition to
+    # auto_offset_reset in a task of its own; "earliest" agrees with the seek to
+    # the beginning below, whichever of the two comes last.
+    c = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await c.start()
     try:
-        parts = c.partitions_for_topic(topic)
-        if not parts:
-            await c._client.force_metadata_update()
-            parts = c.partitions_for_topic(topic) or set()
+        # A missing topic holds nothing. The request also lets the consumer's
+        # start-up tasks run: aiokafka cannot stop a consumer before they have.
+        if topic not in await c.topics():
+            return []
+        # the partitions as the consumer's start-up metadata has them
+        parts = c.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         if not tps:
             return []
@@ -59,6 +71,7 @@ async def _read(bootstrap: str, topic: str) -> list[tuple[int, int, int, bytes |
 
 
 def read_topic(bootstrap: str, topic: str) -> list[tuple[int, int, int, bytes | None]]:
+    """Every record of ``topic`` as of the call: (partition, offset, timestamp ms, value)."""
     return asyncio.run(_read(bootstrap, topic))
 
 
@@ -105,43 +118,28 @@ class KafkaLogSource:
         if self._decisions is not None:
             return
         cfgs = {e: ExperimentConfig.from_dict(c) for e, c, _ in self.store.load_experiments()}
-        decisions: dict[str, tuple[DecisionRow, tuple[int, ...]]] = {}
+        decisions: dict[str, DecisionRow] = {}
         for _, _, _, value in sorted(
             read_topic(self.settings.bootstrap, self.settings.decisions_topic),
             key=lambda r: (r[2], r[0], r[1]),
         ):
             try:
-                rec = log_pb2.DecisionRecord.FromString(value or b"")
-                x = decision_x(rec)
-            except Exception:
+                dec = decode_decision(value)
+            except ValueError:
                 continue  # the learner counts these as malformed_decision
-            decisions[rec.event_id] = (
-                DecisionRow(
-                    rec.event_id,
-                    rec.experiment_id,
-                    rec.created_at,
-                    rec.deadline,
-                    rec.model_version,
-                    x,
-                    tuple(rec.arms),
-                    tuple(rec.scores),
-                    tuple(rec.propensities),
-                    tuple(rec.candidates),
-                ),
-                tuple(rec.slots),
-            )
+            decisions[dec.event_id] = dec
         joined: dict[tuple[str, str], RewardRow] = {}
         seq = 0
         feedback = read_topic(self.settings.bootstrap, self.settings.feedback_topic)
         for _, _, ts_ms, value in sorted(feedback, key=lambda r: (r[0], r[1])):
             try:
-                fb = parse_feedback(value, ts_ms)
+                fb = decode_feedback(value, ts_ms)
             except FeedbackParseError:
                 continue
             found = decisions.get(fb.event_id)
             if found is None:
                 continue
-            dec, slots = found
+            dec = found
             cfg = cfgs.get(dec.experiment_id)
             key = (fb.event_id, fb.arm_id)
             if (
@@ -157,7 +155,7 @@ class KafkaLogSource:
                 fb.event_id,
                 fb.arm_id,
                 dec.experiment_id,
-                slots[dec.arms.index(fb.arm_id)],
+                dec.slots[dec.arms.index(fb.arm_id)],
                 dec.x,
                 fb.reward,
                 cfg.normalise_reward(fb.reward),
@@ -166,12 +164,12 @@ class KafkaLogSource:
                 seq,
             )
         closed_before = self._now - self._lateness
-        for dec, slots in decisions.values():
+        for dec in decisions.values():
             cfg = cfgs.get(dec.experiment_id)
             if cfg is None or dec.deadline > closed_before:
                 continue
             d = float(cfg.default_reward)  # type: ignore[arg-type]
-            for arm, slot in zip(dec.arms, slots, strict=True):
+            for arm, slot in zip(dec.arms, dec.slots, strict=True):
                 if (dec.event_id, arm) not in joined:
                     seq += 1
                     joined[(dec.event_id, arm)] = RewardRow(
@@ -186,5 +184,5 @@ class KafkaLogSource:
                         dec.deadline,
                         seq,
                     )
-        self._decisions = [d for d, _ in decisions.values()]
+        self._decisions = list(decisions.values())
         self._rewards = sorted(joined.values(), key=lambda r: r.seq or 0)

@@ -5,6 +5,8 @@ round's context and eligible arms as candidates, ``k`` arms back) and one
 ``Feedback`` per shown arm with its sampled reward, so the server's own
 policy, reward join and learner are what is measured. Arms are added with
 ``AddArms`` (their attributes as named features) when the world brings them.
+Calls go through ``bandit_engine.client.BanditClient``; a refused call raises
+the engine's error for its status.
 
 Each run (one seed) creates its own experiment, ``sim-<world>-s<seed>-<random>``,
 from the same ``ExperimentConfig`` an in-process run would use (the world's
@@ -20,15 +22,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import grpc
 import numpy as np
 
-from bandit_engine._exceptions import InvalidArgument
-from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
-from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
-from bandit_engine.server.convert import POLICY_TO_PB, spec_from_config
+from bandit_engine import POLICIES, AlreadyExists, InvalidArgument
+from bandit_engine.client import BanditClient
+from bandit_engine.policies import FloatArray, IntArray
 from simulators.simulate import Agent, engine_config
-from simulators.worlds import FloatArray, IntArray, Round, World
+from simulators.worlds import Round, World
 
 __all__ = ["LiveAgent", "LiveError", "agent_factory", "check_target"]
 
@@ -36,7 +36,8 @@ DEFAULT_POLICY = "lin_ts_disjoint"
 
 
 class LiveError(RuntimeError):
-    """A call to the live server failed (its status and details in the message)."""
+    """The live server answered something a run cannot use (an arm that was
+    not a candidate, too few arms, a reward not applied)."""
 
 
 def check_target(target: str) -> str:
@@ -50,70 +51,27 @@ def check_target(target: str) -> str:
 class LiveAgent(Agent):
     """An ``Agent`` whose decisions are a live server's ``Recommend`` answers."""
 
-    def __init__(
-        self,
-        channel: grpc.Channel,
-        experiment_id: str,
-        arm_ids: Sequence[str],
-        *,
-        target: str = "",
-        timeout: float = 10.0,
-    ) -> None:
-        self.channel = channel
-        self.stub = pb_grpc.BanditServiceStub(channel)  # type: ignore[no-untyped-call]
+    def __init__(self, client: BanditClient, experiment_id: str, arm_ids: Sequence[str]) -> None:
+        self.client = client
         self.experiment_id = experiment_id
         self.arm_ids = list(arm_ids)  # world arm index -> arm id
-        self.target = target
-        self.timeout = timeout
-        self._event: tuple[str, list[str]] | None = None
-
-    def _call(self, method: str, request: Any) -> Any:
-        try:
-            return getattr(self.stub, method)(request, timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise LiveError(
-                f"{method} on {self.target or 'the server'} failed: "
-                f"{exc.code().name}: {exc.details()}"
-            ) from exc
+        self._event: tuple[str, tuple[str, ...]] | None = None
 
     def add_arms(self, world: World, indices: Sequence[int]) -> None:
-        specs = []
-        for i in indices:
-            arm = world.arm(i)
-            f = arm.features_dict()
-            specs.append(
-                pb.ArmSpec(
-                    arm_id=arm.arm_id,
-                    features=pb.Features(numeric=f["numeric"], categorical=f["categorical"]),
-                )
-            )
-        self._call("AddArms", pb.AddArmsRequest(experiment_id=self.experiment_id, arms=specs))
+        arms = [(world.arm(i).arm_id, world.arm(i).features_dict()) for i in indices]
+        self.client.add_arms(self.experiment_id, arms)
 
     def choose(self, rnd: Round, k: int) -> IntArray:
         world_ids = [self.arm_ids[int(a)] for a in rnd.arms]
-        ctx = rnd.context
-        resp = self._call(
-            "Recommend",
-            pb.RecommendRequest(
-                experiment_id=self.experiment_id,
-                context=pb.Features(
-                    dense=list(ctx.dense),
-                    numeric=dict(ctx.numeric),
-                    categorical=list(ctx.categorical),
-                ),
-                candidates=world_ids,
-                k=k,
-            ),
-        )
-        shown = [a.arm_id for a in resp.arms]
+        d = self.client.recommend(self.experiment_id, rnd.context, world_ids, k)
         pos = {a: i for i, a in enumerate(world_ids)}
         try:
-            order = np.array([pos[a] for a in shown], dtype=np.int64)
+            order = np.array([pos[a] for a in d.arm_ids], dtype=np.int64)
         except KeyError as exc:
             raise LiveError(f"Recommend returned arm {exc.args[0]!r}, not a candidate") from None
         if order.shape[0] != k:
             raise LiveError(f"Recommend returned {order.shape[0]} arms; asked for k={k}")
-        self._event = (resp.event_id, shown)
+        self._event = (d.event_id, d.arm_ids)
         return order
 
     def learn(self, rnd: Round, order: IntArray, rewards: FloatArray) -> None:
@@ -122,17 +80,14 @@ class LiveAgent(Agent):
         event_id, shown = self._event
         self._event = None
         for arm_id, r in zip(shown, rewards, strict=True):
-            resp = self._call(
-                "Feedback", pb.FeedbackRequest(event_id=event_id, arm_id=arm_id, reward=float(r))
-            )
-            if resp.outcome != pb.APPLIED:
+            result = self.client.feedback(event_id, arm_id, float(r))
+            if result.outcome != "applied":
                 raise LiveError(
-                    f"Feedback({event_id}, {arm_id}) answered "
-                    f"{pb.FeedbackOutcome.Name(resp.outcome)}, not APPLIED"
+                    f"Feedback({event_id}, {arm_id}) answered {result.outcome.upper()}, not APPLIED"
                 )
 
     def close(self) -> None:
-        self.channel.close()
+        self.client.close()
 
 
 def agent_factory(
@@ -148,47 +103,36 @@ def agent_factory(
     params = dict(params)
     policy = str(params.pop("policy", DEFAULT_POLICY))
     experiment = params.pop("experiment", None)
-    if policy not in POLICY_TO_PB:
-        raise InvalidArgument(
-            f"live policy {policy!r} unknown; expected one of {sorted(POLICY_TO_PB)}"
-        )
+    if policy not in POLICIES:
+        raise InvalidArgument(f"live policy {policy!r} unknown; expected one of {sorted(POLICIES)}")
 
     def factory(world: World, seed: int, rng: np.random.Generator) -> Agent:
         exp_id = experiment or f"sim-{world.name}-s{seed}-{uuid.uuid4().hex[:8]}"
         cfg = engine_config(policy, world, params, experiment_id=str(exp_id))
-        channel = grpc.insecure_channel(target)
+        client = BanditClient(target, timeout=timeout)
         try:
-            grpc.channel_ready_future(channel).result(timeout=timeout)
-        except grpc.FutureTimeoutError:
-            channel.close()
-            raise LiveError(f"no server answering at {target} within {timeout:g}s") from None
+            client.wait_ready()
+            try:
+                client.create_experiment(cfg)
+            except AlreadyExists:
+                if not experiment:
+                    raise
+                _check_existing(client, cfg.experiment_id, world)
+        except BaseException:
+            client.close()
+            raise
         arm_ids = [world.arm(i).arm_id for i in range(world.n_arms)]
-        agent = LiveAgent(channel, cfg.experiment_id, arm_ids, target=target, timeout=timeout)
-        try:
-            agent.stub.CreateExperiment(
-                pb.CreateExperimentRequest(spec=spec_from_config(cfg)), timeout=timeout
-            )
-        except grpc.RpcError as exc:
-            if not (experiment and exc.code() == grpc.StatusCode.ALREADY_EXISTS):
-                channel.close()
-                raise LiveError(
-                    f"CreateExperiment {cfg.experiment_id!r} on {target} failed: "
-                    f"{exc.code().name}: {exc.details()}"
-                ) from exc
-            _check_existing(agent, world)
-        return agent
+        return LiveAgent(client, cfg.experiment_id, arm_ids)
 
     return factory
 
 
-def _check_existing(agent: LiveAgent, world: World) -> None:
+def _check_existing(client: BanditClient, experiment_id: str, world: World) -> None:
     """An existing experiment must fit the world's context layout."""
-    exp = agent._call("GetExperiment", pb.GetExperimentRequest(experiment_id=agent.experiment_id))
+    cfg = client.get_experiment(experiment_id).config
     space = world.space
-    if exp.spec.dim != space.dim or exp.spec.dense_dim != space.dense_dim:
-        agent.close()
+    if cfg.dim != space.dim or cfg.dense_dim != space.dense_dim:
         raise InvalidArgument(
-            f"experiment {agent.experiment_id!r} has dim={exp.spec.dim}, "
-            f"dense_dim={exp.spec.dense_dim}; world {world.name!r} needs dim={space.dim}, "
-            f"dense_dim={space.dense_dim}"
+            f"experiment {experiment_id!r} has dim={cfg.dim}, dense_dim={cfg.dense_dim}; "
+            f"world {world.name!r} needs dim={space.dim}, dense_dim={space.dense_dim}"
         )

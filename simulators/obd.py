@@ -42,8 +42,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.features import FeatureSpace
+from bandit_engine import FeatureSpace, InvalidArgument
 from simulators.logs import BanditLog
 
 __all__ = [

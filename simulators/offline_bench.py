@@ -12,8 +12,9 @@ Keys:
   (median of several runs, each from a fresh policy).
 - ``replay_vs_mabwiser``: the same replay done by MABWiser's LinTS
   (``alpha=0.25, l2_lambda=1.0``: the same model) on the same events,
-  in this run: our events/s over MABWiser's on that segment. Both start
-  from the same warm start (MABWiser cannot predict before a fit).
+  in this run: the engine's replay events/s over MABWiser's on that
+  segment. Both start from the same warm start (MABWiser cannot predict
+  before a fit).
 """
 
 from __future__ import annotations

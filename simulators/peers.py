@@ -30,9 +30,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bandit_engine import kernels
-from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.features import ArmFeatures
+from bandit_engine import ArmFeatures, InvalidArgument
+from bandit_engine.kernels import top_k
 from bandit_engine.policies import Ranking
 
 __all__ = ["PEERS", "MABWiserPolicy", "VWPolicy", "available", "check_peer", "make_peer"]
@@ -45,7 +44,7 @@ _JITTER = 1e-9
 
 def _rank_scores(scores: FloatArray, k: int, rng: np.random.Generator) -> Ranking:
     jittered = scores + _JITTER * rng.random(scores.shape[0])
-    order = kernels.top_k(jittered, k)
+    order = top_k(jittered, k)
     return Ranking(order, scores[order])
 
 
@@ -163,7 +162,7 @@ class VWPolicy:
         top = int(rng.choice(arms.shape[0], p=pmf))
         rest = pmf + _JITTER * rng.random(arms.shape[0])
         rest[top] = np.inf
-        order = kernels.top_k(rest, k)
+        order = top_k(rest, k)
         self._pending.append((arms, shared, pmf, top, k))
         return Ranking(order, pmf[order])
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bandit_engine._exceptions import InvalidArgument
+from bandit_engine import InvalidArgument
 
 __all__ = ["plot_ctr", "plot_regret", "write_plots"]
 

@@ -39,10 +39,14 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from bandit_engine import kernels
-from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.core.config import ExperimentConfig
-from bandit_engine.features import ArmFeatures
+from bandit_engine import ArmFeatures, ExperimentConfig, InvalidArgument
+from bandit_engine.kernels import (
+    ensure_packed,
+    gauss_arm,
+    lin_update_one,
+    logistic_update_one,
+    quad_context,
+)
 from bandit_engine.policies import LinTSDisjoint, LogisticTS, Policy, make_policy
 from simulators.estimators import Estimate, estimate
 from simulators.estimators import OPETerms as _Terms
@@ -183,8 +187,8 @@ def replay_slow(
 # --------------------------------------------------------------- fast path
 @njit(**_EXACT)
 def _score(cov, wts, packed, stale, a, x, xq, scale, z):  # type: ignore[no-untyped-def]
-    kernels.ensure_packed(cov, packed, stale, a)
-    mu, sd = kernels.gauss_arm(cov, wts, packed, a, x, xq, scale)
+    ensure_packed(cov, packed, stale, a)
+    mu, sd = gauss_arm(cov, wts, packed, a, x, xq, scale)
     # numpy's mean + std * z: a product and a sum, each rounded (no FMA here)
     return mu + sd * z
 
@@ -237,7 +241,7 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
     xq = np.empty(packed.shape[1], dtype=np.float32)
     for t in range(row0, row1):
         x = xs[t]
-        kernels.quad_context(x, xq)
+        quad_context(x, xq)
         a = actions[t]
         lo = 0
         m = k_all
@@ -280,11 +284,11 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
                 # same state arrays, different roles: (m, P, P^-1) vs (A, b, A^-1)
                 # fmt: off
                 if logistic:
-                    ok = kernels.logistic_update_one(
+                    ok = logistic_update_one(
                         center, prec, cov, stale, pulls, rsum, since, a, x, rewards[t], lam, gamma,
                         refresh_every)
                 else:
-                    ok = kernels.lin_update_one(
+                    ok = lin_update_one(
                         prec, center, cov, wts, stale, pulls, rsum, since, a, x, rewards[t], lam,
                         gamma, refresh_every)
                 # fmt: on

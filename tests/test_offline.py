@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bandit_engine.core.config import ExperimentConfig
-from bandit_engine.core.engine import Context, Decision, Engine
+from bandit_engine import Context, Decision, Engine, ExperimentConfig
 from bandit_engine.policies import BetaTS
 from bandit_engine.store import SQLiteStore, Store
 from simulators import estimators as est

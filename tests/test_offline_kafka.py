@@ -8,17 +8,16 @@ import sys
 import time
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
 
-from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
-from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
+from bandit_engine import Context, ExperimentConfig
+from bandit_engine.client import BanditClient
 from bandit_engine.server import ServerSettings, create_server, stop_server
 from bandit_engine.store import MySQLStore
 from bandit_engine.stream import KafkaSettings
 from simulators import logs
-from simulators.kafka_log import KafkaLogSource
+from simulators.kafka_log import KafkaLogSource, read_topic
 
 pytestmark = pytest.mark.services
 
@@ -31,48 +30,30 @@ def test_kafka_log_exports_what_was_served(
     )
     server, port, engine = create_server(settings)
     server.start()
-    ch = grpc.insecure_channel(f"127.0.0.1:{port}")
-    stub = pb_grpc.BanditServiceStub(ch)
     served = {}
     dense: dict[str, list[float]] = {}
     sent = {}
     try:
-        stub.CreateExperiment(
-            pb.CreateExperimentRequest(
-                spec=pb.ExperimentSpec(
-                    experiment_id="k",
-                    policy=pb.LIN_TS_DISJOINT,
-                    dim=3,
-                    dense_dim=2,
-                    reward_min=0,
-                    reward_max=5,
-                    reward_window_seconds=3600,
-                )
+        with BanditClient(f"127.0.0.1:{port}") as client:
+            cfg = ExperimentConfig(
+                "k", "lin_ts_disjoint", dim=3, dense_dim=2, reward_max=5, reward_window_s=3600
             )
-        )
-        stub.AddArms(
-            pb.AddArmsRequest(experiment_id="k", arms=[pb.ArmSpec(arm_id=a) for a in "abcd"])
-        )
-        for i in range(25):
-            resp = stub.Recommend(
-                pb.RecommendRequest(
-                    experiment_id="k", context=pb.Features(dense=[i / 10, -i / 7]), k=2
-                )
-            )
-            served[resp.event_id] = resp
-            dense[resp.event_id] = [1.0, i / 10, -i / 7]
-            if i % 3:
-                arm = resp.arms[i % 2].arm_id
-                stub.Feedback(pb.FeedbackRequest(event_id=resp.event_id, arm_id=arm, reward=i % 5))
-                sent[(resp.event_id, arm)] = float(i % 5)
-                # a retry and an out-of-range reward are not joined
-                stub.Feedback(pb.FeedbackRequest(event_id=resp.event_id, arm_id=arm, reward=4))
-        out = stub.Feedback(pb.FeedbackRequest(event_id=resp.event_id, arm_id="a", reward=99))
-        assert out.outcome == pb.QUEUED
-        engine.producer.close()  # type: ignore[union-attr]  # flush the decisions
+            client.create_experiment(cfg)
+            client.add_arms("k", list("abcd"))
+            for i in range(25):
+                d = client.recommend("k", Context(dense=(i / 10, -i / 7)), k=2)
+                served[d.event_id] = d
+                dense[d.event_id] = [1.0, i / 10, -i / 7]
+                if i % 3:
+                    arm = d.arm_ids[i % 2]
+                    client.feedback(d.event_id, arm, i % 5)
+                    sent[(d.event_id, arm)] = float(i % 5)
+                    # a retry and an out-of-range reward are not joined
+                    client.feedback(d.event_id, arm, 4)
+            out = client.feedback(d.event_id, "a", 99)
+            assert out.outcome == "queued"
     finally:
-        ch.close()
-        stop_server(server, engine, 1.0)
+        stop_server(server, engine, 1.0)  # closing the engine flushes the decisions
 
     source = KafkaLogSource(MySQLStore(mysql_dsn), kafka_settings)
     log = logs.from_store(source, "k", source="kafka")
@@ -83,9 +64,9 @@ def test_kafka_log_exports_what_was_served(
     rows = [json.loads(line) for line in path.read_text().splitlines()[1:]]
     assert {r["event_id"] for r in rows} == set(served)
     for r in rows:
-        resp = served[r["event_id"]]
-        assert r["arms"] == [a.arm_id for a in resp.arms]
-        assert r["propensities"] == [a.propensity for a in resp.arms]
+        d = served[r["event_id"]]
+        assert r["arms"] == list(d.arm_ids)
+        assert r["propensities"] == list(d.propensities)
         np.testing.assert_array_equal(r["x"], dense[r["event_id"]])
         for arm, rw in zip(r["arms"], r["rewards"], strict=True):
             want = sent.get((r["event_id"], arm))
@@ -117,3 +98,8 @@ def test_kafka_log_exports_what_was_served(
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert len((tmp_path / "cli.jsonl").read_text().splitlines()) == 26, time.time() - t0
+
+
+def test_read_topic_of_a_missing_topic_is_empty(kafka_settings: KafkaSettings) -> None:
+    missing = f"{kafka_settings.decisions_topic}.missing"
+    assert read_topic(kafka_settings.bootstrap, missing) == []

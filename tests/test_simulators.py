@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bandit_engine._exceptions import InvalidArgument
+from bandit_engine import InvalidArgument
 from bandit_engine.policies import BetaTS
 from bandit_engine.server import ServerSettings, create_server, stop_server
 from simulators import bench

@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.core.engine import Context
+from bandit_engine import Context, InvalidArgument
 from simulators._simkernels import reward_uniform, reward_uniforms
 from simulators.worlds import (
     BernoulliWorld,
@@ -95,7 +94,7 @@ def test_destinations_rewards_match_click_model_and_position_bias() -> None:
         expected += p
         var += p * (1 - p)
     assert np.all(np.abs(got - expected) < 4 * np.sqrt(var))
-    assert np.allclose(w._exam[:3], [1.0, 0.5, 1 / 3])
+    assert np.allclose(rnd.examination[:3], [1.0, 0.5, 1 / 3])
 
 
 def test_supervised_rewards_are_the_labels() -> None:

@@ -1,0 +1,39 @@
+"""Logged bandit feedback: the in-memory ``BanditLog`` and its file format.
+
+Every offline tool (replay, the off-policy estimators, the CLI) works on one
+structure, ``BanditLog``: one row per decision, arrays throughout, arms as
+indices into ``arm_ids``. Sources fill it:
+
+- ``from_store``: the engine's own decision + reward log from any
+  ``bandit_engine.store.Store`` (SQLite state dir, or MySQL);
+- ``read_jsonl``: the documented export format (``simulators.logs.jsonl``),
+  which a Kafka or MySQL exporter can write without this package;
+- ``simulators.obd``: the Open Bandit Dataset sample;
+- ``SyntheticWorld.sample``: logs with a known truth, for tests.
+
+The parts: ``bandit_log`` (``BanditLog``), ``jsonl`` (the export format,
+documented there), ``stores`` (``from_store``, ``open_store``) and
+``synthetic`` (``SyntheticWorld``, ``uniform_stream``).
+"""
+
+from __future__ import annotations
+
+from simulators.logs.bandit_log import SOURCES, BanditLog
+from simulators.logs.jsonl import FORMAT, VERSION, from_records, read_jsonl, write_jsonl
+from simulators.logs.stores import LogSource, from_store, open_store
+from simulators.logs.synthetic import SyntheticWorld, uniform_stream
+
+__all__ = [
+    "FORMAT",
+    "SOURCES",
+    "VERSION",
+    "BanditLog",
+    "LogSource",
+    "SyntheticWorld",
+    "from_records",
+    "from_store",
+    "open_store",
+    "read_jsonl",
+    "uniform_stream",
+    "write_jsonl",
+]

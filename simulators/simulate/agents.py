@@ -1,0 +1,162 @@
+"""What the runner drives: the ``Agent`` contract, ``PolicyAgent``, and ``run_agent``.
+
+An agent makes world arms available (``add_arms``), chooses a ranking per
+round (``choose``) and learns each shown slot's reward (``learn``).
+``run_agent`` plays an agent on a world's first rounds and records, per
+round, the reward summed over the shown slots and the expected regret of the
+shown list (a ``Trace``).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from bandit_engine import ArmFeatures, InvalidArgument
+from bandit_engine.policies import FloatArray, IntArray, Ranking
+from simulators.simulate.progress import Progress
+from simulators.worlds import Round, World
+
+__all__ = ["Agent", "PolicyAgent", "PolicyLike", "Trace", "check_k", "check_rounds", "run_agent"]
+
+
+class PolicyLike(Protocol):
+    """The part of the ``Policy`` contract a simulation needs."""
+
+    def add_arm(self, features: ArmFeatures | None = None) -> int: ...
+
+    def rank(
+        self, arms: IntArray, x: FloatArray | None, k: int, rng: np.random.Generator
+    ) -> Ranking: ...
+
+    def update_batch(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None: ...
+
+
+class Agent(ABC):
+    """What the runner drives: arms in, a ranking out, rewards back."""
+
+    @abstractmethod
+    def add_arms(self, world: World, indices: Sequence[int]) -> None:
+        """Make world arms ``indices`` (in order, next in line) available."""
+
+    @abstractmethod
+    def choose(self, rnd: Round, k: int) -> IntArray:
+        """Positions into ``rnd.arms`` of the ``k`` arms to show, top slot first."""
+
+    @abstractmethod
+    def learn(self, rnd: Round, order: IntArray, rewards: FloatArray) -> None:
+        """The reward of each shown slot of ``rnd`` (after ``choose``)."""
+
+    def close(self) -> None:  # noqa: B027 - most agents hold nothing to release
+        """Release what the agent holds (connections, native handles)."""
+
+
+class PolicyAgent(Agent):
+    """Drives any ``PolicyLike`` (engine policy, baseline, peer) in process.
+
+    World arm ``i`` is policy arm ``i`` (arms are added in world order).
+    Rewards are applied every ``update_every`` rounds, in order, as the
+    engine's learner applies batches.
+    """
+
+    def __init__(self, policy: PolicyLike, rng: np.random.Generator, update_every: int = 1) -> None:
+        if not isinstance(update_every, int) or update_every < 1:
+            raise InvalidArgument(f"update_every={update_every!r} must be a positive integer")
+        self.policy = policy
+        self.rng = rng
+        self.update_every = update_every
+        self._buf: list[tuple[IntArray, FloatArray, FloatArray]] = []
+
+    def add_arms(self, world: World, indices: Sequence[int]) -> None:
+        for i in indices:
+            got = self.policy.add_arm(world.arm(i).features())
+            if got != i:
+                raise RuntimeError(f"policy numbered world arm {i} as {got}; arms out of order")
+
+    def choose(self, rnd: Round, k: int) -> IntArray:
+        return self.policy.rank(rnd.arms, rnd.x, k, self.rng).order
+
+    def learn(self, rnd: Round, order: IntArray, rewards: FloatArray) -> None:
+        shown = rnd.arms[order]
+        xs = rnd.x[None, :] if shown.shape[0] == 1 else np.repeat(rnd.x[None, :], shown.shape[0], 0)
+        if self.update_every == 1:
+            self.policy.update_batch(shown, xs, rewards)
+            return
+        self._buf.append((shown, xs, rewards))
+        if len(self._buf) >= self.update_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buf:
+            arms = np.concatenate([b[0] for b in self._buf])
+            xs = np.concatenate([b[1] for b in self._buf])
+            rewards = np.concatenate([b[2] for b in self._buf])
+            self._buf.clear()
+            self.policy.update_batch(arms, xs, rewards)
+
+    def close(self) -> None:
+        self.flush()
+        close = getattr(self.policy, "close", None)
+        if close is not None:
+            close()
+
+
+# ------------------------------------------------------------------ traces
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """One run: per-round reward (sum over slots) and expected regret."""
+
+    rewards: FloatArray
+    regrets: FloatArray
+    seconds: float
+
+
+def run_agent(
+    agent: Agent,
+    world: World,
+    rounds: int,
+    k: int,
+    progress: Progress | None = None,
+) -> Trace:
+    """Run ``agent`` on the first ``rounds`` rounds of ``world``, showing ``k`` arms each."""
+    check_rounds(rounds)
+    check_k(world, k)
+    rewards = np.empty(rounds)
+    regrets = np.empty(rounds)
+    t0 = time.perf_counter()
+    try:
+        for rnd in world.rounds(rounds):
+            if rnd.new_arms:
+                agent.add_arms(world, rnd.new_arms)
+            order = agent.choose(rnd, k)
+            r, regret = rnd.play(order)
+            agent.learn(rnd, order, r)
+            rewards[rnd.t] = r.sum()
+            regrets[rnd.t] = regret
+            if progress is not None and rnd.t & 255 == 255:
+                progress.advance(256)
+    finally:
+        agent.close()
+    if progress is not None:
+        progress.advance(rounds & 255)
+    return Trace(rewards, regrets, time.perf_counter() - t0)
+
+
+def check_rounds(rounds: int) -> None:
+    if not isinstance(rounds, int) or rounds < 1:
+        raise InvalidArgument(f"rounds={rounds!r} must be a positive integer")
+
+
+def check_k(world: World, k: int) -> None:
+    if not isinstance(k, int) or k < 1:
+        raise InvalidArgument(f"k={k!r} must be a positive integer")
+    m = world.min_eligible()
+    if k > m:
+        raise InvalidArgument(
+            f"k={k} is larger than the {m} arms eligible in some rounds of world {world.name!r}"
+        )
