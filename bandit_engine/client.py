@@ -36,6 +36,7 @@ from types import TracebackType
 from typing import Any
 
 import grpc
+import numpy as np
 
 from bandit_engine._exceptions import (
     AlreadyExists,
@@ -234,8 +235,8 @@ class BanditClient:
         return Decision(
             event_id=resp.event_id,
             arm_ids=tuple(a.arm_id for a in resp.arms),
-            scores=tuple(a.score for a in resp.arms),
-            propensities=tuple(a.propensity for a in resp.arms),
+            scores=np.array([a.score for a in resp.arms], dtype=np.float64),
+            propensities=np.array([a.propensity for a in resp.arms], dtype=np.float64),
             model_version=resp.model_version,
         )
 

@@ -328,21 +328,22 @@ def _replay_fast(
     n_matched = 0
     hint = -1
     logistic = isinstance(policy, LogisticTS)
+    arr = policy.arrays()
     t0 = time.perf_counter()
     for row0 in range(0, log.n, chunk):
         row1 = min(log.n, row0 + chunk)
         z = rng.standard_normal(int(sizes[row0:row1].sum()))
         n_matched, status, hint = _replay_chunk(
-            policy._prec,
-            policy._center,
-            policy._cov,
-            policy._weights(),
-            policy._packed,
-            policy._stale,
-            policy._pulls,
-            policy._rsum,
-            policy._since,
-            float(policy._scale),
+            arr.prec,
+            arr.center,
+            arr.cov,
+            arr.weights,
+            arr.packed,
+            arr.stale,
+            arr.pulls,
+            arr.reward_sum,
+            arr.since_refresh,
+            arr.scale,
             logistic,
             policy.prior_precision,
             policy.decay,

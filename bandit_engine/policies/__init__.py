@@ -7,7 +7,7 @@ from typing import Any
 from bandit_engine._exceptions import InvalidArgument
 from bandit_engine.policies.base import MAX_ABS_FEATURE, FloatArray, IntArray, Policy, Ranking
 from bandit_engine.policies.beta import BetaTS
-from bandit_engine.policies.gaussian import PerArmGaussian
+from bandit_engine.policies.gaussian import GaussianArrays, PerArmGaussian
 from bandit_engine.policies.lin_disjoint import LinTSDisjoint
 from bandit_engine.policies.lin_shared import LinTSShared
 from bandit_engine.policies.logistic import LogisticTS
@@ -17,6 +17,7 @@ __all__ = [
     "POLICIES",
     "BetaTS",
     "FloatArray",
+    "GaussianArrays",
     "IntArray",
     "LinTSDisjoint",
     "LinTSShared",

@@ -8,6 +8,8 @@ ranking n arms costs O(n d^2) and no d-dimensional draw.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from bandit_engine import kernels
@@ -25,7 +27,7 @@ from bandit_engine.policies.base import (
     normal_table32,
 )
 
-__all__ = ["PerArmGaussian"]
+__all__ = ["GaussianArrays", "PerArmGaussian"]
 
 
 #: Calls' worth of standard normals drawn at once (``_normals``).
@@ -36,6 +38,27 @@ _OFFSETS = 256
 #: Up to this many propensity draws, ``decide`` runs as one kernel holding the
 #: GIL (tens of microseconds at 1000 draws, 100 arms); more draws release it.
 _GIL_DRAWS_MAX = 20_000
+
+
+@dataclass(frozen=True)
+class GaussianArrays:
+    """The arrays a per-arm Gaussian policy's kernels read and update in place,
+    indexed by arm (their first axis is the policy's capacity, at least
+    ``n_arms``): precision, center (``b`` for the linear model, the MAP
+    weights ``m`` for the logistic one), covariance cache, score weights,
+    packed scoring rows (float32) and their stale flags, pulls, reward sums,
+    updates since the last exact rebuild; and the score scale."""
+
+    prec: FloatArray
+    center: FloatArray
+    cov: FloatArray
+    weights: FloatArray
+    packed: np.ndarray
+    stale: np.ndarray
+    pulls: IntArray
+    reward_sum: FloatArray
+    since_refresh: IntArray
+    scale: float
 
 
 class PerArmGaussian(Policy):
@@ -77,6 +100,26 @@ class PerArmGaussian(Policy):
         self._obuf: list[int] = []
         self._orng: np.random.Generator | None = None
         self._opos = 0
+
+    def arrays(self) -> GaussianArrays:
+        """The policy's own arrays, for code that runs the kernels of
+        ``bandit_engine.kernels`` on it in a loop of its own (the replay
+        simulator): writes go straight into the policy. Such code must keep
+        them consistent as the update kernels do (precision, its inverse and
+        the stale flags together). Valid until the next ``add_arm`` or
+        ``load_state_dict``, which may replace the arrays."""
+        return GaussianArrays(
+            self._prec,
+            self._center,
+            self._cov,
+            self._weights(),
+            self._packed,
+            self._stale,
+            self._pulls,
+            self._rsum,
+            self._since,
+            float(self._scale),
+        )
 
     def _weights(self) -> FloatArray:
         return self._theta
