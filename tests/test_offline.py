@@ -229,8 +229,9 @@ def _check_served(log: BanditLog, served: list, cfg: ExperimentConfig) -> None: 
     for i, (dec, cands, x, given) in enumerate(served):
         k = len(dec.arm_ids)
         assert tuple(log.arm_ids[a] for a in log.shown[i] if a >= 0) == dec.arm_ids
-        assert tuple(log.propensity[i, :k]) == dec.propensities
-        assert log.scores is not None and tuple(log.scores[i, :k]) == dec.scores
+        np.testing.assert_array_equal(log.propensity[i, :k], dec.propensities)
+        assert log.scores is not None
+        np.testing.assert_array_equal(log.scores[i, :k], dec.scores)
         np.testing.assert_array_equal(log.x[i], x)
         assert log.model_version is not None and log.model_version[i] == dec.model_version
         got_cands = tuple(log.arm_ids[a] for a in log.candidates(i))
