@@ -9,7 +9,7 @@ asks for, never from a hand-written mark. ``-m "not services"`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,26 +19,29 @@ from services import kafka_bootstrap, kafka_settings, mysql_dsn  # noqa: F401  (
 from bandit_engine.core import Limits
 from bandit_engine.store import MySQLStore, SQLiteStore, Store
 
-#: Fixtures that reach a real service (directly or through another fixture).
-SERVICE_FIXTURES = {"mysql_dsn", "kafka_bootstrap", "kafka_settings"}
+#: Fixtures that reach a real service (directly or through another fixture);
+#: a fixture parameter "mysql" (a store of each kind) counts too.
+SERVICE_FIXTURES = {"mysql_dsn", "kafka_bootstrap", "kafka_settings", "persistent_broker"}
 #: Fixtures of long runs.
-SLOW_FIXTURES = {"statistical_seeds", "fault_campaign"}
+SLOW_FIXTURES = {"statistical_seeds", "fault_campaign", "persistent_broker"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if names & SERVICE_FIXTURES or params.get("store") == "mysql":
+        if names & SERVICE_FIXTURES or "mysql" in params.values():
             item.add_marker(pytest.mark.services)
         if names & SLOW_FIXTURES:
             item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
-def statistical_seeds() -> tuple[int, ...]:
-    """Seeds of a statistical test: each one a whole run (the test is slow)."""
-    return tuple(range(10))
+def statistical_seeds() -> Callable[[int], range]:
+    """``statistical_seeds(n)``: the seeds 0..n-1 of a statistical test, each
+    one a whole run (such a test is slow). The thresholds of these tests hold
+    for these seeds; they are fixed so that a run reproduces."""
+    return range
 
 
 @pytest.fixture

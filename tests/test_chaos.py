@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from harness.chaos import run
+from harness.local_broker import BrokerUnavailable, LocalBroker
+from services import missing
 
-pytestmark = [pytest.mark.services, pytest.mark.slow]
 
-
-def test_chaos_smoke(kafka_bootstrap: str, mysql_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every default fault kind fires at least once (rounds of every kind)."""
+@pytest.fixture
+def fault_campaign(
+    kafka_bootstrap: str, mysql_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., dict[str, Any]]:
+    """``make chaos``'s campaign on the test's broker and database."""
     monkeypatch.setenv("BANDIT_CHAOS_KAFKA", kafka_bootstrap)
     monkeypatch.setenv("BANDIT_CHAOS_MYSQL_DSN", mysql_dsn)
-    r = run(seconds=12.0, seed=3, out=None)
+    return run
+
+
+@pytest.fixture
+def persistent_broker() -> Iterator[LocalBroker]:
+    """Tansu over the local S3 endpoint: a broker that keeps its log across a restart."""
+    broker = LocalBroker(persistent=True)
+    try:
+        broker.start()
+    except BrokerUnavailable as exc:
+        missing(str(exc))
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def test_chaos_smoke(fault_campaign: Callable[..., dict[str, Any]]) -> None:
+    """Every default fault kind fires at least once (rounds of every kind)."""
+    r = fault_campaign(seconds=12.0, seed=3, out=None)
     fired = " | ".join(f["fault"] for f in r["faults"])
     for kind in ("server", "learner", "MySQL"):
         assert kind in fired, f"no {kind} fault fired: {fired}"
@@ -23,22 +46,18 @@ def test_chaos_smoke(kafka_bootstrap: str, mysql_dsn: str, monkeypatch: pytest.M
     assert not failed, (failed, r["counters"], r["injected"])
 
 
-def test_persistent_local_broker_keeps_its_log_across_a_restart() -> None:
+def test_persistent_local_broker_keeps_its_log_across_a_restart(
+    persistent_broker: LocalBroker,
+) -> None:
     """The harness of the broker fault: Tansu over the local S3 endpoint
     serves, after a SIGKILL and a start on the same port, what it had."""
     import asyncio
 
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from harness.local_broker import BrokerUnavailable, LocalBroker
 
-    broker = LocalBroker(persistent=True)
-    try:
-        bootstrap = broker.start()
-    except BrokerUnavailable as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            raise
-        pytest.skip(str(exc))
+    broker = persistent_broker
+    bootstrap = broker.bootstrap
 
     async def produce(tag: str) -> None:
         p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
@@ -73,9 +92,6 @@ def test_persistent_local_broker_keeps_its_log_across_a_restart() -> None:
         await produce("b")
         return await read()
 
-    try:
-        got = asyncio.run(main())
-    finally:
-        broker.stop()
+    got = asyncio.run(main())
     want = [f"{t}{i}".encode() for t in "ab" for i in range(50)]
     assert got == want

@@ -19,8 +19,6 @@ from bandit_engine.server import ServerSettings, create_server, stop_server
 from bandit_engine.store import MySQLStore
 from bandit_engine.stream import KafkaEventLog, KafkaSettings
 
-pytestmark = pytest.mark.services
-
 
 def produce(settings: KafkaSettings, records: list[tuple[bytes, bytes]]) -> None:
     """Write records to the feedback topic with a plain aiokafka producer."""

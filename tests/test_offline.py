@@ -271,7 +271,7 @@ def _same(a: BanditLog, b: BanditLog) -> None:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.services)])
+@pytest.fixture(params=["sqlite", "mysql"])
 def where(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
     """CLI source options of an engine store (SQLite state dir, or MySQL)."""
     if request.param == "sqlite":

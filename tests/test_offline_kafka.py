@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from bandit_engine import Context, ExperimentConfig
 from bandit_engine.client import BanditClient
@@ -18,8 +17,6 @@ from bandit_engine.store import MySQLStore
 from bandit_engine.stream import KafkaSettings
 from simulators import logs
 from simulators.kafka_log import KafkaLogSource, read_topic
-
-pytestmark = pytest.mark.services
 
 
 def test_kafka_log_exports_what_was_served(

@@ -15,7 +15,7 @@ import pytest
 from bandit_engine.features import ArmFeatures
 from bandit_engine.policies import BetaTS, LinTSDisjoint, LinTSShared, LogisticTS, Policy
 
-pytestmark = pytest.mark.slow
+Seeds = Callable[[int], range]  # the statistical_seeds fixture (conftest.py)
 
 
 # ------------------------------------------------------------ Bernoulli arms
@@ -35,12 +35,17 @@ def run_bernoulli(seed: int, probs: np.ndarray, rounds: int) -> np.ndarray:
     return picks
 
 
-def test_beta_ts_finds_the_better_bernoulli_arm() -> None:
+def test_beta_ts_finds_the_better_bernoulli_arm(statistical_seeds: Seeds) -> None:
     probs = np.array([0.1, 0.3])
-    shares = np.array([np.mean(run_bernoulli(seed, probs, 2000)[-500:] == 1) for seed in range(20)])
+    shares = np.array(
+        [np.mean(run_bernoulli(seed, probs, 2000)[-500:] == 1) for seed in statistical_seeds(20)]
+    )
     assert np.sum(shares >= 0.9) >= 19, shares
     # and it explores at the start: both arms are pulled in every run
-    assert all(np.bincount(run_bernoulli(s, probs, 50), minlength=2).min() > 0 for s in range(5))
+    assert all(
+        np.bincount(run_bernoulli(s, probs, 50), minlength=2).min() > 0
+        for s in statistical_seeds(5)
+    )
 
 
 # ------------------------------------------------------- contextual world
@@ -93,17 +98,22 @@ POLICY_FACTORIES: dict[str, Callable[[], Policy]] = {
 
 
 @pytest.mark.parametrize("kind", sorted(POLICY_FACTORIES))
-def test_contextual_policy_picks_the_segments_best_arm(kind: str) -> None:
+def test_contextual_policy_picks_the_segments_best_arm(kind: str, statistical_seeds: Seeds) -> None:
     shares = np.array(
-        [np.mean(run_contextual(POLICY_FACTORIES[kind](), seed)[-500:]) for seed in range(8)]
+        [
+            np.mean(run_contextual(POLICY_FACTORIES[kind](), seed)[-500:])
+            for seed in statistical_seeds(8)
+        ]
     )
     assert np.all(shares >= 0.8), shares
     assert np.mean(shares) >= 0.9, shares
 
 
-def test_context_free_policy_cannot_solve_the_contextual_world() -> None:
+def test_context_free_policy_cannot_solve_the_contextual_world(statistical_seeds: Seeds) -> None:
     """Control: the world needs the context. Beta TS, which ignores it, stays near 1/3."""
-    shares = np.array([np.mean(run_contextual(three_arms(BetaTS()), s)[-500:]) for s in range(4)])
+    shares = np.array(
+        [np.mean(run_contextual(three_arms(BetaTS()), s)[-500:]) for s in statistical_seeds(4)]
+    )
     assert np.all(shares < 0.5), shares
 
 
@@ -138,9 +148,11 @@ def test_posteriors_are_calibrated_to_the_click_rates() -> None:
 
 
 # --------------------------------------------------------------- cold start
-def test_shared_model_cold_start_transfers_through_arm_features() -> None:
+def test_shared_model_cold_start_transfers_through_arm_features(
+    statistical_seeds: Seeds,
+) -> None:
     """A new arm inherits what the shared weights learned about its attributes."""
-    for seed in range(3):
+    for seed in statistical_seeds(3):
         rng = np.random.default_rng(seed)
         p = LinTSShared(1 + N_SEGMENTS, joint_dim=128)
         p.add_arm(ArmFeatures.build("hotel-known-good", categorical=["type=beach"]))
