@@ -54,7 +54,7 @@ data: venv
 
 lint: venv
 	$(BIN)/ruff check bandit_engine simulators tests
-	$(BIN)/mypy bandit_engine simulators
+	$(BIN)/mypy bandit_engine simulators tests
 
 proto: venv
 	$(BIN)/python -m bandit_engine._codegen

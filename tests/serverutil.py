@@ -33,7 +33,7 @@ def start_server(state_dir: Path, **kw: object) -> Running:
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     grpc.channel_ready_future(channel).result(timeout=10)
-    return Running(server, port, engine, channel, pb_grpc.BanditServiceStub(channel), state_dir)
+    return Running(server, port, engine, channel, pb_grpc.BanditServiceStub(channel), state_dir)  # type: ignore[no-untyped-call]
 
 
 def make_experiment(

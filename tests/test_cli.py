@@ -37,7 +37,7 @@ def run(running: Running, *args: str) -> dict:  # type: ignore[type-arg]
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
+    return json.loads(out.stdout)
 
 
 def test_client_commands_round_trip(running: Running) -> None:

@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bandit_engine import InvalidArgument, NotFound
-from bandit_engine.core.config import ExperimentConfig
-from bandit_engine.core.engine import Context, Engine
+from bandit_engine import Context, Engine, ExperimentConfig, InvalidArgument, NotFound
 from bandit_engine.store import SQLiteStore
 
 
@@ -36,8 +34,8 @@ def setup(e: Engine, policy: str = "lin_ts_disjoint", **kw: object) -> None:
             reward_window_s=60.0,
             reward_min=0.0,
             reward_max=5.0,
-            **kw,
-        )  # type: ignore[arg-type]
+            **kw,  # type: ignore[arg-type]
+        )
     )
     e.add_arms("exp", [(f"arm{i}", {"categorical": [f"kind={i % 2}"]}) for i in range(5)])
 

@@ -36,8 +36,10 @@ class Clock:
 
 
 def _open(path: Path, clock: Clock, block_rows: int | None = None) -> Engine:
-    kw = {} if block_rows is None else {"journal_block_rows": block_rows}
-    return Engine(SQLiteStore(path / "state.db"), seed=5, clock=clock, **kw)
+    store = SQLiteStore(path / "state.db")
+    if block_rows is None:
+        return Engine(store, seed=5, clock=clock)
+    return Engine(store, seed=5, clock=clock, journal_block_rows=block_rows)
 
 
 def _create(e: Engine) -> None:
@@ -51,7 +53,7 @@ def _create(e: Engine) -> None:
             reward_min=0.0,
             reward_max=1.0,
             propensity_draws=50,
-        )  # type: ignore[arg-type]
+        )
     )
     e.add_arms("exp", [(f"a{i:02d}", {}) for i in range(N_ARMS)])
 
@@ -309,7 +311,7 @@ def test_a_store_refusing_one_experiment_does_not_stall_the_others(tmp_path: Pat
                 dense_dim=3,
                 reward_window_s=WINDOW,
                 propensity_draws=50,
-            )  # type: ignore[arg-type]
+            )
         )
         e.add_arms(name, [(f"a{i}", {}) for i in range(3)])
     bad = e.recommend("bad", Context(dense=[0.1, 0.2, 0.3]), k=1)

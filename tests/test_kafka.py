@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import time
@@ -76,7 +77,7 @@ def test_end_to_end_grpc_and_json_rewards(kafka_settings: KafkaSettings, mysql_d
     server, port, engine = create_server(settings)
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    stub = pb_grpc.BanditServiceStub(channel)
+    stub = pb_grpc.BanditServiceStub(channel)  # type: ignore[no-untyped-call]
     store = MySQLStore(mysql_dsn)
     try:
         stub.CreateExperiment(
@@ -141,7 +142,7 @@ def test_end_to_end_grpc_and_json_rewards(kafka_settings: KafkaSettings, mysql_d
         text = (
             urllib.request.urlopen(
                 f"http://127.0.0.1:{server.metrics.port}/metrics",
-                timeout=10,  # type: ignore[attr-defined]
+                timeout=10,
             )
             .read()
             .decode()
@@ -190,7 +191,7 @@ def test_two_serving_only_servers_follow_one_learner(
         server, port, engine = create_server(st)
         server.start()
         ch = grpc.insecure_channel(f"127.0.0.1:{port}")
-        servers.append((server, engine, ch, pb_grpc.BanditServiceStub(ch)))
+        servers.append((server, engine, ch, pb_grpc.BanditServiceStub(ch)))  # type: ignore[no-untyped-call]
     assert all(getattr(s[0], "learner_thread", None) is None for s in servers)
     learner = LearnerThread(mysql_dsn, kafka_settings, commit_interval=0.05)
     assert isinstance(learner.learner, Learner)
@@ -218,11 +219,13 @@ def test_two_serving_only_servers_follow_one_learner(
         wait_for(lambda: counters(store, "pair").get("rewards_applied", 0) == n, 30, "learner")
         committed = time.time()
         for stub in (a, b):
+
+            def served(stub: Any = stub) -> bool:
+                arm = stub.GetArm(pb.GetArmRequest(experiment_id="pair", arm_id="x"))
+                return bool(arm.posterior.pulls == n)
+
             wait_for(
-                lambda stub=stub: (
-                    stub.GetArm(pb.GetArmRequest(experiment_id="pair", arm_id="x")).posterior.pulls
-                    == n
-                ),
+                served,
                 refresh + 1.0,
                 "refresh within the bound",
             )
@@ -437,7 +440,7 @@ def test_reuseport_servers_share_one_port(kafka_settings: KafkaSettings, mysql_d
         for _ in range(16)  # one connection each: all 16 on one process has odds 2^-15
     ]
     try:
-        stubs = [pb_grpc.BanditServiceStub(ch) for ch in channels]
+        stubs = [pb_grpc.BanditServiceStub(ch) for ch in channels]  # type: ignore[no-untyped-call]
         stubs[0].CreateExperiment(
             pb.CreateExperimentRequest(
                 spec=pb.ExperimentSpec(experiment_id="rp", policy=pb.BETA_TS, dim=1)
@@ -445,7 +448,7 @@ def test_reuseport_servers_share_one_port(kafka_settings: KafkaSettings, mysql_d
         )
         stubs[0].AddArms(pb.AddArmsRequest(experiment_id="rp", arms=[pb.ArmSpec(arm_id="x")]))
         for e in (e1, e2):  # each process learns of the experiment from MySQL
-            wait_for(lambda e=e: bool(e.list_experiments()), 5.0, "experiment on both")
+            wait_for(functools.partial(lambda e: bool(e.list_experiments()), e), 5.0, "experiment")
         for stub in stubs:
             resp = stub.Recommend(pb.RecommendRequest(experiment_id="rp"))
             stub.Feedback(pb.FeedbackRequest(event_id=resp.event_id, arm_id="x", reward=1))

@@ -25,7 +25,7 @@ def scrape(port: int) -> dict[str, float]:
 def test_metrics_move_under_load(tmp_path: Path) -> None:
     r = start_server(tmp_path, metrics_port=0)
     try:
-        port = r.server.metrics.port  # type: ignore[attr-defined]
+        port = r.server.metrics.port
         make_experiment(r.stub, "m", reward_window_seconds=3600)
         before = scrape(port)
         for i in range(12):
@@ -70,7 +70,7 @@ def test_health_follows_the_store(tmp_path: Path) -> None:
     health = health_pb2_grpc.HealthStub(r.channel)
 
     def status() -> int:
-        return health.Check(health_pb2.HealthCheckRequest()).status  # type: ignore[no-any-return]
+        return health.Check(health_pb2.HealthCheckRequest()).status
 
     def wait(want: int) -> None:
         deadline = time.time() + 5
@@ -88,7 +88,7 @@ def test_health_follows_the_store(tmp_path: Path) -> None:
         wait(health_pb2.HealthCheckResponse.SERVING)
         store.ping = broken  # type: ignore[method-assign]
         wait(health_pb2.HealthCheckResponse.NOT_SERVING)
-        assert "store unreachable" in r.server.health_monitor.reason  # type: ignore[attr-defined]
+        assert "store unreachable" in r.server.health_monitor.reason
         store.ping = real_ping  # type: ignore[method-assign]
         wait(health_pb2.HealthCheckResponse.SERVING)
     finally:

@@ -608,7 +608,13 @@ def test_bad_event_in_batch_applies_nothing(kind: str, data: st.DataObject) -> N
 def test_wrong_context_shapes(kind: str) -> None:
     p = trained(kind)
     before = snapshot(p)
-    bad_single = [np.zeros(2), np.zeros(4), np.zeros((1, 3)), np.float64(1.0), np.zeros((3, 1))]
+    bad_single: list[Any] = [
+        np.zeros(2),
+        np.zeros(4),
+        np.zeros((1, 3)),
+        np.float64(1.0),
+        np.zeros((3, 1)),
+    ]
     for x in bad_single:
         # a 0-d context is read as shape (1,) by rank: name the shape it was read as
         shape = re_escape(str(np.shape(x) or (1,))) + r".*expected \(3,\)"

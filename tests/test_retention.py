@@ -290,7 +290,7 @@ def test_served_engine_prunes_through_its_maintenance_loop(tmp_path: Path) -> No
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
         assert events[0][0] in (err.value.details() or "")
         assert posteriors() == before
-        metrics = scrape(r.server.metrics.port)  # type: ignore[attr-defined]
+        metrics = scrape(r.server.metrics.port)
         assert metrics['bandit_log_pruned_rows_total{table="decisions"}'] == 10
         assert metrics['bandit_log_pruned_rows_total{table="rewards"}'] == 20
     finally:

@@ -55,7 +55,7 @@ def test_draw_path_matches_exact_score(
         scale = 1e3  # the Laplace step's logits overflow far past that; not this test's subject
     p, x = _trained(kind, dim, scale, corr, n, seed)
     arms = np.arange(3, dtype=np.int64)
-    mean, std = p._draw_mean_std(arms, x)  # type: ignore[attr-defined]
+    mean, std = p._draw_mean_std(arms, x)
     mean_x, std_x = p.mean_std(arms, x)
     np.testing.assert_array_equal(mean, mean_x)
     var, var_x = std**2, std_x**2
@@ -74,23 +74,29 @@ def test_packed_rows_follow_every_update_and_refresh() -> None:
     arms = np.arange(5, dtype=np.int64)
 
     def fresh() -> np.ndarray:
-        out = np.zeros_like(p._packed)
+        arr = p.arrays()
+        out = np.zeros_like(arr.packed)
         for a in range(p.n_arms):
-            kernels.pack_arm(p._cov, out, a)
+            kernels.pack_arm(arr.cov, out, a)
         return out[: p.n_arms]
 
     for step in range(40):
         arm = int(rng.integers(0, 5))
         p.update(arm, rng.standard_normal(4), float(rng.random()))
-        assert p._stale[arm] == 1  # stale until scored
+        assert p.arrays().stale[arm] == 1  # stale until scored
         if step % 13 == 0:
             p.refresh()
-            np.testing.assert_array_equal(p._packed[: p.n_arms], fresh())
+            np.testing.assert_array_equal(p.arrays().packed[: p.n_arms], fresh())
         p.rank(arms, rng.standard_normal(4), 2, rng)
-        np.testing.assert_array_equal(p._packed[: p.n_arms], fresh())
+        np.testing.assert_array_equal(p.arrays().packed[: p.n_arms], fresh())
     clone = p.clone()
+    assert isinstance(clone, LinTSDisjoint)
     clone.load_state_dict(p.state_dict())
-    np.testing.assert_allclose(clone._packed[:5], p._packed[:5], rtol=1e-6)
+    np.testing.assert_allclose(
+        clone.arrays().packed[:5].astype(np.float64),
+        p.arrays().packed[:5].astype(np.float64),
+        rtol=1e-6,
+    )
 
 
 def test_table_bound_makes_pruning_exact() -> None:
@@ -152,13 +158,13 @@ def test_draw_path_where_float32_cancels() -> None:
     p.add_arm()
     p.update_batch(np.zeros(n, dtype=np.int64), xs, (rng.random(n) < 0.5).astype(np.float64))
     arms = np.zeros(1, dtype=np.int64)
-    _, std = p._draw_mean_std(arms, v)  # type: ignore[attr-defined]
+    _, std = p._draw_mean_std(arms, v)
     _, std_x = p.mean_std(arms, v)
     assert abs(std[0] ** 2 - std_x[0] ** 2) <= 2e-3 * std_x[0] ** 2
     # the float32 dot product by itself is far off here: the guard is what saves it
-    xq = np.empty(p._packed.shape[1], dtype=np.float32)  # type: ignore[attr-defined]
+    xq = np.empty(p._packed.shape[1], dtype=np.float32)
     kernels.quad_context(v, xq)
-    row = p._packed[0]  # type: ignore[attr-defined]
+    row = p._packed[0]
     m = row.shape[0] - dim
     v32 = float(np.dot(row[:m], xq[:m]))  # float32 products and sum
     assert abs(v32 * 0.25**2 - std_x[0] ** 2) > 2e-3 * std_x[0] ** 2

@@ -134,7 +134,7 @@ def test_mysql_retry_recognises_its_own_lost_commit(mysql_dsn: str) -> None:
             if calls["n"] == 1:
                 raise pymysql.err.OperationalError(2013, "Lost connection during query")
 
-    store._conn = Flaky(store._connect())  # type: ignore[assignment]
+    store._conn = Flaky(store._connect())
     seqs = store.commit_rewards([reward("ev1")])
     assert isinstance(seqs[0], int), "our own committed row must come back as applied"
     assert len(list(store.rewards())) == 1
