@@ -25,9 +25,7 @@ id, a dense context, ``k``) is read and answered by the kernels here:
   ``journal_put`` fills the decision's row of the experiment's journal
   (what the reward join and the decision writer need).
 
-The reader uses ``wire``'s field helpers (``_key``, ``_span``, ...). Numba's
-cache checks only this file's own source: after changing those helpers,
-delete ``bandit_engine/__pycache__/fastpath*.nb*``.
+The reader's field helpers (``_key``, ``_span``, ...) are below.
 """
 
 from __future__ import annotations
@@ -37,8 +35,6 @@ from typing import Any
 
 import numpy as np
 from numba import njit
-
-from bandit_engine.stream.wire import _key, _span, _utf8, _varint
 
 __all__ = [
     "JOURNAL_META",
@@ -57,6 +53,87 @@ JOURNAL_META = 6
 _JIT: dict[str, Any] = {"cache": True, "nogil": False, "error_model": "numpy", "boundscheck": False}
 
 _U32 = np.uint64(1) << np.uint64(32)
+
+
+# ------------------------------------------------------ protobuf field helpers
+_MAX_FIELD = (1 << 29) - 1  # field numbers are 1 .. 2**29 - 1
+
+
+@njit(**_JIT)
+def _varint(buf, pos, end):  # type: ignore[no-untyped-def]
+    """An unsigned varint: (value, next pos), next pos -1 if malformed or past ``end``."""
+    shift = 0
+    v = np.uint64(0)
+    while True:
+        if pos >= end or shift > 63:
+            return np.uint64(0), np.int64(-1)
+        b = np.uint64(buf[pos])
+        pos += 1
+        v |= (b & np.uint64(0x7F)) << np.uint64(shift)
+        if b < 0x80:
+            break
+        shift += 7
+    return v, np.int64(pos)
+
+
+@njit(**_JIT)
+def _utf8(buf, p, end):  # type: ignore[no-untyped-def]
+    """Whether ``buf[p:end]`` is valid UTF-8 (RFC 3629: no overlong forms, no
+    surrogates, nothing above U+10FFFF), which protobuf requires of strings."""
+    while p < end:
+        b = buf[p]
+        if b < 0x80:
+            p += 1
+            continue
+        if 0xC2 <= b <= 0xDF:
+            n = 1
+            lo, hi = 0x80, 0xBF
+        elif 0xE0 <= b <= 0xEF:
+            n = 2
+            lo = 0xA0 if b == 0xE0 else 0x80
+            hi = 0x9F if b == 0xED else 0xBF
+        elif 0xF0 <= b <= 0xF4:
+            n = 3
+            lo = 0x90 if b == 0xF0 else 0x80
+            hi = 0x8F if b == 0xF4 else 0xBF
+        else:
+            return False
+        if p + n >= end:  # cut short
+            return False
+        c = buf[p + 1]
+        if c < lo or c > hi:
+            return False
+        for j in range(2, n + 1):
+            c = buf[p + j]
+            if c < 0x80 or c > 0xBF:
+                return False
+        p += n + 1
+    return True
+
+
+@njit(**_JIT)
+def _key(buf, p, end):  # type: ignore[no-untyped-def]
+    """A field's key at ``p``: (field number, wire type, next pos); field -1
+    if the key is malformed, longer than 5 bytes, or its number out of range
+    (protobuf calls each of these corrupt)."""
+    start = p
+    key, p = _varint(buf, p, end)
+    field = np.int64(key >> np.uint64(3))
+    if p < 0 or p - start > 5 or field < 1 or field > _MAX_FIELD:
+        return np.int64(-1), np.int64(0), np.int64(-1)
+    return field, np.int64(key & np.uint64(7)), p
+
+
+@njit(**_JIT)
+def _span(buf, p, end):  # type: ignore[no-untyped-def]
+    """The value of a length-delimited field at ``p``: (start, stop); stop -1
+    if it runs past ``end`` or its length takes more than 5 bytes (protobuf
+    refuses that)."""
+    start = p
+    ln, p = _varint(buf, p, end)
+    if p < 0 or p - start > 5 or ln > np.uint64(end - p):
+        return p, np.int64(-1)
+    return p, p + np.int64(ln)
 
 
 @njit(**_JIT)

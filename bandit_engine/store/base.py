@@ -141,8 +141,9 @@ class LearnerStore(Protocol):
         stored as ``version + 1``, and the new versions are returned.
         Counters are added to the stored ones; ``offsets`` replace a
         partition's. ``held[p]`` replaces partition ``p``'s waiting rewards
-        and adds its unknown ones; unknown ones below the new ``fb_resume``
-        are dropped; a partition absent from ``held`` keeps what it had.
+        and adds its unknown ones, after dropping the stored unknown ones
+        below the new ``fb_resume`` (a replay no longer reads them); a
+        partition absent from ``held`` keeps what it had.
         If anything raises, nothing is stored. No retry: a lost link leaves
         the outcome unknown, and the caller reloads its state.
         """

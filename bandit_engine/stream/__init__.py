@@ -1,7 +1,11 @@
 """Kafka mode: settings, log records, the producer, and the learner.
 
 Nothing here imports aiokafka until a producer or consumer is started.
+``Learner`` and ``run_learner`` (``bandit_engine.stream.learner``) are
+imported on first use.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from bandit_engine.stream.producer import KafkaEventLog, LogProducer
 from bandit_engine.stream.records import (
@@ -17,10 +21,14 @@ from bandit_engine.stream.records import (
 )
 from bandit_engine.stream.settings import KafkaSettings, ensure_topics
 
+if TYPE_CHECKING:
+    from bandit_engine.stream.learner import Learner, run_learner
+
 __all__ = [
     "FeedbackParseError",
     "KafkaEventLog",
     "KafkaSettings",
+    "Learner",
     "LogProducer",
     "decision_x",
     "decision_x_bytes",
@@ -31,4 +39,13 @@ __all__ = [
     "ensure_topics",
     "feedback_fields",
     "parse_feedback",
+    "run_learner",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Learner", "run_learner"):
+        from bandit_engine.stream import learner
+
+        return getattr(learner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
