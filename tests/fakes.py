@@ -117,9 +117,7 @@ class FakeLearnerStore:
 
     def learner_counters(self, experiment_id: str | None = None) -> dict[tuple[str, str], int]:
         with self._lock:
-            return {
-                k: n for k, n in self._counters.items() if experiment_id in (None, k[0])
-            }
+            return {k: n for k, n in self._counters.items() if experiment_id in (None, k[0])}
 
     def learner_commit(
         self,

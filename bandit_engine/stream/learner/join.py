@@ -13,7 +13,7 @@ never by the clock or the order in which the two logs come back.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
@@ -21,7 +21,16 @@ from bandit_engine.core import ExperimentConfig
 from bandit_engine.store import HeldRewards, LearnerOffsets
 from bandit_engine.stream.learner.checkpoint import Checkpoint, DeadLetter, Event
 from bandit_engine.stream.learner.decode import DecisionIn, RewardIn
-from bandit_engine.stream.learner.partition import Partition, Pending, Reward
+from bandit_engine.stream.learner.partition import (
+    DEADLINE,
+    EXPERIMENT,
+    REWARDED,
+    SLOTS,
+    Partition,
+    Pending,
+    Reward,
+    X,
+)
 
 __all__ = ["JoinExperiment", "JoinState", "Need"]
 
@@ -120,7 +129,17 @@ class JoinState:
     @property
     def counters(self) -> Mapping[tuple[str, str], int]:
         """Counters since the last checkpoint, by (experiment, name)."""
-        return dict(self._counters)
+        return self._counted()
+
+    def _counted(self) -> dict[tuple[str, str], int]:
+        # ``rewards_applied`` is not counted reward by reward: each event of
+        # an experiment is an applied feedback reward or a default one.
+        out = dict(self._counters)
+        for exp_id, events in self._events.items():
+            n = len(events) - out.get((exp_id, "rewards_defaulted"), 0)
+            if n:
+                out[(exp_id, "rewards_applied")] = n
+        return out
 
     # ---------------------------------------------------------- experiments
     def set_experiment(
@@ -144,10 +163,10 @@ class JoinState:
         for and loaded; what is still unknown now does not exist.
         """
         part = self._parts[p]
-        exps, pending, closed = self._exps, part.pending, part.closed
+        exps, closed = self._exps, part.closed
         committed = part.committed
         counters = self._counters
-        taken: dict[str, int] = {}
+        taken: list[str] = []
         newest, log_ms = part.dec_time, part.dec_log_ms
         i = start
         need = None
@@ -184,31 +203,31 @@ class JoinState:
                 if not replay:
                     counters[(exp_id, "malformed_decision")] += 1
                 continue
-            if ev in pending or ev in closed:
+            pend = [ev, exp_id, x, slots, deadline, off, 0, -1, True]  # (a Pending)
+            if ev in closed or not part.add_pending(pend):
                 # A second copy (a producer's retry of a batch the broker had
                 # written): the first one holds the join state.
                 if not replay:
                     counters[(exp_id, "duplicate_decision")] += 1
                 continue
-            pend = (exp_id, x, slots, deadline, off)
-            part.add_pending(ev, pend)
             if not replay:
-                taken[exp_id] = taken.get(exp_id, 0) + 1
+                taken.append(exp_id)
             # replayed rewards that waited for it were resolved before the
             # commit; orphans (new, or waiting at the commit) never were
             if part.replay_wait and ev in part.replay_wait:
                 for fb_offset, fb in part.replay_wait.pop(ev):
-                    self._join(part, ev, pend, fb_offset, fb, True)
+                    self._join(part, pend, fb_offset, fb, True)
             if part.orphans and ev in part.orphans:
                 for fb_offset, fb in part.orphans.pop(ev):
-                    self._join(part, ev, pend, fb_offset, fb, False)
+                    self._join(part, pend, fb_offset, fb, False)
         else:
             i = len(rows)
         if i > start:
             part.dec_next = max(part.dec_next, rows[i - 1][0] + 1)
         part.dec_time, part.dec_log_ms = newest, log_ms
-        for exp_id, n in taken.items():
-            counters[(exp_id, "decisions")] += n
+        if taken:
+            for exp_id, n in Counter(taken).items():
+                counters[(exp_id, "decisions")] += n
         return need
 
     def _closed_on_replay(self, part: Partition, ev: str, deadline: float) -> None:
@@ -229,7 +248,7 @@ class JoinState:
         committed = part.committed.fb_next
         pending, exps = part.pending, self._exps
         events, times = self._events, self._reward_times
-        applied: dict[str, int] = {}
+        mark = part.mark_rewarded
         newest = part.fb_time
         for off, key, value, ev, arm, reward, ts, error in rows:
             if off < committed:
@@ -241,23 +260,22 @@ class JoinState:
                 # to ``_join``, which says why not.
                 if ts > newest:
                     newest = ts
-                exp_id, x, shown, deadline, _ = pend
+                exp_id = pend[EXPERIMENT]
                 exp = exps[exp_id]
                 cfg = exp.config
                 slot = exp.slots.get(arm, -1)
-                bits = part.rewarded.get(ev, 0)
+                bits = pend[REWARDED]
                 if (
-                    slot in shown
+                    slot in pend[SLOTS]
                     and cfg.reward_min <= reward <= cfg.reward_max
-                    and ts <= deadline
+                    and ts <= pend[DEADLINE]
                     and not bits >> slot & 1
                 ):
-                    part.mark_rewarded(ev, bits | 1 << slot, off)
-                    events[exp_id].append((slot, x, cfg.normalise_reward(reward)))
+                    mark(pend, bits | 1 << slot, off)
+                    events[exp_id].append((slot, pend[X], cfg.normalise_reward(reward)))
                     times.append(ts)
-                    applied[exp_id] = applied.get(exp_id, 0) + 1
                 else:
-                    self._join(part, ev, pend, off, (ev, arm, reward, ts, value), False)
+                    self._join(part, pend, off, (ev, arm, reward, ts, value), False)
                 continue
             if error is not None:
                 if off >= committed:
@@ -271,8 +289,6 @@ class JoinState:
             self._reward(part, off, key, (ev, arm, reward, ts, value))
         part.fb_next = max(part.fb_next, rows[-1][0] + 1)
         part.fb_time = newest
-        for exp_id, n in applied.items():
-            self._counters[(exp_id, "rewards_applied")] += n
 
     def _reward(self, part: Partition, offset: int, key: bytes | None, fb: Reward) -> None:
         """A reward that is replayed, or meets no pending decision."""
@@ -283,14 +299,14 @@ class JoinState:
             # Whatever the clock says now, it is not an orphan.
             pend = part.pending.get(ev)
             if pend is not None:
-                self._join(part, ev, pend, offset, fb, True)
+                self._join(part, pend, offset, fb, True)
             elif ev not in part.closed:
                 part.replay_wait.setdefault(ev, []).append((offset, fb))
             return
         # New, or an orphan at the commit (unresolved then): resolved now.
         pend = part.pending.get(ev)
         if pend is not None:
-            self._join(part, ev, pend, offset, fb, False)
+            self._join(part, pend, offset, fb, False)
         elif ev in part.closed:
             letter = DeadLetter("", "late", "window already closed", key, fb[4], part.p, offset)
             self._dead.append(letter)
@@ -298,17 +314,15 @@ class JoinState:
         else:
             part.add_orphan(offset, fb, fb[3] + self.orphan_grace)
 
-    def _join(
-        self, part: Partition, ev: str, pend: Pending, offset: int, fb: Reward, replay: bool
-    ) -> None:
+    def _join(self, part: Partition, pend: Pending, offset: int, fb: Reward, replay: bool) -> None:
         """Join a reward to its decision: apply it, or say why not."""
-        _, arm, reward, ts, _ = fb
-        exp_id, x, shown, deadline, _ = pend
+        ev, arm, reward, ts, _ = fb
+        exp_id, deadline = pend[EXPERIMENT], pend[DEADLINE]
         exp = self._exps[exp_id]
         cfg = exp.config
         slot = exp.slots.get(arm, -1)
-        bits = part.rewarded.get(ev, 0)
-        if slot not in shown:  # (-1 never is)
+        bits = pend[REWARDED]
+        if slot not in pend[SLOTS]:  # (-1 never is)
             reason, detail = "invalid", f"arm {arm!r} was not shown in {ev!r}"
         elif not cfg.reward_min <= reward <= cfg.reward_max:
             reason = "invalid"
@@ -318,11 +332,10 @@ class JoinState:
         elif bits >> slot & 1:
             reason, detail = "duplicate", f"({ev!r}, {arm!r}) already rewarded"
         else:
-            part.mark_rewarded(ev, bits | 1 << slot, offset)
+            part.mark_rewarded(pend, bits | 1 << slot, offset)
             if not replay:
-                self._events[exp_id].append((slot, x, cfg.normalise_reward(reward)))
+                self._events[exp_id].append((slot, pend[X], cfg.normalise_reward(reward)))
                 self._reward_times.append(ts)
-                self._counters[(exp_id, "rewards_applied")] += 1
             return
         if not replay:
             self._dead_letter(part, offset, exp_id, reason, detail, ev, fb)
@@ -365,10 +378,11 @@ class JoinState:
             if fb_behind:
                 bound = min(bound, part.fb_time - self.lateness)
             part.watermark = wm = max(part.watermark, bound)
-            for _, (exp_id, x, shown, _, _), bits in part.due(wm):
+            for pend in part.due(wm):
+                exp_id, x, bits = pend[EXPERIMENT], pend[X], pend[REWARDED]
                 r = self._exps[exp_id].default
                 events = self._events[exp_id]
-                for s in shown:
+                for s in pend[SLOTS]:
                     if not bits >> s & 1:
                         events.append((s, x, r))
                         self._counters[(exp_id, "rewards_defaulted")] += 1
@@ -391,7 +405,7 @@ class JoinState:
                 cp.held[p] = held
         if cp.offsets or self._events or self._counters:
             cp.events = {e: v for e, v in self._events.items() if v}
-            cp.counters = dict(self._counters)
+            cp.counters = self._counted()
             cp.dead_letters, cp.reward_times = self._dead, self._reward_times
             self._events = defaultdict(list)
             self._counters = defaultdict(int)

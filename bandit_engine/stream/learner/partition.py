@@ -1,9 +1,11 @@
 """The join state of one partition number, and the positions a commit stores.
 
-Kept as plain dictionaries, queues and heaps of tuples and strings: the
-learner holds one entry per decision waiting for its window (hundreds of
-thousands under load), and a tuple of numbers, strings and bytes is cheap
-to build, and is left alone by the garbage collector once it has been seen.
+A decision waiting for its window is one small list (``Pending``), found by
+event id in ``pending`` and also held, in offset and deadline order, by the
+queues that tell a commit where to resume and the watermark what to close.
+A reward then costs one lookup in that dictionary: under load it holds
+hundreds of thousands of decisions, and each lookup in a table of that
+size is a few cache misses.
 """
 
 from __future__ import annotations
@@ -11,15 +13,38 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Iterator
+from typing import Any
 
 from bandit_engine.store import HeldRewards, LearnerOffsets
 
-__all__ = ["NO_OFFSET", "Partition", "Pending", "Reward"]
+__all__ = [
+    "DEADLINE",
+    "EVENT",
+    "EXPERIMENT",
+    "FIRST_FB",
+    "NO_OFFSET",
+    "OFFSET",
+    "OPEN",
+    "REWARDED",
+    "SLOTS",
+    "Partition",
+    "Pending",
+    "Reward",
+    "X",
+]
 
-#: A decision waiting for its window: (experiment id, context as
-#: little-endian float64 bytes, shown slots, deadline, offset in the
-#: decisions log).
-Pending = tuple[str, bytes, tuple[int, ...], float, int]
+#: A decision waiting for its window, a list indexed by the names below.
+Pending = list[Any]
+EVENT = 0  # event id
+EXPERIMENT = 1  # experiment id
+X = 2  # context, little-endian float64 bytes
+SLOTS = 3  # shown slots (a tuple)
+DEADLINE = 4
+OFFSET = 5  # in the decisions log
+REWARDED = 6  # bit s set: slot s has its reward
+FIRST_FB = 7  # smallest feedback offset joined to it (-1: none)
+OPEN = 8  # False once its window closed
+
 
 #: A reward as the join keeps it: (event id, arm id, reward, timestamp, the
 #: message as it came, for the dead-letter topic).
@@ -46,12 +71,12 @@ class Partition:
         self.fb_next = committed.fb_resume
         self.watermark = committed.watermark
         self.pending: dict[str, Pending] = {}
-        self.rewarded: dict[str, int] = {}  # event -> bit mask of the slots rewarded
-        self.first_fb: dict[str, int] = {}  # event -> smallest feedback offset joined to it
-        # (deadline, event) in deadline order while deadlines come in order
-        # (the usual case), the rest in a min-heap: ``due`` reads both
-        self.deadline_queue: deque[tuple[float, str]] = deque()
-        self.deadline_heap: list[tuple[float, str]] = []
+        # Pending decisions in deadline order while deadlines come in order
+        # (the usual case), the others in a min-heap of (deadline, seq,
+        # decision): ``due`` reads both.
+        self.deadline_queue: deque[Pending] = deque()
+        self.deadline_heap: list[tuple[float, int, Pending]] = []
+        self._seq = 0
         self.closed: dict[str, float] = {}  # event -> deadline
         self.orphans: dict[str, list[tuple[int, Reward]]] = {}
         self.orphan_heap: list[tuple[float, int, str]] = []  # (expiry, offset, event)
@@ -69,61 +94,68 @@ class Partition:
         self.unknown_new: list[int] = []
         self.orphans_stored = bool(held.orphans)  # the store holds orphans for it
         # The offsets the join state still needs, emptied lazily, so a commit
-        # costs O(log n) however many decisions wait for their windows: a
-        # queue for decisions (taken in offset order), a min-heap for rewards.
-        self.dec_offsets: deque[tuple[int, str]] = deque()
-        self.fb_offsets: list[tuple[int, str]] = []
+        # costs O(log n) however many decisions wait for their windows: the
+        # pending decisions in offset order; the first reward of each, while
+        # those come in offset order (the usual case), and a min-heap of
+        # (offset, event) for the others and for orphans.
+        self.dec_queue: deque[Pending] = deque()
+        self.fb_queue: deque[tuple[int, Pending]] = deque()
+        self.fb_heap: list[tuple[int, str]] = []
 
     @property
     def restored(self) -> bool:
         """Whether the replay has caught up with the committed positions."""
         return self.dec_next >= self.committed.dec_next and self.fb_next >= self.committed.fb_next
 
-    def add_pending(self, event_id: str, pend: Pending) -> None:
-        """Keep a decision until its window closes (its event is new here)."""
-        self.pending[event_id] = pend
-        self.dec_offsets.append((pend[4], event_id))  # offsets only grow
-        deadline = pend[3]
+    def add_pending(self, pend: Pending) -> bool:
+        """Keep a decision until its window closes; False (and nothing kept)
+        if its event is pending already."""
+        if self.pending.setdefault(pend[EVENT], pend) is not pend:
+            return False
+        self.dec_queue.append(pend)  # offsets only grow
         queue = self.deadline_queue
-        if not queue or deadline >= queue[-1][0]:
-            queue.append((deadline, event_id))
+        if not queue or pend[DEADLINE] >= queue[-1][DEADLINE]:
+            queue.append(pend)
         else:
-            heapq.heappush(self.deadline_heap, (deadline, event_id))
+            self._seq += 1
+            heapq.heappush(self.deadline_heap, (pend[DEADLINE], self._seq, pend))
+        return True
 
-    def mark_rewarded(self, event_id: str, bits: int, offset: int) -> None:
-        """Record that a reward at ``offset`` joined ``event_id`` (its slot bits)."""
-        self.rewarded[event_id] = bits
-        first = self.first_fb.get(event_id)
-        if first is None or offset < first:
-            self.first_fb[event_id] = offset
-            heapq.heappush(self.fb_offsets, (offset, event_id))
+    def mark_rewarded(self, pend: Pending, bits: int, offset: int) -> None:
+        """Record that a reward at ``offset`` joined ``pend`` (its slot bits)."""
+        pend[REWARDED] = bits
+        first = pend[FIRST_FB]
+        if first < 0 or offset < first:
+            pend[FIRST_FB] = offset
+            q = self.fb_queue
+            if not q or offset > q[-1][0]:
+                q.append((offset, pend))
+            else:
+                heapq.heappush(self.fb_heap, (offset, pend[EVENT]))
 
     def add_orphan(self, offset: int, fb: Reward, expiry: float) -> None:
         """Keep a reward whose decision has not been seen, until ``expiry``."""
         ev = fb[0]
         self.orphans.setdefault(ev, []).append((offset, fb))
-        heapq.heappush(self.fb_offsets, (offset, ev))
+        heapq.heappush(self.fb_heap, (offset, ev))
         heapq.heappush(self.orphan_heap, (expiry, offset, ev))
 
-    def due(self, watermark: float) -> Iterator[tuple[str, Pending, int]]:
+    def due(self, watermark: float) -> Iterator[Pending]:
         """Remove and yield the decisions whose deadline is at or before
-        ``watermark``, in deadline order, with the bit mask of their rewarded
-        slots; each is then ``closed``."""
-        heap, queue, pending = self.deadline_heap, self.deadline_queue, self.pending
+        ``watermark``, in deadline order; each is then ``closed``."""
+        heap, queue = self.deadline_heap, self.deadline_queue
         while True:
-            if heap and heap[0][0] <= watermark and (not queue or heap[0] <= queue[0]):
-                deadline, ev = heapq.heappop(heap)
-            elif queue and queue[0][0] <= watermark:
-                deadline, ev = queue.popleft()
+            if heap and heap[0][0] <= watermark and (not queue or heap[0][0] <= queue[0][DEADLINE]):
+                pend = heapq.heappop(heap)[2]
+            elif queue and queue[0][DEADLINE] <= watermark:
+                pend = queue.popleft()
             else:
                 return
-            pend = pending.get(ev)
-            if pend is None or pend[3] != deadline:
-                continue  # an entry of an earlier copy of this event
-            del pending[ev]
-            self.closed[ev] = deadline
-            self.first_fb.pop(ev, None)
-            yield ev, pend, self.rewarded.pop(ev, 0)
+            ev = pend[EVENT]
+            del self.pending[ev]
+            pend[OPEN] = False
+            self.closed[ev] = pend[DEADLINE]
+            yield pend
 
     def expired_orphans(self, watermark: float) -> Iterator[tuple[int, Reward]]:
         """Remove and yield the orphans whose expiry is at or before ``watermark``."""
@@ -148,27 +180,33 @@ class Partition:
 
     def oldest_decision(self) -> int:
         """Offset of the oldest decision still pending (``NO_OFFSET`` if none)."""
-        q = self.dec_offsets
+        q = self.dec_queue
         while q:
-            off, ev = q[0]
-            pend = self.pending.get(ev)
-            if pend is not None and pend[4] == off:
-                return off
+            if q[0][OPEN]:
+                return int(q[0][OFFSET])
             q.popleft()
         return NO_OFFSET
 
     def oldest_reward(self) -> int:
         """Offset of the oldest reward the join state still needs (joined to
         a pending decision, or an orphan); ``NO_OFFSET`` if none."""
-        h = self.fb_offsets
-        while h:
+        q = self.fb_queue
+        while q:
+            off, pend = q[0]
+            if pend[OPEN] and pend[FIRST_FB] == off:
+                break
+            q.popleft()
+        oldest = q[0][0] if q else NO_OFFSET
+        h = self.fb_heap
+        while h and h[0][0] < oldest:
             off, ev = h[0]
-            if ev in self.pending and self.first_fb.get(ev) == off:
+            joined = self.pending.get(ev)
+            if joined is not None and joined[FIRST_FB] == off:
                 return off
             if any(o == off for o, _ in self.orphans.get(ev, ())):
                 return off
             heapq.heappop(h)
-        return NO_OFFSET
+        return oldest
 
     def positions(self) -> LearnerOffsets:
         """What a commit stores now: processed offsets, resume offsets, watermark."""

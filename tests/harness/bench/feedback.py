@@ -30,11 +30,16 @@ from typing import Any
 
 import numpy as np
 
-from bandit_engine._proto.bandit.v1 import log_pb2
-from bandit_engine.core.config import ExperimentConfig
+from bandit_engine import ExperimentConfig
+from bandit_engine.core import DecisionRow, FeedbackEvent
 from bandit_engine.store import ArmRow, MySQLStore, Snapshot
-from bandit_engine.stream import KafkaSettings, ensure_topics
-from bandit_engine.stream.learner import Learner
+from bandit_engine.stream import (
+    KafkaSettings,
+    Learner,
+    encode_decision,
+    encode_feedback,
+    ensure_topics,
+)
 from harness.bench._util import progress
 from harness.services import kafka_bootstrap, scratch_database, scratch_topics
 
@@ -68,22 +73,22 @@ def _records(
     for i in range(n):
         ev = f"b{seed}-{i}"
         key = ev.encode()
-        dec = log_pb2.DecisionRecord(
+        arm = int(arms[i])
+        dec = DecisionRow(
             event_id=ev,
             experiment_id="bench",
             created_at=now,
             deadline=now + 3600,
-            x_f64=xs[i].astype("<f8").tobytes(),
-            arms=[f"a{arms[i]}"],
-            slots=[int(arms[i])],
-            scores=[0.0],
-            propensities=[0.01],
+            model_version=0,
+            x=xs[i],
+            arms=(f"a{arm}",),
+            scores=(0.0,),
+            propensities=(0.01,),
+            slots=(arm,),
         )
-        fb = log_pb2.FeedbackRecord(
-            event_id=ev, arm_id=f"a{arms[i]}", reward=float(i % 2), timestamp=now
-        )
-        out.append((settings.decisions_topic, key, dec.SerializeToString()))
-        out.append((settings.feedback_topic, key, fb.SerializeToString()))
+        fb = FeedbackEvent(ev, f"a{arm}", float(i % 2), now)
+        out.append((settings.decisions_topic, key, encode_decision(dec)))
+        out.append((settings.feedback_topic, key, encode_feedback(fb)))
     return out
 
 
