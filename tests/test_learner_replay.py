@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from learner_world import ARMS, GRACE, T0, Run, World, make_world
+from learner_world import ARMS, T0, Run, World, make_world
 
 
 @st.composite
