@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import numpy as np
 from aiokafka.structs import ConsumerRecord
@@ -36,7 +36,7 @@ GRACE = 5.0
 LATENESS = 1.0
 SETTINGS = KafkaSettings("127.0.0.1:1", decisions_topic="d", feedback_topic="f")
 
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 
 def record(topic: str, offset: int, value: bytes, key: bytes | None, ts_ms: int) -> Record:

@@ -34,7 +34,7 @@ async def _wait(event: threading.Event, what: str) -> None:
 
 def test_no_commit_after_a_failed_one_until_the_state_is_reloaded() -> None:
     store = FakeLearnerStore()
-    store.gate = threading.Event()
+    gate = store.gate = threading.Event()
     committer = Committer(store, SETTINGS, JoinState())
 
     async def main() -> tuple[bool, bool]:
@@ -46,7 +46,7 @@ def test_no_commit_after_a_failed_one_until_the_state_is_reloaded() -> None:
         _malformed(committer, 1)  # read while it is on the database thread
         second = asyncio.create_task(committer.commit())
         await asyncio.sleep(0)  # one turn of the loop: the second waits for the first
-        store.gate.set()
+        gate.set()
         return await first, await second
 
     ok1, ok2 = asyncio.run(main())
@@ -71,7 +71,7 @@ def test_no_commit_after_a_failed_one_until_the_state_is_reloaded() -> None:
 
 def test_records_taken_during_a_commit_go_in_the_next_one() -> None:
     store = FakeLearnerStore()
-    store.gate = threading.Event()
+    gate = store.gate = threading.Event()
     committer = Committer(store, SETTINGS, JoinState())
 
     async def main() -> None:
@@ -80,7 +80,7 @@ def test_records_taken_during_a_commit_go_in_the_next_one() -> None:
         first = asyncio.create_task(committer.commit())
         await _wait(store.entered, "the first commit to reach the store")
         _malformed(committer, 1)
-        store.gate.set()
+        gate.set()
         assert await first
         assert store.learner_offsets(SETTINGS.group_id)[0].dec_next == 1
         assert await committer.commit()
