@@ -73,15 +73,20 @@ def make_world(
     decisions: list[tuple[str, list[int], float]],
     feedback: list[tuple[float, str, str, float]],
     window: float = 1e6,
+    copies: tuple[int, ...] = (),
 ) -> World:
-    """Decisions ``(event, shown slots, time)`` with context (1, i+1), and
-    feedback ``(timestamp, event, arm, reward)`` in log order."""
+    """Decisions ``(event, shown slots, time)`` with context (1, i+1), then a
+    second copy of the decisions at the indices ``copies`` (a producer's
+    retry), and feedback ``(timestamp, event, arm, reward)`` in log order."""
     w = World()
     for i, (ev, shown, t) in enumerate(decisions):
         x = np.array([1.0, float(i + 1)])
         value = decision_value(ev, shown, t, t + window, x)
         w.decisions.append(record("d", i, value, ev.encode(), int(t * 1000)))
         w.x_of[x.astype("<f8").tobytes()] = ev
+    for i in copies:
+        first = w.decisions[i]
+        w.decisions.append(record("d", len(w.decisions), first.value, first.key, first.timestamp))
     for j, (ts, ev, arm, r) in enumerate(feedback):
         value = encode_feedback(FeedbackEvent(ev, arm, r, ts))
         w.feedback.append(record("f", j, value, ev.encode(), int(ts * 1000)))

@@ -28,8 +28,9 @@ from learner_world import ARMS, T0, Run, World, make_world
 
 @st.composite
 def worlds(draw: Any) -> World:
-    """A few decisions, their rewards (some copies, some before the decision
-    in time), and rewards of events nobody decided, in a random log order."""
+    """A few decisions (some logged twice), their rewards (some copies, some
+    before the decision in time), and rewards of events nobody decided, in a
+    random log order."""
     decisions = []
     fb: list[tuple[float, str, str, float]] = []
     for i in range(draw(st.integers(1, 6))):
@@ -43,7 +44,8 @@ def worlds(draw: Any) -> World:
     for j in range(draw(st.integers(0, 2))):
         fb.append((T0 + draw(st.floats(0, 20)), f"nobody{j}", ARMS[0], 1.0))
     order = draw(st.permutations(range(len(fb))))
-    return make_world(decisions, [fb[k] for k in order])
+    copies = draw(st.lists(st.integers(0, len(decisions) - 1), max_size=3))
+    return make_world(decisions, [fb[k] for k in order], copies=tuple(copies))
 
 
 # Interleavings that must always be run.
@@ -138,5 +140,7 @@ def test_every_reward_is_resolved_exactly_once(hold: bool, world: World, steps: 
     # rewards of events nobody decided are unknown, never anything else
     nobody = sum(1 for ev, _ in world.keys if ev.startswith("nobody"))
     assert dead.get("unknown_event", 0) >= nobody
-    # every decision counted once, however often it was replayed
-    assert counters.get("decisions", 0) == len(world.decisions)
+    # every decision counted once, however often it was logged or replayed
+    events = len(world.x_of)
+    assert counters.get("decisions", 0) == events
+    assert counters.get("duplicate_decision", 0) == len(world.decisions) - events
