@@ -24,7 +24,6 @@ from bandit_engine.stream.learner.decode import DecisionIn, RewardIn
 from bandit_engine.stream.learner.partition import (
     DEADLINE,
     EXPERIMENT,
-    FIRST_FB,
     REWARDED,
     SLOTS,
     Partition,
@@ -52,15 +51,13 @@ class Need(NamedTuple):
 class JoinExperiment:
     """What the join needs of an experiment: its reward range and arms."""
 
-    __slots__ = ("config", "default", "dim_bytes", "hi", "lo", "n_arms", "normalise", "slots")
+    __slots__ = ("config", "default", "dim_bytes", "n_arms", "slots")
 
     def __init__(self, config: ExperimentConfig, slots: Mapping[str, int], n_arms: int) -> None:
         self.config = config
         self.slots = dict(slots)  # arm id -> slot
         self.n_arms = n_arms
         self.dim_bytes = 8 * config.dim
-        self.lo, self.hi = config.reward_min, config.reward_max
-        self.normalise = config.normalise_reward
         self.default = config.normalise_reward(float(config.default_reward))  # type: ignore[arg-type]
 
 
@@ -166,9 +163,7 @@ class JoinState:
         for and loaded; what is still unknown now does not exist.
         """
         part = self._parts[p]
-        exps, closed, pending = self._exps, part.closed, part.pending
-        dec_queue, deadlines = part.dec_queue, part.deadline_queue
-        last_deadline = deadlines[-1][DEADLINE] if deadlines else -math.inf
+        exps, closed = self._exps, part.closed
         committed = part.committed
         counters = self._counters
         taken: list[str] = []
@@ -209,19 +204,12 @@ class JoinState:
                     counters[(exp_id, "malformed_decision")] += 1
                 continue
             pend = [ev, exp_id, x, slots, deadline, off, 0, -1, True]  # (a Pending)
-            if ev in closed or pending.setdefault(ev, pend) is not pend:
+            if ev in closed or not part.add_pending(pend):
                 # A second copy (a producer's retry of a batch the broker had
                 # written): the first one holds the join state.
                 if not replay:
                     counters[(exp_id, "duplicate_decision")] += 1
                 continue
-            # (``Partition.add_pending``, inline: this runs for every decision)
-            dec_queue.append(pend)
-            if deadline >= last_deadline:
-                deadlines.append(pend)
-                last_deadline = deadline
-            else:
-                part.push_deadline(pend)
             if not replay:
                 taken.append(exp_id)
             # replayed rewards that waited for it were resolved before the
@@ -260,7 +248,7 @@ class JoinState:
         committed = part.committed.fb_next
         pending, exps = part.pending, self._exps
         events, times = self._events, self._reward_times
-        mark, fb_queue = part.mark_rewarded, part.fb_queue
+        mark = part.mark_rewarded
         newest = part.fb_time
         for off, key, value, ev, arm, reward, ts, error in rows:
             if off < committed:
@@ -274,22 +262,17 @@ class JoinState:
                     newest = ts
                 exp_id = pend[EXPERIMENT]
                 exp = exps[exp_id]
+                cfg = exp.config
                 slot = exp.slots.get(arm, -1)
                 bits = pend[REWARDED]
                 if (
                     slot in pend[SLOTS]
-                    and exp.lo <= reward <= exp.hi
+                    and cfg.reward_min <= reward <= cfg.reward_max
                     and ts <= pend[DEADLINE]
                     and not bits >> slot & 1
                 ):
-                    # (``Partition.mark_rewarded``, inline for the first reward)
-                    if pend[FIRST_FB] < 0 and (not fb_queue or off > fb_queue[-1][0]):
-                        pend[REWARDED] = bits | 1 << slot
-                        pend[FIRST_FB] = off
-                        fb_queue.append((off, pend))
-                    else:
-                        mark(pend, bits | 1 << slot, off)
-                    events[exp_id].append((slot, pend[X], exp.normalise(reward)))
+                    mark(pend, bits | 1 << slot, off)
+                    events[exp_id].append((slot, pend[X], cfg.normalise_reward(reward)))
                     times.append(ts)
                 else:
                     self._join(part, pend, off, (ev, arm, reward, ts, value), False)

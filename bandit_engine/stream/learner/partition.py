@@ -117,13 +117,9 @@ class Partition:
         if not queue or pend[DEADLINE] >= queue[-1][DEADLINE]:
             queue.append(pend)
         else:
-            self.push_deadline(pend)
+            self._seq += 1
+            heapq.heappush(self.deadline_heap, (pend[DEADLINE], self._seq, pend))
         return True
-
-    def push_deadline(self, pend: Pending) -> None:
-        """Queue a decision whose deadline is before the last one queued."""
-        self._seq += 1
-        heapq.heappush(self.deadline_heap, (pend[DEADLINE], self._seq, pend))
 
     def mark_rewarded(self, pend: Pending, bits: int, offset: int) -> None:
         """Record that a reward at ``offset`` joined ``pend`` (its slot bits)."""
