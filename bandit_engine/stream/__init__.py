@@ -1,8 +1,9 @@
 """Kafka mode: settings, log records, the producer, and the learner.
 
 Nothing here imports aiokafka until a producer or consumer is started.
-``Learner`` and ``run_learner`` (``bandit_engine.stream.learner``) are
-imported on first use.
+``Learner``, ``run_learner`` and the learner's record decoders
+(``decode_decisions``, ``decode_rewards``), all of
+``bandit_engine.stream.learner``, are imported on first use.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,12 @@ from bandit_engine.stream.records import (
 from bandit_engine.stream.settings import KafkaSettings, ensure_topics
 
 if TYPE_CHECKING:
-    from bandit_engine.stream.learner import Learner, run_learner
+    from bandit_engine.stream.learner import (
+        Learner,
+        decode_decisions,
+        decode_rewards,
+        run_learner,
+    )
 
 __all__ = [
     "FeedbackParseError",
@@ -33,7 +39,9 @@ __all__ = [
     "decision_x",
     "decision_x_bytes",
     "decode_decision",
+    "decode_decisions",
     "decode_feedback",
+    "decode_rewards",
     "encode_decision",
     "encode_feedback",
     "ensure_topics",
@@ -43,8 +51,11 @@ __all__ = [
 ]
 
 
+_LEARNER = ("Learner", "decode_decisions", "decode_rewards", "run_learner")
+
+
 def __getattr__(name: str) -> Any:
-    if name in ("Learner", "run_learner"):
+    if name in _LEARNER:
         from bandit_engine.stream import learner
 
         return getattr(learner, name)

@@ -11,6 +11,10 @@ database of its own is created and dropped) and a Kafka-protocol broker
 - ``feedback_vs_raw_consume``: a bare aiokafka ``getmany`` loop over the same
   two topics in the same run, time(raw) / time(learner): the median over 3
   alternating rounds (each learner in a consumer group of its own).
+- ``feedback_decode_only_vs_raw``: the same for a loop that only decodes
+  the records as the learner does (``decode_decisions``, ``decode_rewards``:
+  protobuf, no join, no commit), in the same alternating rounds: what the
+  decoding alone leaves of the raw loop's speed.
 - ``reward_to_posterior_p99_ms``: at light load (about 200 rewards/s, after a
   1 s warm-up), from the reward's timestamp to the commit of the posterior
   that includes it.
@@ -36,6 +40,8 @@ from bandit_engine.store import ArmRow, MySQLStore, Snapshot
 from bandit_engine.stream import (
     KafkaSettings,
     Learner,
+    decode_decisions,
+    decode_rewards,
     encode_decision,
     encode_feedback,
     ensure_topics,
@@ -92,7 +98,9 @@ def _records(
     return out
 
 
-async def _raw_consume(settings: KafkaSettings, total: int) -> float:
+async def _raw_consume(settings: KafkaSettings, total: int, decode: bool = False) -> float:
+    """Seconds to consume ``total`` records of both topics from the start
+    (``decode``: and decode them as the learner does)."""
     from aiokafka import AIOKafkaConsumer
 
     c = AIOKafkaConsumer(
@@ -116,10 +124,16 @@ async def _raw_consume(settings: KafkaSettings, total: int) -> float:
         t0 = time.perf_counter()
         while n < total:
             batch = await c.getmany(timeout_ms=200, max_records=20_000)
-            for msgs in batch.values():
-                for m in msgs:  # touch each record as the learner must
-                    _ = m.value
-                n += sum(len(v) for v in batch.values())
+            for tp, msgs in batch.items():
+                if decode:
+                    if tp.topic == settings.decisions_topic:
+                        decode_decisions(msgs)
+                    else:
+                        decode_rewards(msgs)
+                else:
+                    for m in msgs:  # touch each record as the learner must
+                        _ = m.value
+                n += len(msgs)
         return time.perf_counter() - t0
     finally:
         await c.stop()
@@ -221,19 +235,23 @@ def run(quick: bool = False) -> dict[str, float]:
         # its own over the same records): this machine is shared, and one pair
         # of runs moved the ratio between 0.18 and 0.37. Medians, and the
         # median of the per-round ratios.
-        raw_s, learn_s, commits = [], [], []
+        raw_s, learn_s, decode_s, commits = [], [], [], []
         rounds = 1 if quick else 3
         for rnd in range(rounds):
             progress(f"feedback: round {rnd + 1}/{rounds}: raw aiokafka getmany, same topics")
             raw_s.append(asyncio.run(_raw_consume(settings, 2 * n)))
+            progress(f"feedback: round {rnd + 1}/{rounds}: getmany + decode only")
+            decode_s.append(asyncio.run(_raw_consume(settings, 2 * n, decode=True)))
             progress(f"feedback: round {rnd + 1}/{rounds}: learner join + apply + MySQL commit")
             own = dataclasses.replace(settings, group_id=f"{settings.group_id}-r{rnd}")
             learner = Learner(MySQLStore(dsn), own, commit_interval=0.1)
             learn_s.append(asyncio.run(_learn_until(learner, n, timeout=600)))
             commits.append(learner.commits)
             progress(
-                f"feedback: round {rnd + 1}: raw {2 * n / raw_s[-1]:,.0f} records/s, learner "
-                f"{n / learn_s[-1]:,.0f} rewards/s, ratio {raw_s[-1] / learn_s[-1]:.3f}"
+                f"feedback: round {rnd + 1}: raw {2 * n / raw_s[-1]:,.0f} records/s, decode "
+                f"only {2 * n / decode_s[-1]:,.0f} records/s (ratio "
+                f"{raw_s[-1] / decode_s[-1]:.3f}), learner {n / learn_s[-1]:,.0f} rewards/s, "
+                f"ratio {raw_s[-1] / learn_s[-1]:.3f}"
             )
             # Free its join state before the next raw pass: alive, its 200,000
             # pending decisions slowed the next pass's garbage collections
@@ -250,6 +268,9 @@ def run(quick: bool = False) -> dict[str, float]:
         )
         figures["feedback_vs_raw_consume_max"] = max(
             a / b for a, b in zip(raw_s, learn_s, strict=True)
+        )
+        figures["feedback_decode_only_vs_raw"] = float(
+            np.median([a / b for a, b in zip(raw_s, decode_s, strict=True)])
         )
         figures["feedback_commits"] = float(np.median(commits))
         progress("feedback: reward-to-posterior latency at light load")
