@@ -11,9 +11,10 @@ and write timeouts. A lost connection (server gone, connection killed, time
 out) is reopened and the operation retried with backoff. A retried
 ``commit_rewards`` cannot tell from the database alone whether the lost
 attempt committed, so each attempt writes a random ``write_id`` with its rows:
-rows found with our ``write_id`` are ours (committed before the connection
-dropped) and rows with another ``write_id`` are real duplicates. Nothing is
-applied twice and nothing is lost.
+rows found with the attempt's own ``write_id`` were written by an earlier try
+of it (committed before the connection dropped) and rows with another
+``write_id`` are real duplicates. Nothing is applied twice and nothing is
+lost.
 """
 
 from __future__ import annotations

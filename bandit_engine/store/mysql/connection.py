@@ -6,12 +6,8 @@ in a ``schema_version`` table.
 
 PyMySQL waits forever by default; here every connection has connect, read
 and write timeouts. A lost connection (server gone, connection killed, time
-out) is reopened and the operation retried with backoff. A retried
-``commit_rewards`` cannot tell from the database alone whether the lost
-attempt committed, so each attempt writes a random ``write_id`` with its rows:
-rows found with our ``write_id`` are ours (committed before the connection
-dropped) and rows with another ``write_id`` are real duplicates. Nothing is
-applied twice and nothing is lost.
+out) is reopened and the operation retried with backoff (``MySQLConnection._run``),
+unless the caller says a retry could apply it twice.
 """
 
 from __future__ import annotations

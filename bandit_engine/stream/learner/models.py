@@ -121,7 +121,7 @@ class Models:
         return PosteriorUpdate(experiment_id, self._models[experiment_id], events)
 
     def committed(self, versions: dict[str, int]) -> None:
-        """The commit stored these snapshot versions of our posteriors."""
+        """A commit stored these snapshot versions of the posteriors held here."""
         for experiment_id, version in versions.items():
             model = self._models.get(experiment_id)
             if model is not None:
