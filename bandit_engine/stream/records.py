@@ -166,3 +166,5 @@ def parse_feedback(value: bytes | None, message_ts_ms: int) -> log_pb2.FeedbackR
     """Decode a feedback message (protobuf or JSON) and check its fields."""
     event_id, arm_id, reward, ts = feedback_fields(value, message_ts_ms)
     return log_pb2.FeedbackRecord(event_id=event_id, arm_id=arm_id, reward=reward, timestamp=ts)
+
+

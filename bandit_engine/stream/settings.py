@@ -91,3 +91,5 @@ async def ensure_topics(settings: KafkaSettings) -> None:
             log.info("created topics %s", [t.name for t in wanted])
     finally:
         await admin.close()
+
+
