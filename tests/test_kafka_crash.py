@@ -26,8 +26,8 @@ import pymysql
 import pytest
 from harness.services import kill_connections
 
+from bandit_engine import ExperimentConfig
 from bandit_engine._proto.bandit.v1 import log_pb2
-from bandit_engine.core.config import ExperimentConfig
 from bandit_engine.store import ArmRow, MySQLStore
 from bandit_engine.store.mysql import parse_dsn
 from bandit_engine.stream import KafkaSettings, ensure_topics

@@ -1,101 +1,84 @@
-"""Windows close in deadline order, once each, whichever way a decision came
-in: record by record (a heap of deadlines) or in a chunk whose deadlines are
-in order (a queue, ``Learner._decision_run``)."""
+"""Windows close in deadline order, once each, at their deadline, whatever
+the order in which deadlines come and however decisions are batched."""
 
 from __future__ import annotations
-
-import asyncio
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_learner_replay import ARMS, GRACE, SETTINGS, T0, FakeConsumer, MemoryStore, _Rec
-from test_wire import records_chunk
+from learner_world import ARMS, T0, Record, decision_value, record
 
-from bandit_engine._proto.bandit.v1 import log_pb2
-from bandit_engine.stream.learner import Learner
-
-
-def _decisions(deadlines: list[float]) -> list[_Rec]:
-    out = []
-    for i, d in enumerate(deadlines):
-        rec = log_pb2.DecisionRecord(
-            event_id=f"ev{i}",
-            experiment_id="e",
-            created_at=T0,
-            deadline=T0 + d,
-            x_f64=np.array([1.0, float(i + 1)]).astype("<f8").tobytes(),
-            arms=[ARMS[0]],
-            slots=[0],
-        )
-        out.append(_Rec(i, rec.SerializeToString(), timestamp=int(T0 * 1000)))
-    return out
+from bandit_engine import ExperimentConfig
+from bandit_engine.stream.learner import JoinState, decode_decisions
+from bandit_engine.stream.learner.partition import DEADLINE
 
 
-used_queue = [False]
+def _decisions(deadlines: list[float]) -> list[Record]:
+    return [
+        record("d", i, decision_value(f"ev{i}", [0], T0, T0 + d, np.array([1.0, i + 1.0])), None, 0)
+        for i, d in enumerate(deadlines)
+    ]
+
+
+def _join() -> JoinState:
+    join = JoinState(lateness=0.0)
+    join.assign(0)
+    cfg = ExperimentConfig("e", policy="lin_ts_disjoint", dim=2)
+    join.set_experiment("e", cfg, {a: i for i, a in enumerate(ARMS)}, len(ARMS))
+    return join
 
 
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(st.integers(1, 30), min_size=1, max_size=40),
     st.lists(st.integers(1, 6), min_size=1, max_size=10),
-    st.lists(st.booleans(), min_size=1, max_size=10),
     st.lists(st.floats(0.0, 12.0), min_size=1, max_size=8),
 )
 def test_each_window_closes_once_at_its_deadline(
-    deadlines: list[int], sizes: list[int], as_chunk: list[bool], ticks: list[float]
+    deadlines: list[int], sizes: list[int], ticks: list[float]
 ) -> None:
     recs = _decisions([float(d) for d in deadlines])
+    join = _join()
+    part = join.partitions[0]
+    clock = T0
+    closed: list[str] = []
 
-    async def main() -> None:
-        clock = [T0]
-        lr = Learner(
-            MemoryStore(),  # type: ignore[arg-type]
-            SETTINGS,
-            lateness=0.0,
-            orphan_grace=GRACE,
-            clock=lambda: clock[0],
-            gc_threshold=None,
-        )
-        lr._consumer = FakeConsumer(0, 0)  # no backlog: the watermark is the clock
-        await lr._restore({0})
-        part = lr._parts[0]
-        i = j = 0
-        closed: list[tuple[float, str]] = []
+    def advance() -> None:
+        before = set(part.pending)
+        join.advance(clock)  # no backlog: the watermark is the clock
+        gone = before - set(part.pending)
+        # each closed now, and none still open, is past the watermark
+        assert all(part.closed[ev] <= clock for ev in gone)
+        assert all(p[DEADLINE] > clock for p in part.pending.values())
+        closed.extend(gone)
 
-        def advance() -> None:
-            before = set(part.pending)
-            lr._advance(clock[0])
-            gone = before - set(part.pending)
-            # each closed now, and none still open, is past the watermark
-            assert all(part.closed[ev] <= clock[0] for ev in gone)
-            assert all(p.deadline > clock[0] for p in part.pending.values())
-            closed.extend((part.closed[ev], ev) for ev in gone)
-
-        while i < len(recs):
-            n = sizes[j % len(sizes)]
-            batch = recs[i : i + n]
-            chunked = as_chunk[j % len(as_chunk)]
-            await lr._take_decisions(part, [records_chunk(batch)] if chunked else batch)
-            used_queue[0] |= bool(part.deadline_queue)
-            lr._consumer.end["d"] = i + len(batch)
-            i += len(batch)
-            clock[0] += ticks[j % len(ticks)]
-            advance()
-            j += 1
-        clock[0] = T0 + 100.0
+    i = j = 0
+    while i < len(recs):
+        batch = recs[i : i + sizes[j % len(sizes)]]
+        assert join.take_decisions(0, decode_decisions(batch)) is None
+        i += len(batch)
+        clock += ticks[j % len(ticks)]
         advance()
-        assert not part.pending and not part.deadlines and not part.deadline_queue
-        assert sorted(ev for _, ev in closed) == sorted(f"ev{k}" for k in range(len(recs)))
-        # every shown arm got the default reward once
-        assert lr._counters[("e", "rewards_defaulted")] == len(recs)
-        lr._db.shutdown(wait=True)
+        j += 1
+    clock = T0 + 100.0
+    advance()
+    assert not part.pending
+    assert sorted(closed) == sorted(f"ev{k}" for k in range(len(recs)))
+    # every shown arm got the default reward once, and nothing else did
+    cp = join.checkpoint()
+    assert cp.counters[("e", "rewards_defaulted")] == len(recs)
+    assert len(cp.events["e"]) == len(recs)
+    assert ("e", "rewards_applied") not in cp.counters
 
-    asyncio.run(main())
 
-
-def test_the_queue_was_used() -> None:
-    """(The property above ran through the deadline queue, not only the heap.)"""
-    if not used_queue[0]:
-        test_each_window_closes_once_at_its_deadline()
-    assert used_queue[0]
+def test_windows_close_in_deadline_order_whichever_order_they_came_in() -> None:
+    deadlines = [5.0, 6.0, 7.0, 3.0, 9.0, 1.0, 8.0, 8.0, 2.0]
+    join = _join()
+    assert join.take_decisions(0, decode_decisions(_decisions(deadlines))) is None
+    order = []
+    for t in range(11):
+        before = set(join.partitions[0].pending)
+        join.advance(T0 + t)
+        order += sorted(before - set(join.partitions[0].pending), key=lambda e: int(e[2:]))
+    expect = sorted(range(len(deadlines)), key=lambda k: deadlines[k])
+    assert order == [f"ev{k}" for k in expect]

@@ -1,5 +1,7 @@
 """State stores: SQLite (embedded) and MySQL, behind the core's ``Store``.
 
+``SQLiteStore`` and ``MySQLStore`` implement the engine's ``Store``;
+``MySQLStore`` is also a ``LearnerStore`` (what a Kafka-mode learner needs).
 ``MySQLStore`` is imported on first use, so that a process without MySQL
 never loads its driver.
 """
@@ -14,8 +16,10 @@ from bandit_engine.store.base import (
     DecisionRow,
     HeldRewards,
     LearnerOffsets,
+    LearnerStore,
     RewardRow,
     Snapshot,
+    SnapshotUpdate,
     Store,
 )
 from bandit_engine.store.sqlite import SQLiteStore
@@ -29,10 +33,12 @@ __all__ = [
     "DecisionRow",
     "HeldRewards",
     "LearnerOffsets",
+    "LearnerStore",
     "MySQLStore",
     "RewardRow",
     "SQLiteStore",
     "Snapshot",
+    "SnapshotUpdate",
     "Store",
 ]
 

@@ -8,7 +8,11 @@ and what a learner keeps in a store (``LearnerStore``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
 
 from bandit_engine.core.ports import (
     PRUNE_CHUNK,
@@ -27,8 +31,10 @@ __all__ = [
     "FloatArray",
     "HeldRewards",
     "LearnerOffsets",
+    "LearnerStore",
     "RewardRow",
     "Snapshot",
+    "SnapshotUpdate",
     "Store",
 ]
 
@@ -67,3 +73,80 @@ class HeldRewards:
 
     orphans: tuple[int, ...] = ()
     unknown: tuple[int, ...] = ()
+
+
+class SnapshotUpdate(Protocol):
+    """One experiment's part of a learner commit: the new posterior state.
+
+    Called inside the commit's transaction with the stored snapshot version
+    (0 if none) and ``load``, which reads the stored snapshot (for a caller
+    whose copy is older than ``version``: another learner committed since).
+    Returns the state to store as version ``version + 1``.
+    """
+
+    def __call__(
+        self, version: int, load: Callable[[], Snapshot | None]
+    ) -> dict[str, np.ndarray]: ...
+
+
+class LearnerStore(Protocol):
+    """What a Kafka-mode learner needs of a store (``bandit_engine.stream.learner``).
+
+    The learner reads experiments, arms and snapshots, and commits, in one
+    transaction per call to ``learner_commit``, the posteriors it updated,
+    its counters, its log positions (``LearnerOffsets``) and the rewards a
+    replay cannot resolve alone (``HeldRewards``): that transaction is what
+    makes each reward count exactly once. ``MySQLStore`` implements it; so
+    does the in-memory store the tests use, and one contract test suite
+    runs against both.
+    """
+
+    def load_experiments(self) -> list[tuple[str, dict[str, Any], int]]:
+        """(experiment_id, config, arm_changes) in creation order."""
+        ...
+
+    def load_arms(self, experiment_id: str) -> list[ArmRow]:
+        """Arms of one experiment ordered by slot."""
+        ...
+
+    def load_snapshot(self, experiment_id: str) -> Snapshot | None:
+        """The stored posterior of one experiment, or None."""
+        ...
+
+    def learner_offsets(self, group_id: str) -> dict[int, LearnerOffsets]:
+        """The committed positions of a consumer group, by partition number."""
+        ...
+
+    def learner_held(self, group_id: str) -> dict[int, HeldRewards]:
+        """The committed held rewards of a consumer group, by partition number."""
+        ...
+
+    def learner_counters(self, experiment_id: str | None = None) -> dict[tuple[str, str], int]:
+        """Committed counters by (experiment, name), all experiments if None."""
+        ...
+
+    def learner_commit(
+        self,
+        group_id: str,
+        updates: Mapping[str, SnapshotUpdate],
+        counters: Mapping[tuple[str, str], int],
+        offsets: Mapping[int, LearnerOffsets],
+        now: float,
+        held: Mapping[int, HeldRewards] | None = None,
+    ) -> dict[str, int]:
+        """One transaction: new posteriors, counters, offsets and held rewards.
+
+        ``updates[exp](version, load)`` runs with the experiment's snapshot
+        locked (learners sharing an experiment take turns); its state is
+        stored as ``version + 1``, and the new versions are returned.
+        Counters are added to the stored ones; ``offsets`` replace a
+        partition's. ``held[p]`` replaces partition ``p``'s waiting rewards
+        and adds its unknown ones, after dropping the stored unknown ones
+        below the new ``fb_resume`` (a replay no longer reads them); a
+        partition absent from ``held`` keeps what it had.
+        If anything raises, nothing is stored. No retry: a lost link leaves
+        the outcome unknown, and the caller reloads its state.
+        """
+        ...
+
+    def close(self) -> None: ...

@@ -11,6 +11,10 @@ database of its own is created and dropped) and a Kafka-protocol broker
 - ``feedback_vs_raw_consume``: a bare aiokafka ``getmany`` loop over the same
   two topics in the same run, time(raw) / time(learner): the median over 3
   alternating rounds (each learner in a consumer group of its own).
+- ``feedback_decode_only_vs_raw``: the same for a loop that only decodes
+  the records as the learner does (``decode_decisions``, ``decode_rewards``:
+  protobuf, no join, no commit), in the same alternating rounds: what the
+  decoding alone leaves of the raw loop's speed.
 - ``reward_to_posterior_p99_ms``: at light load (about 200 rewards/s, after a
   1 s warm-up), from the reward's timestamp to the commit of the posterior
   that includes it.
@@ -30,11 +34,18 @@ from typing import Any
 
 import numpy as np
 
-from bandit_engine._proto.bandit.v1 import log_pb2
-from bandit_engine.core.config import ExperimentConfig
+from bandit_engine import ExperimentConfig
+from bandit_engine.core import DecisionRow, FeedbackEvent
 from bandit_engine.store import ArmRow, MySQLStore, Snapshot
-from bandit_engine.stream import KafkaSettings, ensure_topics
-from bandit_engine.stream.learner import Learner
+from bandit_engine.stream import (
+    KafkaSettings,
+    Learner,
+    decode_decisions,
+    decode_rewards,
+    encode_decision,
+    encode_feedback,
+    ensure_topics,
+)
 from harness.bench._util import progress
 from harness.services import kafka_bootstrap, scratch_database, scratch_topics
 
@@ -68,26 +79,28 @@ def _records(
     for i in range(n):
         ev = f"b{seed}-{i}"
         key = ev.encode()
-        dec = log_pb2.DecisionRecord(
+        arm = int(arms[i])
+        dec = DecisionRow(
             event_id=ev,
             experiment_id="bench",
             created_at=now,
             deadline=now + 3600,
-            x_f64=xs[i].astype("<f8").tobytes(),
-            arms=[f"a{arms[i]}"],
-            slots=[int(arms[i])],
-            scores=[0.0],
-            propensities=[0.01],
+            model_version=0,
+            x=xs[i],
+            arms=(f"a{arm}",),
+            scores=(0.0,),
+            propensities=(0.01,),
+            slots=(arm,),
         )
-        fb = log_pb2.FeedbackRecord(
-            event_id=ev, arm_id=f"a{arms[i]}", reward=float(i % 2), timestamp=now
-        )
-        out.append((settings.decisions_topic, key, dec.SerializeToString()))
-        out.append((settings.feedback_topic, key, fb.SerializeToString()))
+        fb = FeedbackEvent(ev, f"a{arm}", float(i % 2), now)
+        out.append((settings.decisions_topic, key, encode_decision(dec)))
+        out.append((settings.feedback_topic, key, encode_feedback(fb)))
     return out
 
 
-async def _raw_consume(settings: KafkaSettings, total: int) -> float:
+async def _raw_consume(settings: KafkaSettings, total: int, decode: bool = False) -> float:
+    """Seconds to consume ``total`` records of both topics from the start
+    (``decode``: and decode them as the learner does)."""
     from aiokafka import AIOKafkaConsumer
 
     c = AIOKafkaConsumer(
@@ -111,10 +124,16 @@ async def _raw_consume(settings: KafkaSettings, total: int) -> float:
         t0 = time.perf_counter()
         while n < total:
             batch = await c.getmany(timeout_ms=200, max_records=20_000)
-            for msgs in batch.values():
-                for m in msgs:  # touch each record as the learner must
-                    _ = m.value
-                n += sum(len(v) for v in batch.values())
+            for tp, msgs in batch.items():
+                if decode:
+                    if tp.topic == settings.decisions_topic:
+                        decode_decisions(msgs)
+                    else:
+                        decode_rewards(msgs)
+                else:
+                    for m in msgs:  # touch each record as the learner must
+                        _ = m.value
+                n += len(msgs)
         return time.perf_counter() - t0
     finally:
         await c.stop()
@@ -216,19 +235,23 @@ def run(quick: bool = False) -> dict[str, float]:
         # its own over the same records): this machine is shared, and one pair
         # of runs moved the ratio between 0.18 and 0.37. Medians, and the
         # median of the per-round ratios.
-        raw_s, learn_s, commits = [], [], []
+        raw_s, learn_s, decode_s, commits = [], [], [], []
         rounds = 1 if quick else 3
         for rnd in range(rounds):
             progress(f"feedback: round {rnd + 1}/{rounds}: raw aiokafka getmany, same topics")
             raw_s.append(asyncio.run(_raw_consume(settings, 2 * n)))
+            progress(f"feedback: round {rnd + 1}/{rounds}: getmany + decode only")
+            decode_s.append(asyncio.run(_raw_consume(settings, 2 * n, decode=True)))
             progress(f"feedback: round {rnd + 1}/{rounds}: learner join + apply + MySQL commit")
             own = dataclasses.replace(settings, group_id=f"{settings.group_id}-r{rnd}")
             learner = Learner(MySQLStore(dsn), own, commit_interval=0.1)
             learn_s.append(asyncio.run(_learn_until(learner, n, timeout=600)))
             commits.append(learner.commits)
             progress(
-                f"feedback: round {rnd + 1}: raw {2 * n / raw_s[-1]:,.0f} records/s, learner "
-                f"{n / learn_s[-1]:,.0f} rewards/s, ratio {raw_s[-1] / learn_s[-1]:.3f}"
+                f"feedback: round {rnd + 1}: raw {2 * n / raw_s[-1]:,.0f} records/s, decode "
+                f"only {2 * n / decode_s[-1]:,.0f} records/s (ratio "
+                f"{raw_s[-1] / decode_s[-1]:.3f}), learner {n / learn_s[-1]:,.0f} rewards/s, "
+                f"ratio {raw_s[-1] / learn_s[-1]:.3f}"
             )
             # Free its join state before the next raw pass: alive, its 200,000
             # pending decisions slowed the next pass's garbage collections
@@ -245,6 +268,9 @@ def run(quick: bool = False) -> dict[str, float]:
         )
         figures["feedback_vs_raw_consume_max"] = max(
             a / b for a, b in zip(raw_s, learn_s, strict=True)
+        )
+        figures["feedback_decode_only_vs_raw"] = float(
+            np.median([a / b for a, b in zip(raw_s, decode_s, strict=True)])
         )
         figures["feedback_commits"] = float(np.median(commits))
         progress("feedback: reward-to-posterior latency at light load")
