@@ -181,19 +181,21 @@ def normal_cdf(z: np.ndarray) -> np.ndarray:
 def first_slot_gauss(mean: np.ndarray, std: np.ndarray, n_grid: int = 20001) -> np.ndarray:
     """P(arm i has the largest of independent N(mean_i, std_i^2) draws).
 
-    P_i = E_z[ prod_{j != i} Phi((mean_i + std_i z - mean_j) / std_j) ], z ~ N(0,1),
-    by the trapezoid rule on z in [-10, 10].
+    P_i = int phi_i(t) prod_{j != i} Phi_j(t) dt, by the trapezoid rule on a
+    common grid of scores t spanning every arm's mean +- 10 sd, the product
+    taken in logs once for all arms (prod_{j != i} = prod_j / Phi_i): O(n) cdf
+    evaluations per grid point instead of O(n^2).
     """
-    z = np.linspace(-10.0, 10.0, n_grid)
-    dens = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    lo = float(np.min(mean - 10.0 * std))
+    hi = float(np.max(mean + 10.0 * std))
+    t = np.linspace(lo, hi, n_grid * max(1, int(np.ceil((hi - lo) / (20.0 * np.min(std))))))
+    log_cdf = np.log(np.maximum(normal_cdf((t[None, :] - mean[:, None]) / std[:, None]), 1e-300))
+    total = log_cdf.sum(axis=0)
     out = np.empty(mean.shape[0])
     for i in range(mean.shape[0]):
-        s = mean[i] + std[i] * z
-        prod = np.ones_like(z)
-        for j in range(mean.shape[0]):
-            if j != i:
-                prod *= normal_cdf((s - mean[j]) / std[j])
-        out[i] = np.trapezoid(prod * dens, z)
+        z = (t - mean[i]) / std[i]
+        dens = np.exp(-0.5 * z * z) / (math.sqrt(2.0 * math.pi) * std[i])
+        out[i] = np.trapezoid(dens * np.exp(total - log_cdf[i]), t)
     return out
 
 
