@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
+from services import wait_until_learned_to_the_end
 
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
@@ -316,7 +317,7 @@ def test_learner_catching_up_on_an_old_backlog(
             60,
             "600 rewards applied",
         )
-        time.sleep(1.0)
+        wait_until_learned_to_the_end(mysql_dsn, kafka_settings, 30)
         c = counters(store, "old")
         assert c.get("dead_unknown_event", 0) == 0, c
         assert c["rewards_applied"] == 600

@@ -25,6 +25,7 @@ import numpy as np
 import pymysql
 import pytest
 from harness.services import kill_connections
+from services import wait_until_learned_to_the_end
 
 from bandit_engine import ExperimentConfig
 from bandit_engine._proto.bandit.v1 import log_pb2
@@ -184,7 +185,7 @@ def setup_experiment(dsn: str) -> None:
     store.close()
 
 
-def check(dsn: str, stream: Stream, timeout: float) -> None:
+def check(dsn: str, settings: KafkaSettings, stream: Stream, timeout: float) -> None:
     store = MySQLStore(dsn)
     want_dead = {f"dead_{k}": v for k, v in stream.injected.items()}
     deadline = time.time() + timeout
@@ -197,8 +198,8 @@ def check(dsn: str, stream: Stream, timeout: float) -> None:
             got.get(k, 0) >= v for k, v in want_dead.items()
         ):
             break
-        time.sleep(0.25)
-    time.sleep(1.0)  # let any (wrong) extra application show up
+        time.sleep(0.25)  # polling the store for the awaited state
+    wait_until_learned_to_the_end(dsn, settings, timeout)  # and any wrong extra with it
     got = {}
     for (_, name), n in store.learner_counters().items():
         got[name] = got.get(name, 0) + n
@@ -252,7 +253,7 @@ def run_with_chaos(kafka_settings: KafkaSettings, dsn: str, chaos: str, seed: in
             else:
                 kills += kill_connections(admin, args["database"])
         producer.join(120)
-        check(dsn, stream, timeout=120)
+        check(dsn, kafka_settings, stream, timeout=120)
         assert learner.poll() is None, "the learner must survive killed connections"
     finally:
         admin.close()
