@@ -143,6 +143,8 @@ DESCRIPTIONS: dict[str, str] = {
     "feedback_vs_raw_consume": "time(raw getmany over both topics) / time(learner), same run: "
     "median of 3 alternating rounds",
     "feedback_vs_raw_consume_min": "smallest of those rounds",
+    "feedback_decode_only_vs_raw": "time(raw getmany) / time(getmany + the learner's protobuf "
+    "decode, no join, no commit), same rounds: the ceiling of the learner's ratio",
     "feedback_vs_raw_consume_max": "largest",
     "feedback_commits": "MySQL transactions the learner used for those rewards",
     "reward_to_posterior_p50_ms": "reward timestamp -> posterior committed in MySQL, p50, about "
