@@ -33,7 +33,7 @@ def missing(reason: str) -> None:
 @pytest.fixture
 def mysql_dsn() -> Iterator[str]:
     """A DSN to a fresh, empty database, dropped after the test."""
-    from bandit_engine.store.mysql import parse_dsn
+    from bandit_engine.store import parse_dsn
 
     args = parse_dsn(MYSQL_DSN)
     try:

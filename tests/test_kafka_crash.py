@@ -29,8 +29,7 @@ from services import wait_until_learned_to_the_end
 
 from bandit_engine import ExperimentConfig
 from bandit_engine._proto.bandit.v1 import log_pb2
-from bandit_engine.store import ArmRow, MySQLStore
-from bandit_engine.store.mysql import parse_dsn
+from bandit_engine.store import ArmRow, MySQLStore, parse_dsn
 from bandit_engine.stream import KafkaSettings, ensure_topics
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]

@@ -17,8 +17,8 @@ from bandit_engine.store import (
     Snapshot,
     SQLiteStore,
     Store,
+    parse_dsn,
 )
-from bandit_engine.store.mysql import parse_dsn
 
 
 def decision(ev: str, exp: str = "e", arms: tuple[str, ...] = ("a", "b")) -> DecisionRow:

@@ -17,8 +17,7 @@ __all__ = ["add_learn", "add_serve"]
 
 
 def run_learn(args: argparse.Namespace) -> int:
-    from bandit_engine.store import MySQLStore
-    from bandit_engine.store.mysql import redact
+    from bandit_engine.store import MySQLStore, redact
     from bandit_engine.stream.learner import run_learner
 
     kafka = kafka_settings(args)
@@ -89,7 +88,7 @@ def run_serve(args: argparse.Namespace) -> int:
     server, port, engine = create_server(settings)
     server.start()
     log = logging.getLogger("bandit_engine")
-    from bandit_engine.store.mysql import redact
+    from bandit_engine.store import redact
 
     state = redact(settings.mysql_dsn) if settings.mysql_dsn else settings.state_dir
     mode = "embedded log"

@@ -2,8 +2,8 @@
 
 ``SQLiteStore`` and ``MySQLStore`` implement the engine's ``Store``;
 ``MySQLStore`` is also a ``LearnerStore`` (what a Kafka-mode learner needs).
-``MySQLStore`` is imported on first use, so that a process without MySQL
-never loads its driver.
+``MySQLStore`` (with ``parse_dsn`` and ``redact`` for its DSNs) is imported
+on first use, so that a process without MySQL never loads its driver.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from bandit_engine.store.base import (
 from bandit_engine.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
-    from bandit_engine.store.mysql import MySQLStore
+    from bandit_engine.store.mysql import MySQLStore, parse_dsn, redact
 
 __all__ = [
     "PRUNE_CHUNK",
@@ -40,12 +40,14 @@ __all__ = [
     "Snapshot",
     "SnapshotUpdate",
     "Store",
+    "parse_dsn",
+    "redact",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "MySQLStore":
-        from bandit_engine.store.mysql import MySQLStore
+    if name in ("MySQLStore", "parse_dsn", "redact"):
+        from bandit_engine.store import mysql
 
-        return MySQLStore
+        return getattr(mysql, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

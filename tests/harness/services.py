@@ -1,6 +1,5 @@
 """Scratch services for benchmarks, fault campaigns and tests.
 
-- ``parse_dsn(dsn)``: a MySQL DSN as PyMySQL connection arguments;
 - ``admin_connection(dsn)``: an autocommit connection to the DSN's server,
   outside any database;
 - ``scratch_database(base_dsn)``: a fresh MySQL database on the server of
@@ -20,10 +19,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 import pymysql
 
+from bandit_engine.store import parse_dsn
 from bandit_engine.stream import KafkaSettings
 from harness.local_broker import LocalBroker
 
@@ -31,28 +31,9 @@ __all__ = [
     "admin_connection",
     "kafka_bootstrap",
     "kill_connections",
-    "parse_dsn",
     "scratch_database",
     "scratch_topics",
 ]
-
-
-def parse_dsn(dsn: str) -> dict[str, Any]:
-    """``mysql://user:password@host:port/database`` as ``host``, ``port``,
-    ``user``, ``password`` and ``database``; ValueError, naming the DSN, for
-    another scheme or a DSN without a database. Query options are left to
-    the engine, which reads the same DSN."""
-    u = urlparse(dsn)
-    database = u.path.lstrip("/")
-    if u.scheme not in ("mysql", "mariadb") or not database:
-        raise ValueError(f"MySQL DSN {dsn!r} must look like mysql://user@host:port/database")
-    return {
-        "host": u.hostname or "127.0.0.1",
-        "port": u.port or 3306,
-        "user": unquote(u.username or "root"),
-        "password": unquote(u.password or ""),
-        "database": database,
-    }
 
 
 def admin_connection(dsn: str) -> Any:

@@ -74,14 +74,14 @@ def test_the_check_sees_a_private_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text(
         "from bandit_engine.core.engine import Engine\n"
-        "from bandit_engine.store import parse_dsn\n"
+        "from bandit_engine.store import sqlite\n"
         "from bandit_engine.server import ServerSettings\n"
         "engine.decision_log._thread\n"
     )
     found = _violations(bad)
     assert len(found) == 3, found
     assert "bandit_engine.core.engine" in found[0]
-    assert "parse_dsn" in found[1]
+    assert "sqlite" in found[1]
     assert "._thread" in found[2]
 
 

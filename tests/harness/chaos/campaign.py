@@ -14,14 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bandit_engine.store import MySQLStore
+from bandit_engine.store import MySQLStore, parse_dsn
 from bandit_engine.stream import KafkaSettings, ensure_topics
 from harness.chaos.checks import evaluate
 from harness.chaos.cluster import Cluster
 from harness.chaos.faults import DEFAULT_FAULTS, FAULTS, Faults
 from harness.chaos.traffic import ARMS, EXPERIMENT, Ledger, drive, inject
 from harness.local_broker import LocalBroker
-from harness.services import admin_connection, parse_dsn, scratch_database, scratch_topics
+from harness.services import admin_connection, scratch_database, scratch_topics
 
 __all__ = ["main", "run"]
 
