@@ -28,7 +28,7 @@ class InvalidArgument(BanditError, ValueError):
 class NotFound(BanditError, KeyError):
     """An experiment, arm or event id is unknown."""
 
-    def __str__(self) -> str:  # KeyError quotes its message; we do not want that
+    def __str__(self) -> str:  # KeyError would quote its message
         return str(self.args[0]) if self.args else ""
 
 

@@ -100,7 +100,7 @@ def test_the_serving_package_imports_no_simulator_or_harness() -> None:
 
 def test_no_library_module_is_changed_at_run_time() -> None:
     """No assignment to, or ``setattr`` on, an attribute of an imported
-    third-party module (aiokafka's fetcher was once patched so)."""
+    third-party module."""
     bad = []
     for path in sources("bandit_engine", "simulators"):
         tree = ast.parse(path.read_text())

@@ -136,7 +136,7 @@ def test_mysql_retry_recognises_its_own_lost_commit(mysql_dsn: str) -> None:
 
     store._conn = Flaky(store._connect())
     seqs = store.commit_rewards([reward("ev1")])
-    assert isinstance(seqs[0], int), "our own committed row must come back as applied"
+    assert isinstance(seqs[0], int), "the store's own committed row comes back as applied"
     assert len(list(store.rewards())) == 1
 
 
