@@ -25,6 +25,7 @@ from bandit_engine.policies import (
     LinTSDisjoint,
     LinTSShared,
     LogisticTS,
+    PerArmGaussian,
     Policy,
     make_policy,
 )
@@ -441,7 +442,7 @@ def check_spd(kind: str, p: Policy, lam: float) -> None:
         for arm, m in enumerate(mats):
             exact = ref.exact_inverse(m)
             cond = float(np.linalg.cond(m))
-            cache = p._cov[arm]
+            cache = p.arrays().cov[arm]
             assert np.array_equal(cache, cache.T)
             # as accurate as the conditioning allows: a direct inverse is off by ~cond*eps
             # (the old cache, Sherman-Morrison steps with no guard, was off by 1e-4 at
@@ -503,7 +504,8 @@ def test_sherman_morrison_cache_does_not_drift(kind: str) -> None:
         fresh.update_batch(arms[done:stop], xs[done:stop], rewards[done:stop])
         done = stop
         a_mat = p.state_dict()[precision_key(kind)][0]
-        cache = p._cov[0]  # type: ignore[attr-defined]
+        assert isinstance(p, PerArmGaussian)
+        cache = p.arrays().cov[0]
         assert_rel(cache, ref.exact_inverse(a_mat), tol=1e-9, what=f"after {stop} updates")
         for x in (xs[0], rng.uniform(-2.0, 2.0, d)):
             m1, s1 = p.posterior(0, x)
@@ -515,7 +517,8 @@ def test_sherman_morrison_cache_does_not_drift(kind: str) -> None:
     rebuilt = p.clone()
     rebuilt.load_state_dict(p.state_dict())
     rebuilt.refresh()
-    assert np.array_equal(p._cov[0], rebuilt._cov[0])  # type: ignore[attr-defined]
+    assert isinstance(p, PerArmGaussian) and isinstance(rebuilt, PerArmGaussian)
+    assert np.array_equal(p.arrays().cov[0], rebuilt.arrays().cov[0])
 
 
 # -------------------------------------------------- 4. bad input, no change
@@ -992,7 +995,10 @@ def test_beta_first_slot_kernel_matches_numpy_beta_draws(
     p = BetaTS(1)
     for _ in a:
         p.add_arm()
-    p._alpha[: a.shape[0]], p._beta[: a.shape[0]] = a, b
+    n = a.shape[0]
+    p.load_state_dict(
+        {"pulls": np.zeros(n, np.int64), "reward_sum": np.zeros(n), "alpha": a, "beta": b}
+    )
     arms = np.arange(a.shape[0])
     draws = 100_000  # inside the tables: every draw fresh
     ours = p.propensities(arms, None, draws, np.random.default_rng(7))
@@ -1008,7 +1014,7 @@ def test_beta_first_slot_kernel_matches_numpy_beta_draws(
 @pytest.mark.parametrize("shape", [0.2, 0.9, 1.0, 3.7, 50.0, 5000.0])
 def test_gamma_draws_stay_within_the_bounds_the_beta_kernel_skips_by(shape: float) -> None:
     from bandit_engine import kernels
-    from bandit_engine.policies.base import normal_table, uniform_table
+    from bandit_engine.policies import normal_table, uniform_table
 
     normals, uniforms = normal_table(), uniform_table()
     a1 = shape + 1.0 if shape < 1.0 else shape

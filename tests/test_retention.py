@@ -6,18 +6,29 @@ from __future__ import annotations
 
 import argparse
 import random
+import sqlite3
 import time
 from pathlib import Path
 
 import numpy as np
+import pymysql
 import pytest
 from test_engine import Clock, ctx, setup
 
-from bandit_engine import InvalidArgument, NotFound
+from bandit_engine import Engine, InvalidArgument, NotFound
 from bandit_engine.cli import duration
-from bandit_engine.core.engine import Engine
-from bandit_engine.store import DecisionRow, MySQLStore, RewardRow, Snapshot, SQLiteStore, Store
-from bandit_engine.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
+from bandit_engine.store import (
+    DecisionRow,
+    MySQLStore,
+    RewardRow,
+    Snapshot,
+    SQLiteStore,
+    Store,
+    parse_dsn,
+)
+
+#: the schema versions of today's stores
+SQLITE_SCHEMA, MYSQL_SCHEMA = 3, 4
 
 
 def _decision(ev: str, deadline: float) -> DecisionRow:
@@ -175,26 +186,40 @@ def test_duration_parsing() -> None:
             duration(bad)
 
 
-def _indexes(store: Store) -> set[str]:
-    if isinstance(store, SQLiteStore):
-        rows = store._query(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'decisions'"
-        )
-    else:
-        assert isinstance(store, MySQLStore)
-        rows = store._run(
-            lambda c: _fetch(
-                c,
-                "SELECT index_name FROM information_schema.statistics "
-                "WHERE table_schema = DATABASE() AND table_name = 'decisions'",
-            )
-        )
-    return {r[0] for r in rows}
+def _sql(where: str, *statements: str) -> list[tuple[object, ...]]:
+    """Run statements on the store's database directly (a SQLite file, or a
+    MySQL DSN), as an operator or an older version of the engine would;
+    the rows of the last one."""
+    rows: list[tuple[object, ...]] = []
+    if not where.startswith("mysql://"):
+        with sqlite3.connect(where) as db:
+            for sql in statements:
+                rows = list(db.execute(sql).fetchall())
+        return rows
+    a = parse_dsn(where)
+    conn = pymysql.connect(
+        host=a["host"],
+        port=a["port"],
+        user=a["user"],
+        password=a["password"],
+        database=a["database"],
+        autocommit=True,
+    )
+    try:
+        with conn.cursor() as c:
+            for sql in statements:
+                c.execute(sql)
+                rows = list(c.fetchall())
+    finally:
+        conn.close()
+    return rows
 
 
-def _fetch(c: object, sql: str) -> list[tuple[object, ...]]:
-    c.execute(sql)  # type: ignore[attr-defined]
-    return list(c.fetchall())  # type: ignore[attr-defined]
+_INDEXES = {
+    "sqlite": "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'decisions'",
+    "mysql": "SELECT index_name FROM information_schema.statistics "
+    "WHERE table_schema = DATABASE() AND table_name = 'decisions'",
+}
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "mysql"])
@@ -205,33 +230,32 @@ def test_older_schema_gains_the_retention_index(
     is migrated on open: the index gains the deadline, the rows stay."""
     store: Store
     if kind == "sqlite":
-        store = SQLiteStore(tmp_path / "state.db")
+        where = str(tmp_path / "state.db")
+        store = SQLiteStore(where)
         store.log_decisions([_decision("d1", 100.0)])
-        store._db.executescript(
-            "DROP INDEX decisions_closed; CREATE INDEX decisions_open ON decisions (closed); "
-            "UPDATE schema_version SET version = 1;"
-        )
         store.close()
-        store = SQLiteStore(tmp_path / "state.db")
-        assert store._query("SELECT version FROM schema_version")[0][0] == SQLITE_SCHEMA
+        _sql(
+            where,
+            "DROP INDEX decisions_closed",
+            "CREATE INDEX decisions_open ON decisions (closed)",
+            "UPDATE schema_version SET version = 1",
+        )
+        store = SQLiteStore(where)
+        want = SQLITE_SCHEMA
     else:
-        dsn = request.getfixturevalue("mysql_dsn")
-        store = MySQLStore(dsn)
+        where = request.getfixturevalue("mysql_dsn")
+        store = MySQLStore(where)
         store.log_decisions([_decision("d1", 100.0)])
-        store._run(
-            lambda c: [
-                c.execute(sql)
-                for sql in (
-                    "ALTER TABLE decisions DROP KEY decisions_closed, "
-                    "ADD KEY decisions_open (closed)",
-                    "UPDATE schema_version SET version = 3",
-                )
-            ]
-        )
         store.close()
-        store = MySQLStore(dsn)
-        assert store._run(lambda c: _fetch(c, "SELECT version FROM schema_version"))[0][0] == 4
-    idx = _indexes(store)
+        _sql(
+            where,
+            "ALTER TABLE decisions DROP KEY decisions_closed, ADD KEY decisions_open (closed)",
+            "UPDATE schema_version SET version = 3",
+        )
+        store = MySQLStore(where)
+        want = MYSQL_SCHEMA
+    assert _sql(where, "SELECT version FROM schema_version")[0][0] == want
+    idx = {str(r[0]) for r in _sql(where, _INDEXES[kind])}
     assert "decisions_closed" in idx and "decisions_open" not in idx
     assert [d.event_id for d in store.decisions()] == ["d1"]
     store.close()

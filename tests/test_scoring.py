@@ -18,8 +18,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bandit_engine import kernels
-from bandit_engine.policies import LinTSDisjoint, LogisticTS
-from bandit_engine.policies.base import normal_table32
+from bandit_engine.policies import LinTSDisjoint, LogisticTS, PerArmGaussian, normal_table32
+
+
+def draw_mean_std(
+    p: PerArmGaussian, arms: np.ndarray, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each arm's score mean and std as a Thompson draw computes them: the
+    float32 rows (``kernels.gauss_mean_std``) after repacking stale ones."""
+    arr = p.arrays()
+    kernels.ensure_packed_all(arr.cov, arr.packed, arr.stale, arms)
+    return kernels.gauss_mean_std(arr.cov, arr.weights, arr.packed, arms, x, arr.scale)
 
 
 def _trained(kind: str, dim: int, scale: float, corr: float, n: int, seed: int):  # type: ignore[no-untyped-def]
@@ -55,7 +64,7 @@ def test_draw_path_matches_exact_score(
         scale = 1e3  # the Laplace step's logits overflow far past that; not this test's subject
     p, x = _trained(kind, dim, scale, corr, n, seed)
     arms = np.arange(3, dtype=np.int64)
-    mean, std = p._draw_mean_std(arms, x)
+    mean, std = draw_mean_std(p, arms, x)
     mean_x, std_x = p.mean_std(arms, x)
     np.testing.assert_array_equal(mean, mean_x)
     var, var_x = std**2, std_x**2
@@ -158,13 +167,13 @@ def test_draw_path_where_float32_cancels() -> None:
     p.add_arm()
     p.update_batch(np.zeros(n, dtype=np.int64), xs, (rng.random(n) < 0.5).astype(np.float64))
     arms = np.zeros(1, dtype=np.int64)
-    _, std = p._draw_mean_std(arms, v)
+    _, std = draw_mean_std(p, arms, v)
     _, std_x = p.mean_std(arms, v)
     assert abs(std[0] ** 2 - std_x[0] ** 2) <= 2e-3 * std_x[0] ** 2
     # the float32 dot product by itself is far off here: the guard is what saves it
-    xq = np.empty(p._packed.shape[1], dtype=np.float32)
+    xq = np.empty(p.arrays().packed.shape[1], dtype=np.float32)
     kernels.quad_context(v, xq)
-    row = p._packed[0]
+    row = p.arrays().packed[0]
     m = row.shape[0] - dim
     v32 = float(np.dot(row[:m], xq[:m]))  # float32 products and sum
     assert abs(v32 * 0.25**2 - std_x[0] ** 2) > 2e-3 * std_x[0] ** 2
@@ -179,11 +188,12 @@ def test_per_arm_kernel_equals_the_batch_kernel() -> None:
         p.add_arm()
     p.update_batch(rng.integers(0, 20, 400), rng.standard_normal((400, 6)), rng.random(400))
     arms = np.arange(20, dtype=np.int64)
-    xq = np.empty(p._packed.shape[1], dtype=np.float32)
+    xq = np.empty(p.arrays().packed.shape[1], dtype=np.float32)
     for _ in range(20):
         x = rng.standard_normal(6)
-        mean, std = p._draw_mean_std(arms, x)
+        mean, std = draw_mean_std(p, arms, x)
         kernels.quad_context(x, xq)
         for a in range(20):
-            mu, sd = kernels.gauss_arm(p._cov, p._theta, p._packed, a, x, xq, p._scale)
+            arr = p.arrays()
+            mu, sd = kernels.gauss_arm(arr.cov, arr.weights, arr.packed, a, x, xq, arr.scale)
             assert (mu, sd) == (mean[a], std[a])

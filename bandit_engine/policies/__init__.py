@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.policies.base import MAX_ABS_FEATURE, FloatArray, IntArray, Policy, Ranking
+from bandit_engine.policies.base import (
+    MAX_ABS_FEATURE,
+    FloatArray,
+    IntArray,
+    Policy,
+    Ranking,
+    normal_table,
+    normal_table32,
+    uniform_table,
+)
 from bandit_engine.policies.beta import BetaTS
 from bandit_engine.policies.gaussian import GaussianArrays, PerArmGaussian
 from bandit_engine.policies.lin_disjoint import LinTSDisjoint
@@ -26,6 +35,9 @@ __all__ = [
     "Policy",
     "Ranking",
     "make_policy",
+    "normal_table",
+    "normal_table32",
+    "uniform_table",
 ]
 
 POLICIES: dict[str, type[Policy]] = {
