@@ -193,10 +193,22 @@ class FeatureSpace:
             h = feature_hash(name)
             sign = 1.0 if (h >> 62) & 1 else -1.0
             x[base + h % m] += sign * value
-        bad = kernels.first_bad_feature(x, max_abs)
-        if bad >= 0:
-            raise InvalidArgument(
-                f"hashed context value {float(x[bad])!r} at index {bad} must be finite with "
-                f"|value| <= {max_abs:g} (the sum of the named features hashed there)"
-            )
-        return x
+        return _checked_values(x, max_abs)  # a hashed sum may exceed the bound
+
+    def check_vector(self, x: FloatArray, max_abs: float = math.inf) -> FloatArray:
+        """A ready context vector, checked like a built one: ``dim`` values,
+        each finite with magnitude at most ``max_abs``; raises, naming a bad one."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        if x.shape != (self.dim,):
+            raise InvalidArgument(f"context vector has shape {x.shape}; expected ({self.dim},)")
+        return _checked_values(x, max_abs)
+
+
+def _checked_values(x: FloatArray, max_abs: float) -> FloatArray:
+    bad = kernels.first_bad_feature(x, max_abs)
+    if bad >= 0:
+        raise InvalidArgument(
+            f"context value {float(x[bad])!r} at index {bad} must be finite with "
+            f"|value| <= {max_abs:g}"
+        )
+    return x

@@ -22,9 +22,8 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import pymysql
 import pytest
-from harness.services import kill_connections
+from harness.services import admin_connection, kill_connections
 from services import wait_until_learned_to_the_end
 
 from bandit_engine import ExperimentConfig
@@ -234,13 +233,7 @@ def run_with_chaos(kafka_settings: KafkaSettings, dsn: str, chaos: str, seed: in
     producer.start()
     kills = 0
     args = parse_dsn(dsn)
-    admin = pymysql.connect(
-        host=args["host"],
-        port=args["port"],
-        user=args["user"],
-        password=args["password"],
-        autocommit=True,
-    )
+    admin = admin_connection(dsn)
     try:
         while not done.is_set() or kills < 3:
             time.sleep(rng.uniform(0.3, 1.2))

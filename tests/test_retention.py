@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pymysql
 import pytest
+from harness.services import admin_connection
 from test_engine import Clock, ctx, setup
 
 from bandit_engine import Engine, InvalidArgument, NotFound
@@ -196,16 +196,9 @@ def _sql(where: str, *statements: str) -> list[tuple[object, ...]]:
             for sql in statements:
                 rows = list(db.execute(sql).fetchall())
         return rows
-    a = parse_dsn(where)
-    conn = pymysql.connect(
-        host=a["host"],
-        port=a["port"],
-        user=a["user"],
-        password=a["password"],
-        database=a["database"],
-        autocommit=True,
-    )
+    conn = admin_connection(where)
     try:
+        conn.select_db(parse_dsn(where)["database"])
         with conn.cursor() as c:
             for sql in statements:
                 c.execute(sql)

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument, NotFound
 from bandit_engine.core.config import ExperimentConfig, Limits, check_id
 from bandit_engine.core.journal import BLOCK_ROWS, Journal
@@ -157,19 +156,7 @@ class Experiment:
             return self.space.vector(
                 context.dense, context.numeric, context.categorical, MAX_ABS_FEATURE
             )
-        x = np.ascontiguousarray(context, dtype=np.float64)
-        if x.shape != (self.space.dim,):
-            raise InvalidArgument(
-                f"context vector has shape {x.shape}; experiment {self.experiment_id!r} "
-                f"expects ({self.space.dim},)"
-            )
-        bad = kernels.first_bad_feature(x, MAX_ABS_FEATURE)
-        if bad >= 0:
-            raise InvalidArgument(
-                f"context value {float(x[bad])!r} at index {bad} must be finite with "
-                f"|value| <= {MAX_ABS_FEATURE:g}"
-            )
-        return x
+        return self.space.check_vector(context, MAX_ABS_FEATURE)
 
     # -------------------------------------------------------------- summaries
     def arm_info(self, slot: int, x: FloatArray | None) -> ArmInfo:

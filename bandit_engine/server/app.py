@@ -22,7 +22,7 @@ from bandit_engine.server.metrics import Metrics
 from bandit_engine.server.security import AuthInterceptor, TLSConfig, is_loopback
 from bandit_engine.server.servicer import SERVICE_NAME, BanditServicer, add_servicer
 from bandit_engine.server.warmup import warm_up
-from bandit_engine.store import MySQLStore, SQLiteStore
+from bandit_engine.store import SQLiteStore
 from bandit_engine.stream import KafkaEventLog, KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,8 @@ class ServerSettings:
 
 def open_store(settings: ServerSettings) -> Store:
     if settings.mysql_dsn:
+        from bandit_engine.store import MySQLStore  # loads the driver: only when asked for
+
         return MySQLStore(settings.mysql_dsn)
     path = ":memory:" if settings.state_dir is None else Path(settings.state_dir) / "state.db"
     return SQLiteStore(path)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bandit_engine.store import MySQLStore
 from bandit_engine.stream import KafkaSettings
-from bandit_engine.stream.learner import Learner
+
+if TYPE_CHECKING:
+    from bandit_engine.stream.learner import Learner
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,11 @@ class LearnerThread:
     def __init__(self, mysql_dsn: str, kafka: KafkaSettings, **kw: Any) -> None:
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.learner = Learner(MySQLStore(mysql_dsn), kafka, **kw)
+        # Kafka mode only: the driver and the learner load when one starts
+        from bandit_engine.store import MySQLStore
+        from bandit_engine.stream.learner import Learner
+
+        self.learner: Learner = Learner(MySQLStore(mysql_dsn), kafka, **kw)
         self._thread = threading.Thread(target=self._run, name="learner", daemon=True)
         self._started = threading.Event()
         self._thread.start()
