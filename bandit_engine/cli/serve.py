@@ -76,6 +76,7 @@ def run_serve(args: argparse.Namespace) -> int:
         else None,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
         reuseport=args.reuseport,
         cpus=args.cpus,
     )
@@ -173,7 +174,7 @@ def add_serve(sub: Any) -> None:
     s.add_argument(
         "--auth-tokens",
         metavar="FILE",
-        help="bearer tokens, 'TOKEN SCOPE[,SCOPE]' per line (scopes: serve, admin); "
+        help="bearer tokens, 'TOKEN SCOPE[,SCOPE]' per line (scopes: serve, admin, metrics); "
         "env BANDIT_AUTH_TOKENS_FILE or BANDIT_AUTH_TOKENS; default: no auth",
     )
     s.add_argument("--tls-cert", metavar="PEM", help="server certificate (turns TLS on)")
@@ -187,7 +188,13 @@ def add_serve(sub: Any) -> None:
         "--metrics-port",
         type=int,
         default=None,
-        help="serve Prometheus /metrics on this port (same host); default off",
+        help="serve Prometheus /metrics on this port; default off",
+    )
+    s.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address /metrics binds (default 127.0.0.1); with --auth-tokens a scrape needs "
+        "a token of scope metrics or admin, with --tls-cert it is HTTPS",
     )
     s.add_argument(
         "--max-concurrent-rpcs",

@@ -4,7 +4,6 @@ server with health, reflection, security and metrics; and draining it."""
 from __future__ import annotations
 
 import logging
-from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,9 @@ from grpc_reflection.v1alpha import reflection
 
 from bandit_engine._exceptions import InvalidArgument
 from bandit_engine.core import Engine, Limits, Store
+from bandit_engine.server.admission import AdmissionExecutor, AdmissionInterceptor
 from bandit_engine.server.cpus import pin
-from bandit_engine.server.health import HealthMonitor
+from bandit_engine.server.health import HealthMonitor, HealthService
 from bandit_engine.server.learner_thread import LearnerThread
 from bandit_engine.server.metrics import Metrics
 from bandit_engine.server.security import AuthInterceptor, TLSConfig, is_loopback
@@ -82,7 +82,9 @@ class ServerSettings:
     tokens: dict[str, frozenset[str]] = field(default_factory=dict)
     #: TLS (and mutual TLS with a client CA); None: plaintext.
     tls: TLSConfig | None = None
-    #: RPCs handled at once; more are refused with RESOURCE_EXHAUSTED. None: no cap.
+    #: RPCs queued or running at once; more are refused with
+    #: RESOURCE_EXHAUSTED, but health checks, which are always answered
+    #: (``server.admission``). None: no cap.
     max_concurrent_rpcs: int | None = None
     #: Let several server processes bind the same port (SO_REUSEPORT; the
     #: kernel spreads connections over them). Kafka mode only: in embedded
@@ -90,6 +92,10 @@ class ServerSettings:
     reuseport: bool = False
     #: Prometheus /metrics on this port (0: a free one); None: off.
     metrics_port: int | None = None
+    #: The address /metrics binds. Loopback by default: the series name every
+    #: experiment. With ``tokens``, a scrape needs a token of scope
+    #: ``metrics`` or ``admin``; with ``tls``, it is HTTPS.
+    metrics_host: str = "127.0.0.1"
     #: Pin the whole process (every thread) to these CPUs (``cpus.pin``,
     #: Linux); None: the scheduler decides. A server process's Python runs
     #: on one core at a time: pinned, it keeps its caches warm.
@@ -157,17 +163,19 @@ def create_server(
     if settings.metrics_port is not None:
         metrics = Metrics()
         metrics.watch_engine(engine)
-        interceptors.append(metrics.interceptor())  # first: it sees auth refusals too
+        # first: it sees shed calls and auth refusals too
+        interceptors.append(metrics.interceptor(_known_methods()))
+    if settings.max_concurrent_rpcs is not None:
+        interceptors.append(AdmissionInterceptor(settings.max_concurrent_rpcs))
     if settings.tokens:
         interceptors.append(AuthInterceptor(settings.tokens))
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
+        AdmissionExecutor(settings.workers, settings.max_concurrent_rpcs),
         options=opts,
         interceptors=interceptors,
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     add_servicer(BanditServicer(engine), server)
-    health_servicer = health.HealthServicer()
+    health_servicer = HealthService()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -204,7 +212,15 @@ def create_server(
         if metrics is not None:
             metrics.watch_learner(server.learner_thread.learner)
     if metrics is not None:
-        metrics.serve(settings.host, settings.metrics_port or 0)
+        if not settings.tokens and not is_loopback(settings.metrics_host):
+            log.warning(
+                "/metrics on non-loopback %s without tokens: anyone who reaches it reads "
+                "every experiment's id",
+                settings.metrics_host,
+            )
+        metrics.serve(
+            settings.metrics_host, settings.metrics_port or 0, settings.tokens, settings.tls
+        )
         server.metrics = metrics
     server.health_monitor = HealthMonitor(
         health_servicer,
@@ -215,6 +231,15 @@ def create_server(
     )
     engine.start()
     return server, port, engine
+
+
+def _known_methods() -> list[str]:
+    """The full names of the methods the metrics label one by one."""
+    from bandit_engine._proto.bandit.v1 import bandit_pb2
+
+    service = bandit_pb2.DESCRIPTOR.services_by_name["BanditService"]
+    names = [f"/{service.full_name}/{m.name}" for m in service.methods]
+    return [*names, "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/List"]
 
 
 def stop_server(server: grpc.Server, engine: Engine, grace: float = 5.0) -> None:

@@ -1,4 +1,5 @@
-"""Health: NOT_SERVING while the store is unreachable or the learner stalled."""
+"""Health: the gRPC health service (Check, Watch and List), NOT_SERVING while
+the store is unreachable or the learner stalled."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import threading
 import time
 from typing import Any
 
-from grpc_health.v1 import health_pb2
+import grpc
+from grpc_health.v1 import health, health_pb2
 
 from bandit_engine.core import Engine
 from bandit_engine.server.learner_thread import LearnerThread
@@ -15,7 +17,43 @@ from bandit_engine.server.servicer import SERVICE_NAME
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HealthMonitor"]
+__all__ = ["HealthMonitor", "HealthService"]
+
+
+class HealthService(health.HealthServicer):  # type: ignore[misc]
+    """grpcio's health servicer with ``List`` (every service's status), which
+    its base class leaves unimplemented though the service lists it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._statuses: dict[str, int] = {"": health_pb2.HealthCheckResponse.SERVING}
+        self._closing = False
+
+    def set(self, service: str, status: int) -> None:
+        super().set(service, status)
+        with self._lock:  # the base class's lock: one order of updates
+            if not self._closing:
+                self._statuses[service] = status
+
+    def enter_graceful_shutdown(self) -> None:
+        with self._lock:
+            super().enter_graceful_shutdown()
+            self._statuses = dict.fromkeys(
+                self._statuses, health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            self._closing = True
+
+    def List(
+        self, request: health_pb2.HealthListRequest, context: grpc.ServicerContext
+    ) -> health_pb2.HealthListResponse:
+        with self._lock:
+            statuses = dict(self._statuses)
+        return health_pb2.HealthListResponse(
+            statuses={
+                name: health_pb2.HealthCheckResponse(status=status)
+                for name, status in statuses.items()
+            }
+        )
 
 
 class HealthMonitor:

@@ -4,7 +4,11 @@ Series:
 
 - ``bandit_rpc_requests_total{method,code}`` and
   ``bandit_rpc_latency_seconds{method}`` (histogram), from a server
-  interceptor;
+  interceptor placed before the others, so that calls refused by auth or
+  shed by ``max_concurrent_rpcs`` count too. ``method`` is the method's
+  short name for the server's own methods and gRPC health, and ``other``
+  for any other path (a made-up name, reflection), so that callers cannot
+  add series;
 - ``bandit_decisions_total{experiment}``,
   ``bandit_rewards_total{experiment,outcome}`` (applied, defaulted,
   duplicate, late), ``bandit_model_version{experiment}``,
@@ -24,15 +28,20 @@ Each server has a registry of its own, so several servers in one process
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 
-__all__ = ["Metrics"]
+from bandit_engine.server.security import TLSConfig, TokenChecker
+
+__all__ = ["METRICS_SCOPES", "OTHER_METHOD", "Metrics"]
 
 _OUTCOMES = ("applied", "defaulted", "duplicate", "late")
 
@@ -70,10 +79,27 @@ class Metrics:
         for source in self._sources:
             yield from source()
 
-    def serve(self, host: str, port: int) -> int:
-        """Expose /metrics over HTTP; returns the port (0 picks a free one)."""
-        self.http, _ = start_http_server(port, addr=host, registry=self.registry)
-        self.port = int(self.http.server_port)
+    def serve(
+        self,
+        host: str,
+        port: int,
+        tokens: Mapping[str, frozenset[str]] | None = None,
+        tls: TLSConfig | None = None,
+    ) -> int:
+        """Expose /metrics over HTTP (HTTPS with ``tls``); returns the port
+        (0 picks a free one). With ``tokens``, a request needs
+        ``Authorization: Bearer`` with a token of scope ``metrics`` or
+        ``admin``: the series name every experiment."""
+        app = make_wsgi_app(self.registry)
+        if tokens:
+            app = _bearer_only(app, TokenChecker(tokens))
+        httpd = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+        if tls is not None:
+            httpd.socket = tls.server_context().wrap_socket(httpd.socket, server_side=True)
+        thread = threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True)
+        thread.start()
+        self.http = httpd
+        self.port = int(httpd.server_port)
         return self.port
 
     def close(self) -> None:
@@ -82,36 +108,78 @@ class Metrics:
             self.http.server_close()
             self.http = None
 
-    def interceptor(self) -> grpc.ServerInterceptor:
-        return _RpcMetrics(self)
+    def interceptor(self, methods: Iterable[str]) -> grpc.ServerInterceptor:
+        """The RPC interceptor; ``methods``: the full method names
+        (``/package.Service/Method``) that get a label of their own."""
+        return _RpcMetrics(self, methods)
+
+
+#: The ``method`` label of every call outside the known methods.
+OTHER_METHOD = "other"
 
 
 class _RpcMetrics(grpc.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, methods: Iterable[str]) -> None:
         self.m = metrics
+        self.labels = {full: full.rsplit("/", 1)[-1] for full in methods}
 
     def intercept_service(self, continuation: Any, details: Any) -> Any:
+        method = self.labels.get(details.method, OTHER_METHOD)
         handler = continuation(details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
+            self.m.requests.labels(method, grpc.StatusCode.UNIMPLEMENTED.name).inc()
             return handler
-        method = details.method.rsplit("/", 1)[-1]
+        if handler.unary_unary is None:
+            return handler
         inner = handler.unary_unary
         m = self.m
 
         def timed(request: Any, context: grpc.ServicerContext) -> Any:
             t0 = time.perf_counter()
+            failed = True
             try:
-                return inner(request, context)
+                response = inner(request, context)
+                failed = False
+                return response
             finally:
                 m.latency.labels(method).observe(time.perf_counter() - t0)
-                code = context.code() or grpc.StatusCode.OK
-                m.requests.labels(method, code.name).inc()
+                # an exception without a status is UNKNOWN to the caller
+                default = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
+                m.requests.labels(method, (context.code() or default).name).inc()
 
         return grpc.unary_unary_rpc_method_handler(
             timed,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+#: The scopes that may read /metrics.
+METRICS_SCOPES = ("metrics", "admin")
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on stderr for every scrape."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _bearer_only(app: Callable[..., Any], checker: TokenChecker) -> Callable[..., Any]:
+    """The WSGI ``app`` behind a bearer-token check (``METRICS_SCOPES``)."""
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        status, reason = checker.check_header(environ.get("HTTP_AUTHORIZATION", ""), METRICS_SCOPES)
+        if status == 0:
+            return app(environ, start_response)
+        line = "401 Unauthorized" if status == 401 else "403 Forbidden"
+        headers = [("Content-Type", "text/plain; charset=utf-8")]
+        if status == 401:
+            headers.append(("WWW-Authenticate", 'Bearer realm="metrics"'))
+        start_response(line, headers)
+        return [f"{reason}\n".encode()]
+
+    return guarded
 
 
 def _engine_metrics(engine: Any) -> Iterator[Metric]:

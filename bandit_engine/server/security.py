@@ -1,7 +1,8 @@
 """Transport security and bearer tokens for the gRPC server.
 
 Tokens: each has scopes. ``serve`` allows Recommend and Feedback; ``admin``
-allows the experiment and arm RPCs. Health and reflection need no token.
+allows the experiment and arm RPCs; ``metrics`` (or ``admin``) allows
+Prometheus ``/metrics``. Health and reflection need no token.
 Clients send ``authorization: Bearer <token>`` metadata. A missing or
 unknown token is refused with UNAUTHENTICATED, a token without the scope
 with PERMISSION_DENIED. Tokens are compared in constant time and never
@@ -24,7 +25,8 @@ import hmac
 import ipaddress
 import logging
 import os
-from collections.abc import Callable, Mapping
+import ssl
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,12 +41,15 @@ __all__ = [
     "SCOPES",
     "AuthInterceptor",
     "TLSConfig",
+    "TokenChecker",
     "is_loopback",
     "load_tokens",
     "method_scope",
 ]
 
-SCOPES = ("serve", "admin")
+SCOPES = ("serve", "admin", "metrics")
+#: The shortest token accepted.
+MIN_TOKEN_LENGTH = 16
 _SERVE_METHODS = {"Recommend", "Feedback"}
 _SERVICE_PREFIX = "/bandit.v1.BanditService/"
 
@@ -59,9 +64,18 @@ def method_scope(method: str) -> str | None:
 def _parse_scopes(text: str, where: str) -> frozenset[str]:
     scopes = frozenset(s.strip() for s in text.split(",") if s.strip())
     bad = scopes - set(SCOPES)
-    if not scopes or bad:
+    if not scopes:
+        raise InvalidArgument(f"{where}: no scope; use {', '.join(SCOPES)}")
+    if bad:
+        # An unknown scope as long as a token may be a token written in the
+        # scope's place: it is not shown, only its length.
+        shown = [
+            repr(b) if len(b) < MIN_TOKEN_LENGTH else f"({len(b)} characters, not shown)"
+            for b in sorted(bad)
+        ]
         raise InvalidArgument(
-            f"{where}: scopes {sorted(bad) or '(none)'} invalid; use {', '.join(SCOPES)}"
+            f"{where}: unknown scope {', '.join(shown)}; scopes are {', '.join(SCOPES)}, "
+            "written after the token"
         )
     return scopes
 
@@ -80,19 +94,33 @@ def load_tokens(
                 continue
             parts = line.split()
             if len(parts) != 2:
-                raise InvalidArgument(f"{path}:{n}: expected 'TOKEN SCOPE[,SCOPE]'")
+                raise InvalidArgument(
+                    f"{path}:{n}: expected 'TOKEN SCOPE[,SCOPE]' ({len(parts)} fields; "
+                    "the line is not shown, as it may hold a token)"
+                )
+            if parts[0] in SCOPES and parts[1] not in SCOPES:
+                raise InvalidArgument(
+                    f"{path}:{n}: the scope {parts[0]!r} comes first; write 'TOKEN SCOPE[,SCOPE]'"
+                )
             tokens[parts[0]] = _parse_scopes(parts[1], f"{path}:{n}")
     elif env.get("BANDIT_AUTH_TOKENS"):
         for n, item in enumerate(env["BANDIT_AUTH_TOKENS"].split(";"), 1):
             if not item.strip():
                 continue
             token, sep, scopes = item.strip().rpartition(":")
+            if token in SCOPES and scopes not in SCOPES:
+                raise InvalidArgument(
+                    f"BANDIT_AUTH_TOKENS entry {n}: the scope {token!r} comes first; "
+                    "write TOKEN:SCOPES"
+                )
             if not sep or not token:
                 raise InvalidArgument(f"BANDIT_AUTH_TOKENS entry {n}: expected TOKEN:SCOPES")
             tokens[token] = _parse_scopes(scopes, f"BANDIT_AUTH_TOKENS entry {n}")
     for token in tokens:
-        if len(token) < 16:
-            raise InvalidArgument("auth tokens must be at least 16 characters long")
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise InvalidArgument(
+                f"auth tokens must be at least {MIN_TOKEN_LENGTH} characters long"
+            )
     return tokens
 
 
@@ -103,19 +131,41 @@ def _deny(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(abort)
 
 
-class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
-    """Checks ``authorization: Bearer`` metadata against tokens and scopes."""
+class TokenChecker:
+    """The scopes of a bearer token, compared in constant time."""
 
     def __init__(self, tokens: Mapping[str, frozenset[str]]) -> None:
         self._tokens = [(t.encode(), scopes) for t, scopes in tokens.items()]
 
-    def _scopes(self, token: str) -> frozenset[str] | None:
+    def scopes(self, token: str) -> frozenset[str] | None:
+        """The token's scopes, or None for an unknown token."""
         given = token.encode()
         found = None
         for t, scopes in self._tokens:  # every entry compared: no timing hint
             if hmac.compare_digest(t, given):
                 found = scopes
         return found
+
+    def check_header(self, header: str, need: Iterable[str]) -> tuple[int, str]:
+        """Check an ``Authorization`` header for one of the scopes ``need``:
+        (0, "") if allowed, else (401 or 403, the reason)."""
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return 401, "missing bearer token"
+        scopes = self.scopes(token.strip())
+        if scopes is None:
+            return 401, "invalid token"
+        wanted = sorted(need)
+        if not scopes.intersection(wanted):
+            return 403, f"needs scope {' or '.join(wanted)}; the token has {sorted(scopes)}"
+        return 0, ""
+
+
+class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Checks ``authorization: Bearer`` metadata against tokens and scopes."""
+
+    def __init__(self, tokens: Mapping[str, frozenset[str]]) -> None:
+        self._checker = TokenChecker(tokens)
 
     def intercept_service(
         self, continuation: Callable[[Any], grpc.RpcMethodHandler], details: Any
@@ -127,17 +177,11 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         for key, value in details.invocation_metadata or ():
             if key == "authorization":
                 header = value if isinstance(value, str) else value.decode()
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return _deny(grpc.StatusCode.UNAUTHENTICATED, "missing bearer token")
-        scopes = self._scopes(token.strip())
-        if scopes is None:
-            return _deny(grpc.StatusCode.UNAUTHENTICATED, "invalid token")
-        if need not in scopes:
-            return _deny(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"{details.method} needs scope {need!r}; the token has {sorted(scopes)}",
-            )
+        status, reason = self._checker.check_header(header, (need,))
+        if status == 401:
+            return _deny(grpc.StatusCode.UNAUTHENTICATED, reason)
+        if status == 403:
+            return _deny(grpc.StatusCode.PERMISSION_DENIED, f"{details.method} {reason}")
         return continuation(details)
 
 
@@ -156,6 +200,18 @@ class TLSConfig:
         return grpc.ssl_server_credentials(
             [pair], root_certificates=ca, require_client_auth=ca is not None
         )
+
+    def server_context(self) -> ssl.SSLContext:
+        """The same certificate (and client CA) for an HTTPS server."""
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ctx.load_cert_chain(self.cert, self.key)
+            if self.client_ca is not None:
+                ctx.load_verify_locations(self.client_ca)
+                ctx.verify_mode = ssl.CERT_REQUIRED
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidArgument(f"cannot load TLS files for HTTPS: {exc}") from exc
+        return ctx
 
 
 def is_loopback(host: str) -> bool:
