@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pymysql
 import pytest
+from harness.services import behind, log_ends
 
 from bandit_engine.stream import KafkaSettings
 
@@ -89,29 +90,6 @@ def kafka_settings(kafka_bootstrap: str) -> object:
     return scratch_topics(kafka_bootstrap, "t", partitions=3)
 
 
-def log_ends(settings: KafkaSettings) -> dict[tuple[str, int], int]:
-    """The end offset of every partition of the decisions and feedback topics."""
-    import asyncio
-
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    async def ends() -> dict[tuple[str, int], int]:
-        c = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
-        await c.start()
-        try:
-            tps = [
-                TopicPartition(t, p)
-                for t in (settings.decisions_topic, settings.feedback_topic)
-                for p in sorted(c.partitions_for_topic(t) or ())
-            ]
-            got = await c.end_offsets(tps)
-            return {(tp.topic, tp.partition): off for tp, off in got.items()}
-        finally:
-            await c.stop()
-
-    return asyncio.run(ends())
-
-
 def wait_until_learned_to_the_end(dsn: str, settings: KafkaSettings, timeout: float) -> None:
     """Wait until the learners' committed offsets reach the end of both logs
     as they are now: everything in them is joined, applied and committed."""
@@ -122,21 +100,11 @@ def wait_until_learned_to_the_end(dsn: str, settings: KafkaSettings, timeout: fl
     deadline = time.monotonic() + timeout
     try:
         while True:
-            offsets = store.learner_offsets(settings.group_id)
-            behind = {
-                key: end
-                for key, end in ends.items()
-                if end
-                > (
-                    getattr(offsets.get(key[1]), "dec_next", 0)
-                    if key[0] == settings.decisions_topic
-                    else getattr(offsets.get(key[1]), "fb_next", 0)
-                )
-            }
-            if not behind:
+            late = behind(settings, store.learner_offsets(settings.group_id), ends)
+            if not late:
                 return
             if time.monotonic() > deadline:
-                raise AssertionError(f"learners not at the log ends after {timeout}s: {behind}")
+                raise AssertionError(f"learners not at the log ends after {timeout}s: {late}")
             time.sleep(0.1)  # polling the store for the awaited state
     finally:
         store.close()

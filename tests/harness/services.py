@@ -101,3 +101,43 @@ def kill_connections(admin: Any, db: str) -> int:
             except pymysql.err.MySQLError:
                 pass  # gone already
     return killed
+
+
+def log_ends(settings: KafkaSettings) -> dict[tuple[str, int], int]:
+    """The end offset of every partition of the decisions and feedback topics."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def ends() -> dict[tuple[str, int], int]:
+        c = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+        await c.start()
+        try:
+            tps = [
+                TopicPartition(t, p)
+                for t in (settings.decisions_topic, settings.feedback_topic)
+                for p in sorted(c.partitions_for_topic(t) or ())
+            ]
+            got = await c.end_offsets(tps)
+            return {(tp.topic, tp.partition): off for tp, off in got.items()}
+        finally:
+            await c.stop()
+
+    return asyncio.run(ends())
+
+
+def behind(
+    settings: KafkaSettings, offsets: Any, ends: dict[tuple[str, int], int]
+) -> dict[tuple[str, int], int]:
+    """The partitions whose committed next offset (``offsets``: the store's
+    ``learner_offsets``) has not reached ``ends``, with their end."""
+    out = {}
+    for key, end in ends.items():
+        off = offsets.get(key[1])
+        done = 0
+        if off is not None:
+            done = off.dec_next if key[0] == settings.decisions_topic else off.fb_next
+        if end > done:
+            out[key] = end
+    return out
+

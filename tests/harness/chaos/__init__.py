@@ -27,8 +27,9 @@ At the end it checks (``harness.chaos.checks``), and prints PASS or FAIL for
 each: the posterior equals the closed form over the valid rewards; each was
 applied once; dead letters per reason match what was injected; every
 acknowledged reward is in the feedback topic. It reports the recovery time
-after each fault (server: until its health check answers SERVING; learner
-and broker: until the learner commits again).
+after each fault (server: until its health check answers SERVING; learner,
+MySQL and broker: until the learner has committed everything the logs held
+at the fault, with a commit made after it).
 """
 
 from harness.chaos.campaign import main, run

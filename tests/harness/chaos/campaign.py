@@ -60,11 +60,9 @@ def _fire_rounds(faults: Faults, kinds: list[str], seconds: float) -> list[dict[
         if not schedule:
             schedule = faults.rng.sample(kinds, len(kinds))
         fired.append(faults.fire(schedule.pop()))
-        print(
-            f"[chaos] {fired[-1]['fault']}: recovered in {fired[-1]['recovery_s']:.2f}s",
-            file=sys.stderr,
-            flush=True,
-        )
+        f = fired[-1]
+        state = "recovered in" if f["recovered"] else "NOT recovered after"
+        print(f"[chaos] {f['fault']}: {state} {f['recovery_s']:.2f}s", file=sys.stderr, flush=True)
     return fired
 
 
@@ -109,6 +107,7 @@ def _campaign(
         report.update(evaluate(store, settings, ledger))
         report["faults"] = fired
         report["recovery_s_max"] = max((f["recovery_s"] for f in fired), default=0.0)
+        report["checks"]["every fault recovered"] = all(f["recovered"] for f in fired)
     finally:
         cluster.stop()
         store.close()
@@ -136,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--faults: unknown kind(s) {bad!r}; choose from {', '.join(FAULTS)}")
     r = run(a.seconds, a.seed, a.out, kinds)
     for f in r["faults"]:
-        print(f"{f['fault']:<28} recovery {f['recovery_s']:.2f} s")
+        state = "" if f["recovered"] else "  NOT RECOVERED"
+        print(f"{f['fault']:<28} recovery {f['recovery_s']:.2f} s{state}")
     print(
         f"{r['decisions']} decisions, {r['acknowledged_rewards']} rewards acknowledged "
         f"({r['valid_rewards']} with their decision in the log), injected {r['injected']}, "

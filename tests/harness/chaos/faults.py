@@ -2,14 +2,16 @@
 
 - ``server``: SIGKILL a random server and start it again; recovered when its
   health check answers SERVING;
-- ``learner``: SIGKILL the learner and start it again; recovered when it
-  commits offsets again;
+- ``learner``: SIGKILL the learner and start it again;
 - ``mysql``: KILL every connection to the campaign's database (the
-  learner's and the servers'); recovery is immediate by definition (the
-  processes reconnect on their next query; the checks show whether that
-  lost anything);
+  learner's and the servers'); the processes reconnect on their next query;
 - ``broker``: stop the local broker (SIGTERM), keep it down 0.5 to 2 s and
-  start it again; recovered when the learner commits again.
+  start it again.
+
+The last three have recovered when the learner has caught up with the fault:
+its committed offsets, read after the fault, have moved, and have reached the
+end the logs had at the fault. Offsets the old learner committed before the
+fault do not count, nor does a learner that commits while still behind.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from bandit_engine.store import MySQLStore
 from harness.chaos.cluster import Cluster, serving, wait_until
 from harness.local_broker import LocalBroker
-from harness.services import kill_connections
+from harness.services import behind, kill_connections, log_ends
 
 __all__ = ["DEFAULT_FAULTS", "FAULTS", "Faults"]
 
@@ -50,52 +52,63 @@ class Faults:
     def fire(self, kind: str) -> dict[str, Any]:
         return dict(getattr(self, f"_{kind}")())
 
-    def _until_learner_commits(self, before: Any, t0: float) -> float:
-        """Seconds from ``t0`` until the learner's committed offsets differ
-        from ``before`` (at most RECOVERY_TIMEOUT_S after the call)."""
-        group = self.cluster.settings.group_id
+    def _until_caught_up(self, ends: dict[tuple[str, int], int], t0: float) -> dict[str, Any]:
+        """Seconds from ``t0`` until the learner has committed past ``ends``
+        (the logs' ends at the fault) with a commit made after this call
+        (at most RECOVERY_TIMEOUT_S after the call)."""
+        settings = self.cluster.settings
+        group = settings.group_id
+        after_fault = self.store.learner_offsets(group)
+
+        def caught_up() -> bool:
+            now = self.store.learner_offsets(group)
+            return now != after_fault and not behind(settings, now, ends)
+
         try:
-            wait_until(
-                "the learner commits",
-                lambda: self.store.learner_offsets(group) != before,
-                RECOVERY_TIMEOUT_S,
-            )
+            wait_until("the learner catches up with the fault", caught_up, RECOVERY_TIMEOUT_S)
         except TimeoutError:
-            pass  # reported as a recovery time that long
-        return time.monotonic() - t0
+            return {"recovery_s": time.monotonic() - t0, "recovered": False}
+        return {"recovery_s": time.monotonic() - t0, "recovered": True}
 
     def _server(self) -> dict[str, Any]:
         s = self.rng.choice(self.cluster.servers)
         t0 = time.monotonic()
         s.kill()
         s.start()
+        recovered = True
         try:
             wait_until(f"{s.name} serving", lambda: serving(s.port), RECOVERY_TIMEOUT_S)
         except TimeoutError:
-            pass  # reported as a recovery time that long
-        return {"fault": f"SIGKILL {s.name}", "recovery_s": time.monotonic() - t0}
+            recovered = False
+        return {
+            "fault": f"SIGKILL {s.name}",
+            "recovery_s": time.monotonic() - t0,
+            "recovered": recovered,
+        }
 
     def _learner(self) -> dict[str, Any]:
         learner = self.cluster.learner
         assert learner is not None
         t0 = time.monotonic()
-        before = self.store.learner_offsets(self.cluster.settings.group_id)
-        learner.kill()
+        learner.kill()  # from here on, no commit comes from the old process
+        ends = log_ends(self.cluster.settings)
         learner.start()
-        return {"fault": "SIGKILL learner", "recovery_s": self._until_learner_commits(before, t0)}
+        return {"fault": "SIGKILL learner", **self._until_caught_up(ends, t0)}
 
     def _broker(self) -> dict[str, Any]:
         assert self.broker is not None
         down = self.rng.uniform(0.5, 2.0)
+        ends = log_ends(self.cluster.settings)
         self.broker.kill(graceful=True)
         time.sleep(down)  # the outage itself
-        before = self.store.learner_offsets(self.cluster.settings.group_id)
         t0 = time.monotonic()
         self.broker.start()
-        recovery = self._until_learner_commits(before, t0)
-        return {"fault": f"restart broker ({down:.1f}s down)", "recovery_s": recovery}
+        recovery = self._until_caught_up(ends, t0)
+        return {"fault": f"restart broker ({down:.1f}s down)", **recovery}
 
     def _mysql(self) -> dict[str, Any]:
+        ends = log_ends(self.cluster.settings)
         t0 = time.monotonic()
         n = kill_connections(self.admin, self.database)
-        return {"fault": f"KILL {n} MySQL connections", "recovery_s": time.monotonic() - t0}
+        recovery = self._until_caught_up(ends, t0)
+        return {"fault": f"KILL {n} MySQL connections", **recovery}
