@@ -52,6 +52,9 @@ class GrpcSettings:
     train_events: int = 2000  # Recommend + Feedback pairs before measuring
     reuseport: bool = True
     real_aio: bool = True  # also the real servicer on a grpc.aio server
+    #: also the real server with ``max_concurrent_rpcs`` this high (above the
+    #: client's threads: nothing is shed), the A/B of admission control; 0: off
+    capped: int = 64
     reuseport_procs: int = 2
     #: the real server's RPC threads: the shipped default (``ServerSettings``,
     #: embedded mode)
@@ -196,6 +199,15 @@ class GrpcBench:
             canned: bytes = setup.pop("response_bytes")
             info["setup"] = setup
             info["real_response_bytes"] = len(canned)
+            if s.capped:
+                progress(f"grpc: starting the real server with max_concurrent_rpcs={s.capped}")
+                procs["real_capped"], rc_info = self.server(
+                    "real",
+                    {"max_workers": s.max_workers, "max_concurrent_rpcs": s.capped},
+                    "bench-real-capped",
+                )
+                ports["real_capped"] = rc_info["port"]
+                self.setup(client, ports["real_capped"])
             if s.real_aio:
                 progress("grpc: starting the real servicer on a grpc.aio server, setup")
                 procs["real_aio"], ra_info = self.server(
@@ -247,7 +259,9 @@ class GrpcBench:
                 )
                 ports[name] = e_info["port"]
             targets = [
-                t for t in ("real", *(e[0] for e in echoes), "real_aio", "real_kafka") if t in ports
+                t
+                for t in ("real", *(e[0] for e in echoes), "real_capped", "real_aio", "real_kafka")
+                if t in ports
             ]
 
             # light load: one client, sequential

@@ -82,6 +82,14 @@ def throughput_figures(
         )
         figures["recommend_server_cpu_us_kafka"] = _med(thr, "real_kafka", "server_cpu_us_per_call")
         figures["recommend_p50_ms_kafka"] = lat["real_kafka"]["p50_ms"]
+    if "real_capped" in thr and "real" in thr:
+        figures["recommend_qps_capped"] = _med(thr, "real_capped", "qps")
+        figures["recommend_capped_vs_uncapped"] = (
+            figures["recommend_qps_capped"] / figures["recommend_qps"]
+        )
+        figures["recommend_server_cpu_us_capped"] = _med(
+            thr, "real_capped", "server_cpu_us_per_call"
+        )
     if "real_aio" in thr:
         figures["recommend_qps_aio"] = _med(thr, "real_aio", "qps")
         figures["recommend_p50_ms_aio"] = lat["real_aio"]["p50_ms"]

@@ -109,6 +109,13 @@ DESCRIPTIONS: dict[str, str] = {
     "to the broker, posteriors from MySQL, its learner in the process, the mode's default RPC "
     "threads), same client, setup and rounds",
     "recommend_vs_echo_kafka": "recommend_qps_kafka / echo_qps_sync (same rounds)",
+    "recommend_qps_capped": "Recommend calls/s through the real server with "
+    "max_concurrent_rpcs=64 (admission control on; the client's 8 threads are never shed), "
+    "same client, setup and rounds",
+    "recommend_capped_vs_uncapped": "recommend_qps_capped / recommend_qps (same rounds): the "
+    "cost of admission control",
+    "recommend_server_cpu_us_capped": "server CPU us per Recommend call with "
+    "max_concurrent_rpcs=64",
     "recommend_server_cpu_us_kafka": "server CPU us per Recommend call in Kafka mode (learner "
     "included)",
     "recommend_p50_ms_kafka": "Recommend p50 latency (ms) in Kafka mode, 1 sequential client",

@@ -86,6 +86,7 @@ def _settings(kw: dict[str, Any]) -> Any:
         max_workers=kw.get("max_workers"),  # None: the shipped default of the mode
         kafka=kw.get("kafka"),
         mysql_dsn=kw.get("mysql_dsn"),
+        max_concurrent_rpcs=kw.get("max_concurrent_rpcs"),
     )
 
 
