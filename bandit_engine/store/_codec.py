@@ -33,6 +33,19 @@ def json_ids(ids: Sequence[str]) -> str:
     return json.dumps(ids)
 
 
+def config_from_json(text: str | bytes) -> dict[str, Any]:
+    """An experiment's stored config. A row that is not a JSON object comes
+    back as ``{"unreadable_config": <why>}``, which the engine refuses to
+    load (naming it) without refusing the other experiments."""
+    try:
+        data = json.loads(text)
+    except (ValueError, TypeError) as exc:
+        return {"unreadable_config": f"not JSON ({exc}): {text!r:.120}"}
+    if not isinstance(data, dict):
+        return {"unreadable_config": f"not a JSON object: {text!r:.120}"}
+    return data
+
+
 def encode_vector(x: np.ndarray) -> bytes:
     return np.ascontiguousarray(x, dtype="<f8").tobytes()
 
