@@ -6,6 +6,7 @@ import io
 import json
 import struct
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -61,8 +62,15 @@ def encode_state(state: dict[str, np.ndarray]) -> bytes:
 
 
 def decode_state(blob: bytes) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    """A snapshot's arrays; ``ValueError`` if the blob is not such an archive."""
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(
+            f"snapshot state of {len(blob)} bytes is not a readable array archive "
+            f"({type(exc).__name__}: {str(exc)[:120]})"
+        ) from exc
 
 
 def encode_floats(xs: Sequence[float]) -> bytes:
