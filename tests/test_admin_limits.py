@@ -171,8 +171,11 @@ GRPC_CASES: list[tuple[pb.ExperimentSpec, grpc.StatusCode, str]] = [
     (_spec(dim=4294967295), RE, "dim=4294967295"),
     (_spec(dim=1_000_000), RE, "max_dim=4096"),
     (pb.ExperimentSpec(experiment_id="g", policy=pb.BETA_TS, dim=4294967295), RE, "max_dim"),
-    (pb.ExperimentSpec(experiment_id="g", policy=pb.LIN_TS_SHARED, joint_dim=4294967295), RE,
-     "joint_dim=4294967295"),
+    (
+        pb.ExperimentSpec(experiment_id="g", policy=pb.LIN_TS_SHARED, joint_dim=4294967295),
+        RE,
+        "joint_dim=4294967295",
+    ),
     (_spec(propensity_draws=4294967295), RE, "propensity_draws=4294967295"),
     (_spec(dim=4, dense_dim=4294967295), IA, "dense_dim=4294967295"),
     (_spec(decay=0.0), IA, "decay=0.0"),
@@ -181,10 +184,16 @@ GRPC_CASES: list[tuple[pb.ExperimentSpec, grpc.StatusCode, str]] = [
     (_spec(reward_window_seconds=math.nan), IA, "reward_window_s=nan"),
     (_spec(reward_min=5.0), IA, "reward_min < reward_max"),
     (_spec(default_reward=-1.0), IA, "default_reward=-1.0"),
-    (pb.ExperimentSpec(experiment_id="g", policy=pb.BETA_TS, prior_alpha=0.0), IA,
-     "prior_alpha=0.0"),
-    (pb.ExperimentSpec(experiment_id="g", policy=pb.BETA_TS, prior_beta=math.nan), IA,
-     "prior_beta=nan"),
+    (
+        pb.ExperimentSpec(experiment_id="g", policy=pb.BETA_TS, prior_alpha=0.0),
+        IA,
+        "prior_alpha=0.0",
+    ),
+    (
+        pb.ExperimentSpec(experiment_id="g", policy=pb.BETA_TS, prior_beta=math.nan),
+        IA,
+        "prior_beta=nan",
+    ),
     (pb.ExperimentSpec(experiment_id="g", policy=99), IA, "policy=99"),  # type: ignore[arg-type]
 ]
 
@@ -193,7 +202,9 @@ def test_grpc_refuses_each_bad_setting_and_a_restart_loads(tmp_path: Path) -> No
     r = start_server(tmp_path / "state")
     try:
         r.stub.CreateExperiment(
-            pb.CreateExperimentRequest(spec=pb.ExperimentSpec(experiment_id="ok", policy=pb.LIN_TS_DISJOINT, dim=4))
+            pb.CreateExperimentRequest(
+                spec=pb.ExperimentSpec(experiment_id="ok", policy=pb.LIN_TS_DISJOINT, dim=4)
+            )
         )
         r.stub.AddArms(pb.AddArmsRequest(experiment_id="ok", arms=[pb.ArmSpec(arm_id="a")]))
         before = r.engine.state_checksum()
@@ -204,7 +215,9 @@ def test_grpc_refuses_each_bad_setting_and_a_restart_loads(tmp_path: Path) -> No
             assert needle in info.value.details(), (spec, info.value.details())
         assert r.engine.state_checksum() == before
         r.stub.CreateExperiment(
-            pb.CreateExperimentRequest(spec=pb.ExperimentSpec(experiment_id="wide", policy=pb.LIN_TS_DISJOINT, dim=4096))
+            pb.CreateExperimentRequest(
+                spec=pb.ExperimentSpec(experiment_id="wide", policy=pb.LIN_TS_DISJOINT, dim=4096)
+            )
         )
         with pytest.raises(grpc.RpcError) as info:
             r.stub.AddArms(

@@ -73,7 +73,7 @@ def test_embedded_feedback_for_a_closed_decision_checks_its_event_time(tmp_path:
     clock.now += 120
     e.sweep()  # the window closed: default rewards
     before = e.state_checksum()
-    with pytest.raises(InvalidArgument, match="timestamp=1.0 is before"):
+    with pytest.raises(InvalidArgument, match=r"timestamp=1\.0 is before"):
         e.feedback(d.event_id, "a", 1.0, timestamp=1.0)
     assert e.state_checksum() == before
     assert e.feedback(d.event_id, "a", 1.0).outcome == "late"
@@ -143,7 +143,9 @@ def test_grpc_feedback_before_its_decision(live: Running) -> None:
         _refused(
             live,
             live.stub.Feedback,
-            pb.FeedbackRequest(event_id=d.event_id, arm_id=d.arms[0].arm_id, reward=1, timestamp=ts),
+            pb.FeedbackRequest(
+                event_id=d.event_id, arm_id=d.arms[0].arm_id, reward=1, timestamp=ts
+            ),
             f"timestamp={ts!r}",
         )
     ok = live.stub.Feedback(

@@ -12,7 +12,7 @@ from bandit_engine._exceptions import InvalidArgument, ResourceExhausted
 from bandit_engine.features import FeatureSpace
 from bandit_engine.policies import POLICIES, Policy, make_policy
 
-__all__ = ["GiB", "ExperimentConfig", "Limits", "check_id"]
+__all__ = ["ExperimentConfig", "GiB", "Limits", "check_id"]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")
 
@@ -178,9 +178,7 @@ class ExperimentConfig:
         check_id(self.experiment_id, "experiment_id")
         for name, typ in _FIELD_TYPES.items():
             if not isinstance(getattr(self, name), typ):
-                raise InvalidArgument(
-                    f"{name}={getattr(self, name)!r} must be a {typ.__name__}"
-                )
+                raise InvalidArgument(f"{name}={getattr(self, name)!r} must be a {typ.__name__}")
         if self.policy not in POLICIES:
             raise InvalidArgument(
                 f"policy {self.policy!r} unknown; expected one of {sorted(POLICIES)}"

@@ -342,9 +342,7 @@ class Engine:
             return self._join.feedback(event_id, arm_id, float(reward), timestamp)
         # The learner judges the reward; only the time the event id carries
         # can be checked here.
-        check_feedback_time(
-            event_id, timestamp, event_time(event_id), self.limits.max_clock_skew_s
-        )
+        check_feedback_time(event_id, timestamp, event_time(event_id), self.limits.max_clock_skew_s)
         # Acknowledged only once the log has it, so an OK Feedback is never
         # lost. Joining (unknown event, duplicate, late, range) happens in the
         # learner, which dead-letters what it cannot apply.
