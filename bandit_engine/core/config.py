@@ -91,8 +91,8 @@ class Limits:
     (``ExperimentConfig.state_bytes``): LIN_TS_DISJOINT and LOGISTIC_TS keep
     about 18 * dim^2 bytes per arm (precision and covariance in float64, a
     float32 scoring row), LIN_TS_SHARED 16 * joint_dim^2 bytes in all, BETA_TS
-    32 bytes per arm. With the default 4 GiB, dim 1024 takes about 220 arms,
-    dim 4096 none beyond 14. Arrays grow by doubling and a checkpoint copies
+    32 bytes per arm. With the default 4 GiB, dim 1024 takes up to 227 arms,
+    dim 4096 up to 14. Arrays grow by doubling and a checkpoint copies
     the statistics, so the peak can reach about twice the figure.
 
     ``max_clock_skew_s``: a Feedback ``timestamp`` may lie this far before
