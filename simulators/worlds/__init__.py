@@ -73,8 +73,7 @@ __all__ = [
 
 
 WORLDS: dict[str, type[World]] = {
-    w.name: w
-    for w in (BernoulliWorld, DestinationsWorld, SupervisedWorld, SwitchingBernoulliWorld)
+    w.name: w for w in (BernoulliWorld, DestinationsWorld, SupervisedWorld, SwitchingBernoulliWorld)
 }
 
 

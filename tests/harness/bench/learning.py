@@ -29,10 +29,8 @@ on the classification worlds it equals the sampled reward). Rewards reach
 the policies every ``update_every`` rounds, the same for every contender of
 a world.
 
-**Forgetting.** Two Bernoulli arms whose rates change halfway
-(``simulators.worlds.SwitchingBernoulliWorld``): the unplayed arm improves
-(0.6/0.3 -> 0.6/0.8) or the arms swap (0.6/0.3 -> 0.3/0.6). The figure is
-the better arm's share of the last ``DRIFT_LAST`` rounds.
+**Forgetting** (``learning_drift``): two Bernoulli arms whose rates change
+halfway; the better arm's share of the last rounds.
 
 **Shared model speed.** The microseconds of one ``LinTSShared.rank`` (100
 arms, k=10) right after an update, so a factor the update made stale must be
@@ -51,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.bench import learning_drift
 from harness.bench._util import progress
 from simulators import peers
 from simulators.simulate import ContenderSpec, engine_config, engine_policy, make_contender
@@ -64,7 +63,6 @@ from simulators.worlds import (
 
 __all__ = [
     "DESCRIPTIONS",
-    "DRIFT_CONTENDERS",
     "PEERS",
     "SWEEPS",
     "TARGETS",
@@ -75,9 +73,6 @@ __all__ = [
 
 PASSES = 3
 SEEDS = (0, 1, 2)
-DRIFT_ROUNDS = 20_000
-DRIFT_LAST = 2_000
-DRIFT_SEEDS = (0, 1, 2, 3)
 SHARED_ARMS = 100
 SHARED_K = 10
 
@@ -149,29 +144,12 @@ SWEEPS: dict[str, dict[str, tuple[float, ...]]] = {
 #: figure suffix of each engine policy's ratios
 SUFFIX = {"lin_ts_disjoint": "", "logistic_ts": "_logistic"}
 
-DRIFT_WORLDS: dict[str, dict[str, Any]] = {
-    "improve": {"probs": (0.6, 0.3), "probs_after": (0.6, 0.8)},
-    "swap": {"probs": (0.6, 0.3), "probs_after": (0.3, 0.6)},
-}
-#: name -> contender; the first two are the engine's defaults (``drift_share_last``)
-DRIFT_CONTENDERS: dict[str, str] = {
-    "beta_ts": "beta_ts",
-    "lin_ts_disjoint": "lin_ts_disjoint",
-    "beta_ts_decay0.999": "beta_ts:decay=0.999",
-    "beta_ts_decay0.99": "beta_ts:decay=0.99",
-    "lin_ts_disjoint_decay0.999": "lin_ts_disjoint:decay=0.999",
-    "lin_ts_disjoint_decay0.99": "lin_ts_disjoint:decay=0.99",
-    "discounted_ts_gamma0.999": "discounted_ts:gamma=0.999",
-    "discounted_ts_gamma0.99": "discounted_ts:gamma=0.99",
-}
-DRIFT_DEFAULTS = ("beta_ts", "lin_ts_disjoint")
-
 TARGETS: dict[str, tuple[str, float]] = {
     "learning_default_vs_best_peer": (">=", 1.0),
     "learning_default_vs_sweep_best": (">=", 0.97),
     "learning_default_vs_best_peer_logistic": (">=", 1.0),
     "learning_default_vs_sweep_best_logistic": (">=", 0.97),
-    "drift_share_last": (">=", 0.9),
+    **learning_drift.TARGETS,
     "shared_rank_us": ("<=", 200.0),
 }
 
@@ -193,12 +171,6 @@ def _descriptions() -> dict[str, str]:
             f"mean over the worlds of {kind} (defaults) mean reward / the best point of its "
             f"sweep on that world (grid {SWEEPS[kind]})"
         )
-    out["drift_share_last"] = (
-        f"the better arm's share of the last {DRIFT_LAST:,} of {DRIFT_ROUNDS:,} rounds, "
-        f"{len(DRIFT_SEEDS)} seeds, the worst of {' and '.join(DRIFT_DEFAULTS)} with their "
-        "default forgetting over the two drift worlds (an unplayed arm improves 0.6/0.3 -> "
-        "0.6/0.8; the arms swap 0.6/0.3 -> 0.3/0.6, halfway)"
-    )
     out["shared_rank_us"] = (
         f"median us of one LinTSShared.rank ({SHARED_ARMS} arms, k={SHARED_K}, default "
         "joint_dim, destinations arms and contexts, hashed dim 32) right after an update"
@@ -216,11 +188,7 @@ def _descriptions() -> dict[str, str]:
             out[f"learning_{w.name}_{kind}_sweep_best"] = (
                 f"the best mean reward of the {kind} sweep on {w.name}"
             )
-    for wname in DRIFT_WORLDS:
-        for name in DRIFT_CONTENDERS:
-            out[f"drift_share_last_{wname}_{name}"] = (
-                f"better arm's share of the last rounds, world {wname}, {name}"
-            )
+    out.update(learning_drift.DESCRIPTIONS)
     return out
 
 
@@ -251,9 +219,6 @@ class LearningBench:
         self.quick = quick
         self.seeds = SEEDS[:1] if quick else SEEDS
         self.passes = 1 if quick else PASSES
-        self.drift_rounds = 2_000 if quick else DRIFT_ROUNDS
-        self.drift_last = self.drift_rounds // 10
-        self.drift_seeds = DRIFT_SEEDS[:1] if quick else DRIFT_SEEDS
         self.info: dict[str, Any] = {"skipped": {}, "failed": {}, "worlds": {}, "sweeps": {}}
         self.figures: dict[str, float] = {}
 
@@ -317,28 +282,32 @@ class LearningBench:
         entries, sweeps, aliases = self._contenders(spec, first, peer_specs)
         everyone = [*entries, *(e for es in sweeps.values() for e in es)]
         rounds = self._rounds(spec, first)
+        oracle = []
         for si, seed in enumerate(self.seeds):
             world = CachedWorld(
                 make_world(spec.world, np.random.default_rng(seed), **spec.params), rounds
             )
             best = float(np.mean([r.best_value(1) for r in world.rounds(rounds)]))
+            oracle.append(best)
             progress(
                 f"learning: {spec.name} seed {seed} ({si + 1}/{len(self.seeds)}): "
                 f"{len(everyone)} contenders x {rounds:,} rounds"
             )
             for e in everyone:
-                if e.name in self.info["failed"]:
+                where = f"{spec.name}/{e.name}"
+                if where in self.info["failed"]:
                     continue
                 try:
                     tr = e.contender.run(world, rounds, 1, seed)
                 except Exception as exc:
                     if e.name in ENGINE:
                         raise
-                    self.info["failed"][e.name] = repr(exc)
+                    self.info["failed"][where] = repr(exc)
                     progress(f"learning: {e.name} failed on {spec.name}: {exc!r}")
                     continue
                 e.values.append(best - float(tr.regrets.mean()))
         self._world_figures(spec, rounds, entries, sweeps, aliases, peer_specs)
+        self.info["worlds"][spec.name]["oracle_mean_reward"] = statistics.fmean(oracle)
 
     def _world_figures(
         self,
@@ -371,52 +340,36 @@ class LearningBench:
             best_label = max(grid, key=grid.__getitem__)
             self.figures[f"learning_{spec.name}_{kind}_sweep_best"] = grid[best_label]
             wi[f"{kind}_sweep_best"] = best_label
-            default = means[kind]
-            wi[f"{kind}_vs_sweep_best"] = default / grid[best_label]
+            refs = {"sweep_best": grid[best_label]}
             if peer_means:
-                wi[f"{kind}_vs_best_peer"] = default / max(peer_means)
+                refs["best_peer"] = max(peer_means)
+            for what, ref in refs.items():
+                wi[f"{kind}_vs_{what}"] = means[kind] / ref
+                wi[f"{kind}_vs_{what}_per_seed"] = [v / ref for v in done[kind]]
         self.info["worlds"][spec.name] = wi
 
     def _ratios(self) -> None:
+        """The headline ratios: means over the worlds of the per-world ratios.
+
+        ``info["ratio_se"]``: the standard error across seeds of the same mean
+        with the engine's side taken seed by seed (the reference fixed at its
+        mean): the noise of the engine's figure, not of its peers'.
+        """
+        se = self.info.setdefault("ratio_se", {})
         for kind, sfx in SUFFIX.items():
             for what in ("best_peer", "sweep_best"):
-                r = [w[f"{kind}_vs_{what}"] for w in self.info["worlds"].values()
-                     if f"{kind}_vs_{what}" in w]  # fmt: skip
-                if r:
-                    self.figures[f"learning_default_vs_{what}{sfx}"] = statistics.fmean(r)
-
-    # ------------------------------------------------------------- drift
-    def drift(self) -> None:
-        n, last = self.drift_rounds, self.drift_last
-        specs = {name: make_contender(s) for name, s in DRIFT_CONTENDERS.items()}
-        shares: dict[str, dict[str, list[float]]] = {w: {} for w in DRIFT_WORLDS}
-        for wname, wparams in DRIFT_WORLDS.items():
-            for seed in self.drift_seeds:
-                progress(
-                    f"learning: drift world {wname}, seed {seed}: {len(specs)} contenders x "
-                    f"{n:,} rounds"
-                )
-                world = CachedWorld(
-                    make_world(
-                        "bernoulli_switch", np.random.default_rng(seed), switch_at=n // 2, **wparams
-                    ),
-                    n,
-                )
-                for name, c in specs.items():
-                    tr = c.run(world, n, 1, seed)
-                    # with two arms of distinct rates, regret 0 means the better arm was shown
-                    share = float(np.mean(tr.regrets[-last:] == 0.0))
-                    shares[wname].setdefault(name, []).append(share)
-        for wname, by in shares.items():
-            for name, v in by.items():
-                self.figures[f"drift_share_last_{wname}_{name}"] = statistics.fmean(v)
-        self.figures["drift_share_last"] = min(
-            self.figures[f"drift_share_last_{w}_{d}"] for w in DRIFT_WORLDS for d in DRIFT_DEFAULTS
-        )
-        self.info["drift"] = {
-            "rounds": n, "last": last, "seeds": list(self.drift_seeds),
-            "worlds": DRIFT_WORLDS, "contenders": DRIFT_CONTENDERS, "per_seed": shares,
-        }  # fmt: skip
+                col = f"{kind}_vs_{what}"
+                worlds = [w for w in self.info["worlds"].values() if col in w]
+                if not worlds:
+                    continue
+                key = f"learning_default_vs_{what}{sfx}"
+                self.figures[key] = statistics.fmean(w[col] for w in worlds)
+                by_seed = [
+                    statistics.fmean(s)
+                    for s in zip(*(w[f"{col}_per_seed"] for w in worlds), strict=True)
+                ]
+                if len(by_seed) > 1:
+                    se[key] = statistics.stdev(by_seed) / math.sqrt(len(by_seed))
 
     # -------------------------------------------------------- shared rank
     def shared_rank(self) -> None:
@@ -432,7 +385,9 @@ class LearningBench:
             shown = rng.integers(0, SHARED_ARMS, warm_events)
             warm = rounds[:warm_events]
             xs = np.stack([r.x for r in warm])
-            rewards = np.array([float(r.uniforms[a] < r.means[a]) for r, a in zip(warm, shown, strict=True)])
+            rewards = np.array(
+                [float(r.uniforms[a] < r.means[a]) for r, a in zip(warm, shown, strict=True)]
+            )
             policy.update_batch(shown.astype(np.int64), xs, rewards)
             progress(
                 f"learning: lin_ts_shared rank after update, joint_dim "
@@ -464,7 +419,8 @@ class LearningBench:
                 self._world(spec, peer_specs)
             self._ratios()
         if "drift" in parts:
-            self.drift()
+            figures, self.info["drift"] = learning_drift.run(self.quick)
+            self.figures.update(figures)
         if "shared" in parts:
             self.shared_rank()
         self.info["seconds"] = round(time.perf_counter() - t0, 1)
