@@ -93,6 +93,9 @@ def test_quick_section_targets_and_details(quick_run: dict[str, Any]) -> None:
     assert len(sweep) == len(learning.sweep_points("lin_ts_disjoint"))
     # every figure is described, so the table and the JSON explain themselves
     assert all(meta["descriptions"][k] for k in quick_run if k != "meta")
+    units = meta["units"]
+    assert units["learning_destinations_lin_ts_shared"] == "reward"  # not "_share": a fraction
+    assert units["drift_share_last"] == "fraction" and units["shared_rank_us"] == "us"
 
 
 def test_sweep_is_the_product_of_its_lists() -> None:

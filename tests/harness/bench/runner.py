@@ -197,6 +197,7 @@ _UNITS = (
     ("_qps", "1/s"),
     ("per_s", "1/s"),
     ("_vs_", "x"),
+    ("learning_", "reward"),  # mean reward per round of a contender on a world
     ("_util", "cores"),
     ("_share", "fraction"),
     ("_events", "events"),
