@@ -164,7 +164,7 @@ def render(name: str, opts: TuneOptions, result: TuneResult) -> str:
             + [r.value(n) for n in others]
             + [round(r.overlap["ess"])]
         )
-    level = int(round(100 * (1 - opts.alpha)))
+    level = round(100 * (1 - opts.alpha))
     head = (
         f"{name}: {result.n_eval} rows scored ({result.n_train} for warm start), "
         f"mode={opts.mode}, {level}% bootstrap ({opts.n_boot} resamples), seed {opts.seed}; "
@@ -247,4 +247,3 @@ def payload(
             },
         }
     )
-

@@ -182,15 +182,15 @@ def build_settings(
                     f"its parameters: {', '.join(known)}"
                 )
         start = dict(served[1]) if served and served[0] == kind else {}
-        base = _check(kind, dim, {**start, **overrides}, f"--policy {kind}")
-        bases.append(Setting(kind, base, tuple(sorted(overrides))))
+        params = _check(kind, dim, {**start, **overrides}, f"--policy {kind}")
+        bases.append(Setting(kind, params, tuple(sorted(overrides))))
         if grid:
             used[kind] = {k: v for k, v in grid.items() if k in known}
         else:
             used[kind] = {k: v for k, v in DEFAULT_GRIDS.get(kind, {}).items() if k in known}
         for name, values in used[kind].items():
             for v in values:
-                _check(kind, dim, {**base, name: v}, f"--grid {name}={_fmt(v)}")
+                _check(kind, dim, {**params, name: v}, f"--grid {name}={_fmt(v)}")
     current = _current(bases, served, dim)
     out: list[Setting] = [current]
     seen = {_key(current)}

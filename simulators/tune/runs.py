@@ -227,6 +227,7 @@ def run_tune(
                 f"{opts.estimator} {e.value:.4g} [{e.ci_low:.4g}, {e.ci_high:.4g}] "
                 f"in {r.seconds:.1f}s"
             )
+
     def rank_key(i: int) -> tuple[bool, float, int]:
         v = results[i].value(opts.estimator)
         return (math.isnan(v), 0.0 if math.isnan(v) else -v, i)
@@ -296,7 +297,5 @@ def recommend(
             continue
         if v == min(nums) or v == max(nums):
             side = "smallest" if v == min(nums) else "largest"
-            notes.append(
-                f"{param}={v:g} is the {side} value of the grid: extend the grid past it"
-            )
+            notes.append(f"{param}={v:g} is the {side} value of the grid: extend the grid past it")
     return Recommendation(best, current, name, verdict, diff, tuple(notes), sentence)
