@@ -169,6 +169,7 @@ def render(name: str, opts: TuneOptions, result: TuneResult) -> str:
         f"{name}: {result.n_eval} rows scored ({result.n_train} for warm start), "
         f"mode={opts.mode}, {level}% bootstrap ({opts.n_boot} resamples), seed {opts.seed}; "
         f"ranked by {est}"
+        + ("; replay: every row, each setting from its prior" if result.uniform else "")
     )
     table = format_table(
         ["rank", "setting", est, "ci_low", "ci_high", "vs logged", *others, "effective n"], rows
