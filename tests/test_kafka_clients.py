@@ -8,6 +8,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -117,11 +118,11 @@ def test_librdkafka_default_partitioner_rewards_reach_their_decisions(
 
     landed: list[tuple[str, int]] = []
 
-    def delivered(err: object, msg: confluent_kafka.Message) -> None:
+    def delivered(err: object, msg: Any) -> None:
         assert err is None, err
         key = msg.key()
         assert key is not None
-        landed.append((key.decode(), msg.partition()))  # type: ignore[arg-type]
+        landed.append((key.decode(), msg.partition()))
 
     producer = Producer({"bootstrap.servers": settings4.bootstrap, "acks": "all"})
     for ev, value in records:
@@ -207,18 +208,19 @@ def test_a_reward_forwarded_twice_is_applied_once(
     store = MySQLStore(mysql_dsn)
     try:
         wait_for(
-            lambda: counters(store, "twice").get("dead_duplicate", 0) == 1,
-            30,
-            "the second reward of evs[1] dead-lettered",
+            lambda: counters(store, "twice").get("rewards_applied", 0) >= 2, 30, "2 rewards"
         )
         wait_until_learned_to_the_end(mysql_dsn, settings4, 30)
         c = counters(store, "twice")
         assert c.get("rewards_applied", 0) == 2, c
+        assert c.get("dead_duplicate", 0) == 1, c
         assert c.get("duplicate_forward", 0) == 1, c
         assert c.get("rewards_forwarded", 0) == 0, c
         wait_for(
-            lambda: stub.GetArm(pb.GetArmRequest(experiment_id="twice", arm_id="x")).posterior.pulls
-            == 2,
+            lambda: (
+                stub.GetArm(pb.GetArmRequest(experiment_id="twice", arm_id="x")).posterior.pulls
+                == 2
+            ),
             5,
             "two pulls",
         )
