@@ -4,6 +4,7 @@ copies. Real services: Kafka (Tansu or BANDIT_TEST_KAFKA) and MySQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -61,6 +62,7 @@ class Served:
             kafka=settings,
             refresh_interval=0.2,
             learner_options={"commit_interval": 0.05, "orphan_grace": 3.0},
+            metrics_port=0,
         )
         self.server, port, self.engine = create_server(st)
         self.server.start()
@@ -160,6 +162,11 @@ def test_librdkafka_default_partitioner_rewards_reach_their_decisions(
             return True
 
         wait_for(posterior_is_closed_form, 5, "the posterior of every reward, once")
+        import urllib.request
+
+        url = f"http://127.0.0.1:{served.server.metrics.port}/metrics"
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        assert f"bandit_learner_rewards_forwarded_total {float(elsewhere)}" in text
     finally:
         store.close()
 
@@ -202,14 +209,10 @@ def test_a_reward_forwarded_twice_is_applied_once(
         finally:
             await p.stop()
 
-    import asyncio
-
     asyncio.run(send())
     store = MySQLStore(mysql_dsn)
     try:
-        wait_for(
-            lambda: counters(store, "twice").get("rewards_applied", 0) >= 2, 30, "2 rewards"
-        )
+        wait_for(lambda: counters(store, "twice").get("rewards_applied", 0) >= 2, 30, "2 rewards")
         wait_until_learned_to_the_end(mysql_dsn, settings4, 30)
         c = counters(store, "twice")
         assert c.get("rewards_applied", 0) == 2, c
@@ -226,3 +229,35 @@ def test_a_reward_forwarded_twice_is_applied_once(
         )
     finally:
         store.close()
+
+
+def test_unequal_partition_counts_are_refused_at_start(kafka_bootstrap: str) -> None:
+    """Decisions and feedback topics with different partition counts: the
+    learner and the producer refuse to start, naming both topics and counts."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from harness.services import scratch_topics
+
+    from bandit_engine import InvalidArgument
+    from bandit_engine.stream import ensure_topics
+
+    s = scratch_topics(kafka_bootstrap, "uneq", partitions=4)
+
+    async def make() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics(
+                [NewTopic(s.decisions_topic, 4, 1), NewTopic(s.feedback_topic, 3, 1)]
+            )
+        finally:
+            await admin.close()
+
+    asyncio.run(make())
+    want = (
+        f"decisions topic '{s.decisions_topic}' has 4 partitions and the feedback topic "
+        f"'{s.feedback_topic}' has 3"
+    )
+    with pytest.raises(InvalidArgument) as err:
+        asyncio.run(ensure_topics(s))
+    assert want in str(err.value)
+    assert asyncio.run(ensure_topics(scratch_topics(kafka_bootstrap, "eq", partitions=3))) == 3
