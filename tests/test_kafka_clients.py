@@ -261,3 +261,42 @@ def test_unequal_partition_counts_are_refused_at_start(kafka_bootstrap: str) -> 
         asyncio.run(ensure_topics(s))
     assert want in str(err.value)
     assert asyncio.run(ensure_topics(scratch_topics(kafka_bootstrap, "eq", partitions=3))) == 3
+
+
+def test_a_json_reward_without_a_field_is_dead_lettered_naming_it(
+    served: Served, settings4: KafkaSettings, mysql_dsn: str
+) -> None:
+    """The dead letter of a JSON reward without ``arm_id`` says that field is missing."""
+    from aiokafka import AIOKafkaConsumer
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": settings4.bootstrap})
+    producer.produce(settings4.feedback_topic, value=b'{"event_id": "x", "reward": 1}', key="x")
+    assert producer.flush(30) == 0
+
+    async def first_dead_letter() -> dict[str, Any]:
+        c = AIOKafkaConsumer(
+            settings4.deadletter_topic,
+            bootstrap_servers=settings4.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await c.start()
+        try:
+            msg = await asyncio.wait_for(c.getone(), 30)
+            assert msg.value is not None
+            body: dict[str, Any] = json.loads(msg.value)
+            return body
+        finally:
+            await c.stop()
+
+    body = asyncio.run(first_dead_letter())
+    assert (body["reason"], body["detail"]) == (
+        "malformed",
+        "bad JSON feedback: missing field 'arm_id'",
+    )
+    store = MySQLStore(mysql_dsn)
+    try:
+        assert counters(store, "")["dead_malformed"] == 1
+    finally:
+        store.close()
