@@ -300,3 +300,35 @@ def test_a_json_reward_without_a_field_is_dead_lettered_naming_it(
         assert counters(store, "")["dead_malformed"] == 1
     finally:
         store.close()
+
+
+def test_the_guides_python_examples_deliver_rewards(
+    served: Served, settings4: KafkaSettings, mysql_dsn: str
+) -> None:
+    """Each Python example of docs/kafka-clients.md, run as written but for
+    the broker, topic and event id, delivers a reward that is applied."""
+    import re
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "kafka-clients.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", guide, flags=re.S)
+    assert len(blocks) == 2
+    stub = served.stub
+    beta_experiment(stub, "guide", ["nice"])
+    for i, block in enumerate(blocks):
+        ev = stub.Recommend(pb.RecommendRequest(experiment_id="guide")).event_id
+        code = (
+            block.replace("127.0.0.1:9092", settings4.bootstrap)
+            .replace('"bandit.feedback"', repr(settings4.feedback_topic))
+            .replace("0195f3a2c4d8e1f0a9b8c7d6e5f4a3b2", ev)
+        )
+        exec(compile(code, f"kafka-clients.md block {i}", "exec"), {})
+    store = MySQLStore(mysql_dsn)
+    try:
+        wait_for(lambda: counters(store, "guide").get("rewards_applied", 0) >= 2, 30, "2 rewards")
+        wait_until_learned_to_the_end(mysql_dsn, settings4, 30)
+        c = counters(store, "guide")
+        assert c.get("rewards_applied", 0) == 2, c
+        assert not {k: v for k, v in c.items() if k.startswith("dead_")}, c
+    finally:
+        store.close()
