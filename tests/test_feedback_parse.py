@@ -66,6 +66,18 @@ def test_bad_messages_name_the_reason(value: bytes, reason: str, names: str) -> 
     assert names in str(err.value)
 
 
+@pytest.mark.parametrize("field", ["event_id", "arm_id", "reward"])
+def test_a_missing_json_field_is_named_as_missing(field: str) -> None:
+    body = {"event_id": "e", "arm_id": "a", "reward": 1}
+    del body[field]
+    with pytest.raises(FeedbackParseError) as err:
+        feedback_fields(json.dumps(body).encode(), MSG_TS_MS)
+    assert (err.value.reason, str(err.value)) == (
+        "malformed",
+        f"bad JSON feedback: missing field {field!r}",
+    )
+
+
 def test_a_reused_message_carries_nothing_over() -> None:
     """The learner parses record after record into one message object: a
     field missing from a record must not keep the previous record's value."""

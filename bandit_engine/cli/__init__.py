@@ -1,5 +1,4 @@
-"""Command line: ``bandit-engine serve``, ``learn``, and a small gRPC client
-for the shell.
+"""Command line: ``bandit-engine serve``, ``learn``, ``broker``, a gRPC client for the shell.
 
 Client commands print the server's answer as JSON (the proto3 JSON mapping,
 as grpcurl prints it). Features on the command line: ``name=value`` is a
@@ -16,6 +15,7 @@ from collections.abc import Sequence
 
 from bandit_engine._exceptions import InvalidArgument
 from bandit_engine.cli.args import duration, parse_features
+from bandit_engine.cli.broker import add_broker
 from bandit_engine.cli.client import add_client_commands
 from bandit_engine.cli.logs import JsonFormatter
 from bandit_engine.cli.serve import add_learn, add_serve
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve(sub)
     add_learn(sub)
+    add_broker(sub)
     add_client_commands(sub)
     return p
 

@@ -18,6 +18,7 @@ Series:
   the engine at scrape time;
 - with a learner (in-process, or ``bandit-engine learn --metrics-port``):
   ``bandit_learner_commits_total``, ``bandit_learner_rewards_applied_total``,
+  ``bandit_learner_rewards_forwarded_total``,
   ``bandit_learner_lag_records``, ``bandit_learner_lag_seconds``,
   ``bandit_learner_reward_to_posterior_seconds`` and
   ``bandit_learner_checkpoint_seconds`` (recent p50/p99).
@@ -222,6 +223,11 @@ def _learner_metrics(learner: Any) -> Iterator[Metric]:
     yield CounterMetricFamily("bandit_learner_commits", "Learner commits", value=learner.commits)
     yield CounterMetricFamily(
         "bandit_learner_rewards_applied", "Rewards applied by the learner", value=learner.applied
+    )
+    yield CounterMetricFamily(
+        "bandit_learner_rewards_forwarded",
+        "Rewards forwarded to the partition of their decision",
+        value=learner.forwarded,
     )
     records, seconds = learner.lag()
     yield GaugeMetricFamily(

@@ -8,6 +8,7 @@ Nothing here imports aiokafka until a producer or consumer is started.
 
 from typing import TYPE_CHECKING, Any
 
+from bandit_engine.stream.partitioner import FORWARDED_FROM, OwnerPartitioner, owner_partition
 from bandit_engine.stream.producer import KafkaEventLog, LogProducer
 from bandit_engine.stream.records import (
     FeedbackParseError,
@@ -31,11 +32,13 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "FORWARDED_FROM",
     "FeedbackParseError",
     "KafkaEventLog",
     "KafkaSettings",
     "Learner",
     "LogProducer",
+    "OwnerPartitioner",
     "decision_x",
     "decision_x_bytes",
     "decode_decision",
@@ -46,6 +49,7 @@ __all__ = [
     "encode_feedback",
     "ensure_topics",
     "feedback_fields",
+    "owner_partition",
     "parse_feedback",
     "run_learner",
 ]

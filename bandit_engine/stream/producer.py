@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from bandit_engine.core.ports import DecisionRow, FeedbackEvent
+from bandit_engine.stream.partitioner import OwnerPartitioner
 from bandit_engine.stream.records import encode_decision, encode_feedback
 from bandit_engine.stream.settings import KafkaSettings, ensure_topics
 
@@ -71,6 +72,7 @@ class LogProducer:
             linger_ms=self.settings.linger_ms,
             acks="all",
             max_batch_size=256 * 1024,
+            partitioner=OwnerPartitioner(),
         )
         await producer.start()
         self._wake = asyncio.Event()
@@ -160,7 +162,8 @@ class LogProducer:
 
 class KafkaEventLog:
     """The core's ``EventLog`` on Kafka: decisions and rewards keyed by event
-    id, so that a decision and its rewards share a partition number."""
+    id, on the partition that owns it (``owner_partition``), so that a
+    decision and its rewards share a partition number."""
 
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings

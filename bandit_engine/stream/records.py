@@ -131,6 +131,9 @@ def feedback_fields(
             obj = json.loads(value)
             if not isinstance(obj, dict):
                 raise ValueError("not a JSON object")
+            for name in ("event_id", "arm_id", "reward"):
+                if name not in obj:
+                    raise ValueError(f"missing field {name!r}")
             event_id, arm_id, reward = obj["event_id"], obj["arm_id"], obj["reward"]
             for name, v in (("event_id", event_id), ("arm_id", arm_id)):
                 if not isinstance(v, str):
@@ -142,7 +145,7 @@ def feedback_fields(
             if ts is not None and (isinstance(ts, bool) or not isinstance(ts, (int, float))):
                 raise ValueError(f"timestamp {ts!r} is not a number")
             ts = 0.0 if ts is None else float(ts)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:
             raise FeedbackParseError("malformed", f"bad JSON feedback: {exc}") from None
     else:
         rec = log_pb2.FeedbackRecord() if msg is None else msg

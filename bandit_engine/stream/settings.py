@@ -1,7 +1,10 @@
 """Where Kafka mode's logs live: settings and topic creation.
 
-Records are keyed by event id, so with equal partition counts a decision and
-its rewards land in the same partition number and one learner sees both.
+Records are keyed by event id and put on the partition that owns it
+(``partitioner.owner_partition``), so a decision and the engine's own
+rewards share a partition number and one learner sees both; a reward that
+another producer put elsewhere is forwarded there by the learner. The
+decisions and feedback topics need equal partition counts.
 
 The feedback topic takes the protobuf ``FeedbackRecord`` or this JSON
 object (UTF-8), so any producer can write rewards::
@@ -70,8 +73,12 @@ class KafkaSettings:
         return cls(bootstrap, **kw)
 
 
-async def ensure_topics(settings: KafkaSettings) -> None:
-    """Create the three topics if missing (same partition count for the two logs)."""
+async def ensure_topics(settings: KafkaSettings) -> int:
+    """Create the three topics if missing (with ``settings.partitions``
+    partitions), and return the partition count of the decisions and
+    feedback topics; ``InvalidArgument`` naming both if they differ."""
+    import asyncio
+
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
@@ -89,5 +96,21 @@ async def ensure_topics(settings: KafkaSettings) -> None:
                 if code not in (0, 36):  # 36: TOPIC_ALREADY_EXISTS (a racing creator)
                     raise RuntimeError(f"cannot create topic {topic!r}: error code {code}")
             log.info("created topics %s", [t.name for t in wanted])
+        logs = [settings.decisions_topic, settings.feedback_topic]
+        for _ in range(100):  # a new topic's metadata may take a moment
+            counts = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(logs)}
+            if all(counts.get(t) for t in logs):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise RuntimeError(f"no partitions known for the topics {logs}: {counts}")
     finally:
         await admin.close()
+    n_dec, n_fb = counts[settings.decisions_topic], counts[settings.feedback_topic]
+    if n_dec != n_fb:
+        raise InvalidArgument(
+            f"the decisions topic {settings.decisions_topic!r} has {n_dec} partitions and "
+            f"the feedback topic {settings.feedback_topic!r} has {n_fb}: they need equal "
+            "counts (a reward is joined on its decision's partition number)"
+        )
+    return n_dec

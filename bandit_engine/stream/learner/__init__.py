@@ -46,6 +46,13 @@ out-of-range reward, arm not shown), ``duplicate``, ``late`` (timestamp
 after the decision's deadline, or its window already closed) and
 ``unknown_event`` (no decision within ``orphan_grace`` seconds).
 
+Forwarding. A reward read on a partition that does not own its event id
+(``owner_partition``; a producer that hashes keys otherwise put it there)
+and that meets no decision there is copied to the owner's feedback
+partition; the commit waits for the broker's acknowledgement of the copy
+before it stores the offset (``forward``), and the owner counts one copy
+per source record.
+
 Flow control. Rewards fetched ahead of their decisions wait, as fetched,
 and a partition's rewards are paused while many wait (``flow``).
 
@@ -53,7 +60,8 @@ Database calls run on a worker thread, never on the event loop that
 heartbeats Kafka.
 
 The parts: ``decode`` (records to tuples, by protobuf), ``join`` (the join
-state, without I/O; ``partition`` holds one partition's), ``flow`` (flow
+state, without I/O; ``partition`` holds one partition's), ``forward``
+(copies of rewards to the partition that owns them), ``flow`` (flow
 control against a small consumer interface), ``commit`` (restore, loading
 experiments, the one-transaction commit; ``models`` holds the posteriors),
 ``consumer`` (the aiokafka loop and the rebalance listener) and
@@ -82,6 +90,7 @@ from bandit_engine.stream.learner.flow import (
     ConsumerView,
     FlowControl,
 )
+from bandit_engine.stream.learner.forward import Forward, ForwardSink
 from bandit_engine.stream.learner.join import JoinExperiment, JoinState, Need
 from bandit_engine.stream.learner.models import Model, Models, PosteriorUpdate
 from bandit_engine.stream.learner.partition import Partition
@@ -101,6 +110,8 @@ __all__ = [
     "DecisionIn",
     "Event",
     "FlowControl",
+    "Forward",
+    "ForwardSink",
     "JoinExperiment",
     "JoinState",
     "Learner",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from bandit_engine.store import HeldRewards, LearnerOffsets
 
 if TYPE_CHECKING:
+    from bandit_engine.stream.learner.forward import Forward
     from bandit_engine.stream.learner.partition import Partition
 
 __all__ = ["DEAD_LETTER_REASONS", "Checkpoint", "DeadLetter", "Event"]
@@ -54,7 +55,9 @@ class Checkpoint:
     posterior updates per experiment since the last checkpoint (feedback and
     default rewards, in the order they were joined or closed). ``counters``:
     by (experiment, name), to be added to the stored ones. ``reward_times``:
-    the timestamps of the applied feedback rewards. ``partitions``: the
+    the timestamps of the applied feedback rewards. ``forwards``: rewards
+    to copy to the partition that owns their event id, acknowledged before
+    the transaction (``forward``). ``partitions``: the
     partition objects it was taken from (a partition rebuilt since is not
     marked committed by ``JoinState.confirm``).
     """
@@ -65,6 +68,7 @@ class Checkpoint:
     counters: dict[tuple[str, str], int] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     reward_times: list[float] = field(default_factory=list)
+    forwards: list[Forward] = field(default_factory=list)
     partitions: dict[int, Partition] = field(default_factory=dict)
 
     @property

@@ -11,7 +11,9 @@ transaction may or may not have landed, so the join state is void. Without
 that rule a commit from the rebalance listener and one from the main loop
 could both be queued; if the first failed and the second succeeded, the
 second's offsets would cover the first one's rewards, which were never
-applied.
+applied. The rewards that the join state forwards to another partition
+(``forward``) are acknowledged by the broker before the transaction that
+commits their offsets; if one is not, the commit fails the same way.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 from bandit_engine.store import LearnerOffsets, LearnerStore
 from bandit_engine.stream.learner.decode import DecisionIn
+from bandit_engine.stream.learner.forward import ForwardSink, forward
 from bandit_engine.stream.learner.join import JoinState, Need
 from bandit_engine.stream.learner.models import Models
 from bandit_engine.stream.settings import KafkaSettings
@@ -48,7 +51,11 @@ class Committer:
     """Restores the join state from a ``LearnerStore``, loads the experiments
     it asks for, and commits it.
 
+    ``forward_sink``: where forwarded rewards are written (needed once the
+    join state forwards any).
+
     ``applied`` (posterior updates committed: feedback and default rewards),
+    ``forwarded`` (rewards forwarded to another partition, committed),
     ``commits``, ``latency_ms`` (reward timestamp to committed posterior, the
     most recent rewards) and ``commit_seconds`` (the most recent commits)
     are for metrics.
@@ -62,6 +69,7 @@ class Committer:
         *,
         clock: Callable[[], float] = time.time,
         dead_letters: DeadLetterSink | None = None,
+        forward_sink: ForwardSink | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -69,8 +77,10 @@ class Committer:
         self.models = Models(store)
         self.clock = clock
         self.dead_letters = dead_letters
+        self.forward_sink = forward_sink
         self.needs_reset = False
         self.applied = 0
+        self.forwarded = 0
         self.commits = 0
         self.latency_ms: deque[float] = deque(maxlen=100_000)
         self.commit_seconds: deque[float] = deque(maxlen=10_000)
@@ -149,6 +159,17 @@ class Committer:
         cp = self.join.checkpoint()
         if cp.empty:
             return True
+        if cp.forwards:
+            try:
+                if self.forward_sink is None:
+                    raise RuntimeError("rewards to forward, and no producer to forward them")
+                await forward(self.forward_sink, self.settings.feedback_topic, cp.forwards)
+            except Exception:
+                # Some copies may be written: they are written again after the
+                # reload, and the owner's join counts one copy per source.
+                log.exception("forwarding %d rewards failed; reloading state", len(cp.forwards))
+                self.needs_reset = True
+                return False
         updates = {e: self.models.update(e, events) for e, events in cp.events.items()}
         t0 = time.perf_counter()
         try:
@@ -171,6 +192,7 @@ class Committer:
         self.join.confirm(cp)
         self.commit_seconds.append(time.perf_counter() - t0)
         self.applied += cp.n_events
+        self.forwarded += len(cp.forwards)
         self.commits += 1
         done = self.clock()
         self.latency_ms.extend((done - t) * 1000.0 for t in cp.reward_times)

@@ -105,9 +105,11 @@ class ConsumerLoop:
         from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
         s = self.settings
-        producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=20)
+        # dead letters, and forwarded rewards (acknowledged before their commit)
+        producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=5, acks="all")
         await producer.start()
         self.committer.dead_letters = producer
+        self.committer.forward_sink = producer
         self._consumer = consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap,
             group_id=s.group_id,
@@ -152,6 +154,7 @@ class ConsumerLoop:
             await consumer.stop()
             await producer.stop()
             self.committer.dead_letters = None
+            self.committer.forward_sink = None
 
     async def _loop(self, stop: asyncio.Event) -> None:
         s = self.settings

@@ -11,7 +11,7 @@ much again as the parse.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -39,6 +39,9 @@ class LogRecord(Protocol):
     @property
     def value(self) -> bytes | None: ...
 
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
 
 #: A decision record: (offset, Kafka timestamp in ms, event id, experiment
 #: id, created_at, deadline, context, shown slots). The context is
@@ -48,10 +51,21 @@ class LogRecord(Protocol):
 DecisionIn = tuple[int, int, str, str, float, float, bytes | None, tuple[int, ...]]
 
 #: A feedback record: (offset, key, value, event id, arm id, reward,
-#: timestamp, error). The timestamp defaults to the Kafka timestamp; if
-#: ``error`` is set the record cannot be used and the fields between are
-#: blank.
-RewardIn = tuple[int, bytes | None, bytes, str, str, float, float, FeedbackParseError | None]
+#: timestamp, error, Kafka timestamp in ms, headers). The timestamp defaults
+#: to the Kafka timestamp; if ``error`` is set the record cannot be used and
+#: the fields between are blank. The last two are for a forwarded copy.
+RewardIn = tuple[
+    int,
+    bytes | None,
+    bytes,
+    str,
+    str,
+    float,
+    float,
+    FeedbackParseError | None,
+    int,
+    Sequence[tuple[str, bytes]],
+]
 
 
 def decode_decisions(records: Iterable[LogRecord]) -> list[DecisionIn]:
@@ -117,6 +131,7 @@ def decode_rewards(records: Iterable[LogRecord]) -> list[RewardIn]:
     append = out.append
     for r in records:
         value = r.value or b""
+        ms, headers = r.timestamp, r.headers
         if value[:1] != b"{":
             try:
                 parse(value)
@@ -125,13 +140,13 @@ def decode_rewards(records: Iterable[LogRecord]) -> list[RewardIn]:
             else:
                 ev, arm, reward, ts = msg.event_id, msg.arm_id, msg.reward, msg.timestamp
                 if ev and arm and finite(reward) and finite(ts):
-                    ts = ts or r.timestamp / 1000.0
-                    append((r.offset, r.key, value, ev, arm, reward, ts, None))
+                    ts = ts or ms / 1000.0
+                    append((r.offset, r.key, value, ev, arm, reward, ts, None, ms, headers))
                     continue
         try:
-            ev, arm, reward, ts = feedback_fields(value, r.timestamp, msg)
+            ev, arm, reward, ts = feedback_fields(value, ms, msg)
         except FeedbackParseError as exc:
-            append((r.offset, r.key, value, *_blank, exc))
+            append((r.offset, r.key, value, *_blank, exc, ms, headers))
             continue
-        append((r.offset, r.key, value, ev, arm, reward, ts, None))
+        append((r.offset, r.key, value, ev, arm, reward, ts, None, ms, headers))
     return out

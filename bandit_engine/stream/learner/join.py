@@ -7,7 +7,9 @@ windows, and hands a commit everything it must store (``checkpoint``).
 The rules it keeps are the learner's (``bandit_engine.stream.learner``):
 a replay rebuilds the join state and changes no statistics; a replayed
 reward is resolved only by its decision or by the committed held rewards,
-never by the clock or the order in which the two logs come back.
+never by the clock or the order in which the two logs come back. With an
+``owner`` (the learner's), a reward whose decision lives on another
+partition is handed to the commit to be forwarded there (``forward``).
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from bandit_engine.core import ExperimentConfig
 from bandit_engine.store import HeldRewards, LearnerOffsets
 from bandit_engine.stream.learner.checkpoint import Checkpoint, DeadLetter, Event
 from bandit_engine.stream.learner.decode import DecisionIn, RewardIn
+from bandit_engine.stream.learner.forward import Forward, Headers, source_of
 from bandit_engine.stream.learner.partition import (
     DEADLINE,
     EXPERIMENT,
     REWARDED,
     SLOTS,
+    SOURCES,
     Partition,
     Pending,
     Reward,
@@ -70,6 +74,9 @@ class JoinState:
     ``orphan_grace``: seconds a reward waits for its decision before it is
     dead-lettered as ``unknown_event``. ``closed_retention``: seconds a
     closed event is remembered (to call a late copy late, not unknown).
+    ``owner``: the partition that owns an event id (``owner_partition`` of
+    its bytes and the partition count); a new reward that meets no decision
+    on a partition that does not own it is forwarded. None: no forwarding.
     """
 
     def __init__(
@@ -78,10 +85,12 @@ class JoinState:
         lateness: float = 2.0,
         orphan_grace: float = 10.0,
         closed_retention: float = 3600.0,
+        owner: Callable[[str], int] | None = None,
     ) -> None:
         self.lateness = lateness
         self.orphan_grace = orphan_grace
         self.closed_retention = closed_retention
+        self.owner = owner
         #: bumped whenever partitions are rebuilt: records decoded for an
         #: older epoch are void (the consumer reads them again)
         self.epoch = 0
@@ -90,6 +99,7 @@ class JoinState:
         self._events: defaultdict[str, list[Event]] = defaultdict(list)
         self._counters: defaultdict[tuple[str, str], int] = defaultdict(int)
         self._dead: list[DeadLetter] = []
+        self._forwards: list[Forward] = []
         self._reward_times: list[float] = []
 
     # ----------------------------------------------------------- partitions
@@ -119,6 +129,7 @@ class JoinState:
         self._events.clear()
         self._counters.clear()
         self._dead.clear()
+        self._forwards.clear()
         self._reward_times.clear()
         return parts
 
@@ -203,7 +214,7 @@ class JoinState:
                 if not replay:
                     counters[(exp_id, "malformed_decision")] += 1
                 continue
-            pend = [ev, exp_id, x, slots, deadline, off, 0, -1, True]  # (a Pending)
+            pend = [ev, exp_id, x, slots, deadline, off, 0, -1, True, None]  # (a Pending)
             if ev in closed or not part.add_pending(pend):
                 # A second copy (a producer's retry of a batch the broker had
                 # written): the first one holds the join state.
@@ -250,11 +261,11 @@ class JoinState:
         events, times = self._events, self._reward_times
         mark = part.mark_rewarded
         newest = part.fb_time
-        for off, key, value, ev, arm, reward, ts, error in rows:
+        for off, key, value, ev, arm, reward, ts, error, ms, headers in rows:
             if off < committed:
                 if off in part.held_unknown:
                     continue  # dead-lettered as unknown_event before the commit
-            elif error is None and (pend := pending.get(ev)) is not None:
+            elif error is None and not headers and (pend := pending.get(ev)) is not None:
                 # The common case: a new reward for a decision waiting for it.
                 # The test is ``_join``'s for an applied reward; any other goes
                 # to ``_join``, which says why not.
@@ -275,7 +286,7 @@ class JoinState:
                     events[exp_id].append((slot, pend[X], cfg.normalise_reward(reward)))
                     times.append(ts)
                 else:
-                    self._join(part, pend, off, (ev, arm, reward, ts, value), False)
+                    self._join(part, pend, off, (ev, arm, reward, ts, value, None), False)
                 continue
             if error is not None:
                 if off >= committed:
@@ -286,21 +297,31 @@ class JoinState:
                 continue
             if ts > newest:
                 newest = ts
-            self._reward(part, off, key, (ev, arm, reward, ts, value))
+            source = source_of(headers) if headers else None
+            self._reward(part, off, key, (ev, arm, reward, ts, value, source), ms, headers)
         part.fb_next = max(part.fb_next, rows[-1][0] + 1)
         part.fb_time = newest
 
-    def _reward(self, part: Partition, offset: int, key: bytes | None, fb: Reward) -> None:
+    def _reward(
+        self,
+        part: Partition,
+        offset: int,
+        key: bytes | None,
+        fb: Reward,
+        ms: int = 0,
+        headers: Headers = (),
+    ) -> None:
         """A reward that is replayed, or meets no pending decision."""
         ev = fb[0]
         if offset < part.committed.fb_next and offset not in part.held_orphans:
             # Resolved before the commit, by a decision this replay has met or
-            # will meet (or that is before the resume point): rebuild only.
-            # Whatever the clock says now, it is not an orphan.
+            # will meet (or that is before the resume point), or forwarded
+            # before the commit: rebuild only. Whatever the clock says now,
+            # it is not an orphan.
             pend = part.pending.get(ev)
             if pend is not None:
                 self._join(part, pend, offset, fb, True)
-            elif ev not in part.closed:
+            elif ev not in part.closed and self._elsewhere(part, fb) < 0:
                 part.replay_wait.setdefault(ev, []).append((offset, fb))
             return
         # New, or an orphan at the commit (unresolved then): resolved now.
@@ -311,13 +332,35 @@ class JoinState:
             letter = DeadLetter("", "late", "window already closed", key, fb[4], part.p, offset)
             self._dead.append(letter)
             self._counters[("", "dead_late")] += 1
+        elif (to := self._elsewhere(part, fb)) >= 0:
+            self._forwards.append(Forward(to, part.p, offset, key, fb[4], ms, headers))
+            self._counters[("", "rewards_forwarded")] += 1
         else:
             part.add_orphan(offset, fb, fb[3] + self.orphan_grace)
 
+    def _elsewhere(self, part: Partition, fb: Reward) -> int:
+        """The partition to forward ``fb`` to, -1 if it stays: it is owned
+        here, it is a forwarded copy already, or nothing is forwarded."""
+        owner = self.owner
+        if owner is None or fb[5] is not None:
+            return -1
+        p = owner(fb[0])
+        return -1 if p == part.p else p
+
     def _join(self, part: Partition, pend: Pending, offset: int, fb: Reward, replay: bool) -> None:
         """Join a reward to its decision: apply it, or say why not."""
-        ev, arm, reward, ts, _ = fb
+        ev, arm, reward, ts, _, source = fb
         exp_id, deadline = pend[EXPERIMENT], pend[DEADLINE]
+        if source is not None:  # a forwarded copy: the first of its source counts
+            seen = pend[SOURCES]
+            if seen is None:
+                pend[SOURCES] = {source}
+            elif source in seen:
+                if not replay:
+                    self._counters[(exp_id, "duplicate_forward")] += 1
+                return
+            else:
+                seen.add(source)
         exp = self._exps[exp_id]
         cfg = exp.config
         slot = exp.slots.get(arm, -1)
@@ -407,9 +450,10 @@ class JoinState:
             cp.events = {e: v for e, v in self._events.items() if v}
             cp.counters = self._counted()
             cp.dead_letters, cp.reward_times = self._dead, self._reward_times
+            cp.forwards = self._forwards
             self._events = defaultdict(list)
             self._counters = defaultdict(int)
-            self._dead, self._reward_times = [], []
+            self._dead, self._reward_times, self._forwards = [], [], []
         return cp
 
     def confirm(self, cp: Checkpoint) -> None:

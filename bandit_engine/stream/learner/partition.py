@@ -27,6 +27,7 @@ __all__ = [
     "OPEN",
     "REWARDED",
     "SLOTS",
+    "SOURCES",
     "Partition",
     "Pending",
     "Reward",
@@ -44,11 +45,13 @@ OFFSET = 5  # in the decisions log
 REWARDED = 6  # bit s set: slot s has its reward
 FIRST_FB = 7  # smallest feedback offset joined to it (-1: none)
 OPEN = 8  # False once its window closed
+SOURCES = 9  # the sources of the forwarded copies joined to it (a set, or None)
 
 
 #: A reward as the join keeps it: (event id, arm id, reward, timestamp, the
-#: message as it came, for the dead-letter topic).
-Reward = tuple[str, str, float, float, bytes]
+#: message as it came, for the dead-letter topic, the source of a forwarded
+#: copy or None; see ``forward``).
+Reward = tuple[str, str, float, float, bytes, bytes | None]
 
 #: Larger than any offset: "none" for ``oldest_decision``/``oldest_reward``.
 NO_OFFSET = 1 << 62

@@ -14,6 +14,7 @@ from bandit_engine.store import LearnerStore
 from bandit_engine.stream.learner.commit import Committer
 from bandit_engine.stream.learner.consumer import ConsumerLoop
 from bandit_engine.stream.learner.join import JoinState
+from bandit_engine.stream.partitioner import owner_partition
 from bandit_engine.stream.settings import KafkaSettings, ensure_topics
 
 __all__ = ["Learner", "run_learner"]
@@ -80,6 +81,11 @@ class Learner:
         return self.committer.applied
 
     @property
+    def forwarded(self) -> int:
+        """Rewards forwarded to the partition of their decision, committed."""
+        return self.committer.forwarded
+
+    @property
     def commits(self) -> int:
         return self.committer.commits
 
@@ -105,7 +111,10 @@ class Learner:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then commit and leave the group."""
-        await ensure_topics(self.settings)
+        n = await ensure_topics(self.settings)
+        # a reward read on a partition that does not own its event id is
+        # forwarded to the one that does (``forward``)
+        self.join.owner = None if n == 1 else lambda ev: owner_partition(ev.encode(), n)
         # The join state keeps a few objects per pending decision, hundreds of
         # thousands under load, and the collector's default thresholds
         # (700, 10, 10) rescan them often. Fewer, larger young collections
