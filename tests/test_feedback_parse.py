@@ -6,7 +6,7 @@ import json
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bandit_engine._proto.bandit.v1 import log_pb2
@@ -95,6 +95,8 @@ JSONISH = st.recursive(
 )
 
 
+# generation speed depends on the machine's load, not on the code under test
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.dictionaries(
         st.sampled_from(["event_id", "arm_id", "reward", "timestamp", "x"]), JSONISH, max_size=5
