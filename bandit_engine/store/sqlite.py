@@ -227,7 +227,7 @@ class SQLiteStore(Store):
         # Encoded before the transaction: the store lock is held for the insert only.
         params = _decision_params(rows)
         with self._tx() as db:
-            _insert_decisions(db, params)
+            _add_counters(db, _insert_decisions(db, params))
 
     def commit_rewards(
         self,
@@ -237,9 +237,8 @@ class SQLiteStore(Store):
     ) -> list[int | None]:
         seqs: list[int | None] = []
         params = _decision_params(decisions)
-        counts: dict[tuple[str, str], int] = {}
         with self._tx() as db:
-            _insert_decisions(db, params)
+            counts = _insert_decisions(db, params)
             for r in rows:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO rewards (event_id, arm_id, experiment_id, arm_slot, x, "
@@ -380,8 +379,11 @@ def _decision_params(rows: Sequence[DecisionRow]) -> dict[str, list[Any]]:
     return out
 
 
-def _insert_decisions(db: sqlite3.Connection, params: dict[str, list[Any]]) -> None:
-    """Insert decision rows (stored event ids skipped) and count the inserted ones."""
+def _insert_decisions(
+    db: sqlite3.Connection, params: dict[str, list[Any]]
+) -> dict[tuple[str, str], int]:
+    """Insert decision rows (stored event ids skipped); the inserted ones
+    counted by experiment, to add to the counters."""
     step = _ROWS_PER_INSERT * _DECISION_WIDTH
     counts: dict[tuple[str, str], int] = {}
     for exp_id, values in params.items():
@@ -390,14 +392,18 @@ def _insert_decisions(db: sqlite3.Connection, params: dict[str, list[Any]]) -> N
             chunk = values[i : i + step]
             n += db.execute(_decision_insert(len(chunk) // _DECISION_WIDTH), chunk).rowcount
         counts[(exp_id, "decisions")] = n
-    _add_counters(db, counts)
+    return counts
+
+
+_ADD_COUNTER = (
+    "INSERT INTO engine_counters (experiment_id, name, n) VALUES (?, ?, ?) "
+    "ON CONFLICT (experiment_id, name) DO UPDATE SET n = n + excluded.n"
+)
 
 
 def _add_counters(db: sqlite3.Connection, deltas: Mapping[tuple[str, str], int]) -> None:
     rows = [(e, name, n) for (e, name), n in deltas.items() if n]
-    if rows:
-        db.executemany(
-            "INSERT INTO engine_counters (experiment_id, name, n) VALUES (?, ?, ?) "
-            "ON CONFLICT (experiment_id, name) DO UPDATE SET n = n + excluded.n",
-            rows,
-        )
+    if len(rows) == 1:
+        db.execute(_ADD_COUNTER, rows[0])
+    elif rows:
+        db.executemany(_ADD_COUNTER, rows)
