@@ -298,6 +298,11 @@ class _RefusingStore(SQLiteStore):
             raise OSError(f"rows of {self.refuse!r} refused")
         super().log_decisions(rows)
 
+    def commit_rewards(self, rows: Any, close_events: Any = (), decisions: Any = ()) -> Any:
+        if any(r.experiment_id == self.refuse for r in decisions):
+            raise OSError(f"rows of {self.refuse!r} refused")
+        return super().commit_rewards(rows, close_events, decisions)
+
 
 def test_a_store_refusing_one_experiment_does_not_stall_the_others(tmp_path: Path) -> None:
     clock = Clock()

@@ -28,7 +28,7 @@ from bandit_engine.store import (
 )
 
 #: the schema versions of today's stores
-SQLITE_SCHEMA, MYSQL_SCHEMA = 3, 4
+SQLITE_SCHEMA, MYSQL_SCHEMA = 4, 5
 
 
 def _decision(ev: str, deadline: float) -> DecisionRow:

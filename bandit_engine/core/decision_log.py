@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from bandit_engine.core.experiment import Experiment
-from bandit_engine.core.ports import Store
+from bandit_engine.core.ports import RewardRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,8 @@ class DecisionLog:
     """Stores what each experiment's journal holds unwritten, in batches.
 
     Recommend never waits on I/O: it fills a journal row, and a writer thread
-    stores the rows every ``interval`` seconds. Past ``max_buffer`` unwritten
+    stores the rows every ``interval`` seconds. A reward for a decision not
+    stored yet is committed with it (``commit_rewards``). Past ``max_buffer`` unwritten
     rows in an experiment, Recommend is refused (ResourceExhausted) rather
     than the buffer growing without bound.
     """
@@ -66,6 +67,21 @@ class DecisionLog:
             if error is not None:
                 raise error
             return n
+
+    def commit_rewards(
+        self, exp: Experiment, rows: Sequence[RewardRow], close_events: Sequence[str] = ()
+    ) -> list[int | None]:
+        """Commit reward rows of ``exp`` in one transaction with the
+        experiment's decisions not stored yet (``Store.commit_rewards``), so
+        that a reward row is never durable before its decision row; seq or
+        None for each reward. One transaction in place of a flush and a
+        commit."""
+        with self._write_lock:
+            batch = exp.journal.unwritten(exp.arm_ids)
+            seqs = self._store.commit_rewards(rows, close_events, batch.rows if batch else ())
+            if batch is not None:
+                exp.journal.mark_written(batch.end)
+            return seqs
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):

@@ -10,7 +10,9 @@ Two modes. Embedded (no ``event_log``): decisions are kept open in each
 experiment's journal and stored in batches by a background writer
 (``DecisionLog``); rewards are joined here (``RewardJoin``), committed to the
 store and applied. A crash can lose the last ``flush_interval`` of
-decisions, whose Feedback then answers NOT_FOUND. Kafka mode (an
+decisions, whose Feedback then answers NOT_FOUND; a Feedback for a decision
+not stored yet stores it with the reward, so no reward outlives its decision.
+Counters are kept by the store with what they count. Kafka mode (an
 ``EventLog``): decisions and rewards go to the log, learners join them and
 commit posteriors to the store, and the engine follows those
 (``recovery.refresh``).
@@ -167,23 +169,43 @@ class Engine:
             self.store.create_experiment(cfg.experiment_id, cfg.to_dict(), self.clock())
             self._exps[cfg.experiment_id] = exp
         log.info("created experiment %s (%s, dim=%d)", cfg.experiment_id, cfg.policy, cfg.dim)
-        return self._info(exp)
+        return self._info(exp, self._counters(exp))
 
     def get_experiment(self, experiment_id: str) -> ExperimentInfo:
-        return self._info(self._exp(experiment_id))
+        exp = self._exp(experiment_id)
+        return self._info(exp, self._counters(exp))
 
     def list_experiments(self) -> list[ExperimentInfo]:
-        return [self._info(e) for e in list(self._exps.values())]
+        exps = list(self._exps.values())
+        counts = self._counters(None)
+        return [self._info(e, counts) for e in exps]
 
     def experiments(self) -> Iterable[str]:
         return list(self._exps)
 
-    def _info(self, exp: Experiment) -> ExperimentInfo:
-        counters = None if self.embedded else self._learner_counters(exp.experiment_id)
+    def _info(self, exp: Experiment, counts: Mapping[tuple[str, str], int]) -> ExperimentInfo:
+        if self.embedded:
+            counters = {n: counts.get((exp.experiment_id, n), 0) for n in COUNTER_NAMES}
+            counters["rewards_unknown"] = counts.get(("", "rewards_unknown"), 0)
+        else:
+            counters = self._learner_counters(exp.experiment_id)
         with exp.lock:
-            if counters is None:
-                counters = dict(exp.counters)
             return ExperimentInfo(exp.cfg, sum(exp.active), len(exp.active), exp.version, counters)
+
+    def _counters(self, only: Experiment | None) -> dict[tuple[str, str], int]:
+        """Embedded mode: the store's counters (of ``only`` and of no
+        experiment), once the decisions made so far are stored, so that
+        ``decisions`` counts them too; if the store refuses them, the
+        counters stay those of the rows stored."""
+        if not self.embedded:
+            return {}
+        try:
+            self.decision_log.flush(only)
+        except Exception:
+            log.warning("decisions not stored before reading counters", exc_info=True)
+        if only is None:
+            return self.store.counters()
+        return {**self.store.counters(only.experiment_id), **self.store.counters("")}
 
     def _learner_counters(self, experiment_id: str) -> dict[str, int]:
         """Kafka mode: the learners' exact counts from the store (rewards are theirs)."""
@@ -297,7 +319,6 @@ class Engine:
             order, scores, counts = exp.policy.decide_unchecked(slots, x, k, draws, exp.rng)
             shown, props = kernels.first_slot_propensities(slots, order, counts, draws)
             version = exp.version
-            exp.counters["decisions"] += 1
             now = float(self.clock())
             deadline = now + exp.cfg.reward_window_s
             arm_ids = exp.names(shown)
@@ -375,8 +396,11 @@ class Engine:
 
     @property
     def unknown_rewards(self) -> int:
-        """Feedbacks answered NOT_FOUND: no decision has their event id."""
-        return self._join.unknown_rewards
+        """Feedbacks answered NOT_FOUND because no decision has their event
+        id (embedded mode; stored, so it survives restarts)."""
+        if not self.embedded:
+            return 0
+        return self.store.counters("").get(("", "rewards_unknown"), 0)
 
     def sweep(self, now: float | None = None) -> int:
         """Close expired reward windows with default rewards; how many were applied."""
@@ -398,7 +422,7 @@ class Engine:
                     exp.experiment_id,
                     exp.last_seq,
                     exp.policy.state_dict(),
-                    dict(exp.counters),
+                    {},  # the counters are the store's (Store.counters)
                     self.clock(),
                 )
                 version = exp.version

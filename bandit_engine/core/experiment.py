@@ -1,4 +1,4 @@
-"""One experiment's runtime state: its policy, arm table, journal and counters."""
+"""One experiment's runtime state: its policy, arm table and journal."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from bandit_engine._exceptions import InvalidArgument, NotFound
 from bandit_engine.core.config import ExperimentConfig, Limits, check_id
 from bandit_engine.core.journal import BLOCK_ROWS, Journal
 from bandit_engine.core.ports import ArmRow
-from bandit_engine.core.types import COUNTER_NAMES, ArmInfo, Context
+from bandit_engine.core.types import ArmInfo, Context
 from bandit_engine.features import ArmFeatures, FeatureSpace
 from bandit_engine.policies import MAX_ABS_FEATURE, FloatArray, IntArray, Policy
 
@@ -45,7 +45,6 @@ class Experiment:
         self.applied = 0
         self.last_seq = 0
         self.snapshot_version = -1
-        self.counters = dict.fromkeys(COUNTER_NAMES, 0)
         self.lock = threading.RLock()
         #: open decisions and the decisions not yet stored (embedded mode)
         self.journal = Journal(cfg.experiment_id, self.space.dim, journal_block_rows)

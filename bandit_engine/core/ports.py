@@ -15,7 +15,16 @@ Durability contract of a ``Store``:
 - Rewards get a strictly increasing ``seq``. A snapshot records the last seq
   it includes; recovery loads the snapshot and replays later rewards in seq
   order (``rewards_after``).
-- Decisions are written in batches by the decision writer (``log_decisions``).
+- Decisions are written in batches by the decision writer (``log_decisions``),
+  or with the rewards of a ``commit_rewards`` call that names them (a reward
+  row is never durable before its decision row).
+- The engine's counters (``core.types.COUNTER_NAMES``) are kept with what
+  they count, in the same transaction: ``log_decisions`` and
+  ``commit_rewards`` add the decision rows and the reward rows they insert
+  (rows already stored are not counted again), and ``add_counters`` adds
+  the outcomes that store no row (duplicate, late, unknown). So the counters
+  survive any crash that the rows survive, and never count a row that a
+  crash lost.
 - Implementations are called from several threads and serialise access
   themselves.
 """
@@ -23,7 +32,7 @@ Durability contract of a ``Store``:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,11 +85,18 @@ class RewardRow:
     seq: int | None = None
 
 
+#: The counter a stored reward row adds to, by its source.
+REWARD_COUNTERS = {"feedback": "rewards_applied", "default": "rewards_defaulted"}
+
+
 @dataclass
 class Snapshot:
     experiment_id: str
     last_seq: int
     state: dict[str, np.ndarray]
+    #: Counters as of the snapshot. The engine keeps its counters in the
+    #: store (``Store.counters``) and reads these only in a store written
+    #: before it kept them there (``recovery.load_experiment``).
     counters: dict[str, int] = field(default_factory=dict)
     created_at: float = 0.0
 
@@ -106,13 +122,23 @@ class Store(ABC):
 
     # decisions and rewards
     @abstractmethod
-    def log_decisions(self, rows: Sequence[DecisionRow]) -> None: ...
+    def log_decisions(self, rows: Sequence[DecisionRow]) -> None:
+        """Insert decisions atomically (a row whose event id is stored is
+        skipped), adding the rows inserted to each experiment's
+        ``decisions`` counter."""
 
     @abstractmethod
     def commit_rewards(
-        self, rows: Sequence[RewardRow], close_events: Sequence[str] = ()
+        self,
+        rows: Sequence[RewardRow],
+        close_events: Sequence[str] = (),
+        decisions: Sequence[DecisionRow] = (),
     ) -> list[int | None]:
-        """Insert rewards atomically (marking ``close_events`` closed); seq or None each."""
+        """In one transaction: ``decisions`` as ``log_decisions`` stores
+        them, then the rewards, then ``close_events`` marked closed; seq or
+        None for each reward. The reward rows inserted are added to their
+        experiment's ``rewards_applied`` (source ``feedback``) or
+        ``rewards_defaulted`` (source ``default``) counter."""
 
     @abstractmethod
     def decision_status(self, event_id: str) -> tuple[str, bool] | None:
@@ -152,6 +178,17 @@ class Store(ABC):
         never deleted. A Feedback for a deleted decision is then an unknown
         event (NOT_FOUND), not a duplicate: it is still not applied.
         """
+
+    # counters
+    @abstractmethod
+    def add_counters(self, deltas: Mapping[tuple[str, str], int]) -> None:
+        """Add ``deltas[(experiment_id, name)]`` to the stored counters, in one
+        transaction."""
+
+    @abstractmethod
+    def counters(self, experiment_id: str | None = None) -> dict[tuple[str, str], int]:
+        """Stored counters by (experiment_id, name): of one experiment, or of
+        all (``None``); counters of no experiment are under ``""``."""
 
     # snapshots
     @abstractmethod

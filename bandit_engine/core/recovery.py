@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,11 +27,12 @@ from bandit_engine._exceptions import StoreError
 from bandit_engine.core.config import ExperimentConfig, Limits
 from bandit_engine.core.experiment import Experiment
 from bandit_engine.core.journal import BLOCK_ROWS
-from bandit_engine.core.ports import Store
+from bandit_engine.core.ports import REWARD_COUNTERS, RewardRow, Snapshot, Store
+from bandit_engine.core.types import COUNTER_NAMES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["load_all", "load_experiment", "load_open_decisions", "refresh"]
+__all__ = ["load_all", "load_experiment", "load_open_decisions", "refresh", "seed_counters"]
 
 
 def load_all(
@@ -114,9 +115,10 @@ def load_experiment(
     if snap is not None:
         exp.policy.load_state_dict(snap.state)
         exp.last_seq = snap.last_seq
-        exp.counters.update({k: int(v) for k, v in snap.counters.items()})
     exp.sync_arms(arms, arm_changes)
     rewards = list(store.rewards_after(exp_id, exp.last_seq)) if replay else []
+    if replay:
+        seed_counters(store, exp_id, snap, rewards)
     if rewards:
         exp.policy.update_batch(
             np.array([r.arm_slot for r in rewards], dtype=np.int64),
@@ -134,6 +136,28 @@ def load_experiment(
         len(rewards),
     )
     return exp
+
+
+def seed_counters(
+    store: Store, exp_id: str, snap: Snapshot | None, replayed: Sequence[RewardRow]
+) -> None:
+    """Store the counters of an experiment a store without counters kept.
+
+    A store written before it kept the engine's counters has them in the
+    snapshot only: those, plus the reward rows stored after the snapshot
+    (``replayed``), become the stored counters. Decisions stored after the
+    snapshot are not recounted (a clean stop snapshots them). An experiment
+    with stored counters is left as it is."""
+    if store.counters(exp_id):
+        return
+    counts = {(exp_id, k): int(v) for k, v in (snap.counters if snap else {}).items()}
+    for r in replayed:
+        key = (exp_id, REWARD_COUNTERS[r.source])
+        counts[key] = counts.get(key, 0) + 1
+    counts = {k: n for k, n in counts.items() if n > 0 and k[1] in COUNTER_NAMES}
+    if counts:
+        store.add_counters(counts)
+        log.info("experiment %s: counters seeded from its snapshot: %s", exp_id, counts)
 
 
 def load_open_decisions(store: Store, exps: MutableMapping[str, Experiment]) -> int:

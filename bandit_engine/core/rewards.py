@@ -7,14 +7,18 @@ without clicks teach too). Retries are DUPLICATE, rewards after the window
 LATE; both are counted, not applied.
 
 Durability: a reward row is committed to the store before it is applied in
-memory, and the store refuses a second row for the same (event, arm). The
-in-memory posterior is the last snapshot plus the rewards after it, replayed
-in commit order on start (``recovery``).
+memory, and the store refuses a second row for the same (event, arm). A
+reward whose decision the writer has not stored yet is committed in one
+transaction with it (``DecisionLog.commit_rewards``): a reward row is never
+durable without its decision row. The in-memory posterior is the last
+snapshot plus the rewards after it, replayed in commit order on start
+(``recovery``). Counters are the store's (``Store.counters``): the rows count
+themselves as they are stored, and duplicate, late and unknown Feedbacks are
+added (``Store.add_counters``) before their answer.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -46,9 +50,6 @@ class RewardJoin:
         self._exps = experiments
         self._decision_log = decision_log
         self._clock = clock
-        self._lock = threading.Lock()
-        #: Feedbacks for an event id no decision has (NOT_FOUND answers)
-        self.unknown_rewards = 0
 
     def _open(self, event_id: str) -> tuple[Experiment, int] | None:
         """The experiment and journal row of an open decision."""
@@ -82,12 +83,10 @@ class RewardJoin:
                     f"arm {arm_id!r} was not shown in event {event_id!r} (shown: {shown})"
                 )
             if j.is_rewarded(n, p):
-                exp.counters["rewards_duplicate"] += 1
-                return FeedbackResult("duplicate", exp.version)
+                return self._count(exp, "duplicate")
             now = self._clock()
             if max(now, timestamp or now) > j.deadline(n):
-                exp.counters["rewards_late"] += 1
-                return FeedbackResult("late", exp.version)
+                return self._count(exp, "late")
             x = j.x(n)
             cfg = exp.cfg
             row = RewardRow(
@@ -101,18 +100,17 @@ class RewardJoin:
                 "feedback",
                 timestamp or now,
             )
-            close = j.closes_with_one_more(n)
-            if close:
-                self._decision_log.flush(exp)  # the row to close must be stored
-            (seq,) = self._store.commit_rewards([row], [event_id] if close else [])
+            close = [event_id] if j.closes_with_one_more(n) else []
+            if n >= j.written:  # the decision is not stored yet: stored with it
+                (seq,) = self._decision_log.commit_rewards(exp, [row], close)
+            else:
+                (seq,) = self._store.commit_rewards([row], close)
             if seq is None:  # the store had it already: applied before a restart
                 j.set_rewarded(n, p)
-                exp.counters["rewards_duplicate"] += 1
-                return FeedbackResult("duplicate", exp.version)
+                return self._count(exp, "duplicate")
             exp.policy.update(slot, x, row.reward_norm)
             exp.last_seq = seq
             exp.applied += 1
-            exp.counters["rewards_applied"] += 1
             j.set_rewarded(n, p)
             if close:
                 j.close(n)
@@ -126,8 +124,7 @@ class RewardJoin:
         status = self._store.decision_status(event_id)
         exp = self._exps.get(status[0]) if status is not None else None
         if status is None or exp is None:
-            with self._lock:
-                self.unknown_rewards += 1
+            self._store.add_counters({("", "rewards_unknown"): 1})
             raise NotFound(f"event_id {event_id!r} not found (no such decision)")
         _check_range(exp, reward)
         # the decision's time as its event id carries it (wall clock)
@@ -137,8 +134,13 @@ class RewardJoin:
         source = self._store.reward_source(event_id, arm_id)
         outcome = "duplicate" if source == "feedback" else "late"
         with exp.lock:
-            exp.counters[f"rewards_{outcome}"] += 1
-            return FeedbackResult(outcome, exp.version)
+            return self._count(exp, outcome)
+
+    def _count(self, exp: Experiment, outcome: str) -> FeedbackResult:
+        """Count a Feedback not applied (duplicate, late) in the store, and
+        answer it."""
+        self._store.add_counters({(exp.experiment_id, f"rewards_{outcome}"): 1})
+        return FeedbackResult(outcome, exp.version)
 
     def sweep(self, now: float) -> int:
         """Close expired windows: default rewards for unrewarded shown arms.
@@ -166,9 +168,6 @@ class RewardJoin:
             expired = j.expired(now)
             if not expired:
                 return 0
-            # the rows to close must be stored; no decision of this
-            # experiment can be added meanwhile (its lock is held)
-            self._decision_log.flush(exp)
             cfg = exp.cfg
             default = float(cfg.default_reward)  # type: ignore[arg-type]
             norm = cfg.normalise_reward(default)
@@ -194,7 +193,9 @@ class RewardJoin:
                                 deadline,
                             )
                         )
-            seqs = self._store.commit_rewards(rows, events)
+            # with the decisions not stored yet (the rows to close among
+            # them); none can be added meanwhile (the experiment's lock is held)
+            seqs = self._decision_log.commit_rewards(exp, rows, events)
             for n in expired:
                 j.close(n)
             applied = [(r, q) for r, q in zip(rows, seqs, strict=True) if q is not None]
@@ -207,7 +208,6 @@ class RewardJoin:
             )
             exp.last_seq = max(q for _, q in applied if q is not None)
             exp.applied += len(applied)
-            exp.counters["rewards_defaulted"] += len(applied)
             return len(applied)
 
 

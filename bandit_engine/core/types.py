@@ -20,13 +20,47 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 
-#: Counters every experiment keeps (``ExperimentInfo.counters``).
+#: Counters every experiment keeps (``ExperimentInfo.counters``, the
+#: ``ExperimentCounters`` of ``GetExperiment``). Each counts since the
+#: experiment was created, and never goes backwards, across restarts and
+#: crashes included.
+#:
+#: Embedded mode (SQLite or MySQL store): the store keeps them, in the
+#: transaction that stores what they count (``Store.counters``), so they are
+#: exactly what the durable log holds, whatever was lost in a crash:
+#:
+#: - ``decisions``: decision rows stored (a Recommend's decision is stored
+#:   within ``flush_interval``; ``GetExperiment`` stores the pending ones
+#:   before it reads). A decision lost in a crash before it was stored is
+#:   not counted.
+#: - ``rewards_applied``: reward rows stored from Feedback, each applied to
+#:   the posterior once.
+#: - ``rewards_defaulted``: default-reward rows stored when a window closed,
+#:   one per shown arm that had no Feedback.
+#: - ``rewards_duplicate``: Feedbacks answered DUPLICATE (their (event, arm)
+#:   had its reward from a Feedback already).
+#: - ``rewards_late``: Feedbacks answered LATE (after the window, or for an
+#:   arm that got the default reward).
+#: - ``rewards_unknown``: Feedbacks answered NOT_FOUND because no decision has
+#:   their event id (never made, lost in a crash before it was stored, or
+#:   deleted by log retention). A Feedback names no experiment, so this is
+#:   the count of the whole store, the same in every experiment, and
+#:   ``bandit_rewards_unknown_total``.
+#:
+#: Pruning the log (``--log-retention``) deletes rows, not counts. Feedbacks
+#: refused as bad input (INVALID_ARGUMENT) are not counted. Kafka mode: the
+#: learners' committed counts (``decisions`` and ``rewards_*`` of the
+#: decisions and rewards they joined; ``rewards_duplicate`` and
+#: ``rewards_late`` are their dead letters of those reasons), and
+#: ``rewards_unknown`` is 0 (the ``unknown_event`` dead letters are in
+#: ``learner_counters``).
 COUNTER_NAMES = (
     "decisions",
     "rewards_applied",
     "rewards_defaulted",
     "rewards_duplicate",
     "rewards_late",
+    "rewards_unknown",
 )
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from bandit_engine.core.ports import (
     PRUNE_CHUNK,
+    REWARD_COUNTERS,
     ArmRow,
     DecisionRow,
     FloatArray,
@@ -26,6 +27,7 @@ from bandit_engine.core.ports import (
 
 __all__ = [
     "PRUNE_CHUNK",
+    "REWARD_COUNTERS",
     "ArmRow",
     "DecisionRow",
     "FloatArray",

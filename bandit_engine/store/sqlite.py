@@ -11,7 +11,7 @@ import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,21 @@ from bandit_engine.store._codec import (
     reward_from_row,
     snapshot_params,
 )
-from bandit_engine.store.base import PRUNE_CHUNK, ArmRow, DecisionRow, RewardRow, Snapshot, Store
+from bandit_engine.store.base import (
+    PRUNE_CHUNK,
+    REWARD_COUNTERS,
+    ArmRow,
+    DecisionRow,
+    RewardRow,
+    Snapshot,
+    Store,
+)
 
 #: v2: the index on closed decisions gained their deadline. v3: a decision's
 #: scores and propensities may be float64 blobs (``encode_floats``; older rows
-#: keep their JSON text), which engines that know only v2 cannot read.
-SCHEMA_VERSION = 3
+#: keep their JSON text), which engines that know only v2 cannot read. v4: the
+#: engine's counters in ``engine_counters``, counted with their rows.
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -82,6 +91,12 @@ CREATE TABLE IF NOT EXISTS rewards (
     UNIQUE (event_id, arm_id)
 );
 CREATE INDEX IF NOT EXISTS rewards_exp ON rewards (experiment_id, seq);
+CREATE TABLE IF NOT EXISTS engine_counters (
+    experiment_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (experiment_id, name)
+);
 CREATE TABLE IF NOT EXISTS snapshots (
     experiment_id TEXT PRIMARY KEY,
     last_seq INTEGER NOT NULL,
@@ -135,7 +150,8 @@ class SQLiteStore(Store):
             self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
         elif row[0] < SCHEMA_VERSION:
             # v1 -> v2: the index made by the script above; v2 -> v3: nothing
-            # to rewrite (JSON rows are still read)
+            # to rewrite (JSON rows are still read); v3 -> v4: the counters
+            # table made above, seeded from the snapshots by the engine
             self._db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
         elif row[0] > SCHEMA_VERSION:
             raise StoreError(
@@ -210,18 +226,20 @@ class SQLiteStore(Store):
     # ----------------------------------------------------- decisions, rewards
     def log_decisions(self, rows: Sequence[DecisionRow]) -> None:
         # Encoded before the transaction: the store lock is held for the insert only.
-        params = [v for r in rows for v in decision_params(r, binary_floats=True)]
-        step = _ROWS_PER_INSERT * _DECISION_WIDTH
+        params = _decision_params(rows)
         with self._tx() as db:
-            for i in range(0, len(params), step):
-                chunk = params[i : i + step]
-                db.execute(_decision_insert(len(chunk) // _DECISION_WIDTH), chunk)
+            _add_counters(db, _insert_decisions(db, params))
 
     def commit_rewards(
-        self, rows: Sequence[RewardRow], close_events: Sequence[str] = ()
+        self,
+        rows: Sequence[RewardRow],
+        close_events: Sequence[str] = (),
+        decisions: Sequence[DecisionRow] = (),
     ) -> list[int | None]:
         seqs: list[int | None] = []
+        params = _decision_params(decisions)
         with self._tx() as db:
+            counts = _insert_decisions(db, params)
             for r in rows:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO rewards (event_id, arm_id, experiment_id, arm_slot, x, "
@@ -238,12 +256,18 @@ class SQLiteStore(Store):
                         r.ts,
                     ),
                 )
-                seqs.append(cur.lastrowid if cur.rowcount == 1 else None)
+                if cur.rowcount == 1:
+                    seqs.append(cur.lastrowid)
+                    key = (r.experiment_id, REWARD_COUNTERS[r.source])
+                    counts[key] = counts.get(key, 0) + 1
+                else:
+                    seqs.append(None)
             if close_events:
                 db.executemany(
                     "UPDATE decisions SET closed = 1 WHERE event_id = ?",
                     [(e,) for e in close_events],
                 )
+            _add_counters(db, counts)
         return seqs
 
     def decision_status(self, event_id: str) -> tuple[str, bool] | None:
@@ -303,6 +327,21 @@ class SQLiteStore(Store):
                 limit,
             )
 
+    # --------------------------------------------------------------- counters
+    def add_counters(self, deltas: Mapping[tuple[str, str], int]) -> None:
+        with self._tx() as db:
+            _add_counters(db, deltas)
+
+    def counters(self, experiment_id: str | None = None) -> dict[tuple[str, str], int]:
+        if experiment_id is None:
+            rows = self._query("SELECT experiment_id, name, n FROM engine_counters")
+        else:
+            rows = self._query(
+                "SELECT experiment_id, name, n FROM engine_counters WHERE experiment_id = ?",
+                (experiment_id,),
+            )
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
     # -------------------------------------------------------------- snapshots
     def save_snapshot(self, snap: Snapshot) -> None:
         params = snapshot_params(snap)
@@ -331,3 +370,41 @@ class SQLiteStore(Store):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _decision_params(rows: Sequence[DecisionRow]) -> dict[str, list[Any]]:
+    """The insert parameters of ``rows``, by experiment."""
+    out: dict[str, list[Any]] = {}
+    for r in rows:
+        out.setdefault(r.experiment_id, []).extend(decision_params(r, binary_floats=True))
+    return out
+
+
+def _insert_decisions(
+    db: sqlite3.Connection, params: dict[str, list[Any]]
+) -> dict[tuple[str, str], int]:
+    """Insert decision rows (stored event ids skipped); the inserted ones
+    counted by experiment, to add to the counters."""
+    step = _ROWS_PER_INSERT * _DECISION_WIDTH
+    counts: dict[tuple[str, str], int] = {}
+    for exp_id, values in params.items():
+        n = 0
+        for i in range(0, len(values), step):
+            chunk = values[i : i + step]
+            n += db.execute(_decision_insert(len(chunk) // _DECISION_WIDTH), chunk).rowcount
+        counts[(exp_id, "decisions")] = n
+    return counts
+
+
+_ADD_COUNTER = (
+    "INSERT INTO engine_counters (experiment_id, name, n) VALUES (?, ?, ?) "
+    "ON CONFLICT (experiment_id, name) DO UPDATE SET n = n + excluded.n"
+)
+
+
+def _add_counters(db: sqlite3.Connection, deltas: Mapping[tuple[str, str], int]) -> None:
+    rows = [(e, name, n) for (e, name), n in deltas.items() if n]
+    if len(rows) == 1:
+        db.execute(_ADD_COUNTER, rows[0])
+    elif rows:
+        db.executemany(_ADD_COUNTER, rows)

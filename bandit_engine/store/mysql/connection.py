@@ -28,7 +28,7 @@ __all__ = ["SCHEMA_VERSION", "MySQLConnection", "fetch_all", "fetch_one", "parse
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 T = TypeVar("T")
 
@@ -107,6 +107,13 @@ _SCHEMA = [
         PRIMARY KEY (group_id, part, kind, fb_offset)
     ) ENGINE=InnoDB""",
     """CREATE TABLE IF NOT EXISTS learner_counters (
+        experiment_id VARCHAR(128) NOT NULL,
+        name VARCHAR(64) NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (experiment_id, name)
+    ) ENGINE=InnoDB""",
+    # the embedded engine's counters, counted with their rows (Store.counters)
+    """CREATE TABLE IF NOT EXISTS engine_counters (
         experiment_id VARCHAR(128) NOT NULL,
         name VARCHAR(64) NOT NULL,
         n BIGINT NOT NULL,
@@ -269,7 +276,8 @@ class MySQLConnection:
             # commit count as resolved after the upgrade (stop v2 learners
             # with SIGTERM first: their final commit comes after a drain).
             # v3 -> v4: the index on closed decisions gains their deadline
-            # (prune_log).
+            # (prune_log). v4 -> v5: engine_counters (created above), seeded
+            # from the snapshots by the engine.
             cur.execute(
                 "SELECT index_name FROM information_schema.statistics WHERE "
                 "table_schema = DATABASE() AND table_name = 'decisions'"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from bandit_engine.store._codec import (
@@ -20,7 +20,14 @@ from bandit_engine.store._codec import (
     reward_from_row,
     snapshot_params,
 )
-from bandit_engine.store.base import PRUNE_CHUNK, ArmRow, DecisionRow, RewardRow, Snapshot
+from bandit_engine.store.base import (
+    PRUNE_CHUNK,
+    REWARD_COUNTERS,
+    ArmRow,
+    DecisionRow,
+    RewardRow,
+    Snapshot,
+)
 from bandit_engine.store.mysql.connection import MySQLConnection, fetch_all
 
 __all__ = ["ServingMethods"]
@@ -73,22 +80,22 @@ class ServingMethods(MySQLConnection):
 
     # ----------------------------------------------------- decisions, rewards
     def log_decisions(self, rows: Sequence[DecisionRow]) -> None:
-        args = [decision_params(r) for r in rows]
-        self._run(
-            lambda c: c.executemany(
-                f"INSERT IGNORE INTO decisions ({DECISION_COLS}) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                args,
-            )
-        )
+        args = _decision_args(rows)
+        self._run(lambda c: _insert_decisions(c, args))
 
     def commit_rewards(
-        self, rows: Sequence[RewardRow], close_events: Sequence[str] = ()
+        self,
+        rows: Sequence[RewardRow],
+        close_events: Sequence[str] = (),
+        decisions: Sequence[DecisionRow] = (),
     ) -> list[int | None]:
         write_id = uuid.uuid4().hex
+        args = _decision_args(decisions)
 
         def op(c: Any) -> list[int | None]:
+            _insert_decisions(c, args)
             seqs: list[int | None] = []
+            counts: dict[tuple[str, str], int] = {}
             for r in rows:
                 n = c.execute(
                     "INSERT INTO rewards (event_id, arm_id, experiment_id, arm_slot, x, reward, "
@@ -110,8 +117,11 @@ class ServingMethods(MySQLConnection):
                 )
                 if n == 1:
                     seqs.append(int(c.lastrowid))
+                    key = (r.experiment_id, REWARD_COUNTERS[r.source])
+                    counts[key] = counts.get(key, 0) + 1
                 else:
                     # Ours from an attempt whose COMMIT was lost with the link?
+                    # (then it was counted in that transaction too)
                     c.execute(
                         "SELECT seq, write_id FROM rewards WHERE event_id = %s AND arm_id = %s",
                         (r.event_id, r.arm_id),
@@ -120,6 +130,7 @@ class ServingMethods(MySQLConnection):
                     seqs.append(int(seq) if wid == write_id else None)
             for ev in close_events:
                 c.execute("UPDATE decisions SET closed = 1 WHERE event_id = %s", (ev,))
+            _add_counters(c, counts)
             return seqs
 
         return self._run(op)
@@ -188,6 +199,19 @@ class ServingMethods(MySQLConnection):
         rows = self._run(lambda c: fetch_all(c, sql, args))
         return (decision_from_row(r) for r in rows)
 
+    # --------------------------------------------------------------- counters
+    def add_counters(self, deltas: Mapping[tuple[str, str], int]) -> None:
+        # No retry: a COMMIT lost with the link may have counted them already.
+        self._run(lambda c: _add_counters(c, deltas), retry=False)
+
+    def counters(self, experiment_id: str | None = None) -> dict[tuple[str, str], int]:
+        sql = "SELECT experiment_id, name, n FROM engine_counters"
+        args: tuple[Any, ...] = ()
+        if experiment_id is not None:
+            sql, args = sql + " WHERE experiment_id = %s", (experiment_id,)
+        rows = self._run(lambda c: fetch_all(c, sql, args))
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
     # -------------------------------------------------------------- snapshots
     def save_snapshot(self, snap: Snapshot) -> None:
         params = snapshot_params(snap)
@@ -225,3 +249,34 @@ class ServingMethods(MySQLConnection):
     def snapshot_versions(self) -> dict[str, int]:
         rows = self._run(lambda c: fetch_all(c, "SELECT experiment_id, last_seq FROM snapshots"))
         return {r[0]: int(r[1]) for r in rows}
+
+
+def _decision_args(rows: Sequence[DecisionRow]) -> dict[str, list[tuple[Any, ...]]]:
+    """The insert parameters of ``rows``, by experiment."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for r in rows:
+        out.setdefault(r.experiment_id, []).append(decision_params(r))
+    return out
+
+
+def _insert_decisions(c: Any, args: dict[str, list[tuple[Any, ...]]]) -> None:
+    """Insert decision rows (stored event ids skipped) and count the inserted ones."""
+    counts = {}
+    for exp_id, rows in args.items():
+        n = c.executemany(
+            f"INSERT IGNORE INTO decisions ({DECISION_COLS}) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            rows,
+        )
+        counts[(exp_id, "decisions")] = int(n or 0)
+    _add_counters(c, counts)
+
+
+def _add_counters(c: Any, deltas: Mapping[tuple[str, str], int]) -> None:
+    rows = [(e, name, n) for (e, name), n in sorted(deltas.items()) if n]
+    if rows:
+        c.executemany(
+            "INSERT INTO engine_counters (experiment_id, name, n) VALUES (%s, %s, %s) "
+            "ON DUPLICATE KEY UPDATE n = n + VALUES(n)",
+            rows,
+        )
