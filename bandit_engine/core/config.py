@@ -61,7 +61,10 @@ class ExperimentConfig:
     default_reward: float | None = None
     decay: float = 1.0
     prior_precision: float = 1.0
-    noise_scale: float = 0.25
+    #: lin_ts_disjoint: None learns each arm's noise scale; lin_ts_shared: None is 0.25
+    noise_scale: float | None = None
+    #: lin_ts_disjoint and logistic_ts: the draw's spread relative to the posterior's
+    exploration: float = 0.5
     prior_alpha: float = 1.0
     prior_beta: float = 1.0
     propensity_draws: int = 1000
@@ -102,15 +105,17 @@ class ExperimentConfig:
         if self.policy == "beta_ts":
             extra = {"prior_alpha": self.prior_alpha, "prior_beta": self.prior_beta}
         elif self.policy == "logistic_ts":
-            extra = {"prior_precision": self.prior_precision}
+            extra = {"prior_precision": self.prior_precision, "exploration": self.exploration}
         elif self.policy == "lin_ts_shared":
+            extra = {"prior_precision": self.prior_precision, "joint_dim": self.joint_dim}
+            if self.noise_scale is not None:
+                extra["noise_scale"] = self.noise_scale
+        else:
             extra = {
                 "prior_precision": self.prior_precision,
                 "noise_scale": self.noise_scale,
-                "joint_dim": self.joint_dim,
+                "exploration": self.exploration,
             }
-        else:
-            extra = {"prior_precision": self.prior_precision, "noise_scale": self.noise_scale}
         return make_policy(self.policy, **common, **extra)
 
     def normalise_reward(self, reward: float) -> float:
@@ -126,4 +131,7 @@ class ExperimentConfig:
         unknown = set(data) - known
         if unknown:
             raise InvalidArgument(f"unknown experiment settings {sorted(unknown)}")
+        if "exploration" not in data:
+            # stored before ``exploration`` existed: the draws it made then
+            data = {**data, "exploration": 1.0}
         return cls(**data)
