@@ -73,9 +73,9 @@ class PerArmGaussian(Policy):
     from the covariance cache (``kernels.pack_arm``; float32, a cache too).
     """
 
-    #: Added to every score and posterior mean: the model's prior mean of a
-    #: reward when it learns centred rewards (ranks and propensities do not
-    #: change with it).
+    #: Added to the posterior means the summaries report (``mean_std``,
+    #: ``posterior``): the prior mean of a reward, for a model that learns
+    #: rewards centred on it. Sampled scores stay centred (model units).
     _offset_mean: float = 0.0
 
     def __init__(
@@ -211,10 +211,9 @@ class PerArmGaussian(Policy):
         ``kernels.gauss_arm`` (relative error of the variance below 2e-3 by
         construction, about 1e-7 in practice)."""
         kernels.ensure_packed_all(self._cov, self._packed, self._stale, arms)
-        mean, std = kernels.gauss_mean_std(
+        return kernels.gauss_mean_std(
             self._cov, self._weights(), self._packed, arms, x, self._scales
         )
-        return mean + self._offset_mean, std
 
     def sample_scores(
         self, arms: IntArray, x: FloatArray | None, rng: np.random.Generator
@@ -256,7 +255,7 @@ class PerArmGaussian(Policy):
             self._check_values(a, c)  # raises, naming it
             raise AssertionError("gauss_rank refused values first_bad_input accepts")
         self._zpos = pos + n
-        return Ranking(order, scores + self._offset_mean)
+        return Ranking(order, scores)
 
     def _shaped(self, arms: IntArray, x: FloatArray | None, k: int) -> tuple[IntArray, FloatArray]:
         """The shape and ``k`` checks of a draw, in Python; the values are
@@ -295,8 +294,7 @@ class PerArmGaussian(Policy):
         mean, std, scores, order = kernels.gauss_sample_top_k(
             self._cov, self._weights(), self._packed, arms, x, self._scales, z, k
         )
-        c = self._offset_mean
-        return Ranking(order, scores[order] + c), mean + c, std
+        return Ranking(order, scores[order]), mean, std
 
     def decide(
         self, arms: IntArray, x: FloatArray | None, k: int, draws: int, rng: np.random.Generator
@@ -322,9 +320,9 @@ class PerArmGaussian(Policy):
                 self._cov, self._weights(), self._packed, arms, x, self._scales, z, k
             )
             counts = kernels.first_slot_counts_gauss(mean, std, table, offset, draws)
-            return order, scores[order] + self._offset_mean, counts
+            return order, scores[order], counts
         # one kernel call holding the GIL (see ``bandit_engine.kernels``)
-        order, scores, counts = kernels.gauss_decide(
+        return kernels.gauss_decide(
             self._cov,
             self._weights(),
             self._packed,
@@ -338,9 +336,6 @@ class PerArmGaussian(Policy):
             offset,
             draws,
         )
-        if self._offset_mean:
-            scores += self._offset_mean
-        return order, scores, counts
 
     def first_slot_counts(
         self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator
