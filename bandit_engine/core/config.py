@@ -63,8 +63,9 @@ class ExperimentConfig:
     prior_precision: float = 1.0
     #: lin_ts_disjoint: None learns each arm's noise scale; lin_ts_shared: None is 0.25
     noise_scale: float | None = None
-    #: lin_ts_disjoint and logistic_ts: the draw's spread relative to the posterior's
-    exploration: float = 0.5
+    #: lin_ts_disjoint and logistic_ts: the draw's spread relative to the
+    #: posterior's; None: the policy's default (0.5 linear, 0.25 logistic)
+    exploration: float | None = None
     prior_alpha: float = 1.0
     prior_beta: float = 1.0
     propensity_draws: int = 1000
@@ -105,17 +106,17 @@ class ExperimentConfig:
         if self.policy == "beta_ts":
             extra = {"prior_alpha": self.prior_alpha, "prior_beta": self.prior_beta}
         elif self.policy == "logistic_ts":
-            extra = {"prior_precision": self.prior_precision, "exploration": self.exploration}
+            extra = {"prior_precision": self.prior_precision}
+            if self.exploration is not None:
+                extra["exploration"] = self.exploration
         elif self.policy == "lin_ts_shared":
             extra = {"prior_precision": self.prior_precision, "joint_dim": self.joint_dim}
             if self.noise_scale is not None:
                 extra["noise_scale"] = self.noise_scale
         else:
-            extra = {
-                "prior_precision": self.prior_precision,
-                "noise_scale": self.noise_scale,
-                "exploration": self.exploration,
-            }
+            extra = {"prior_precision": self.prior_precision, "noise_scale": self.noise_scale}
+            if self.exploration is not None:
+                extra["exploration"] = self.exploration
         return make_policy(self.policy, **common, **extra)
 
     def normalise_reward(self, reward: float) -> float:

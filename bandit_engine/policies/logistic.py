@@ -10,9 +10,10 @@ new precision is ``P + p(1-p) x x'`` at the MAP. The state after a sequence of
 events is the fold of that step, so any batch split gives the same posterior;
 unlike the Gaussian models it depends on the order of events.
 Sampled scores are logits, N(x'm, c^2 x'P^-1 x), with ``exploration`` c
-(default 0.5) scaling the Laplace spread, as Chapelle & Li (2011) do: the
-Laplace posterior of a logistic model is a poor fit in its tails, and their
-experiments found a spread below the posterior's own to earn more.
+(default 0.25) scaling the Laplace spread, as Chapelle & Li (2011) do: their
+experiments found a spread below the posterior's own to earn more, and so do
+the engine's (docs/performance.md, "Learning"): on the logit scale a prior
+of precision 1 is wide, and draws at a quarter of it explore enough.
 
 Because each step reads the covariance P^-1, the covariance (and the count
 of steps since its last exact rebuild) is part of this model's state: a
@@ -33,13 +34,13 @@ __all__ = ["LOGISTIC_EXPLORATION", "LogisticTS"]
 
 
 #: ``LogisticTS``'s default exploration (the scale of the Laplace spread).
-LOGISTIC_EXPLORATION = 0.5
+LOGISTIC_EXPLORATION = 0.25
 
 
 class LogisticTS(PerArmGaussian):
     """Logistic TS: ``prior_precision`` lambda of the weights' Gaussian prior
     (default 1.0); ``exploration`` c, the sampled logit's spread relative to
-    the Laplace posterior's (default 0.5; 1 draws from the posterior itself);
+    the Laplace posterior's (default 0.25; 1 draws from the posterior itself);
     ``decay`` and ``refresh_every`` as for every policy."""
 
     kind = "logistic_ts"
