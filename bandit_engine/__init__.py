@@ -10,6 +10,7 @@ from __future__ import annotations
 from bandit_engine._exceptions import (
     AlreadyExists,
     BanditError,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     ResourceExhausted,
@@ -45,6 +46,7 @@ __all__ = [
     "Engine",
     "ExperimentConfig",
     "ExperimentInfo",
+    "FailedPrecondition",
     "FeatureSpace",
     "FeedbackResult",
     "InvalidArgument",

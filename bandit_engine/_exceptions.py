@@ -7,6 +7,8 @@ The tree::
     ├── NotFound             unknown experiment, arm or event; NOT_FOUND
     ├── AlreadyExists        experiment id taken; ALREADY_EXISTS
     ├── ResourceExhausted    request over a configured limit; RESOURCE_EXHAUSTED
+    ├── FailedPrecondition   the object cannot serve now (a stored experiment
+    │                        that could not be loaded); FAILED_PRECONDITION
     ├── Unavailable          a dependency (the log) cannot take the request; UNAVAILABLE
     └── StoreError           the state store failed; UNAVAILABLE
 
@@ -38,6 +40,11 @@ class AlreadyExists(BanditError):
 
 class ResourceExhausted(BanditError):
     """A request exceeds a configured limit (candidates, features, size)."""
+
+
+class FailedPrecondition(BanditError):
+    """The object named exists but is not in a state to serve the call (a
+    stored experiment the engine could not load: the message says why)."""
 
 
 class Unavailable(BanditError):

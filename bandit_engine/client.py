@@ -22,7 +22,8 @@ TLS). ``token`` is sent as ``authorization: Bearer <token>`` on every call.
 Errors: a refused call raises the engine's exception for its status, with
 the call, the target and the server's message in its text:
 INVALID_ARGUMENT ``InvalidArgument``, NOT_FOUND ``NotFound``, ALREADY_EXISTS
-``AlreadyExists``, RESOURCE_EXHAUSTED ``ResourceExhausted``, UNAVAILABLE and
+``AlreadyExists``, RESOURCE_EXHAUSTED ``ResourceExhausted``,
+FAILED_PRECONDITION ``FailedPrecondition``, UNAVAILABLE and
 DEADLINE_EXCEEDED ``Unavailable``; any other status ``BanditError``.
 """
 
@@ -41,6 +42,7 @@ import numpy as np
 from bandit_engine._exceptions import (
     AlreadyExists,
     BanditError,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     ResourceExhausted,
@@ -69,6 +71,7 @@ _ERRORS: dict[grpc.StatusCode, type[BanditError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
 }

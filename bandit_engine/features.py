@@ -31,7 +31,7 @@ import numpy.typing as npt
 from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument, ResourceExhausted
 
-__all__ = ["ArmFeatures", "FeatureSpace", "feature_hash"]
+__all__ = ["MAX_FEATURE_NAME", "ArmFeatures", "FeatureSpace", "feature_hash"]
 
 _HASH_CACHE: dict[str, int] = {}
 _HASH_CACHE_MAX = 1 << 16
@@ -52,9 +52,18 @@ def feature_hash(name: str) -> int:
     return h
 
 
+#: Longest feature name (characters), of contexts and arms alike.
+MAX_FEATURE_NAME = 1024
+
+
 def _check_name(name: object, what: str) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidArgument(f"{what} name {name!r} must be a non-empty string")
+    if len(name) > MAX_FEATURE_NAME:
+        raise InvalidArgument(
+            f"{what} name {name[:40]!r}... has {len(name)} characters; the limit is "
+            f"{MAX_FEATURE_NAME}"
+        )
     return name
 
 
@@ -176,9 +185,10 @@ class FeatureSpace:
             arr = np.fromiter(dense, dtype=np.float64, count=n_dense)  # type: ignore[arg-type]
             bad = kernels.copy_checked(x, self._dense_start, arr, max_abs)
             if bad >= 0:
-                v = float(arr[bad])
-                limit = "" if math.isinf(max_abs) else f" with |value| <= {max_abs:g}"
-                raise InvalidArgument(f"dense[{bad}] is {v!r}; features must be finite{limit}")
+                raise InvalidArgument(
+                    f"context dense feature dense[{bad}] is {float(arr[bad])!r}; "
+                    f"features must be finite{_bound(max_abs)}"
+                )
         if not n_named:
             return x
         items = named_items(numeric, categorical, "context")
@@ -190,10 +200,23 @@ class FeatureSpace:
         m = self._hashed_size
         base = self._hashed_start
         for name, value in items:
+            if not abs(value) <= max_abs:
+                raise InvalidArgument(
+                    f"context feature {name!r} is {value!r}; features must be finite"
+                    f"{_bound(max_abs)}"
+                )
             h = feature_hash(name)
             sign = 1.0 if (h >> 62) & 1 else -1.0
             x[base + h % m] += sign * value
-        return _checked_values(x, max_abs)  # a hashed sum may exceed the bound
+        bad = kernels.first_bad_feature(x, max_abs)
+        if bad >= 0:  # features hashed into one bucket add up past the bound
+            names = [n for n, _ in items if base + feature_hash(n) % m == bad]
+            raise InvalidArgument(
+                f"context features {', '.join(map(repr, names))} hash into one bucket "
+                f"(x[{bad}]) and add up to {float(x[bad])!r}; the sum must be finite"
+                f"{_bound(max_abs)}"
+            )
+        return x
 
     def check_vector(self, x: FloatArray, max_abs: float = math.inf) -> FloatArray:
         """A ready context vector, checked like a built one: ``dim`` values,
@@ -201,14 +224,22 @@ class FeatureSpace:
         x = np.ascontiguousarray(x, dtype=np.float64)
         if x.shape != (self.dim,):
             raise InvalidArgument(f"context vector has shape {x.shape}; expected ({self.dim},)")
-        return _checked_values(x, max_abs)
+        bad = kernels.first_bad_feature(x, max_abs)
+        if bad >= 0:
+            raise InvalidArgument(
+                f"context vector x[{bad}] ({self.describe(bad)}) is {float(x[bad])!r}; "
+                f"features must be finite{_bound(max_abs)}"
+            )
+        return x
+
+    def describe(self, i: int) -> str:
+        """What position ``i`` of a context vector holds, in the request's terms."""
+        if self.intercept and i == 0:
+            return "the intercept"
+        if i < self._hashed_start:
+            return f"dense feature dense[{i - self._dense_start}]"
+        return f"hashed feature bucket {i - self._hashed_start}"
 
 
-def _checked_values(x: FloatArray, max_abs: float) -> FloatArray:
-    bad = kernels.first_bad_feature(x, max_abs)
-    if bad >= 0:
-        raise InvalidArgument(
-            f"context value {float(x[bad])!r} at index {bad} must be finite with "
-            f"|value| <= {max_abs:g}"
-        )
-    return x
+def _bound(max_abs: float) -> str:
+    return "" if math.isinf(max_abs) else f" with |value| <= {max_abs:g}"

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bandit_engine import Context, Engine, ExperimentConfig, InvalidArgument, Unavailable
+from bandit_engine.core.event_ids import event_time
 from bandit_engine.store import SQLiteStore
 
 ARMS = [f"arm-{i}" for i in range(6)] + ["x" * 128]
@@ -72,14 +73,16 @@ def test_kafka_mode_feedback_is_queued_once_the_log_has_it() -> None:
     log = RecordingEventLog()
     e = _engine(log)
     d = e.recommend("exp", k=2)
-    r = e.feedback(d.event_id, d.arm_ids[1], 0.5, timestamp=1.7e9 + 1)
+    at = event_time(d.event_id)  # the decision's wall clock: checked at the edge
+    assert at is not None
+    r = e.feedback(d.event_id, d.arm_ids[1], 0.5, timestamp=at + 1)
     assert r.outcome == "queued"
     (fb,) = log.feedback_events()
     assert (fb.event_id, fb.arm_id, fb.reward, fb.timestamp) == (
         d.event_id,
         d.arm_ids[1],
         0.5,
-        1.7e9 + 1,
+        at + 1,
     )
     log.accept = False
     with pytest.raises(Unavailable, match=d.event_id):

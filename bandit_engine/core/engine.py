@@ -31,6 +31,7 @@ import numpy as np
 from bandit_engine import kernels
 from bandit_engine._exceptions import (
     AlreadyExists,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     ResourceExhausted,
@@ -39,7 +40,7 @@ from bandit_engine._exceptions import (
 from bandit_engine.core import recovery
 from bandit_engine.core.config import ExperimentConfig, Limits, check_id
 from bandit_engine.core.decision_log import DecisionLog
-from bandit_engine.core.event_ids import new_event_id
+from bandit_engine.core.event_ids import check_feedback_time, event_time, new_event_id
 from bandit_engine.core.experiment import Experiment
 from bandit_engine.core.journal import BLOCK_ROWS
 from bandit_engine.core.maintenance import Maintenance
@@ -100,7 +101,9 @@ class Engine:
         self._exps: dict[str, Experiment] = {}
         self._lock = threading.RLock()
         self.decision_log = DecisionLog(store, lambda: list(self._exps.values()), flush_interval)
-        self._join = RewardJoin(store, self._exps, self.decision_log, clock)
+        self._join = RewardJoin(
+            store, self._exps, self.decision_log, clock, self.limits.max_clock_skew_s
+        )
         self.maintenance = Maintenance(
             self,
             checkpoint_interval=checkpoint_interval,
@@ -108,17 +111,10 @@ class Engine:
             log_retention=log_retention,
             prune_interval=prune_interval,
         )
-        for exp_id, cfg_dict, arm_changes in store.load_experiments():
-            self._exps[exp_id] = recovery.load_experiment(
-                store,
-                exp_id,
-                cfg_dict,
-                arm_changes,
-                self.limits,
-                seed,
-                replay=self.embedded,
-                journal_block_rows=journal_block_rows,
-            )
+        loaded, self._broken = recovery.load_all(
+            store, self.limits, seed, replay=self.embedded, journal_block_rows=journal_block_rows
+        )
+        self._exps.update(loaded)
         if self.embedded:  # the learners own the join state in Kafka mode
             recovery.load_open_decisions(store, self._exps)
 
@@ -154,13 +150,19 @@ class Engine:
         exp = self._exps.get(experiment_id)
         if exp is None:
             check_id(experiment_id, "experiment_id")
+            if experiment_id in self._broken:
+                raise FailedPrecondition(
+                    f"experiment {experiment_id!r} is stored but could not be loaded: "
+                    f"{self._broken[experiment_id]}"
+                )
             raise NotFound(f"experiment {experiment_id!r} not found")
         return exp
 
     def create_experiment(self, cfg: ExperimentConfig) -> ExperimentInfo:
         with self._lock:
-            if cfg.experiment_id in self._exps:
+            if cfg.experiment_id in self._exps or cfg.experiment_id in self._broken:
                 raise AlreadyExists(f"experiment {cfg.experiment_id!r} already exists")
+            self.limits.check_experiment(cfg)
             exp = Experiment(cfg, self.limits, self.seed, self._block_rows)
             self.store.create_experiment(cfg.experiment_id, cfg.to_dict(), self.clock())
             self._exps[cfg.experiment_id] = exp
@@ -201,14 +203,15 @@ class Engine:
         exp = self._exp(experiment_id)
         if not arms:
             raise InvalidArgument("no arms given")
+        if len(arms) > self.limits.max_arms_per_call:
+            raise ResourceExhausted(
+                f"{len(arms)} arms in one call; the limit is "
+                f"max_arms_per_call={self.limits.max_arms_per_call}"
+            )
         clean = _clean_arms(arms)
         with exp.lock:
             new = [a for a, _ in clean if a not in exp.slots]
-            if len(exp.arm_ids) + len(new) > self.limits.max_arms:
-                raise ResourceExhausted(
-                    f"experiment {experiment_id!r} would have {len(exp.arm_ids) + len(new)} arms; "
-                    f"the limit is {self.limits.max_arms}"
-                )
+            self.limits.check_experiment(exp.cfg, len(exp.arm_ids) + len(new))
             rows = []
             next_slot = len(exp.arm_ids)
             for arm_id, f in clean:
@@ -334,10 +337,12 @@ class Engine:
         check_id(arm_id, "arm_id")
         if not isinstance(reward, (int, float)) or not math.isfinite(reward):
             raise InvalidArgument(f"reward={reward!r} must be a finite number")
-        if timestamp is not None and not math.isfinite(timestamp):
-            raise InvalidArgument(f"timestamp={timestamp!r} must be finite")
+        check_feedback_time(event_id, timestamp, None, 0.0)  # a positive finite number
         if self.event_log is None:
             return self._join.feedback(event_id, arm_id, float(reward), timestamp)
+        # The learner judges the reward; only the time the event id carries
+        # can be checked here.
+        check_feedback_time(event_id, timestamp, event_time(event_id), self.limits.max_clock_skew_s)
         # Acknowledged only once the log has it, so an OK Feedback is never
         # lost. Joining (unknown event, duplicate, late, range) happens in the
         # learner, which dead-letters what it cannot apply.
@@ -412,7 +417,9 @@ class Engine:
     def refresh(self) -> int:
         """Pick up experiments, arms and posteriors written by others (Kafka
         mode); how many experiments changed."""
-        return recovery.refresh(self.store, self._exps, self._lock, self.limits, self.seed)
+        return recovery.refresh(
+            self.store, self._exps, self._lock, self.limits, self.seed, self._broken
+        )
 
     def state_checksum(self) -> str:
         """SHA-256 over every experiment's config, arms, posterior and open

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import threading
 import time
 
-__all__ = ["EventIds", "new_event_id"]
+from bandit_engine._exceptions import InvalidArgument
+
+__all__ = ["EventIds", "check_feedback_time", "event_time", "new_event_id"]
+
+_EVENT_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class EventIds:
@@ -57,3 +63,35 @@ class EventIds:
 
 #: The process's event id source.
 new_event_id = EventIds()
+
+
+def event_time(event_id: str) -> float | None:
+    """The wall-clock time (seconds since the Unix epoch, to the
+    millisecond) at which ``event_id`` was made, read from its first 12 hex
+    digits; None if ``event_id`` is not of ``EventIds``' layout."""
+    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+        return None
+    return int(event_id[:12], 16) / 1000.0
+
+
+def check_feedback_time(
+    event_id: str, timestamp: float | None, decided: float | None, skew: float
+) -> None:
+    """Refuse a Feedback ``timestamp`` that is not a positive finite number,
+    or that lies more than ``skew`` seconds before its decision's time
+    ``decided`` (None: unknown, not checked). ``skew`` allows for the clocks
+    of different servers and callers (``Limits.max_clock_skew_s``)."""
+    if timestamp is None:
+        return
+    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
+        raise InvalidArgument(f"timestamp={timestamp!r} must be a number of seconds")
+    if not (math.isfinite(timestamp) and timestamp > 0):
+        raise InvalidArgument(
+            f"timestamp={timestamp!r} must be a positive finite number of seconds "
+            "since the Unix epoch"
+        )
+    if decided is not None and timestamp < decided - skew:
+        raise InvalidArgument(
+            f"timestamp={timestamp!r} is before the time of its decision {event_id!r} "
+            f"({decided!r}) by more than the allowed clock skew of {skew:g} s"
+        )

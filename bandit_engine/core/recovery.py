@@ -4,6 +4,14 @@ Embedded mode: each experiment's posterior is its last snapshot plus the
 rewards committed after it, replayed in commit order; the decisions still
 open come back into the journals. Kafka mode: the learners own the join, and
 a server only follows the snapshots they commit (``refresh``).
+
+An experiment that cannot be loaded (its stored config fails validation or
+is over the engine's ``Limits``, its snapshot or arms cannot be read) does
+not stop the others: it is logged once at ERROR with the reason and kept
+aside (``load_all``'s second result), and the engine answers its calls
+FAILED_PRECONDITION naming the reason. Its rows stay as they are, so that a
+server with other limits, or a fixed row, loads it again. A failing store
+(``StoreError``: I/O, a lost connection) still fails the load as a whole.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from bandit_engine._exceptions import StoreError
 from bandit_engine.core.config import ExperimentConfig, Limits
 from bandit_engine.core.experiment import Experiment
 from bandit_engine.core.journal import BLOCK_ROWS
@@ -22,7 +31,62 @@ from bandit_engine.core.ports import Store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["load_experiment", "load_open_decisions", "refresh"]
+__all__ = ["load_all", "load_experiment", "load_open_decisions", "refresh"]
+
+
+def load_all(
+    store: Store,
+    limits: Limits,
+    seed: int | None,
+    *,
+    replay: bool,
+    journal_block_rows: int = BLOCK_ROWS,
+) -> tuple[dict[str, Experiment], dict[str, str]]:
+    """Every stored experiment that loads, and the reason of each one that
+    does not (by experiment id)."""
+    exps: dict[str, Experiment] = {}
+    broken: dict[str, str] = {}
+    for exp_id, cfg_dict, arm_changes in store.load_experiments():
+        exp = _load_or_reason(
+            store, exp_id, cfg_dict, arm_changes, limits, seed, replay, journal_block_rows, broken
+        )
+        if exp is not None:
+            exps[exp_id] = exp
+    return exps, broken
+
+
+def _load_or_reason(
+    store: Store,
+    exp_id: str,
+    cfg_dict: dict[str, Any],
+    arm_changes: int,
+    limits: Limits,
+    seed: int | None,
+    replay: bool,
+    journal_block_rows: int,
+    broken: MutableMapping[str, str],
+) -> Experiment | None:
+    """``load_experiment``, or None with the reason put in ``broken`` (and
+    logged, the first time) if the experiment's rows cannot be loaded."""
+    try:
+        return load_experiment(
+            store,
+            exp_id,
+            cfg_dict,
+            arm_changes,
+            limits,
+            seed,
+            replay=replay,
+            journal_block_rows=journal_block_rows,
+        )
+    except StoreError:
+        raise
+    except Exception as exc:  # the rows, not the store: refuse this one only
+        reason = f"{type(exc).__name__}: {exc}"
+        if broken.get(exp_id) != reason:
+            log.error("experiment %s not loaded and not served: %s", exp_id, reason)
+        broken[exp_id] = reason
+        return None
 
 
 def load_experiment(
@@ -36,14 +100,22 @@ def load_experiment(
     replay: bool,
     journal_block_rows: int = BLOCK_ROWS,
 ) -> Experiment:
-    """Config, arms, snapshot and (``replay``: embedded mode) the rewards after it."""
-    exp = Experiment(ExperimentConfig.from_dict(cfg_dict), limits, seed, journal_block_rows)
+    """Config, arms, snapshot and (``replay``: embedded mode) the rewards after
+    it. Raises before allocating the model if the config fails validation or
+    the experiment is over ``limits``."""
+    cfg = ExperimentConfig.from_dict(cfg_dict)
+    if cfg.experiment_id != exp_id:
+        raise ValueError(f"stored config names experiment {cfg.experiment_id!r}")
+    arms = store.load_arms(exp_id)
     snap = store.load_snapshot(exp_id)
+    n_snap = int(np.asarray(snap.state["pulls"]).shape[0]) if snap is not None else 0
+    limits.check_experiment(cfg, max(len(arms), n_snap))
+    exp = Experiment(cfg, limits, seed, journal_block_rows)
     if snap is not None:
         exp.policy.load_state_dict(snap.state)
         exp.last_seq = snap.last_seq
         exp.counters.update({k: int(v) for k, v in snap.counters.items()})
-    exp.sync_arms(store.load_arms(exp_id), arm_changes)
+    exp.sync_arms(arms, arm_changes)
     rewards = list(store.rewards_after(exp_id, exp.last_seq)) if replay else []
     if rewards:
         exp.policy.update_batch(
@@ -84,22 +156,28 @@ def refresh(
     lock: threading.RLock,
     limits: Limits,
     seed: int | None,
+    broken: MutableMapping[str, str] | None = None,
 ) -> int:
     """Pick up experiments, arms and posteriors written by others (Kafka mode).
 
     Returns how many experiments changed. A posterior is reloaded only when
-    its snapshot version moved.
+    its snapshot version moved. A new experiment that cannot be loaded is
+    put in ``broken`` with its reason (and tried again on the next call).
     """
     versions = store.snapshot_versions()
     changed = 0
+    broken = {} if broken is None else broken
     for exp_id, cfg_dict, arm_changes in store.load_experiments():
         exp = exps.get(exp_id)
         if exp is None:
-            with lock:
-                exps[exp_id] = load_experiment(
-                    store, exp_id, cfg_dict, arm_changes, limits, seed, replay=False
-                )
-            changed += 1
+            new = _load_or_reason(
+                store, exp_id, cfg_dict, arm_changes, limits, seed, False, BLOCK_ROWS, broken
+            )
+            if new is not None:
+                with lock:
+                    exps[exp_id] = new
+                    broken.pop(exp_id, None)
+                changed += 1
             continue
         v = versions.get(exp_id, 0)
         if v == exp.last_seq and arm_changes == exp.arm_changes:

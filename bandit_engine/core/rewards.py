@@ -21,6 +21,7 @@ import numpy as np
 
 from bandit_engine._exceptions import InvalidArgument, NotFound
 from bandit_engine.core.decision_log import DecisionLog
+from bandit_engine.core.event_ids import check_feedback_time, event_time
 from bandit_engine.core.experiment import Experiment
 from bandit_engine.core.ports import RewardRow, Store
 from bandit_engine.core.types import FeedbackResult
@@ -37,8 +38,11 @@ class RewardJoin:
         experiments: Mapping[str, Experiment],
         decision_log: DecisionLog,
         clock: Callable[[], float],
+        clock_skew: float = 1.0,
     ) -> None:
         self._store = store
+        #: how far a Feedback's timestamp may lie before its decision's time
+        self._skew = clock_skew
         self._exps = experiments
         self._decision_log = decision_log
         self._clock = clock
@@ -60,13 +64,16 @@ class RewardJoin:
         """Join a checked reward to its decision and apply it once."""
         found = self._open(event_id)
         if found is None:
-            return self._closed(event_id, arm_id, reward)
+            return self._closed(event_id, arm_id, reward, timestamp)
         exp, n = found
         _check_range(exp, reward)
         with exp.lock:
             j = exp.journal
             if j.index.get(event_id) != n:  # its window closed meanwhile
-                return self._closed(event_id, arm_id, reward)
+                return self._closed(event_id, arm_id, reward, timestamp)
+            # the decision's time, on the engine's clock
+            decided = j.deadline(n) - exp.cfg.reward_window_s
+            check_feedback_time(event_id, timestamp, decided, self._skew)
             slot = exp.slots.get(arm_id, -1)
             p = -1 if slot < 0 else j.position(n, slot)
             if p < 0:
@@ -111,7 +118,9 @@ class RewardJoin:
                 j.close(n)
             return FeedbackResult("applied", exp.version)
 
-    def _closed(self, event_id: str, arm_id: str, reward: float) -> FeedbackResult:
+    def _closed(
+        self, event_id: str, arm_id: str, reward: float, timestamp: float | None
+    ) -> FeedbackResult:
         """Feedback for an event no longer open: duplicate, late or unknown."""
         self._decision_log.flush()
         status = self._store.decision_status(event_id)
@@ -121,6 +130,8 @@ class RewardJoin:
                 self.unknown_rewards += 1
             raise NotFound(f"event_id {event_id!r} not found (no such decision)")
         _check_range(exp, reward)
+        # the decision's time as its event id carries it (wall clock)
+        check_feedback_time(event_id, timestamp, event_time(event_id), self._skew)
         # A second Feedback is a duplicate; one for an arm that got the
         # default reward when the window closed is late.
         source = self._store.reward_source(event_id, arm_id)

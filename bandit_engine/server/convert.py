@@ -73,10 +73,8 @@ def spec_from_config(cfg: ExperimentConfig) -> pb.ExperimentSpec:
             if cfg.policy != "lin_ts_shared":
                 continue
             value = 4 * cfg.dim
-        if field == "noise_scale" and value is None:
-            if cfg.policy != "lin_ts_shared":
-                continue  # unset: learned
-            value = 0.25
+        if value is None:
+            continue  # noise_scale of lin_ts_disjoint: learned; exploration: not used
         setattr(spec, field, value)
     return spec
 

@@ -6,6 +6,7 @@ import io
 import json
 import struct
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +34,19 @@ def json_ids(ids: Sequence[str]) -> str:
     return json.dumps(ids)
 
 
+def config_from_json(text: str | bytes) -> dict[str, Any]:
+    """An experiment's stored config. A row that is not a JSON object comes
+    back as ``{"unreadable_config": <why>}``, which the engine refuses to
+    load (naming it) without refusing the other experiments."""
+    try:
+        data = json.loads(text)
+    except (ValueError, TypeError) as exc:
+        return {"unreadable_config": f"not JSON ({exc}): {text!r:.120}"}
+    if not isinstance(data, dict):
+        return {"unreadable_config": f"not a JSON object: {text!r:.120}"}
+    return data
+
+
 def encode_vector(x: np.ndarray) -> bytes:
     return np.ascontiguousarray(x, dtype="<f8").tobytes()
 
@@ -48,8 +62,15 @@ def encode_state(state: dict[str, np.ndarray]) -> bytes:
 
 
 def decode_state(blob: bytes) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    """A snapshot's arrays; ``ValueError`` if the blob is not such an archive."""
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(
+            f"snapshot state of {len(blob)} bytes is not a readable array archive "
+            f"({type(exc).__name__}: {str(exc)[:120]})"
+        ) from exc
 
 
 def encode_floats(xs: Sequence[float]) -> bytes:

@@ -19,6 +19,7 @@ from bandit_engine._exceptions import StoreError
 from bandit_engine.store._codec import (
     DECISION_COLS,
     REWARD_COLS,
+    config_from_json,
     decision_from_row,
     decision_params,
     decode_state,
@@ -183,7 +184,7 @@ class SQLiteStore(Store):
         rows = self._query(
             "SELECT experiment_id, config, arm_changes FROM experiments ORDER BY ord"
         )
-        return [(r[0], json.loads(r[1]), int(r[2])) for r in rows]
+        return [(r[0], config_from_json(r[1]), int(r[2])) for r in rows]
 
     def upsert_arms(self, rows: Sequence[ArmRow]) -> None:
         with self._tx() as db:

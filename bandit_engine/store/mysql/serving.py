@@ -11,6 +11,7 @@ from typing import Any
 from bandit_engine.store._codec import (
     DECISION_COLS,
     REWARD_COLS,
+    config_from_json,
     decision_from_row,
     decision_params,
     decode_state,
@@ -42,7 +43,7 @@ class ServingMethods(MySQLConnection):
                 c, "SELECT experiment_id, config, arm_changes FROM experiments ORDER BY ord"
             )
         )
-        return [(r[0], json.loads(r[1]), int(r[2])) for r in rows]
+        return [(r[0], config_from_json(r[1]), int(r[2])) for r in rows]
 
     def upsert_arms(self, rows: Sequence[ArmRow]) -> None:
         def op(c: Any) -> None:
