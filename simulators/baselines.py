@@ -10,6 +10,10 @@ exactly as it drives the engine's Thompson-sampling policies (``add_arm``,
   arms by empirical mean (untried arms first).
 - ``UCB1`` (Auer, Cesa-Bianchi & Fischer 2002): empirical mean plus
   ``c * sqrt(log N / n_a)``; untried arms first.
+- ``DiscountedTS`` (Raj & Kalyani 2017, "Taming non-stationary bandits: a
+  Bayesian approach"): Beta-Bernoulli Thompson sampling whose evidence, for
+  every arm, played or not, is discounted by ``gamma`` at every event, so an
+  arm left alone drifts back to its prior and is explored again.
 - ``LinUCB`` (Li, Chu, Langford & Schapire 2010, disjoint): per-arm ridge
   regression, score ``x'theta_a + alpha * sqrt(x' A_a^-1 x)``; it keeps the
   same statistics and Sherman-Morrison updates as ``LinTSDisjoint``;
@@ -17,7 +21,8 @@ exactly as it drives the engine's Thompson-sampling policies (``add_arm``,
 
 Deterministic rankings break ties at random (from the caller's Generator).
 Their propensities are exact: ``first_slot_counts`` draws a multinomial from
-the exact first-slot probabilities.
+the exact first-slot probabilities (``DiscountedTS``, a sampling policy,
+counts the winners of posterior draws instead).
 """
 
 from __future__ import annotations
@@ -31,7 +36,15 @@ import numpy as np
 from bandit_engine import ArmFeatures, InvalidArgument
 from bandit_engine.policies import FloatArray, IntArray, LinTSDisjoint, Policy, Ranking
 
-__all__ = ["BASELINES", "UCB1", "EpsilonGreedy", "LinUCB", "Uniform", "make_baseline"]
+__all__ = [
+    "BASELINES",
+    "UCB1",
+    "DiscountedTS",
+    "EpsilonGreedy",
+    "LinUCB",
+    "Uniform",
+    "make_baseline",
+]
 
 # Scores of untried arms: above any mean of rewards in [0, 1] plus any bonus
 _UNTRIED = 1e12
@@ -175,6 +188,102 @@ class UCB1(_Counting):
         return _argmax_probs(self._index(arms))
 
 
+class DiscountedTS(_Counting):
+    """Discounted Thompson sampling (Raj & Kalyani 2017) for rewards in [0, 1].
+
+    Each arm keeps discounted successes ``S`` and failures ``F``. An event
+    ``(a, r)`` first multiplies every arm's ``S`` and ``F`` by ``gamma``, then
+    adds ``r`` to ``S_a`` and ``1 - r`` to ``F_a``; scores are draws of
+    ``Beta(S + prior_alpha, F + prior_beta)``. The discount runs per event:
+    with one shown arm per round, per round, as in the paper. Evidence
+    older than about ``1 / (1 - gamma)`` events fades, for arms that are not
+    played too. ``gamma = 1`` is Beta-Bernoulli TS.
+    """
+
+    kind = "discounted_ts"
+
+    def __init__(
+        self,
+        dim: int = 1,
+        *,
+        gamma: float = 0.99,
+        prior_alpha: float = 1.0,
+        prior_beta: float = 1.0,
+    ) -> None:
+        super().__init__(dim)
+        if not (0.0 < gamma <= 1.0):
+            raise InvalidArgument(f"gamma={gamma!r} must be in (0, 1]")
+        for name, v in (("prior_alpha", prior_alpha), ("prior_beta", prior_beta)):
+            if not (math.isfinite(v) and v > 0.0):
+                raise InvalidArgument(f"{name}={v!r} must be a positive finite number")
+        self.gamma = float(gamma)
+        self.prior_alpha = float(prior_alpha)
+        self.prior_beta = float(prior_beta)
+        self._s = np.zeros(0)
+        self._f = np.zeros(0)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            **super().params(),
+            "gamma": self.gamma,
+            "prior_alpha": self.prior_alpha,
+            "prior_beta": self.prior_beta,
+        }
+
+    def _grow_arrays(self, capacity: int) -> None:
+        def grown(a: FloatArray) -> FloatArray:
+            out = np.zeros(capacity)
+            m = min(capacity, a.shape[0])
+            out[:m] = a[:m]
+            return out
+
+        self._s = grown(self._s)
+        self._f = grown(self._f)
+
+    def _apply(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None:
+        super()._apply(arms, xs, rewards)
+        n = arms.shape[0]
+        # the fold of n events: S <- gamma^n S + sum_i gamma^(n-1-i) r_i e_(a_i)
+        w = self.gamma ** np.arange(n - 1, -1, -1, dtype=np.float64)
+        self._s *= self.gamma**n
+        self._f *= self.gamma**n
+        np.add.at(self._s, arms, w * rewards)
+        np.add.at(self._f, arms, w * (1.0 - rewards))
+
+    def _ab(self, arms: IntArray) -> tuple[FloatArray, FloatArray]:
+        return self._s[arms] + self.prior_alpha, self._f[arms] + self.prior_beta
+
+    def sample_scores(
+        self, arms: IntArray, x: FloatArray | None, rng: np.random.Generator
+    ) -> FloatArray:
+        a, b = self._ab(arms)
+        return np.asarray(rng.beta(a, b))
+
+    def first_slot_counts(
+        self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator
+    ) -> IntArray:
+        a, b = self._ab(arms)
+        winners = np.argmax(rng.beta(a, b, size=(draws, arms.shape[0])), axis=1)
+        out: IntArray = np.bincount(winners, minlength=arms.shape[0]).astype(np.int64)
+        return out
+
+    def posterior(self, arm: int, x: FloatArray | None = None) -> tuple[float, float]:
+        """Mean and standard deviation of the arm's discounted Beta posterior."""
+        arm = self._check_arm(arm)
+        a = float(self._s[arm]) + self.prior_alpha
+        b = float(self._f[arm]) + self.prior_beta
+        s = a + b
+        return a / s, math.sqrt(a * b / (s * s * (s + 1.0)))
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        n = self._n_arms
+        return {"S": self._s[:n].copy(), "F": self._f[:n].copy()}
+
+    def _load_arrays(self, state: dict[str, np.ndarray], n: int) -> None:
+        self._s[:n] = state["S"]
+        self._f[:n] = state["F"]
+
+
 class LinUCB(LinTSDisjoint):
     """Disjoint LinUCB: ``x'theta_a + alpha * sqrt(x' A_a^-1 x)``, per-arm ridge regression.
 
@@ -222,7 +331,7 @@ class LinUCB(LinTSDisjoint):
 
 
 BASELINES: dict[str, type[Policy]] = {
-    cls.kind: cls for cls in (Uniform, EpsilonGreedy, UCB1, LinUCB)
+    cls.kind: cls for cls in (Uniform, EpsilonGreedy, UCB1, DiscountedTS, LinUCB)
 }
 
 

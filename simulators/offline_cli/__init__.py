@@ -1,10 +1,10 @@
-"""Offline commands of ``python -m simulators``: replay, evaluate, export-log, obd-info.
+"""Offline commands of ``python -m simulators``: replay, evaluate, tune, export-log, obd-info.
 
 ``add_parsers(subparsers)`` registers them on the package CLI; each sets
 ``func(args) -> int``. ``python -m simulators.offline_cli ...`` runs them
 standalone. The parts: ``sources`` (data sources, policy specs),
 ``commands`` (what each command does) and ``output`` (progress, tables,
-JSON).
+JSON); ``tune`` lives in ``simulators.tune``.
 
 Data sources (every command but obd-info takes one):
 
@@ -48,7 +48,9 @@ def _guarded(fn: Any) -> Any:
 
 
 def add_parsers(subparsers: Any) -> None:
-    """Register replay, evaluate, export-log and obd-info on an argparse subparsers object."""
+    """Register replay, evaluate, tune, export-log and obd-info on an argparse subparsers object."""
+    from simulators.tune.command import add_tune_parser  # here: it imports this package
+
     fmt = argparse.RawDescriptionHelpFormatter
 
     p = subparsers.add_parser(
@@ -103,6 +105,8 @@ def add_parsers(subparsers: Any) -> None:
     )
     _add_output(p)
     p.set_defaults(func=_guarded(cmd_replay))
+
+    add_tune_parser(subparsers, _guarded)
 
     p = subparsers.add_parser(
         "export-log",

@@ -25,10 +25,13 @@ of slot ``j`` is ``u < examination[j] * means[order[j]]``, where ``u`` is the
 world's reward uniform for (round, arm) (see ``simulators._simkernels``).
 
 Worlds: ``BernoulliWorld`` (K arms, fixed success rates),
+``SwitchingBernoulliWorld`` (the same with rates that change once),
 ``DestinationsWorld`` (travellers x destinations, logistic click model over
 feature crosses, position bias, drift, arriving arms) and
 ``SupervisedWorld`` (a labelled dataset as a bandit: arms are classes,
-reward 1 for the true label), one module each; ``base`` holds the contract.
+reward 1 for the true label), in their modules; ``base`` holds the contract
+and ``CachedWorld`` (a world's first rounds kept in memory, to replay one
+stream to many contenders cheaply).
 """
 
 from __future__ import annotations
@@ -40,17 +43,24 @@ from typing import Any
 import numpy as np
 
 from bandit_engine import InvalidArgument
-from simulators.worlds.base import Round, World, WorldArm
-from simulators.worlds.bernoulli import BernoulliWorld, bernoulli_kl, lai_robbins_constant
+from simulators.worlds.base import CachedWorld, Round, World, WorldArm
+from simulators.worlds.bernoulli import (
+    BernoulliWorld,
+    SwitchingBernoulliWorld,
+    bernoulli_kl,
+    lai_robbins_constant,
+)
 from simulators.worlds.destinations import DestinationsWorld
 from simulators.worlds.supervised import SupervisedWorld, make_labelled, sklearn_dataset
 
 __all__ = [
     "WORLDS",
     "BernoulliWorld",
+    "CachedWorld",
     "DestinationsWorld",
     "Round",
     "SupervisedWorld",
+    "SwitchingBernoulliWorld",
     "World",
     "WorldArm",
     "bernoulli_kl",
@@ -63,7 +73,7 @@ __all__ = [
 
 
 WORLDS: dict[str, type[World]] = {
-    w.name: w for w in (BernoulliWorld, DestinationsWorld, SupervisedWorld)
+    w.name: w for w in (BernoulliWorld, DestinationsWorld, SupervisedWorld, SwitchingBernoulliWorld)
 }
 
 

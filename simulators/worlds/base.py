@@ -17,7 +17,7 @@ import numpy as np
 from bandit_engine import ArmFeatures, Context, FeatureSpace, InvalidArgument
 from bandit_engine.policies import FloatArray, IntArray
 
-__all__ = ["Round", "World", "WorldArm"]
+__all__ = ["CachedWorld", "Round", "World", "WorldArm"]
 
 _CHUNK = 1024  # rounds of contexts drawn at once (fixed: a stream's prefix never changes)
 
@@ -170,3 +170,45 @@ class World(ABC):
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """The world's parameters, JSON-ready."""
+
+
+class CachedWorld(World):
+    """The first ``n`` rounds of another world, built once and kept in memory.
+
+    Runs that replay one stream many times (several contenders on the same
+    world and seed) then pay for building each round once: ``rounds(m)``
+    for ``m <= n`` yields the very ``Round`` objects of ``world.rounds(n)``.
+    Arms, feature space, eligibility and description are the wrapped world's.
+    """
+
+    name = "cached"
+
+    def __init__(self, world: World, n: int) -> None:
+        self.world = world
+        self.space = world.space
+        self._arms = [world.arm(i) for i in range(world.n_arms)]
+        self._cached = list(world.rounds(n))
+        self._stream_seed = 0  # unused: rounds come from the cache
+
+    def rounds(self, n: int) -> Iterator[Round]:
+        if not isinstance(n, int) or not 1 <= n <= len(self._cached):
+            raise InvalidArgument(
+                f"rounds={n!r} must be a positive integer of at most {len(self._cached)} "
+                "(the rounds this cache holds)"
+            )
+        return iter(self._cached[:n])
+
+    def reward_key(self) -> int:
+        return self.world.reward_key()
+
+    def _round(self, t: int, chunk: Any, i: int, key: int) -> Round:
+        return self._cached[t]
+
+    def min_eligible(self) -> int:
+        return self.world.min_eligible()
+
+    def regret_lower_bound(self, t: FloatArray, k: int) -> FloatArray | None:
+        return self.world.regret_lower_bound(t, k)
+
+    def describe(self) -> dict[str, Any]:
+        return self.world.describe()

@@ -1,4 +1,5 @@
-"""``BernoulliWorld``: K arms with fixed success rates, and the Lai-Robbins bound."""
+"""``BernoulliWorld``: K arms with fixed success rates, and the Lai-Robbins bound;
+``SwitchingBernoulliWorld``: the same arms with rates that change once."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from bandit_engine.policies import FloatArray
 from simulators._simkernels import reward_uniforms
 from simulators.worlds.base import Round, World, WorldArm
 
-__all__ = ["BernoulliWorld", "bernoulli_kl", "lai_robbins_constant"]
+__all__ = ["BernoulliWorld", "SwitchingBernoulliWorld", "bernoulli_kl", "lai_robbins_constant"]
 
 
 def bernoulli_kl(p: float, q: float) -> float:
@@ -47,6 +48,17 @@ def lai_robbins_constant(means: Sequence[float]) -> float:
     return total
 
 
+def _check_probs(name: str, probs: Sequence[float]) -> FloatArray:
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 1 or p.shape[0] < 2:
+        raise InvalidArgument(f"{name}={list(p.ravel())!r} must list at least 2 arms")
+    bad = ~np.isfinite(p) | (p < 0.0) | (p > 1.0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvalidArgument(f"{name}[{i}]={float(p[i])!r} must be in [0, 1]")
+    return p
+
+
 class BernoulliWorld(World):
     """K arms; arm ``a`` pays 1 with probability ``probs[a]``. No context.
 
@@ -71,13 +83,7 @@ class BernoulliWorld(World):
             if not isinstance(n_arms, int) or n_arms < 2:
                 raise InvalidArgument(f"n_arms={n_arms!r} must be an integer >= 2")
             probs = np.linspace(0.1, 0.5, n_arms).tolist()
-        p = np.asarray(probs, dtype=np.float64)
-        if p.ndim != 1 or p.shape[0] < 2:
-            raise InvalidArgument(f"probs={list(p.ravel())!r} must list at least 2 arms")
-        bad = ~np.isfinite(p) | (p < 0.0) | (p > 1.0)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InvalidArgument(f"probs[{i}]={float(p[i])!r} must be in [0, 1]")
+        p = _check_probs("probs", probs)
         self.probs = p
         self.space = FeatureSpace(1)
         self._arms = [WorldArm(f"arm{i}") for i in range(p.shape[0])]
@@ -109,3 +115,63 @@ class BernoulliWorld(World):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "n_arms": int(self.probs.shape[0]), "probs": self.probs.tolist()}
+
+
+class SwitchingBernoulliWorld(World):
+    """Bernoulli arms whose success rates change once (a non-stationary world).
+
+    Arm ``a`` pays 1 with probability ``probs[a]`` before round ``switch_at``
+    and ``probs_after[a]`` from it on. The defaults are an unplayed arm that
+    improves: arm 1 is the worse arm (0.3 against 0.6) until the switch and
+    the better one (0.8) after it, so a policy that stopped playing it must
+    explore again to notice. ``probs_after=(0.3, 0.6)`` swaps the arms. No
+    context (``dim`` 1); every arm is eligible in every round.
+    """
+
+    name = "bernoulli_switch"
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        *,
+        probs: Sequence[float] = (0.6, 0.3),
+        probs_after: Sequence[float] = (0.6, 0.8),
+        switch_at: int = 10_000,
+    ) -> None:
+        before = _check_probs("probs", probs)
+        after = _check_probs("probs_after", probs_after)
+        if after.shape != before.shape:
+            raise InvalidArgument(
+                f"probs_after has {after.shape[0]} arms; probs has {before.shape[0]}"
+            )
+        if not isinstance(switch_at, int) or switch_at < 0:
+            raise InvalidArgument(f"switch_at={switch_at!r} must be a non-negative integer")
+        self.probs = before
+        self.probs_after = after
+        self.switch_at = switch_at
+        self.space = FeatureSpace(1)
+        self._arms = [WorldArm(f"arm{i}") for i in range(before.shape[0])]
+        self._all = np.arange(before.shape[0], dtype=np.int64)
+        self._x = self.space.baseline()
+        self._exam = np.ones(before.shape[0])
+        self._context = Context()
+        self._draw_stream_seed(rng)
+
+    def probs_at(self, t: int) -> FloatArray:
+        """The arms' success rates at round ``t``."""
+        return self.probs if t < self.switch_at else self.probs_after
+
+    def _round(self, t: int, chunk: Any, i: int, key: int) -> Round:
+        return Round(
+            t, self._context, self._x, self._all, self.probs_at(t), self._exam,
+            tuple(range(self._all.shape[0])) if t == 0 else (),
+            reward_uniforms(key, t, self._all),
+        )  # fmt: skip
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "probs": self.probs.tolist(),
+            "probs_after": self.probs_after.tolist(),
+            "switch_at": self.switch_at,
+        }

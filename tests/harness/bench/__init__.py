@@ -7,13 +7,15 @@ Sections (``--only``): ``decide`` (LinTSDisjoint.rank), ``mabwiser`` and ``vw``
 gRPC stack, and the same Recommend in process), ``reuseport`` (several
 server processes on one port), ``feedback`` (the learner against a bare
 Kafka consumer), ``log`` (the embedded log's size and pruning), ``sim`` and
-``replay`` (the simulators' own figures).
+``replay`` (the simulators' own figures), ``learning`` (how well the
+policies learn with their defaults, against peers, a sweep of their
+settings and drifting worlds; the shared model's rank after an update).
 Figures are medians; every ratio is against a peer measured in the same run.
 The optional ``bench`` extra installs the peers (MABWiser, Vowpal Wabbit).
 
 Modules: ``runner`` (command line, table, JSON), ``policy``, ``grpc_bench``
 with ``servers``, ``load``, ``workload``, ``grpc_modes`` and
-``grpc_figures``, ``inproc``, ``feedback``, ``log``, ``echo``.
+``grpc_figures``, ``inproc``, ``feedback``, ``log``, ``echo``, ``learning``.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ SECTIONS = (
     "log",
     "sim",
     "replay",
+    "learning",
 )
 
 #: key -> (comparison, threshold)
@@ -43,6 +44,12 @@ TARGETS: dict[str, tuple[str, float]] = {
     "replay_events_per_s": (">=", 200_000.0),
     "replay_vs_mabwiser": (">=", 450.0),
 }
+try:  # the learning section declares its own targets and descriptions (below)
+    from harness.bench.learning import TARGETS as _LEARNING_TARGETS
+
+    TARGETS.update(_LEARNING_TARGETS)
+except ImportError:  # pragma: no cover - ships with the harness
+    pass
 
 SETTING = "K=100 arms, d=32 features, top-10 ranking"
 
@@ -177,6 +184,12 @@ try:  # the simulators describe their own figures
     DESCRIPTIONS.update(_SIM)
 except ImportError:  # pragma: no cover - simulators ship with the package
     pass
+try:
+    from harness.bench.learning import DESCRIPTIONS as _LEARNING
+
+    DESCRIPTIONS.update(_LEARNING)
+except ImportError:  # pragma: no cover - ships with the harness
+    pass
 
 _UNITS = (
     ("_us", "us"),
@@ -184,6 +197,7 @@ _UNITS = (
     ("_qps", "1/s"),
     ("per_s", "1/s"),
     ("_vs_", "x"),
+    ("learning_", "reward"),  # mean reward per round of a contender on a world
     ("_util", "cores"),
     ("_share", "fraction"),
     ("_events", "events"),
@@ -352,6 +366,12 @@ def main(argv: list[str] | None = None) -> int:
         from simulators import offline_bench
 
         timed("replay", lambda: offline_bench.run(args.quick))
+    if "learning" in sections:
+        from harness.bench.learning import LearningBench
+
+        lb = LearningBench(args.quick)
+        timed("learning", lb.run)
+        meta["learning"] = lb.info
 
     echo_cpu = figures.get("echo_server_cpu_us_pinned")
     decide = figures.get("decide_with_propensity_us")
