@@ -300,7 +300,4 @@ class ExperimentConfig:
             raise InvalidArgument(f"unknown experiment settings {extra!r:.300}")
         if "experiment_id" not in data:
             raise InvalidArgument("experiment settings without an experiment_id")
-        if "exploration" not in data:
-            # stored before ``exploration`` existed: the draws it made then
-            data = {**data, "exploration": 1.0}
         return cls(**data)
