@@ -293,12 +293,13 @@ class LinUCB(LinTSDisjoint):
     """
 
     kind = "lin_ucb"
+    _offset_mean = 0.0  # ridge regression on the rewards as they are (Li et al. 2010)
 
     def __init__(self, dim: int, *, alpha: float = 1.0, prior_precision: float = 1.0) -> None:
         if not (math.isfinite(alpha) and alpha > 0.0):
             raise InvalidArgument(f"alpha={alpha!r} must be a positive finite number")
         # the kernel's score std is noise_scale * sqrt(x'A^-1x): alpha plays that part
-        super().__init__(dim, prior_precision=prior_precision, noise_scale=alpha)
+        super().__init__(dim, prior_precision=prior_precision, noise_scale=alpha, exploration=1.0)
         self.alpha = float(alpha)
 
     def params(self) -> dict[str, Any]:

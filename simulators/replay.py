@@ -186,9 +186,9 @@ def replay_slow(
 
 # --------------------------------------------------------------- fast path
 @njit(**_EXACT)
-def _score(cov, wts, packed, stale, a, x, xq, scale, z):  # type: ignore[no-untyped-def]
+def _score(cov, wts, packed, stale, a, x, xq, scales, z):  # type: ignore[no-untyped-def]
     ensure_packed(cov, packed, stale, a)
-    mu, sd = gauss_arm(cov, wts, packed, a, x, xq, scale)
+    mu, sd = gauss_arm(cov, wts, packed, a, x, xq, scales)
     # numpy's mean + std * z: a product and a sum, each rounded (no FMA here)
     return mu + sd * z
 
@@ -212,7 +212,9 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
     pulls,
     rsum,
     since,
-    scale,
+    noise,
+    scales,
+    prior,
     logistic,
     lam,
     gamma,
@@ -256,13 +258,13 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
         if p < 0:  # the logged arm was not a candidate: it cannot be chosen
             zpos += m
             continue
-        s_a = _score(cov, wts, packed, stale, a, x, xq, scale, z[zpos + p])
+        s_a = _score(cov, wts, packed, stale, a, x, xq, scales, z[zpos + p])
         win = True
         hp = -1
         if hint >= 0 and hint != a:
             hp = hint if use_all and hint < m else (-1 if use_all else _find(cidx, lo, m, hint))
             if hp >= 0:
-                s = _score(cov, wts, packed, stale, hint, x, xq, scale, z[zpos + hp])
+                s = _score(cov, wts, packed, stale, hint, x, xq, scales, z[zpos + hp])
                 # top_k keeps the first of equal scores: a lower position wins ties
                 if s > s_a or (hp < p and s == s_a):
                     win = False
@@ -271,7 +273,7 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
                 if j == p or j == hp:
                     continue
                 arm = j if use_all else cidx[lo + j]
-                s = _score(cov, wts, packed, stale, arm, x, xq, scale, z[zpos + j])
+                s = _score(cov, wts, packed, stale, arm, x, xq, scales, z[zpos + j])
                 if s > s_a or (j < p and s == s_a):
                     win = False
                     hint = arm
@@ -289,8 +291,8 @@ def _replay_chunk(  # type: ignore[no-untyped-def]
                         refresh_every)
                 else:
                     ok = lin_update_one(
-                        prec, center, cov, wts, stale, pulls, rsum, since, a, x, rewards[t], lam,
-                        gamma, refresh_every)
+                        prec, center, cov, wts, stale, pulls, rsum, since, noise, scales, a, x,
+                        rewards[t], lam, gamma, refresh_every, prior)
                 # fmt: on
                 if not ok:
                     return n_matched, -(t + 1), hint
@@ -329,6 +331,11 @@ def _replay_fast(
     hint = -1
     logistic = isinstance(policy, LogisticTS)
     arr = policy.arrays()
+    # the linear model's noise sums and prior (unused by the logistic one)
+    if isinstance(policy, LinTSDisjoint):
+        noise, prior = policy.noise_arrays()
+    else:
+        noise, prior = np.zeros((1, 2)), np.zeros(5)
     t0 = time.perf_counter()
     for row0 in range(0, log.n, chunk):
         row1 = min(log.n, row0 + chunk)
@@ -343,7 +350,9 @@ def _replay_fast(
             arr.pulls,
             arr.reward_sum,
             arr.since_refresh,
-            arr.scale,
+            noise,
+            arr.scales,
+            prior,
             logistic,
             policy.prior_precision,
             policy.decay,

@@ -66,17 +66,34 @@ def disjoint_stats(
     rewards: np.ndarray,
     lam: float,
     gamma: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-arm A, b, and the magnitude sum |w r| |x| of each b (for tolerances)."""
+    center: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-arm A, b over the rewards centred on ``center``, the magnitude
+    sum |w r| |x| of each b (for tolerances), and the noise sums
+    [sum w (r - center)^2, sum w] of each arm."""
     w = discount_weights(arms, gamma)
+    rc = rewards - center
     a_all = np.empty((n_arms, dim, dim))
     b_all = np.empty((n_arms, dim))
     b_scale = np.zeros(n_arms)
+    noise = np.zeros((n_arms, 2))
     for a in range(n_arms):
         sel = arms == a
-        a_all[a], b_all[a] = linear_stats(xs[sel].reshape(-1, dim), rewards[sel], w[sel], lam)
-        b_scale[a] = np.sum(np.abs(w[sel] * rewards[sel]) * np.linalg.norm(xs[sel], axis=1))
-    return a_all, b_all, b_scale
+        a_all[a], b_all[a] = linear_stats(xs[sel].reshape(-1, dim), rc[sel], w[sel], lam)
+        b_scale[a] = np.sum(np.abs(w[sel] * rc[sel]) * np.linalg.norm(xs[sel], axis=1))
+        noise[a] = np.sum(w[sel] * rc[sel] ** 2), np.sum(w[sel])
+    return a_all, b_all, b_scale, noise
+
+
+def nig_noise_var(
+    a_mat: np.ndarray, b: np.ndarray, noise: np.ndarray, a0: float, sigma0: float
+) -> float:
+    """The noise variance of the normal-inverse-gamma posterior's predictive t:
+    b_n / (a_n - 1) with a_n = a0 + n/2, b_n = (a0 - 1) sigma0^2 + (sum r^2 - b'A^-1 b)/2."""
+    sse = max(float(noise[0] - b @ np.linalg.solve(a_mat, b)), 0.0)
+    b_n = (a0 - 1.0) * sigma0**2 + 0.5 * sse
+    a_n = a0 + 0.5 * float(noise[1])
+    return b_n / (a_n - 1.0)
 
 
 def shared_stats(

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bandit_engine import Context, Engine, ExperimentConfig, InvalidArgument, NotFound
+from bandit_engine.policies import PRIOR_MEAN
 from bandit_engine.store import SQLiteStore
 
 
@@ -109,7 +110,8 @@ def test_posterior_equals_closed_form_over_applied_events(tmp_path: Path) -> Non
     for i in range(5):
         rows = [(x, r) for a, x, r in applied if a == f"arm{i}"]
         a_ref = np.eye(6) + sum((np.outer(x, x) for x, _ in rows), np.zeros((6, 6)))
-        b_ref = sum((x * (r / 5.0) for x, r in rows), np.zeros(6))
+        # lin_ts_disjoint learns rewards mapped onto [0, 1] and centred
+        b_ref = sum((x * (r / 5.0 - PRIOR_MEAN) for x, r in rows), np.zeros(6))
         np.testing.assert_allclose(state["A"][i], a_ref, rtol=1e-12)
         np.testing.assert_allclose(state["b"][i], b_ref, rtol=1e-9, atol=1e-12)
     e.close()

@@ -17,6 +17,7 @@ from services import wait_until_learned_to_the_end
 
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
+from bandit_engine.policies import PRIOR_MEAN
 from bandit_engine.server import ServerSettings, create_server, stop_server
 from bandit_engine.store import MySQLStore
 from bandit_engine.stream import KafkaEventLog, KafkaSettings
@@ -60,7 +61,7 @@ def closed_form(events: list[tuple[int, np.ndarray, float]], n_arms: int, d: int
     b = np.zeros((n_arms, d))
     for slot, x, r in events:
         a[slot] += np.outer(x, x)
-        b[slot] += r * x
+        b[slot] += (r - PRIOR_MEAN) * x  # lin_ts_disjoint learns centred rewards
     return a, b
 
 

@@ -28,6 +28,7 @@ from services import wait_until_learned_to_the_end
 
 from bandit_engine import ExperimentConfig
 from bandit_engine._proto.bandit.v1 import log_pb2
+from bandit_engine.policies import PRIOR_MEAN
 from bandit_engine.store import ArmRow, MySQLStore, parse_dsn
 from bandit_engine.stream import KafkaSettings, ensure_topics
 
@@ -212,7 +213,7 @@ def check(dsn: str, settings: KafkaSettings, stream: Stream, timeout: float) -> 
     b = np.zeros((len(ARMS), DIM))
     for slot, x, r in stream.valid:
         a[slot] += np.outer(x, x)
-        b[slot] += r * x
+        b[slot] += (r - PRIOR_MEAN) * x  # lin_ts_disjoint learns centred rewards
     np.testing.assert_allclose(snap.state["A"], a, rtol=1e-9)
     np.testing.assert_allclose(snap.state["b"], b, rtol=1e-9, atol=1e-9)
     assert int(snap.state["pulls"].sum()) == len(stream.valid)

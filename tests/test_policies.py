@@ -21,6 +21,9 @@ from bandit_engine import InvalidArgument
 from bandit_engine.features import ArmFeatures
 from bandit_engine.policies import (
     MAX_ABS_FEATURE,
+    NOISE_PRIOR_SHAPE,
+    NOISE_PRIOR_STD,
+    PRIOR_MEAN,
     BetaTS,
     LinTSDisjoint,
     LinTSShared,
@@ -48,7 +51,8 @@ class Config:
     a0: float = 1.0  # Beta prior
     b0: float = 1.0
     gamma: float = 1.0  # decay
-    noise: float = 0.25  # noise scale (linear models)
+    noise: float | None = 0.25  # noise scale (linear models); None: learned (lin_ts_disjoint)
+    expl: float = 1.0  # exploration (lin_ts_disjoint, logistic_ts)
 
 
 @dataclass
@@ -78,14 +82,21 @@ def build(kind: str, n_arms: int, dim: int, cfg: Config | None = None, **extra: 
         p = BetaTS(dim, prior_alpha=cfg.a0, prior_beta=cfg.b0, decay=cfg.gamma, **extra)
     elif kind == "lin_ts_disjoint":
         p = LinTSDisjoint(
-            dim, prior_precision=cfg.lam, noise_scale=cfg.noise, decay=cfg.gamma, **extra
+            dim,
+            prior_precision=cfg.lam,
+            noise_scale=cfg.noise,
+            exploration=cfg.expl,
+            decay=cfg.gamma,
+            **extra,
         )
     elif kind == "lin_ts_shared":
         p = LinTSShared(
-            dim, prior_precision=cfg.lam, noise_scale=cfg.noise, decay=cfg.gamma, **extra
+            dim, prior_precision=cfg.lam, noise_scale=cfg.noise or 0.25, decay=cfg.gamma, **extra
         )
     else:
-        p = LogisticTS(dim, prior_precision=cfg.lam, decay=cfg.gamma, **extra)
+        p = LogisticTS(
+            dim, prior_precision=cfg.lam, exploration=cfg.expl, decay=cfg.gamma, **extra
+        )
     for i in range(n_arms):
         assert p.add_arm(arm_features(i) if kind == "lin_ts_shared" else None) == i
     return p
@@ -177,7 +188,8 @@ def configs(draw: st.DrawFn, decay: bool = True) -> Config:
         a0=draw(finite(0.5, 5.0)),
         b0=draw(finite(0.5, 5.0)),
         gamma=draw(st.just(1.0) | finite(0.5, 1.0)) if decay else 1.0,
-        noise=draw(finite(0.05, 2.0)),
+        noise=draw(st.none() | finite(0.05, 2.0)),
+        expl=draw(st.just(1.0) | finite(0.1, 2.0)),
     )
 
 
@@ -193,8 +205,8 @@ def reference_state(kind: str, p: Policy, ev: Events, cfg: Config) -> dict[str, 
             ev.n_arms, ev.arms, ev.rewards, cfg.a0, cfg.b0, cfg.gamma
         )
     elif kind == "lin_ts_disjoint":
-        out["A"], out["b"], out["b_scale"] = ref.disjoint_stats(
-            ev.n_arms, ev.dim, ev.arms, ev.xs, ev.rewards, cfg.lam, cfg.gamma
+        out["A"], out["b"], out["b_scale"], out["noise"] = ref.disjoint_stats(
+            ev.n_arms, ev.dim, ev.arms, ev.xs, ev.rewards, cfg.lam, cfg.gamma, PRIOR_MEAN
         )
     elif kind == "lin_ts_shared":
         assert isinstance(p, LinTSShared)
@@ -205,6 +217,15 @@ def reference_state(kind: str, p: Policy, ev: Events, cfg: Config) -> dict[str, 
         lap = ref.laplace_fold(ev.n_arms, ev.dim, ev.arms, ev.xs, ev.rewards, cfg.lam, cfg.gamma)
         out["P"], out["m"], out["m_scale"] = lap.P, lap.m, lap.m_scale
     return out
+
+
+def linear_noise_var(r: dict[str, Any], arm: int, cfg: Config) -> float:
+    """sigma_a^2 of ``lin_ts_disjoint``: fixed, or learned (normal-inverse-gamma)."""
+    if cfg.noise is not None:
+        return cfg.noise**2
+    return ref.nig_noise_var(
+        r["A"][arm], r["b"][arm], r["noise"][arm], NOISE_PRIOR_SHAPE, NOISE_PRIOR_STD
+    )
 
 
 def check_against_reference(
@@ -221,6 +242,7 @@ def check_against_reference(
         elif kind == "lin_ts_disjoint":
             assert_rel(sd["A"][arm], r["A"][arm], tol=tol, what="A")
             assert_rel(sd["b"][arm], r["b"][arm], scale=r["b_scale"][arm], tol=tol, what="b")
+            assert_rel(sd["noise"][arm], r["noise"][arm], tol=tol, what="noise sums")
         elif kind == "logistic_ts":
             assert_rel(sd["P"][arm], r["P"][arm], tol=tol, what="P")
             assert_rel(sd["m"][arm], r["m"][arm], scale=r["m_scale"][arm], tol=tol, what="m")
@@ -240,17 +262,20 @@ def check_against_reference(
             if kind == "lin_ts_shared":
                 assert isinstance(p, LinTSShared)
                 z = p.joint(np.array([arm], dtype=np.int64), x)[0]
-                a_mat, center, v, is_b = r["A"], r["b"], cfg.noise, True
+                a_mat, center, v, is_b = r["A"], r["b"], cfg.noise or 0.25, True
                 center_scale = max(float(np.linalg.norm(r["b"])), r["b_scale"])
             elif kind == "lin_ts_disjoint":
                 z = x
-                a_mat, center, v, is_b = r["A"][arm], r["b"][arm], cfg.noise, True
+                a_mat, center, is_b = r["A"][arm], r["b"][arm], True
+                v = cfg.expl * math.sqrt(linear_noise_var(r, arm, cfg))
                 center_scale = max(float(np.linalg.norm(r["b"][arm])), r["b_scale"][arm])
             else:
                 z = x
-                a_mat, center, v, is_b = r["P"][arm], r["m"][arm], 1.0, False
+                a_mat, center, v, is_b = r["P"][arm], r["m"][arm], cfg.expl, False
                 center_scale = max(float(np.linalg.norm(r["m"][arm])), r["m_scale"][arm])
             em, es = ref.gauss_score(a_mat, center, z, v, is_b)
+            if kind == "lin_ts_disjoint":
+                em += PRIOR_MEAN
             inv_norm = float(np.linalg.norm(np.linalg.inv(a_mat), 2))
             znorm = float(np.linalg.norm(z))
             # error bounds: |z| |A^-1| |b| for the mean, v^2 |z|^2 |A^-1| for the variance
@@ -327,8 +352,14 @@ def test_prior_posterior(kind: str) -> None:
         assert std == pytest.approx(0.5 * np.linalg.norm(phi) / 2.0, rel=1e-12)
     else:
         scale = 1.0 if kind == "logistic_ts" else 0.5
-        assert mean == 0.0
+        assert mean == (PRIOR_MEAN if kind == "lin_ts_disjoint" else 0.0)
         assert std == pytest.approx(scale * 3.0 / 2.0, rel=1e-12)  # v |x| / sqrt(lam)
+    if kind == "lin_ts_disjoint":
+        # the learned noise scale starts at its prior guess, times the exploration
+        learned = build(kind, 2, 3, Config(lam=4.0, noise=None, expl=0.7))
+        mean, std = learned.posterior(1, x)
+        assert mean == PRIOR_MEAN
+        assert std == pytest.approx(0.7 * NOISE_PRIOR_STD * 3.0 / 2.0, rel=1e-12)
 
 
 # ------------------------------------------------ 2. batching and ordering
@@ -406,11 +437,15 @@ def test_decay_forgets() -> None:
     """With gamma < 1 old events weigh gamma^k: hand-computed two-event case."""
     p = LinTSDisjoint(1, prior_precision=1.0, decay=0.5)
     p.add_arm()
-    p.update(0, np.array([2.0]), 1.0)  # A = 1 + 4 = 5, b = 2
-    p.update(0, np.array([1.0]), 0.0)  # A = 1 + 0.5*(5-1) + 1 = 4, b = 0.5*2 = 1
+    # rewards centred on PRIOR_MEAN = 0.5: +0.5 and -0.5
+    p.update(0, np.array([2.0]), 1.0)  # A = 1 + 4 = 5, b = 2*0.5 = 1
+    p.update(0, np.array([1.0]), 0.0)  # A = 1 + 0.5*(5-1) + 1 = 4, b = 0.5*1 - 0.5 = 0
     sd = p.state_dict()
+    assert PRIOR_MEAN == 0.5
     assert sd["A"][0, 0, 0] == pytest.approx(4.0, rel=1e-15)
-    assert sd["b"][0, 0] == pytest.approx(1.0, rel=1e-15)
+    assert sd["b"][0, 0] == pytest.approx(0.0, abs=1e-15)
+    # noise sums: 0.5 * 0.25 + 0.25, and 0.5 * 1 + 1
+    assert sd["noise"][0] == pytest.approx([0.375, 1.5], rel=1e-15)
     b = BetaTS(prior_alpha=1.0, prior_beta=1.0, decay=0.5)
     b.add_arm()
     b.update(0, None, 1.0)  # alpha 2, beta 1

@@ -198,3 +198,22 @@ def test_kafka_mode_refresh_sets_a_new_bad_experiment_aside(
         e.get_experiment("bad")
     assert list(e.experiments()) == ["good"]
     e.close()
+
+
+def test_a_config_stored_before_exploration_keeps_its_draws(tmp_path: Path) -> None:
+    """A lin_ts_disjoint config written before ``exploration`` and the learned
+    noise scale existed (``noise_scale`` 0.25, no ``exploration``) loads with
+    exploration 1.0: its draws keep the spread they had."""
+    old = {k: v for k, v in GOOD.to_dict().items() if k != "exploration"}
+    old["noise_scale"] = 0.25
+    store = SQLiteStore(tmp_path / "state.db")
+    store.create_experiment("good", old, 0.0)
+    store.close()
+    engine = Engine(SQLiteStore(tmp_path / "state.db"), seed=0)
+    try:
+        cfg = engine.get_experiment("good").config
+        assert (cfg.noise_scale, cfg.exploration) == (0.25, 1.0)
+        fresh = ExperimentConfig("new", dim=3)
+        assert (fresh.noise_scale, fresh.exploration) == (None, 0.5)
+    finally:
+        engine.close()

@@ -50,32 +50,33 @@ def test_a_clearly_better_setting_ranks_first_and_is_recommended(
     uniform_log: tuple[BanditLog, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     log, path = uniform_log
-    args = ["--log", str(path), "--policy", "lin_ts_disjoint:noise_scale=5"]
-    args += ["--grid", "noise_scale=0.05,5", "--mode", "fixed", "--n-boot", "400", "--quiet"]
+    # at the default exploration 0.5, the draws' scales are 0.05 and 5
+    args = ["--log", str(path), "--policy", "lin_ts_disjoint:noise_scale=10"]
+    args += ["--grid", "noise_scale=0.1,10", "--mode", "fixed", "--n-boot", "400", "--quiet"]
     code, out, _ = _tune(capsys, *args, "--json")
     assert code == 0
     doc = json.loads(out)
-    good, bad = (_truth(log, {"noise_scale": s}) for s in (0.05, 5.0))
+    good, bad = (_truth(log, {"noise_scale": s}) for s in (0.1, 10.0))
     assert good > bad + 0.1  # the world: noise 5 is close to uniform
     ranked = [(r["grid"]["noise_scale"], r["current"]) for r in doc["results"]]
-    assert ranked == [(0.05, False), (5.0, True)]
+    assert ranked == [(0.1, False), (10.0, True)]
     for r, truth in zip(doc["results"], (good, bad), strict=True):
         for name in ("snips", "dr"):
             e = r["estimates"][name]
             assert e["ci_low"] <= truth <= e["ci_high"], (r["label"], name, e, truth)
         assert "replay" in r["estimates"]  # uniformly logged: replay as well
     rec = doc["recommendation"]
-    assert rec["label"] == "noise_scale=0.05" and rec["verdict"] == "better"
+    assert rec["label"] == "noise_scale=0.1" and rec["verdict"] == "better"
     assert rec["estimate"]["ci_low"] > rec["current"]["estimate"]["ci_high"]
     assert rec["difference"]["ci_low"] > 0
-    assert rec["sentence"].startswith("noise_scale=0.05: ") and rec["sentence"].endswith(": better")
+    assert rec["sentence"].startswith("noise_scale=0.1: ") and rec["sentence"].endswith(": better")
     # the same run as a table: ranked, with the baseline and the recommendation
     code, out, _ = _tune(capsys, *args)
     lines = out.splitlines()
     assert code == 0 and "ranked by snips" in lines[0]
     assert lines[3].startswith("-") and "logged policy (baseline)" in lines[3]
-    assert lines[4].startswith("1") and "noise_scale=0.05 " in lines[4]
-    assert lines[5].startswith("2") and "noise_scale=5 (current)" in lines[5]
+    assert lines[4].startswith("1") and "noise_scale=0.1 " in lines[4]
+    assert lines[5].startswith("2") and "noise_scale=10 (current)" in lines[5]
     assert f"recommendation: {rec['sentence']}" in out
 
 
@@ -108,14 +109,14 @@ def test_the_default_grid_and_progress_on_stderr(
     assert code == 0 and doc["options"]["mode"] == "progressive"
     assert doc["grid"] == {
         "lin_ts_disjoint": {
-            "noise_scale": [0.05, 0.1, 0.25, 0.5, 1.0],
+            "exploration": [0.1, 0.25, 0.5, 1.0],
             "prior_precision": [0.1, 1.0, 10.0],
         }
     }
-    assert len(doc["results"]) == 15 and sum(r["current"] for r in doc["results"]) == 1
+    assert len(doc["results"]) == 12 and sum(r["current"] for r in doc["results"]) == 1
     values = [r["estimates"]["snips"]["value"] for r in doc["results"]]
     assert values == sorted(values, reverse=True)
-    assert "[15/15]" in err and "ranked by snips" in err  # progress goes to stderr
+    assert "[12/12]" in err and "ranked by snips" in err  # progress goes to stderr
     again = _tune(capsys, "--log", str(path), "--n-boot", "50", "--json", "--seed", "3")[1]
     assert json.loads(again)["results"] == [
         {**r, "seconds": json.loads(again)["results"][i]["seconds"]}
@@ -259,6 +260,6 @@ def test_tune_reads_the_kafka_topics(
     assert doc["source"]["name"] == "k" and doc["source"]["rows_rewarded"] == 120
     assert {r["label"] for r in doc["results"]} == {
         "noise_scale=0.1",
-        "noise_scale=0.25",
+        "noise_scale=None",  # the served setting: learned
         "noise_scale=1",
     }

@@ -63,6 +63,7 @@ def run_client(args: argparse.Namespace) -> int:
             "decay",
             "prior_precision",
             "noise_scale",
+            "exploration",
             "prior_alpha",
             "prior_beta",
             "propensity_draws",
@@ -203,7 +204,12 @@ def add_client_commands(sub: Any) -> None:
     c.add_argument("--default-reward", type=float)
     c.add_argument("--decay", type=float)
     c.add_argument("--prior-precision", type=float)
-    c.add_argument("--noise-scale", type=float)
+    c.add_argument(
+        "--noise-scale", type=float, help="fixed noise scale (default: learned per arm)"
+    )
+    c.add_argument(
+        "--exploration", type=float, help="draw spread relative to the posterior's (default 0.5)"
+    )
     c.add_argument("--prior-alpha", type=float)
     c.add_argument("--prior-beta", type=float)
     c.add_argument("--propensity-draws", type=int)

@@ -10,7 +10,13 @@ from typing import Any
 
 from bandit_engine._exceptions import InvalidArgument, ResourceExhausted
 from bandit_engine.features import FeatureSpace
-from bandit_engine.policies import POLICIES, Policy, make_policy
+from bandit_engine.policies import (
+    LIN_EXPLORATION,
+    LOGISTIC_EXPLORATION,
+    POLICIES,
+    Policy,
+    make_policy,
+)
 
 __all__ = ["ExperimentConfig", "GiB", "Limits", "check_id"]
 
@@ -66,8 +72,13 @@ DECAY_RANGE = (0.5, 1.0)
 #: model fed features of magnitude ``MAX_ABS_FEATURE`` loses its prior to
 #: rounding and stops being positive definite.
 PRIOR_PRECISION_RANGE = (1e-3, 1e6)
-#: Range of ``noise_scale`` (v, the posterior scale of the linear models).
+#: Range of ``noise_scale`` (sigma, the noise scale of the linear models).
 NOISE_SCALE_RANGE = (1e-6, 1e6)
+#: ``noise_scale`` of lin_ts_shared when none is given (lin_ts_disjoint: learned).
+SHARED_NOISE_SCALE = 0.25
+#: Range of ``exploration`` (lin_ts_disjoint, logistic_ts), and its defaults.
+EXPLORATION_RANGE = (1e-3, 100.0)
+DEFAULT_EXPLORATION = {"lin_ts_disjoint": LIN_EXPLORATION, "logistic_ts": LOGISTIC_EXPLORATION}
 #: Range of ``prior_alpha`` and ``prior_beta`` (the Beta prior).
 BETA_PRIOR_RANGE = (1e-3, 1e6)
 
@@ -169,7 +180,11 @@ class ExperimentConfig:
     default_reward: float | None = None
     decay: float = 1.0
     prior_precision: float = 1.0
-    noise_scale: float = 0.25
+    #: lin_ts_disjoint: None learns each arm's noise scale; lin_ts_shared: None is 0.25
+    noise_scale: float | None = None
+    #: lin_ts_disjoint and logistic_ts: the draw's spread relative to the
+    #: posterior's; None: the policy's default (``DEFAULT_EXPLORATION``)
+    exploration: float | None = None
     prior_alpha: float = 1.0
     prior_beta: float = 1.0
     propensity_draws: int = 1000
@@ -206,7 +221,14 @@ class ExperimentConfig:
             raise InvalidArgument(f"default_reward={d!r} must lie in [{lo!r}, {hi!r}]")
         _bounded("decay", self.decay, *DECAY_RANGE)
         _bounded("prior_precision", self.prior_precision, *PRIOR_PRECISION_RANGE)
-        _bounded("noise_scale", self.noise_scale, *NOISE_SCALE_RANGE)
+        if self.noise_scale is not None:
+            _bounded("noise_scale", self.noise_scale, *NOISE_SCALE_RANGE)
+        elif self.policy == "lin_ts_shared":
+            object.__setattr__(self, "noise_scale", SHARED_NOISE_SCALE)
+        if self.exploration is not None:
+            _bounded("exploration", self.exploration, *EXPLORATION_RANGE)
+        elif self.policy in DEFAULT_EXPLORATION:
+            object.__setattr__(self, "exploration", DEFAULT_EXPLORATION[self.policy])
         _bounded("prior_alpha", self.prior_alpha, *BETA_PRIOR_RANGE)
         _bounded("prior_beta", self.prior_beta, *BETA_PRIOR_RANGE)
         # the feature layout (dense_dim within dim); FeatureSpace allocates nothing
@@ -232,9 +254,9 @@ class ExperimentConfig:
             # A and its Cholesky factor, b and mu; per arm its hashed features
             return 16 * jd * jd + 16 * jd + n_arms * (16 + 16 * 258)
         # precision and covariance (float64), center and weights, the float32
-        # scoring row (packed_width), counters
+        # scoring row (packed_width), counters, the score scale and noise sums
         packed = d * (d + 1) // 2 + d
-        return n_arms * (16 * d * d + 16 * d + 4 * packed + 33)
+        return n_arms * (16 * d * d + 16 * d + 4 * packed + 33 + 24)
 
     def feature_space(self, max_features: int = 1024) -> FeatureSpace:
         return FeatureSpace(self.dim, self.dense_dim, self.intercept, max_features)
@@ -246,14 +268,16 @@ class ExperimentConfig:
             extra = {"prior_alpha": self.prior_alpha, "prior_beta": self.prior_beta}
         elif self.policy == "logistic_ts":
             extra = {"prior_precision": self.prior_precision}
+            if self.exploration is not None:
+                extra["exploration"] = self.exploration
         elif self.policy == "lin_ts_shared":
-            extra = {
-                "prior_precision": self.prior_precision,
-                "noise_scale": self.noise_scale,
-                "joint_dim": self.joint_dim,
-            }
+            extra = {"prior_precision": self.prior_precision, "joint_dim": self.joint_dim}
+            if self.noise_scale is not None:
+                extra["noise_scale"] = self.noise_scale
         else:
             extra = {"prior_precision": self.prior_precision, "noise_scale": self.noise_scale}
+            if self.exploration is not None:
+                extra["exploration"] = self.exploration
         return make_policy(self.policy, **common, **extra)
 
     def normalise_reward(self, reward: float) -> float:

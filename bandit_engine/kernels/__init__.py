@@ -69,8 +69,14 @@ from bandit_engine.kernels.shared import (
     shared_update_batch,
 )
 from bandit_engine.kernels.updates import (
+    NOISE_A0,
+    NOISE_B0,
+    NOISE_CENTER,
+    NOISE_EXPLORATION,
+    NOISE_FIXED,
     beta_update_batch,
     laplace_step,
+    lin_noise_scale,
     lin_update_batch,
     lin_update_one,
     logistic_update_batch,
@@ -80,6 +86,11 @@ from bandit_engine.kernels.updates import (
 
 __all__ = [
     "JOURNAL_META",
+    "NOISE_A0",
+    "NOISE_B0",
+    "NOISE_CENTER",
+    "NOISE_EXPLORATION",
+    "NOISE_FIXED",
     "TABLE_MAX_ABS",
     "argmax_counts",
     "beta_first_counts",
@@ -106,6 +117,7 @@ __all__ = [
     "joint_matrix",
     "journal_put",
     "laplace_step",
+    "lin_noise_scale",
     "lin_update_batch",
     "lin_update_one",
     "logistic_update_batch",

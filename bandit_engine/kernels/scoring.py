@@ -126,8 +126,8 @@ def quad_form(cov, a, x):  # type: ignore[no-untyped-def]
 
 
 @njit(**JIT_SCORE)
-def gauss_arm(cov, w, packed, a, x, xq, scale):  # type: ignore[no-untyped-def]
-    """Mean w_a'x and std scale*sqrt(x' C_a x) of arm ``a``'s score at ``x``.
+def gauss_arm(cov, w, packed, a, x, xq, scales):  # type: ignore[no-untyped-def]
+    """Mean w_a'x and std scales[a]*sqrt(x' C_a x) of arm ``a``'s score at ``x``.
 
     The arm's packed row must be fresh (``ensure_packed``, before the call).
     """
@@ -152,12 +152,12 @@ def gauss_arm(cov, w, packed, a, x, xq, scale):  # type: ignore[no-untyped-def]
     bound = float(b32) * float(b32)
     if not var > _F32_GUARD * bound:
         var = quad_form(cov, a, x)
-    std = scale * math.sqrt(var) if var > 0.0 else 0.0
+    std = scales[a] * math.sqrt(var) if var > 0.0 else 0.0
     return mu, std
 
 
 @njit(**JIT_SCORE)
-def gauss_mean_std(cov, w, packed, arms, x, scale):  # type: ignore[no-untyped-def]
+def gauss_mean_std(cov, w, packed, arms, x, scales):  # type: ignore[no-untyped-def]
     """``gauss_arm`` for each arm in ``arms`` (rows made fresh by ``ensure_packed_all``).
 
     The same arithmetic as ``gauss_arm``, written out in the loop: a call per
@@ -191,12 +191,12 @@ def gauss_mean_std(cov, w, packed, arms, x, scale):  # type: ignore[no-untyped-d
         if not var > _F32_GUARD * bound:
             var = quad_form(cov, a, x)
         mean[j] = mu
-        std[j] = scale * math.sqrt(var) if var > 0.0 else 0.0
+        std[j] = scales[a] * math.sqrt(var) if var > 0.0 else 0.0
     return mean, std
 
 
 @njit(**JIT_SCORE)
-def gauss_mean_std_exact(cov, w, arms, x, scale):  # type: ignore[no-untyped-def]
+def gauss_mean_std_exact(cov, w, arms, x, scales):  # type: ignore[no-untyped-def]
     """Mean and std of each arm's score in float64 from C itself (a full
     mat-vec per arm): the posterior summary, where ``gauss_mean_std`` is the
     Thompson draw's fast path."""
@@ -211,14 +211,14 @@ def gauss_mean_std_exact(cov, w, arms, x, scale):  # type: ignore[no-untyped-def
             mu += w[a, i] * x[i]
         var = quad_form(cov, a, x)
         mean[j] = mu
-        std[j] = scale * math.sqrt(var) if var > 0.0 else 0.0
+        std[j] = scales[a] * math.sqrt(var) if var > 0.0 else 0.0
     return mean, std
 
 
 @njit(**JIT_SCORE)
-def gauss_sample_top_k(cov, w, packed, arms, x, scale, z, k):  # type: ignore[no-untyped-def]
+def gauss_sample_top_k(cov, w, packed, arms, x, scales, z, k):  # type: ignore[no-untyped-def]
     """Thompson draw mean + std * z for each arm, then the top ``k``, in one call."""
-    mean, std = gauss_mean_std(cov, w, packed, arms, x, scale)
+    mean, std = gauss_mean_std(cov, w, packed, arms, x, scales)
     scores = np.empty(arms.shape[0])
     for j in range(arms.shape[0]):
         scores[j] = mean[j] + std[j] * z[j]
@@ -226,7 +226,7 @@ def gauss_sample_top_k(cov, w, packed, arms, x, scale, z, k):  # type: ignore[no
 
 
 @njit(**JIT_SCORE_GIL)
-def gauss_rank(cov, w, packed, stale, arms, x, scale, zbuf, zpos, k, n_arms, max_abs):  # type: ignore[no-untyped-def]
+def gauss_rank(cov, w, packed, stale, arms, x, scales, zbuf, zpos, k, n_arms, max_abs):  # type: ignore[no-untyped-def]
     """``rank`` in one call that holds the GIL: the value checks
     (``first_bad_input``), repack stale rows, the Thompson draw with the
     normals ``zbuf[zpos:]``, its top ``k``. Returns (order, scores of the
@@ -236,12 +236,12 @@ def gauss_rank(cov, w, packed, stale, arms, x, scale, zbuf, zpos, k, n_arms, max
         return np.empty(0, dtype=np.int64), np.empty(0)
     ensure_packed_all(cov, packed, stale, arms)
     z = zbuf[zpos : zpos + arms.shape[0]]
-    _, _, scores, order = gauss_sample_top_k(cov, w, packed, arms, x, scale, z, k)
+    _, _, scores, order = gauss_sample_top_k(cov, w, packed, arms, x, scales, z, k)
     return order, scores[order]
 
 
 @njit(**JIT_SCORE_GIL)
-def gauss_decide(cov, w, packed, stale, arms, x, scale, z, k, table, offset, draws):  # type: ignore[no-untyped-def]
+def gauss_decide(cov, w, packed, stale, arms, x, scales, z, k, table, offset, draws):  # type: ignore[no-untyped-def]
     """What a Recommend computes, in one call that holds the GIL: repack stale
     rows (``ensure_packed_all``), the Thompson draw and its top ``k``
     (``gauss_sample_top_k``), the first-slot counts (``first_slot_counts_gauss``).
@@ -250,6 +250,6 @@ def gauss_decide(cov, w, packed, stale, arms, x, scale, z, k, table, offset, dra
     kernels give when called one after the other.
     """
     ensure_packed_all(cov, packed, stale, arms)
-    mean, std, scores, order = gauss_sample_top_k(cov, w, packed, arms, x, scale, z, k)
+    mean, std, scores, order = gauss_sample_top_k(cov, w, packed, arms, x, scales, z, k)
     counts = first_slot_counts_gauss(mean, std, table, offset, draws)
     return order, scores[order], counts

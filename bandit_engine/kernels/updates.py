@@ -12,8 +12,14 @@ from bandit_engine.kernels._jit import JIT
 from bandit_engine.kernels.linalg import spd_inverse
 
 __all__ = [
+    "NOISE_A0",
+    "NOISE_B0",
+    "NOISE_CENTER",
+    "NOISE_EXPLORATION",
+    "NOISE_FIXED",
     "beta_update_batch",
     "laplace_step",
+    "lin_noise_scale",
     "lin_update_batch",
     "lin_update_one",
     "logistic_update_batch",
@@ -55,37 +61,99 @@ def _refresh(a_mat, ainv_out):  # type: ignore[no-untyped-def]
     return ok
 
 
+#: ``noise_prior`` of the linear model: [a0, b0, exploration, fixed noise
+#: scale (0: learned), prior mean of a reward] (``LinTSDisjoint``).
+NOISE_A0, NOISE_B0, NOISE_EXPLORATION, NOISE_FIXED, NOISE_CENTER = 0, 1, 2, 3, 4
+
+
+@njit(**JIT)
+def lin_noise_scale(b_all, theta, noise, scales, arm, prior):  # type: ignore[no-untyped-def]
+    """The score scale of arm ``arm``: exploration * sigma_a, where sigma_a is
+    the fixed noise scale, or the one learned from the arm's rewards.
+
+    Learned: the normal-inverse-gamma posterior of the noise variance
+    (Riquelme, Tucker & Snoek 2018), a_n = a0 + n/2 and
+    b_n = b0 + (sum r^2 - b' A^-1 b) / 2 over the centred, discounted rewards
+    (``noise[arm]`` = [sum r^2, n]); sigma_a^2 = b_n / (a_n - 1), the variance
+    of the posterior predictive Student t, so that a Gaussian draw with it
+    has the t's spread.
+    """
+    expl = prior[NOISE_EXPLORATION]
+    fixed = prior[NOISE_FIXED]
+    if fixed > 0.0:
+        scales[arm] = expl * fixed
+        return
+    fit = 0.0
+    for i in range(b_all.shape[1]):
+        fit += b_all[arm, i] * theta[arm, i]
+    sse = noise[arm, 0] - fit
+    if not sse > 0.0:
+        sse = 0.0
+    bn = prior[NOISE_B0] + 0.5 * sse
+    an = prior[NOISE_A0] + 0.5 * noise[arm, 1]
+    scales[arm] = expl * math.sqrt(bn / (an - 1.0))
+
+
 @njit(**JIT)
 def lin_update_one(
-    a_all, b_all, ainv_all, theta, stale, pulls, rsum, since, arm, x, r, lam, gamma, refresh_every
+    a_all,
+    b_all,
+    ainv_all,
+    theta,
+    stale,
+    pulls,
+    rsum,
+    since,
+    noise,
+    scales,
+    arm,
+    x,
+    r,
+    lam,
+    gamma,
+    refresh_every,
+    prior,
 ):  # type: ignore[no-untyped-def]
     """Apply one event to arm ``arm`` of a disjoint linear model; False if A lost SPD.
 
-    Updates the statistics (A, b), the cached inverse and the cached
-    posterior mean theta = A^-1 b, and marks the packed scoring row stale.
+    Updates the statistics (A, b over rewards centred on
+    ``prior[NOISE_CENTER]``, and the noise sums), the cached inverse, the
+    cached posterior mean theta = A^-1 b and the arm's score scale, and marks
+    the packed scoring row stale.
     """
-    ok = _lin_step(a_all, b_all, ainv_all, pulls, rsum, since, arm, x, r, lam, gamma, refresh_every)
+    ok = _lin_step(
+        a_all, b_all, ainv_all, pulls, rsum, since, noise, arm, x, r, lam, gamma, refresh_every,
+        prior[NOISE_CENTER],
+    )  # fmt: skip
     if ok:
         refresh_theta(ainv_all, b_all, theta, arm)
+        lin_noise_scale(b_all, theta, noise, scales, arm, prior)
         stale[arm] = 1  # the packed row: repacked by the next draw that scores it
     return ok
 
 
 @njit(**JIT)
-def _lin_step(a_all, b_all, ainv_all, pulls, rsum, since, arm, x, r, lam, gamma, refresh_every):  # type: ignore[no-untyped-def]
+def _lin_step(
+    a_all, b_all, ainv_all, pulls, rsum, since, noise, arm, x, r, lam, gamma, refresh_every, center
+):  # type: ignore[no-untyped-def]
     d = x.shape[0]
     a_mat = a_all[arm]
     b = b_all[arm]
     ainv = ainv_all[arm]
+    rc = r - center
     if gamma != 1.0:
         _decay_precision(a_mat, b, lam, gamma)
         for i in range(d):
             b[i] *= gamma
+        noise[arm, 0] *= gamma
+        noise[arm, 1] *= gamma
     for i in range(d):
         xi = x[i]
         for j in range(d):
             a_mat[i, j] += xi * x[j]
-        b[i] += r * xi
+        b[i] += rc * xi
+    noise[arm, 0] += rc * rc
+    noise[arm, 1] += 1.0
     pulls[arm] += 1
     rsum[arm] += r
     since[arm] += 1
@@ -128,12 +196,15 @@ def lin_update_batch(
     pulls,
     rsum,
     since,
+    noise,
+    scales,
     arms,
     xs,
     rs,
     lam,
     gamma,
     refresh_every,
+    prior,
 ):  # type: ignore[no-untyped-def]
     """Apply events in order; returns how many applied before any failure."""
     for i in range(arms.shape[0]):
@@ -146,12 +217,15 @@ def lin_update_batch(
             pulls,
             rsum,
             since,
+            noise,
+            scales,
             arms[i],
             xs[i],
             rs[i],
             lam,
             gamma,
             refresh_every,
+            prior,
         )
         if not ok:
             return i

@@ -17,13 +17,24 @@ from bandit_engine.policies.base import (
 )
 from bandit_engine.policies.beta import BetaTS
 from bandit_engine.policies.gaussian import GaussianArrays, PerArmGaussian
-from bandit_engine.policies.lin_disjoint import LinTSDisjoint
+from bandit_engine.policies.lin_disjoint import (
+    LIN_EXPLORATION,
+    NOISE_PRIOR_SHAPE,
+    NOISE_PRIOR_STD,
+    PRIOR_MEAN,
+    LinTSDisjoint,
+)
 from bandit_engine.policies.lin_shared import LinTSShared
-from bandit_engine.policies.logistic import LogisticTS
+from bandit_engine.policies.logistic import LOGISTIC_EXPLORATION, LogisticTS
 
 __all__ = [
+    "LIN_EXPLORATION",
+    "LOGISTIC_EXPLORATION",
     "MAX_ABS_FEATURE",
+    "NOISE_PRIOR_SHAPE",
+    "NOISE_PRIOR_STD",
     "POLICIES",
+    "PRIOR_MEAN",
     "BetaTS",
     "FloatArray",
     "GaussianArrays",

@@ -1,9 +1,10 @@
 """The base of per-arm Gaussian-score policies (linear and logistic TS).
 
 For one context x the sampled score of arm a is exactly univariate,
-s_a ~ N(x'w_a, scale^2 x'C_a x), where C_a is the arm's posterior covariance
-(the inverse of its precision, a cache) and w_a the weights of its mean: so
-ranking n arms costs O(n d^2) and no d-dimensional draw.
+s_a ~ N(x'w_a, scale_a^2 x'C_a x), where C_a is the arm's posterior covariance
+(the inverse of its precision, a cache), w_a the weights of its mean and
+scale_a the arm's score scale: so ranking n arms costs O(n d^2) and no
+d-dimensional draw.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class GaussianArrays:
     ``n_arms``): precision, center (``b`` for the linear model, the MAP
     weights ``m`` for the logistic one), covariance cache, score weights,
     packed scoring rows (float32) and their stale flags, pulls, reward sums,
-    updates since the last exact rebuild; and the score scale."""
+    updates since the last exact rebuild; and the score scale of each arm."""
 
     prec: FloatArray
     center: FloatArray
@@ -58,12 +59,12 @@ class GaussianArrays:
     pulls: IntArray
     reward_sum: FloatArray
     since_refresh: IntArray
-    scale: float
+    scales: FloatArray
 
 
 class PerArmGaussian(Policy):
     """The base of per-arm Gaussian-score policies (linear, logistic): each
-    arm's score at a context is Gaussian, N(x'w_a, scale^2 x'C_a x).
+    arm's score at a context is Gaussian, N(x'w_a, scale_a^2 x'C_a x).
 
     Arrays: ``_prec`` (precision, state), ``_center`` (b or m, state),
     ``_cov`` (inverse of the precision, cache), the weights the score's
@@ -72,7 +73,10 @@ class PerArmGaussian(Policy):
     from the covariance cache (``kernels.pack_arm``; float32, a cache too).
     """
 
-    _scale: float
+    #: Added to the posterior means the summaries report (``mean_std``,
+    #: ``posterior``): the prior mean of a reward, for a model that learns
+    #: rewards centred on it. Sampled scores stay centred (model units).
+    _offset_mean: float = 0.0
 
     def __init__(
         self,
@@ -92,6 +96,7 @@ class PerArmGaussian(Policy):
         self._packed = np.zeros((0, kernels.packed_width(d)), dtype=np.float32)
         self._stale = np.zeros(0, dtype=np.uint8)  # 1: the arm's _packed row is out of date
         self._since = np.zeros(0, dtype=np.int64)
+        self._scales = np.zeros(0)  # each arm's score scale (a cache)
         # buffered draws (_normals)
         self._zbuf = np.zeros(0)
         self._zrng: np.random.Generator | None = None
@@ -118,7 +123,7 @@ class PerArmGaussian(Policy):
             self._pulls,
             self._rsum,
             self._since,
-            float(self._scale),
+            self._scales,
         )
 
     def _weights(self) -> FloatArray:
@@ -176,6 +181,7 @@ class PerArmGaussian(Policy):
         self._packed = _resized(self._packed, capacity)
         self._stale = _resized(self._stale, capacity)
         self._since = _resized(self._since, capacity)
+        self._scales = _resized(self._scales, capacity)
 
     def _init_arm(self, idx: int, features: ArmFeatures | None) -> None:
         eye = np.eye(self.dim)
@@ -184,12 +190,21 @@ class PerArmGaussian(Policy):
         self._cov[idx] = eye / self.prior_precision
         self._theta[idx] = 0.0
         self._since[idx] = 0
+        self._init_arm_scale(idx)
         kernels.pack_arm(self._cov, self._packed, idx)
         self._stale[idx] = 0
 
+    def _init_arm_scale(self, idx: int) -> None:
+        """Set a new arm's score scale and any statistics it derives from."""
+        raise NotImplementedError
+
+    def _refresh_scale(self, arm: int) -> None:
+        """Recompute the arm's score scale from the state of record."""
+
     def mean_std(self, arms: IntArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Mean and std of each arm's score at ``x``, exact in float64."""
-        return kernels.gauss_mean_std_exact(self._cov, self._weights(), arms, x, self._scale)
+        mean, std = kernels.gauss_mean_std_exact(self._cov, self._weights(), arms, x, self._scales)
+        return mean + self._offset_mean, std
 
     def _draw_mean_std(self, arms: IntArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
         """The same, as the Thompson draw computes it: the float32 fast path of
@@ -197,7 +212,7 @@ class PerArmGaussian(Policy):
         construction, about 1e-7 in practice)."""
         kernels.ensure_packed_all(self._cov, self._packed, self._stale, arms)
         return kernels.gauss_mean_std(
-            self._cov, self._weights(), self._packed, arms, x, self._scale
+            self._cov, self._weights(), self._packed, arms, x, self._scales
         )
 
     def sample_scores(
@@ -229,7 +244,7 @@ class PerArmGaussian(Policy):
             self._stale,
             a,
             c,
-            self._scale,
+            self._scales,
             buf,
             pos,
             k,
@@ -277,7 +292,7 @@ class PerArmGaussian(Policy):
         z = self._normals(rng, arms.shape[0])
         kernels.ensure_packed_all(self._cov, self._packed, self._stale, arms)
         mean, std, scores, order = kernels.gauss_sample_top_k(
-            self._cov, self._weights(), self._packed, arms, x, self._scale, z, k
+            self._cov, self._weights(), self._packed, arms, x, self._scales, z, k
         )
         return Ranking(order, scores[order]), mean, std
 
@@ -302,7 +317,7 @@ class PerArmGaussian(Policy):
             # the nogil kernels in two calls
             kernels.ensure_packed_all(self._cov, self._packed, self._stale, arms)
             mean, std, scores, order = kernels.gauss_sample_top_k(
-                self._cov, self._weights(), self._packed, arms, x, self._scale, z, k
+                self._cov, self._weights(), self._packed, arms, x, self._scales, z, k
             )
             counts = kernels.first_slot_counts_gauss(mean, std, table, offset, draws)
             return order, scores[order], counts
@@ -314,7 +329,7 @@ class PerArmGaussian(Policy):
             self._stale,
             arms,
             x,
-            self._scale,
+            self._scales,
             z,
             k,
             table,
@@ -343,5 +358,6 @@ class PerArmGaussian(Policy):
             self._cov[a] = inv
             self._since[a] = 0
             kernels.refresh_theta(self._cov, self._center, self._theta, a)
+            self._refresh_scale(a)
             kernels.pack_arm(self._cov, self._packed, a)
             self._stale[a] = 0

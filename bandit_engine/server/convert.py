@@ -33,6 +33,7 @@ _OPTIONAL = {
     "decay": "decay",
     "prior_precision": "prior_precision",
     "noise_scale": "noise_scale",
+    "exploration": "exploration",
     "prior_alpha": "prior_alpha",
     "prior_beta": "prior_beta",
     "propensity_draws": "propensity_draws",
@@ -72,6 +73,8 @@ def spec_from_config(cfg: ExperimentConfig) -> pb.ExperimentSpec:
             if cfg.policy != "lin_ts_shared":
                 continue
             value = 4 * cfg.dim
+        if value is None:
+            continue  # noise_scale of lin_ts_disjoint: learned; exploration: not used
         setattr(spec, field, value)
     return spec
 

@@ -34,14 +34,17 @@ __all__ = [
 #: kind's constructor does not take is left out.
 DEFAULT_GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     "lin_ts_disjoint": {
-        "noise_scale": (0.05, 0.1, 0.25, 0.5, 1.0),
+        "exploration": (0.1, 0.25, 0.5, 1.0),
         "prior_precision": (0.1, 1.0, 10.0),
     },
     "lin_ts_shared": {
         "noise_scale": (0.05, 0.1, 0.25, 0.5),
         "prior_precision": (1.0, 10.0),
     },
-    "logistic_ts": {"prior_precision": (0.1, 0.3, 1.0, 3.0, 10.0)},
+    "logistic_ts": {
+        "exploration": (0.1, 0.25, 0.5, 1.0),
+        "prior_precision": (0.1, 1.0, 10.0),
+    },
     "beta_ts": {"decay": (1.0, 0.999, 0.99), "prior_beta": (1.0, 3.0, 10.0)},
 }
 

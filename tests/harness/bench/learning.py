@@ -134,12 +134,18 @@ PEERS: dict[str, str] = {
     "vw_squarecb": "vw_squarecb",
 }
 #: policy -> parameter -> values; the sweep is the product of the lists
+#: (lin_ts_disjoint: fixed noise scales v, drawn at exploration 1: the scale
+#: of a draw is v itself, as before the noise scale was learned)
 SWEEPS: dict[str, dict[str, tuple[float, ...]]] = {
     "lin_ts_disjoint": {
         "noise_scale": (0.05, 0.1, 0.25, 0.5, 1.0),
         "prior_precision": (0.1, 1.0, 10.0),
+        "exploration": (1.0,),
     },
-    "logistic_ts": {"prior_precision": (0.1, 0.3, 1.0, 3.0, 10.0)},
+    "logistic_ts": {
+        "prior_precision": (0.1, 1.0, 10.0),
+        "exploration": (0.1, 0.25, 0.5, 1.0),
+    },
 }
 #: figure suffix of each engine policy's ratios
 SUFFIX = {"lin_ts_disjoint": "", "logistic_ts": "_logistic"}

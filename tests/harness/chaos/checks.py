@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from bandit_engine.core import FeedbackEvent
+from bandit_engine.policies import PRIOR_MEAN
 from bandit_engine.store import MySQLStore
 from bandit_engine.stream import (
     FeedbackParseError,
@@ -157,7 +158,7 @@ def _closed_form(
     for (ev, arm), r in valid.items():
         i = ARMS.index(arm)
         a_ref[i] += np.outer(xs[ev], xs[ev])
-        b_ref[i] += r * xs[ev]
+        b_ref[i] += (r - PRIOR_MEAN) * xs[ev]  # lin_ts_disjoint learns centred rewards
     return a_ref, b_ref
 
 
