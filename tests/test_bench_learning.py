@@ -102,7 +102,7 @@ def test_sweep_is_the_product_of_its_lists() -> None:
     points = learning.sweep_points("lin_ts_disjoint")
     grid = learning.SWEEPS["lin_ts_disjoint"]
     assert len(points) == math.prod(len(v) for v in grid.values())
-    assert {"noise_scale": 0.05, "prior_precision": 10.0} in points
+    assert {"noise_scale": 0.05, "prior_precision": 10.0, "exploration": 1.0} in points
     assert len({json.dumps(p, sort_keys=True) for p in points}) == len(points)
 
 
