@@ -65,7 +65,6 @@ from bandit_engine.kernels.scoring import (
 from bandit_engine.kernels.shared import (
     chol_update_upper,
     factor_solve,
-    factor_upper,
     joint_features,
     joint_matrix,
     shared_draw_scores,
@@ -97,7 +96,6 @@ __all__ = [
     "ensure_packed",
     "ensure_packed_all",
     "factor_solve",
-    "factor_upper",
     "first_bad_feature",
     "first_bad_feature_bytes",
     "first_bad_input",

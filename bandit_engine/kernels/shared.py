@@ -8,14 +8,13 @@ import math
 import numpy as np
 from numba import njit
 
-from bandit_engine.kernels._jit import JIT
+from bandit_engine.kernels._jit import JIT, JIT_SCORE
 from bandit_engine.kernels.linalg import solve_upper_transpose
 from bandit_engine.kernels.updates import _decay_precision
 
 __all__ = [
     "chol_update_upper",
     "factor_solve",
-    "factor_upper",
     "joint_features",
     "joint_matrix",
     "shared_draw_scores",
@@ -109,34 +108,6 @@ def shared_scores(phi_rows, lo, mu, z, scale):  # type: ignore[no-untyped-def]
 
 
 @njit(**JIT)
-def factor_upper(a_mat, r):  # type: ignore[no-untyped-def]
-    """R with R'R = ``a_mat`` into ``r`` (upper; the strict lower part zeroed);
-    False if ``a_mat`` is not positive definite. Right-looking (outer
-    product) Cholesky: each step updates the trailing rows in place."""
-    n = a_mat.shape[0]
-    for i in range(n):
-        for j in range(i):
-            r[i, j] = 0.0
-        for j in range(i, n):
-            r[i, j] = a_mat[i, j]
-    for k in range(n):
-        d = r[k, k]
-        if not (d > 0.0) or not math.isfinite(d):
-            return False
-        d = math.sqrt(d)
-        r[k, k] = d
-        inv = 1.0 / d
-        for j in range(k + 1, n):
-            r[k, j] *= inv
-        for i in range(k + 1, n):
-            f = r[k, i]
-            if f != 0.0:
-                for j in range(i, n):
-                    r[i, j] -= f * r[k, j]
-    return True
-
-
-@njit(**JIT)
 def chol_update_upper(r, phis, count):  # type: ignore[no-untyped-def]
     """R'R + sum phi phi' over the first ``count`` rows of ``phis``, as a
     rank-one update of R per row (Givens rotations, O(n^2) each, as in
@@ -145,50 +116,55 @@ def chol_update_upper(r, phis, count):  # type: ignore[no-untyped-def]
     n = r.shape[0]
     for e in range(count):
         x = phis[e]
-        start = 0
-        while start < n and x[start] == 0.0:
-            start += 1  # a rotation by a zero entry is the identity
-        for k in range(start, n):
+        for k in range(n):
             xk = x[k]
             if xk == 0.0:
-                continue
+                continue  # a rotation by a zero entry is the identity
             rkk = r[k, k]
             h = math.hypot(rkk, xk)
             c = h / rkk
             s = xk / rkk
             r[k, k] = h
             inv_c = 1.0 / c
-            for j in range(k + 1, n):
-                rk = (r[k, j] + s * x[j]) * inv_c
-                x[j] = c * x[j] - s * rk
-                r[k, j] = rk
+            # slices of the rows: unit-stride loops from 0, which LLVM vectorises
+            row = r[k, k + 1 :]
+            xs = x[k + 1 :]
+            for j in range(row.shape[0]):
+                rk = (row[j] + s * xs[j]) * inv_c
+                xs[j] = c * xs[j] - s * rk
+                row[j] = rk
     return count
 
 
-@njit(**JIT)
+@njit(**JIT_SCORE)
 def solve_upper(r, z):  # type: ignore[no-untyped-def]
-    """y with R y = z (back substitution over the rows of R)."""
+    """y with R y = z (back substitution: a dot product with each row of R,
+    reassociated so that it vectorises)."""
     n = r.shape[0]
     y = np.empty(n)
     for i in range(n - 1, -1, -1):
-        t = z[i]
-        for k in range(i + 1, n):
-            t -= r[i, k] * y[k]
-        y[i] = t / r[i, i]
+        row = r[i, i + 1 :]
+        tail = y[i + 1 :]
+        t = 0.0
+        for k in range(row.shape[0]):
+            t += row[k] * tail[k]
+        y[i] = (z[i] - t) / r[i, i]
     return y
 
 
 @njit(**JIT)
 def solve_upper_t(r, b):  # type: ignore[no-untyped-def]
-    """y with R'y = b (forward substitution, by rows of R: axpy form)."""
+    """y with R'y = b (forward substitution by rows of R: axpy form)."""
     n = r.shape[0]
     y = b.copy()
     for i in range(n):
         yi = y[i] / r[i, i]
         y[i] = yi
         if yi != 0.0:
-            for j in range(i + 1, n):
-                y[j] -= r[i, j] * yi
+            row = r[i, i + 1 :]
+            tail = y[i + 1 :]
+            for j in range(row.shape[0]):
+                tail[j] -= row[j] * yi
     return y
 
 
@@ -208,24 +184,29 @@ def solve_upper_t_rows(r, rows):  # type: ignore[no-untyped-def]
         for c in range(m):
             y[i, c] = rows[c, i]
     for i in range(n):
+        yi = y[i]
         d = 1.0 / r[i, i]
         for c in range(m):
-            y[i, c] *= d
+            yi[c] *= d
         for j in range(i + 1, n):
             f = r[i, j]
             if f != 0.0:
+                yj = y[j]
                 for c in range(m):
-                    y[j, c] -= f * y[i, c]
+                    yj[c] -= f * yi[c]
     return y
 
 
-@njit(**JIT)
-def shared_draw_scores(x, arms, ptr, ids, vals, r, mu, z, scale):  # type: ignore[no-untyped-def]
-    """Scores phi(x, a)'theta of one draw theta = mu + scale * R^-1 z, summed
-    over the hashed crosses of each arm (phi is never formed)."""
-    theta = solve_upper(r, z)
-    for i in range(theta.shape[0]):
-        theta[i] = mu[i] + scale * theta[i]
+@njit(**JIT_SCORE)
+def shared_draw_scores(x, arms, ptr, ids, vals, r, y, z, scale):  # type: ignore[no-untyped-def]
+    """Scores phi(x, a)'theta of one draw theta = mu + scale * R^-1 z =
+    R^-1 (y + scale * z), with y = R'^-1 b (so mu = R^-1 y): one back
+    substitution. Each score is summed over the arm's hashed crosses (phi is
+    never formed)."""
+    w = np.empty(y.shape[0])
+    for i in range(y.shape[0]):
+        w[i] = y[i] + scale * z[i]
+    theta = solve_upper(r, w)
     dim = theta.shape[0]
     out = np.zeros(arms.shape[0])
     for q in range(arms.shape[0]):

@@ -43,12 +43,10 @@ from bandit_engine.policies.base import (
     normal_table,
 )
 
-__all__ = ["LinTSShared", "default_joint_dim"]
+__all__ = ["DEFAULT_JOINT_DIM", "LinTSShared", "default_joint_dim"]
 
-#: ``joint_dim`` of a model created without one: ``JOINT_PER_DIM * dim``,
-#: at most ``MAX_DEFAULT_JOINT_DIM``.
-JOINT_PER_DIM = 16
-MAX_DEFAULT_JOINT_DIM = 2048
+#: ``joint_dim`` of a model created without one (see ``LinTSShared``).
+DEFAULT_JOINT_DIM = 256
 
 #: Rank-one updates waiting for the factor beyond ``joint_dim // _PENDING_DIV``
 #: cost more than refactoring A (O(jd^2) each against O(jd^3 / 3)).
@@ -58,7 +56,7 @@ _PENDING_DIV = 8
 def default_joint_dim(dim: int) -> int:
     """The ``joint_dim`` of a shared model of context dimension ``dim`` created
     without one."""
-    return min(JOINT_PER_DIM * dim, MAX_DEFAULT_JOINT_DIM)
+    return DEFAULT_JOINT_DIM
 
 
 #: Score cells (draws x arms) per GEMM in ``first_slot_counts``: 2 MiB.
@@ -78,11 +76,14 @@ class LinTSShared(Policy):
     Parameters (API names):
 
     - ``dim``: context dimension.
-    - ``joint_dim``: buckets of the hashed crosses phi(x, a), the size of the
-      model (A is joint_dim x joint_dim). Default ``default_joint_dim(dim)``:
-      16 * dim, at most 2048 (256 at dim 16). Crosses that share a bucket
-      share a weight; a larger joint_dim collides less and costs
-      O(joint_dim^2) per decision after an update.
+    - ``joint_dim`` (default 256, ``DEFAULT_JOINT_DIM``, whatever ``dim``):
+      buckets of the hashed crosses phi(x, a), the size of the model (A is
+      joint_dim x joint_dim). Crosses that share a bucket share a weight,
+      with random signs, so a collision adds noise rather than a bias. A
+      decision after an update costs O(joint_dim^2): about 100 us at 256
+      (100 candidates), several times more at 512. A larger joint_dim
+      collides less but has more weights to learn; for contexts of many
+      more than 16 dimensions with few arms it can pay to raise it.
     - ``prior_precision`` (lam, default 1.0): the ridge prior A = lam*I.
     - ``noise_scale`` (v, default 0.25): draws are theta ~ N(mu, v^2 A^-1).
     - ``decay`` (default 1.0, none): every event first shrinks the evidence,
@@ -127,6 +128,7 @@ class LinTSShared(Policy):
         jd = self.joint_dim
         self._r = np.zeros((jd, jd))  # upper factor R, A = R'R, valid if _r_ok
         self._r_ok = False
+        self._y: FloatArray | None = None  # R'^-1 b: mu = R^-1 y
         self._mu: FloatArray | None = None
         self._pending = np.zeros((max(1, jd // _PENDING_DIV), jd))  # phi rows not in R yet
         self._n_pending = 0
@@ -162,22 +164,34 @@ class LinTSShared(Policy):
         return kernels.joint_matrix(x, arms, self._ptr, self._ids, self._vals, self.joint_dim)
 
     # ---------------------------------------------------------------- caches
-    def _factors(self) -> tuple[FloatArray, FloatArray]:
-        """R (A = R'R) and mu = A^-1 b, current with the state of record."""
+    def _factor(self) -> tuple[FloatArray, FloatArray]:
+        """R (A = R'R) and y = R'^-1 b (so mu = R^-1 y), current with the state
+        of record."""
         if not self._r_ok:
-            if not kernels.factor_upper(self._A, self._r):
-                raise ValueError("shared precision matrix is not positive definite")
+            try:
+                lo = np.linalg.cholesky(self._A)  # LAPACK's blocked potrf
+            except np.linalg.LinAlgError:
+                raise ValueError("shared precision matrix is not positive definite") from None
+            self._r[:] = lo.T
             self._r_ok = True
             self._n_pending = 0
             self._since_rebuild = 0
-            self._mu = None
+            self._y = None
         elif self._n_pending:
             kernels.chol_update_upper(self._r, self._pending, self._n_pending)
             self._since_rebuild += self._n_pending
             self._n_pending = 0
+        if self._y is None:
+            self._y = kernels.solve_upper_t(self._r, self._b)
+            self._mu = None
+        return self._r, self._y
+
+    def _factors(self) -> tuple[FloatArray, FloatArray]:
+        """R and mu = A^-1 b."""
+        r, y = self._factor()
         if self._mu is None:
-            self._mu = kernels.factor_solve(self._r, self._b)
-        return self._r, self._mu
+            self._mu = kernels.solve_upper(r, y)
+        return r, self._mu
 
     def refresh(self) -> None:
         self._r_ok = False
@@ -199,10 +213,10 @@ class LinTSShared(Policy):
         self, arms: IntArray, x: FloatArray | None, rng: np.random.Generator
     ) -> FloatArray:
         assert x is not None
-        r, mu = self._factors()
+        r, y = self._factor()
         z = rng.standard_normal(self.joint_dim)
         return kernels.shared_draw_scores(
-            x, arms, self._ptr, self._ids, self._vals, r, mu, z, self.noise_scale
+            x, arms, self._ptr, self._ids, self._vals, r, y, z, self.noise_scale
         )
 
     def first_slot_counts(
@@ -251,6 +265,7 @@ class LinTSShared(Policy):
             self.prior_precision,
             self.decay,
         )
+        self._y = None
         self._mu = None
         n = arms.shape[0]
         total = self._n_pending + n
