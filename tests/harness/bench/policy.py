@@ -18,7 +18,14 @@ import numpy as np
 from bandit_engine.policies import Policy
 from harness.bench._util import median_call_us, progress
 
-__all__ = ["Data", "PolicyBench", "make_data"]
+__all__ = [
+    "SHARED_DESCRIPTIONS",
+    "SHARED_TARGETS",
+    "Data",
+    "PolicyBench",
+    "make_data",
+    "shared_rank",
+]
 
 
 @dataclass(frozen=True)
@@ -311,3 +318,93 @@ class PolicyBench:
         if vw is not None:
             vw.finish()
             self._vw = None
+
+
+# ------------------------------------------------------- the shared model
+SHARED_SETTING = (
+    "lin_ts_shared, dim 16 (intercept + 3 of 15 context features set), 100 arms with "
+    "2 attributes each (country of 8, type of 5) and their identity, k=10, trained on "
+    "20,000 events"
+)
+#: key -> (comparison, threshold), as ``runner.TARGETS``
+SHARED_TARGETS: dict[str, tuple[str, float]] = {"shared_rank_us": ("<=", 200.0)}
+SHARED_DESCRIPTIONS: dict[str, str] = {
+    "shared_rank_us": "median us per LinTSShared.rank(arms, x, 10, rng) called right after "
+    f"an update(arm, x, r) of one event, at the default joint_dim (256): {SHARED_SETTING}. "
+    "The rank folds the event into the Cholesky factor (a rank-one update) and solves for "
+    "the mean and the draw (O(joint_dim^2))",
+    "shared_rank_us_512": "shared_rank_us at joint_dim 512 (information)",
+    "shared_update_us": "median us per LinTSShared.update(arm, x, r) (one event) in those "
+    "rounds, at the default joint_dim",
+    "shared_decide_us": "median us per LinTSShared.decide(arms, x, 10, 1000, rng) right after "
+    "an update: the ranking and 1000 first-slot draws, as a server's Recommend does, at the "
+    "default joint_dim (information)",
+}
+
+
+def _shared_policy(joint_dim: int | None, seed: int) -> tuple[Any, np.ndarray, np.ndarray]:
+    from bandit_engine.features import ArmFeatures
+    from bandit_engine.policies import LinTSShared
+
+    rng = np.random.default_rng(seed)
+    dim, n_arms, n = 16, 100, 20_000
+    pol = LinTSShared(dim, joint_dim=joint_dim)
+    country = rng.integers(0, 8, n_arms)
+    kind = rng.integers(0, 5, n_arms)
+    for a in range(n_arms):
+        pol.add_arm(
+            ArmFeatures.build(f"arm-{a}", categorical=[f"country={country[a]}", f"type={kind[a]}"])
+        )
+    xs = np.zeros((n, dim))
+    xs[:, 0] = 1.0
+    cols = np.argsort(rng.random((n, dim - 1)), axis=1)[:, :3] + 1  # 3 of the 15 per row
+    np.put_along_axis(xs, cols, 1.0, axis=1)
+    arms = rng.integers(0, n_arms, n).astype(np.int64)
+    pol.update_batch(arms, xs, (rng.random(n) < 0.1).astype(np.float64))
+    return pol, xs, arms
+
+
+def _interleaved(
+    joint_dim: int | None, rounds: int, draws: int = 0, seed: int = 3
+) -> tuple[float, float]:
+    """Median us of (update, then rank or decide) over ``rounds`` rounds."""
+    pol, xs, arms = _shared_policy(joint_dim, seed)
+    rng = np.random.default_rng(seed + 1)
+    cand = np.arange(100, dtype=np.int64)
+    m = xs.shape[0]
+    pol.rank(cand, xs[0], 10, rng)  # JIT warm-up and the first factorisation
+    if draws:
+        pol.decide(cand, xs[0], 10, draws, rng)
+    upd: list[float] = []
+    dec: list[float] = []
+    for i in range(rounds):
+        x = xs[(7 * i) % m]
+        t0 = time.perf_counter_ns()
+        pol.update(int(arms[i % m]), x, float(i % 3 == 0))
+        t1 = time.perf_counter_ns()
+        if draws:
+            pol.decide(cand, x, 10, draws, rng)
+        else:
+            pol.rank(cand, x, 10, rng)
+        t2 = time.perf_counter_ns()
+        upd.append((t1 - t0) / 1e3)
+        dec.append((t2 - t1) / 1e3)
+    return float(np.median(dec)), float(np.median(upd))
+
+
+def shared_rank(quick: bool = False) -> dict[str, float]:
+    """``shared_rank_us`` and its companions (``SHARED_DESCRIPTIONS``): the
+    shared model's decisions right after an update, as a server interleaves
+    them with a learner's events."""
+    rounds = 200 if quick else 2000
+    progress(f"shared: {rounds} rounds of update + rank (lin_ts_shared, default joint_dim)")
+    rank_us, update_us = _interleaved(None, rounds)
+    progress("shared: the same at joint_dim 512, and update + decide (1000 draws)")
+    rank_512, _ = _interleaved(512, rounds // 2)
+    decide_us, _ = _interleaved(None, rounds // 4, draws=1000)
+    return {
+        "shared_rank_us": rank_us,
+        "shared_rank_us_512": rank_512,
+        "shared_update_us": update_us,
+        "shared_decide_us": decide_us,
+    }
