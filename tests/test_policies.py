@@ -469,7 +469,7 @@ def check_spd(kind: str, p: Policy, lam: float) -> None:
         assert w[0] >= lam - 1e-12 * w[-1]
     if kind == "lin_ts_shared":
         assert isinstance(p, LinTSShared)
-        lo, _ = p._factors()
+        lo = p.cholesky_factor()
         a_mat = sd["A"]
         assert_rel(lo @ lo.T, a_mat, tol=64 * EPS * a_mat.shape[0], what="L L'")
     else:

@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from serverutil import Running, make_experiment, start_server
 
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
+from bandit_engine.policies.lin_shared import default_joint_dim
 from bandit_engine.server import (
     SERVICE_NAME,
     BanditServicer,
@@ -164,7 +165,7 @@ def test_admin_rpcs(running: Running) -> None:
     assert list(added.arms[0].features.categorical) == ["country=FR"]
     exps = running.stub.ListExperiments(pb.ListExperimentsRequest())
     assert [e.spec.experiment_id for e in exps.experiments] == ["trips"]
-    assert exps.experiments[0].spec.joint_dim == 32
+    assert exps.experiments[0].spec.joint_dim == default_joint_dim(8)  # the model's own size
     retired = running.stub.RetireArm(pb.RetireArmRequest(experiment_id="trips", arm_id="rome"))
     assert not retired.active
     arms = running.stub.ListArms(pb.ListArmsRequest(experiment_id="trips"))

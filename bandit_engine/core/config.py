@@ -15,6 +15,7 @@ from bandit_engine.policies import (
     LOGISTIC_EXPLORATION,
     POLICIES,
     Policy,
+    default_joint_dim,
     make_policy,
 )
 
@@ -96,7 +97,7 @@ class Limits:
     Per experiment (CreateExperiment, AddArms, and loading on start):
     ``max_arms`` (arms, retired ones included), ``max_dim``
     (ExperimentSpec ``dim``), ``max_joint_dim`` (``joint_dim`` of
-    LIN_TS_SHARED, 4 * ``dim`` unless given), ``max_propensity_draws``
+    LIN_TS_SHARED, ``default_joint_dim`` unless given), ``max_propensity_draws``
     (``propensity_draws``: a Recommend costs draws x candidates), and
     ``max_experiment_bytes``, the memory of the experiment's posterior
     (``ExperimentConfig.state_bytes``): LIN_TS_DISJOINT and LOGISTIC_TS keep
@@ -129,7 +130,7 @@ class Limits:
             raise ResourceExhausted(f"dim={cfg.dim} is over the limit max_dim={self.max_dim}")
         jd = cfg.effective_joint_dim
         if jd is not None and jd > self.max_joint_dim:
-            given = "" if cfg.joint_dim is not None else " (4 * dim unless given)"
+            given = "" if cfg.joint_dim is not None else " (the default)"
             raise ResourceExhausted(
                 f"joint_dim={jd}{given} is over the limit max_joint_dim={self.max_joint_dim}"
             )
@@ -236,11 +237,11 @@ class ExperimentConfig:
 
     @property
     def effective_joint_dim(self) -> int | None:
-        """``joint_dim`` of lin_ts_shared (4 * ``dim`` unless given); None for
-        the other policies."""
+        """``joint_dim`` of lin_ts_shared (``default_joint_dim`` unless given);
+        None for the other policies."""
         if self.policy != "lin_ts_shared":
             return None
-        return 4 * self.dim if self.joint_dim is None else self.joint_dim
+        return default_joint_dim(self.dim) if self.joint_dim is None else self.joint_dim
 
     def state_bytes(self, n_arms: int) -> int:
         """Bytes of posterior state the experiment holds with ``n_arms`` arms

@@ -24,10 +24,11 @@ from bandit_engine.policies.lin_disjoint import (
     PRIOR_MEAN,
     LinTSDisjoint,
 )
-from bandit_engine.policies.lin_shared import LinTSShared
+from bandit_engine.policies.lin_shared import DEFAULT_JOINT_DIM, LinTSShared, default_joint_dim
 from bandit_engine.policies.logistic import LOGISTIC_EXPLORATION, LogisticTS
 
 __all__ = [
+    "DEFAULT_JOINT_DIM",
     "LIN_EXPLORATION",
     "LOGISTIC_EXPLORATION",
     "MAX_ABS_FEATURE",
@@ -45,6 +46,7 @@ __all__ = [
     "PerArmGaussian",
     "Policy",
     "Ranking",
+    "default_joint_dim",
     "make_policy",
     "normal_table",
     "normal_table32",

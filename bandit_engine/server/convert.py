@@ -7,6 +7,7 @@ from typing import Any
 from bandit_engine._exceptions import InvalidArgument
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine.core import ArmInfo, Context, Decision, ExperimentConfig, ExperimentInfo
+from bandit_engine.policies.lin_shared import default_joint_dim
 
 POLICY_FROM_PB = {
     pb.BETA_TS: "beta_ts",
@@ -72,7 +73,7 @@ def spec_from_config(cfg: ExperimentConfig) -> pb.ExperimentSpec:
         if field == "joint_dim" and value is None:
             if cfg.policy != "lin_ts_shared":
                 continue
-            value = 4 * cfg.dim
+            value = default_joint_dim(cfg.dim)
         if value is None:
             continue  # noise_scale of lin_ts_disjoint: learned; exploration: not used
         setattr(spec, field, value)

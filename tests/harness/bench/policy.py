@@ -18,7 +18,11 @@ import numpy as np
 from bandit_engine.policies import Policy
 from harness.bench._util import median_call_us, progress
 
-__all__ = ["Data", "PolicyBench", "make_data"]
+__all__ = [
+    "Data",
+    "PolicyBench",
+    "make_data",
+]
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ DESCRIPTIONS: dict[str, str] = {
     "draws of the first slot), same setting",
     "propensity_beta_us": "propensity_us for Beta-Bernoulli TS (context ignored), trained on the "
     "same events",
-    "propensity_shared_us": "propensity_us for shared linear TS (joint dimension 4d, default)",
+    "propensity_shared_us": "propensity_us for shared linear TS (default joint_dim, 256)",
     "decide_with_propensity_us": "median us per policy.decide(arms, x, 10, 1000, rng): ranking "
     "and first-slot propensities in one call, as the server does",
     "updates_per_s": "events per second through policy.update_batch (each event one "
