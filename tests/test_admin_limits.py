@@ -68,7 +68,7 @@ OVER_LIMITS: list[tuple[dict[str, Any], str]] = [
     ({"dim": 1_000_000}, "dim=1000000 is over the limit max_dim=4096"),
     ({"policy": "beta_ts", "dim": 4294967295}, "max_dim=4096"),
     ({"policy": "logistic_ts", "dim": 4097}, "dim=4097"),
-    ({"policy": "lin_ts_shared", "dim": 2048}, "joint_dim=8192 (4 * dim unless given)"),
+    ({"policy": "lin_ts_shared", "dim": 2048, "joint_dim": 8192}, "joint_dim=8192"),
     ({"policy": "lin_ts_shared", "joint_dim": 100_000}, "max_joint_dim=4096"),
     ({"propensity_draws": 1_000_000}, "max_propensity_draws=100000"),
 ]

@@ -152,8 +152,8 @@ CASES: list[Case] = [
       "joint_dim=0"),
     c("create joint_dim huge", "CreateExperiment",
       spec(policy="LIN_TS_SHARED", joint_dim=4294967295), RE, "joint_dim=4294967295"),
-    c("create shared dim 2048", "CreateExperiment", spec(policy="LIN_TS_SHARED", dim=2048), RE,
-      "joint_dim=8192"),
+    c("create shared joint_dim 8192", "CreateExperiment",
+      spec(policy="LIN_TS_SHARED", dim=2048, joint_dim=8192), RE, "joint_dim=8192"),
     c("create reward_min NaN", "CreateExperiment", spec(reward_min="NaN"), IA, "reward_min=nan"),
     c("create reward_max Inf", "CreateExperiment", spec(reward_max="Infinity"), IA,
       "reward_max=inf"),
@@ -325,16 +325,20 @@ def grpcurl(r: Running, method: str, body: str) -> subprocess.CompletedProcess[s
     )
 
 
-def observed(r: Running) -> tuple[str, list[str]]:
-    """The engine's state checksum, and every experiment and its arms as the
-    API reports them (counters included)."""
+def observed(r: Running) -> tuple[str, list[str], int]:
+    """The engine's state checksum, every experiment and its arms as the API
+    reports them (counters included, but ``rewards_unknown``), and
+    ``rewards_unknown``: a Feedback for an unknown event counts there."""
     views = []
+    unknown = 0
     for info in r.stub.ListExperiments(pb.ListExperimentsRequest()).experiments:
         exp_id = info.spec.experiment_id
         got = r.stub.GetExperiment(pb.GetExperimentRequest(experiment_id=exp_id))
+        unknown = got.counters.rewards_unknown
+        got.counters.rewards_unknown = 0
         listed = r.stub.ListArms(pb.ListArmsRequest(experiment_id=exp_id, include_retired=True))
         views.append(str(got) + str(listed))
-    return r.engine.state_checksum(), views
+    return r.engine.state_checksum(), views, unknown
 
 
 def _fill(world: World, value: Any) -> Any:
@@ -361,7 +365,11 @@ def test_bad_value_is_refused_by_the_server(world: World, case: Case) -> None:
     assert code == case.code, message
     for needle in case.needles:
         assert needle in message, message
-    assert observed(r) == before
+    after = observed(r)
+    assert after[:2] == before[:2]
+    # a Feedback for an unknown event is counted (rewards_unknown), nothing else
+    unknown_event = case.method == "Feedback" and case.code == "NOT_FOUND"
+    assert after[2] == before[2] + (1 if unknown_event else 0)
 
 
 @pytest.mark.parametrize(

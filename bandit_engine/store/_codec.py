@@ -44,7 +44,11 @@ def config_from_json(text: str | bytes) -> dict[str, Any]:
         return {"unreadable_config": f"not JSON ({exc}): {text!r:.120}"}
     if not isinstance(data, dict):
         return {"unreadable_config": f"not a JSON object: {text!r:.120}"}
-    if "exploration" not in data and data.get("policy") in ("lin_ts_disjoint", "logistic_ts"):
+    if (
+        "exploration" not in data
+        and "noise_scale" in data  # every config ExperimentConfig.to_dict wrote has it
+        and data.get("policy") in ("lin_ts_disjoint", "logistic_ts")
+    ):
         # stored before ``exploration`` existed: keep the draws it made then
         data["exploration"] = 1.0
     return data
