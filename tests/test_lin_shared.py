@@ -313,6 +313,7 @@ def test_a_new_arm_inherits_what_its_attributes_taught_the_shared_model(
     # it from a bad one (test below)
     assert np.mean(share_shared) >= np.mean(share_disjoint) - 0.1, detail
 
+
 @pytest.mark.parametrize("noise_scale", [0.1, 0.25])
 def test_a_new_arm_with_bad_attributes_is_not_explored_blindly(
     noise_scale: float, statistical_seeds: Seeds

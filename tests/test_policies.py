@@ -94,9 +94,7 @@ def build(kind: str, n_arms: int, dim: int, cfg: Config | None = None, **extra: 
             dim, prior_precision=cfg.lam, noise_scale=cfg.noise or 0.25, decay=cfg.gamma, **extra
         )
     else:
-        p = LogisticTS(
-            dim, prior_precision=cfg.lam, exploration=cfg.expl, decay=cfg.gamma, **extra
-        )
+        p = LogisticTS(dim, prior_precision=cfg.lam, exploration=cfg.expl, decay=cfg.gamma, **extra)
     for i in range(n_arms):
         assert p.add_arm(arm_features(i) if kind == "lin_ts_shared" else None) == i
     return p

@@ -204,9 +204,7 @@ def add_client_commands(sub: Any) -> None:
     c.add_argument("--default-reward", type=float)
     c.add_argument("--decay", type=float)
     c.add_argument("--prior-precision", type=float)
-    c.add_argument(
-        "--noise-scale", type=float, help="fixed noise scale (default: learned per arm)"
-    )
+    c.add_argument("--noise-scale", type=float, help="fixed noise scale (default: learned per arm)")
     c.add_argument(
         "--exploration", type=float, help="draw spread relative to the posterior's (default 0.5)"
     )

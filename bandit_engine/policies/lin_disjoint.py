@@ -176,4 +176,3 @@ class LinTSDisjoint(PerArmGaussian):
         # a state without noise sums (written before they existed): the
         # prior's guess until rewards come
         self._noise[:n] = state["noise"] if "noise" in state else 0.0
-

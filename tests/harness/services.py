@@ -140,4 +140,3 @@ def behind(
         if end > done:
             out[key] = end
     return out
-
