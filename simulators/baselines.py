@@ -75,7 +75,13 @@ class _Counting(Policy):
     def _init_arm(self, idx: int, features: ArmFeatures | None) -> None:
         pass
 
-    def _apply(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None:
+    def _apply(
+        self,
+        arms: IntArray,
+        xs: FloatArray | None,
+        rewards: FloatArray,
+        weights: FloatArray | None = None,
+    ) -> None:
         np.add.at(self._pulls, arms, 1)
         np.add.at(self._rsum, arms, rewards)
 
@@ -240,7 +246,13 @@ class DiscountedTS(_Counting):
         self._s = grown(self._s)
         self._f = grown(self._f)
 
-    def _apply(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None:
+    def _apply(
+        self,
+        arms: IntArray,
+        xs: FloatArray | None,
+        rewards: FloatArray,
+        weights: FloatArray | None = None,
+    ) -> None:
         super()._apply(arms, xs, rewards)
         n = arms.shape[0]
         # the fold of n events: S <- gamma^n S + sum_i gamma^(n-1-i) r_i e_(a_i)

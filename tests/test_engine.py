@@ -70,48 +70,62 @@ def test_crash_without_checkpoint_recovers_by_replay(tmp_path: Path, policy: str
     e2.close()
 
 
-def test_posterior_equals_closed_form_over_applied_events(tmp_path: Path) -> None:
-    """Feedback and default rewards reach the policy exactly once each."""
+@pytest.mark.parametrize("half_life_s", [0.0, 3600.0, None])
+def test_posterior_equals_closed_form_over_applied_events(
+    tmp_path: Path, half_life_s: float | None
+) -> None:
+    """Feedback and default rewards reach the policy exactly once each, each
+    weighted 2^((t - clock) / half_life_s) by its decision's time t (None:
+    the default half-life)."""
     clock = Clock()
     e = open_engine(tmp_path, clock)
-    setup(e, "lin_ts_disjoint", default_reward=1.0)
+    setup(e, "lin_ts_disjoint", default_reward=1.0, half_life_s=half_life_s)
+    h = e.get_experiment("exp").config.half_life_s
     rng = random.Random(5)
     space = e.get_experiment("exp").config.feature_space()
-    applied: list[tuple[str, np.ndarray, float]] = []
+    applied: list[tuple[str, np.ndarray, float, float]] = []
     decisions = []
     for _ in range(60):
         c = ctx(rng)
         d = e.recommend("exp", c, k=3)
         x = space.vector(c.dense, c.numeric, c.categorical)
-        decisions.append((d, x))
+        decisions.append((d, x, clock.t))
         for arm in d.arm_ids:
             if rng.random() < 0.4:
                 r = rng.uniform(0, 5)
                 assert e.feedback(d.event_id, arm, r).outcome == "applied"
-                applied.append((arm, x, r))
+                applied.append((arm, x, r, clock.t))
                 # a retry is not applied again
                 assert e.feedback(d.event_id, arm, r).outcome == "duplicate"
-        clock.t += 1.0
-    rewarded = {(d.event_id, a) for d, _ in decisions for a in d.arm_ids}
+        clock.t += 60.0
     got = {
         (d.event_id, a)
-        for d, x in decisions
+        for d, x, _ in decisions
         for a in d.arm_ids
-        if any(a == aa and x is xx for aa, xx, _ in applied)
+        if any(a == aa and x is xx for aa, xx, _, _ in applied)
     }
+    rewarded = {(d.event_id, a) for d, _, _ in decisions for a in d.arm_ids}
     clock.t += 120.0
     n_default = e.sweep()
     assert n_default == len(rewarded) - len(got)
-    for d, x in decisions:
+    for d, x, t in decisions:
         for arm in d.arm_ids:
             if (d.event_id, arm) not in got:
-                applied.append((arm, x, 1.0))
+                applied.append((arm, x, 1.0, t))
     state = e.posterior_state("exp")
+    if h:
+        # an hour of decisions: the clock moved, and the evidence with it
+        assert state["clock"][0] > decisions[0][2]
+        weight = {t: 2.0 ** ((t - state["clock"][0]) / h) for _, _, _, t in applied}
+        assert min(weight.values()) <= 2.0 ** (-3000.0 / h)
+    else:
+        assert "clock" not in state
+        weight = {t: 1.0 for _, _, _, t in applied}
     for i in range(5):
-        rows = [(x, r) for a, x, r in applied if a == f"arm{i}"]
-        a_ref = np.eye(6) + sum((np.outer(x, x) for x, _ in rows), np.zeros((6, 6)))
+        rows = [(x, r, weight[t]) for a, x, r, t in applied if a == f"arm{i}"]
+        a_ref = np.eye(6) + sum((w * np.outer(x, x) for x, _, w in rows), np.zeros((6, 6)))
         # lin_ts_disjoint learns rewards mapped onto [0, 1] and centred
-        b_ref = sum((x * (r / 5.0 - PRIOR_MEAN) for x, r in rows), np.zeros(6))
+        b_ref = sum((w * x * (r / 5.0 - PRIOR_MEAN) for x, r, w in rows), np.zeros(6))
         np.testing.assert_allclose(state["A"][i], a_ref, rtol=1e-12)
         np.testing.assert_allclose(state["b"][i], b_ref, rtol=1e-9, atol=1e-12)
     e.close()

@@ -90,6 +90,7 @@ def test_end_to_end_grpc_and_json_rewards(kafka_settings: KafkaSettings, mysql_d
                     dim=4,
                     dense_dim=3,
                     reward_window_seconds=3600,
+                    half_life_seconds=0,  # the closed form below: whole events
                 )
             )
         )
@@ -201,7 +202,9 @@ def test_two_serving_only_servers_follow_one_learner(
         a, b = servers[0][3], servers[1][3]
         a.CreateExperiment(
             pb.CreateExperimentRequest(
-                spec=pb.ExperimentSpec(experiment_id="pair", policy=pb.BETA_TS, dim=1)
+                spec=pb.ExperimentSpec(
+                    experiment_id="pair", policy=pb.BETA_TS, dim=1, half_life_seconds=0
+                )
             )
         )
         a.AddArms(

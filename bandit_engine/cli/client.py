@@ -61,6 +61,7 @@ def run_client(args: argparse.Namespace) -> int:
             "reward_window_seconds",
             "default_reward",
             "decay",
+            "half_life_seconds",
             "prior_precision",
             "noise_scale",
             "exploration",
@@ -203,6 +204,11 @@ def add_client_commands(sub: Any) -> None:
     )
     c.add_argument("--default-reward", type=float)
     c.add_argument("--decay", type=float)
+    c.add_argument(
+        "--half-life-seconds",
+        type=float,
+        help="forgetting: evidence this old counts half (default 86400; 0: never)",
+    )
     c.add_argument("--prior-precision", type=float)
     c.add_argument("--noise-scale", type=float, help="fixed noise scale (default: learned per arm)")
     c.add_argument(

@@ -11,6 +11,7 @@ from typing import Any
 from bandit_engine._exceptions import InvalidArgument, ResourceExhausted
 from bandit_engine.features import FeatureSpace
 from bandit_engine.policies import (
+    DEFAULT_HALF_LIFE_S,
     LIN_EXPLORATION,
     LOGISTIC_EXPLORATION,
     POLICIES,
@@ -69,6 +70,9 @@ MAX_ABS_REWARD = 1e12
 MAX_REWARD_WINDOW_S = 30 * 24 * 3600.0
 #: Range of ``decay`` (gamma): 1 is no forgetting; 0.5 keeps about two events.
 DECAY_RANGE = (0.5, 1.0)
+#: Range of ``half_life_s`` when not 0 (0: no forgetting by time): a minute
+#: to ten years.
+HALF_LIFE_RANGE = (60.0, 10 * 365.25 * 86_400.0)
 #: Range of ``prior_precision`` (lambda). Below 1e-3 the precision of a
 #: model fed features of magnitude ``MAX_ABS_FEATURE`` loses its prior to
 #: rounding and stops being positive definite.
@@ -180,6 +184,9 @@ class ExperimentConfig:
     reward_window_s: float = 3600.0
     default_reward: float | None = None
     decay: float = 1.0
+    #: forgetting by time: evidence this many seconds old counts half; 0: never
+    #: forgotten; None: the default (``DEFAULT_HALF_LIFE_S``, a day)
+    half_life_s: float | None = None
     prior_precision: float = 1.0
     #: lin_ts_disjoint: None learns each arm's noise scale; lin_ts_shared: None is 0.25
     noise_scale: float | None = None
@@ -221,6 +228,15 @@ class ExperimentConfig:
         if not lo <= d <= hi:
             raise InvalidArgument(f"default_reward={d!r} must lie in [{lo!r}, {hi!r}]")
         _bounded("decay", self.decay, *DECAY_RANGE)
+        if self.half_life_s is None:
+            object.__setattr__(self, "half_life_s", DEFAULT_HALF_LIFE_S)
+        h = _finite("half_life_s", self.half_life_s)
+        if h != 0.0 and not HALF_LIFE_RANGE[0] <= h <= HALF_LIFE_RANGE[1]:
+            raise InvalidArgument(
+                f"half_life_s={h!r} must be 0 (no forgetting) or in "
+                f"[{HALF_LIFE_RANGE[0]:g}, {HALF_LIFE_RANGE[1]:g}] seconds"
+            )
+        object.__setattr__(self, "half_life_s", h)
         _bounded("prior_precision", self.prior_precision, *PRIOR_PRECISION_RANGE)
         if self.noise_scale is not None:
             _bounded("noise_scale", self.noise_scale, *NOISE_SCALE_RANGE)
@@ -263,7 +279,11 @@ class ExperimentConfig:
         return FeatureSpace(self.dim, self.dense_dim, self.intercept, max_features)
 
     def make_policy(self) -> Policy:
-        common: dict[str, Any] = {"dim": self.dim, "decay": self.decay}
+        common: dict[str, Any] = {
+            "dim": self.dim,
+            "decay": self.decay,
+            "half_life_s": self.half_life_s,
+        }
         extra: dict[str, Any]
         if self.policy == "beta_ts":
             extra = {"prior_alpha": self.prior_alpha, "prior_beta": self.prior_beta}

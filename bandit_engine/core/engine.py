@@ -304,7 +304,10 @@ class Engine:
         if type(k) is not int or not 1 <= k <= lim.max_k:
             raise InvalidArgument(f"k={k!r} must be between 1 and {lim.max_k}")
         x = exp.vector(context)
-        event_id = new_event_id()
+        now = float(self.clock())
+        # the id carries the decision's time on the engine's clock: forgetting
+        # by time reads it back (``decision_time``)
+        event_id = new_event_id(now)
         embedded = self.event_log is None
         with exp.lock:
             slots = exp.candidate_slots(candidates)
@@ -319,7 +322,6 @@ class Engine:
             order, scores, counts = exp.policy.decide_unchecked(slots, x, k, draws, exp.rng)
             shown, props = kernels.first_slot_propensities(slots, order, counts, draws)
             version = exp.version
-            now = float(self.clock())
             deadline = now + exp.cfg.reward_window_s
             arm_ids = exp.names(shown)
             if embedded:

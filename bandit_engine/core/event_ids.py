@@ -7,10 +7,20 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterable
+
+import numpy as np
 
 from bandit_engine._exceptions import InvalidArgument
 
-__all__ = ["EventIds", "check_feedback_time", "event_time", "new_event_id"]
+__all__ = [
+    "EventIds",
+    "check_feedback_time",
+    "decision_time",
+    "decision_times",
+    "event_time",
+    "new_event_id",
+]
 
 _EVENT_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -46,9 +56,11 @@ class EventIds:
         self._ms = -1
         self._prefix = ""
 
-    def __call__(self) -> str:
+    def __call__(self, now: float | None = None) -> str:
+        """A new id; ``now``: its time in seconds since the Unix epoch
+        (default: the wall clock)."""
         n = self._RANDOM_DIGITS
-        ms = time.time_ns() // 1_000_000
+        ms = time.time_ns() // 1_000_000 if now is None else int(now * 1000.0)
         with self._lock:
             if ms != self._ms:
                 self._ms = ms
@@ -72,6 +84,19 @@ def event_time(event_id: str) -> float | None:
     if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
         return None
     return int(event_id[:12], 16) / 1000.0
+
+
+def decision_time(event_id: str) -> float:
+    """The time of a decision as forgetting by time counts it: read from its
+    event id, the one clock every server, learner and replay agrees on; NaN
+    if the id does not carry one (the event then counts at its arm's clock)."""
+    t = event_time(event_id)
+    return math.nan if t is None else t
+
+
+def decision_times(event_ids: Iterable[str]) -> np.ndarray:
+    """``decision_time`` of each event id: the ``times`` of ``Policy.update_batch``."""
+    return np.array([decision_time(e) for e in event_ids], dtype=np.float64)
 
 
 def check_feedback_time(

@@ -25,6 +25,7 @@ import numpy as np
 
 from bandit_engine._exceptions import StoreError
 from bandit_engine.core.config import ExperimentConfig, Limits
+from bandit_engine.core.event_ids import decision_times
 from bandit_engine.core.experiment import Experiment
 from bandit_engine.core.journal import BLOCK_ROWS
 from bandit_engine.core.ports import REWARD_COUNTERS, RewardRow, Snapshot, Store
@@ -124,6 +125,7 @@ def load_experiment(
             np.array([r.arm_slot for r in rewards], dtype=np.int64),
             np.stack([r.x for r in rewards]),
             np.array([r.reward_norm for r in rewards]),
+            decision_times([r.event_id for r in rewards]),
         )
         exp.last_seq = rewards[-1].seq or exp.last_seq
     exp.applied = int(exp.policy.state_dict()["pulls"].sum())

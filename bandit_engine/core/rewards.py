@@ -25,7 +25,12 @@ import numpy as np
 
 from bandit_engine._exceptions import InvalidArgument, NotFound
 from bandit_engine.core.decision_log import DecisionLog
-from bandit_engine.core.event_ids import check_feedback_time, event_time
+from bandit_engine.core.event_ids import (
+    check_feedback_time,
+    decision_time,
+    decision_times,
+    event_time,
+)
 from bandit_engine.core.experiment import Experiment
 from bandit_engine.core.ports import RewardRow, Store
 from bandit_engine.core.types import FeedbackResult
@@ -108,7 +113,7 @@ class RewardJoin:
             if seq is None:  # the store had it already: applied before a restart
                 j.set_rewarded(n, p)
                 return self._count(exp, "duplicate")
-            exp.policy.update(slot, x, row.reward_norm)
+            exp.policy.update(slot, x, row.reward_norm, decision_time(event_id))
             exp.last_seq = seq
             exp.applied += 1
             j.set_rewarded(n, p)
@@ -205,6 +210,7 @@ class RewardJoin:
                 np.array([r.arm_slot for r, _ in applied], dtype=np.int64),
                 np.stack([r.x for r, _ in applied]),
                 np.array([r.reward_norm for r, _ in applied]),
+                decision_times([r.event_id for r, _ in applied]),
             )
             exp.last_seq = max(q for _, q in applied if q is not None)
             exp.applied += len(applied)

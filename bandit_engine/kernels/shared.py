@@ -63,12 +63,14 @@ def joint_matrix(x, arms, ptr, ids, vals, dim):  # type: ignore[no-untyped-def]
 
 
 @njit(**JIT)
-def shared_update_batch(a_mat, b, pulls, rsum, arms, phis, rs, lam, gamma):  # type: ignore[no-untyped-def]
-    """Add events (phi rows) to the one shared model."""
+def shared_update_batch(a_mat, b, pulls, rsum, arms, phis, rs, lam, gamma, ws):  # type: ignore[no-untyped-def]
+    """Add events (phi rows) of weights ``ws`` to the one shared model:
+    A += w phi phi', b += w r phi."""
     dim = b.shape[0]
     for e in range(arms.shape[0]):
         phi = phis[e]
         r = rs[e]
+        w = ws[e]
         if gamma != 1.0:
             _decay_precision(a_mat, b, lam, gamma)
             for i in range(dim):
@@ -77,9 +79,10 @@ def shared_update_batch(a_mat, b, pulls, rsum, arms, phis, rs, lam, gamma):  # t
             pi = phi[i]
             if pi == 0.0:
                 continue
+            wpi = w * pi
             for j in range(dim):
-                a_mat[i, j] += pi * phi[j]
-            b[i] += r * pi
+                a_mat[i, j] += wpi * phi[j]
+            b[i] += r * wpi
         pulls[arms[e]] += 1
         rsum[arms[e]] += r
     return arms.shape[0]

@@ -19,9 +19,11 @@ __all__ = [
     "NOISE_FIXED",
     "beta_update_batch",
     "laplace_step",
+    "lin_decay_arms",
     "lin_noise_scale",
     "lin_update_batch",
     "lin_update_one",
+    "logistic_decay_arms",
     "logistic_update_batch",
     "logistic_update_one",
     "refresh_theta",
@@ -113,8 +115,10 @@ def lin_update_one(
     gamma,
     refresh_every,
     prior,
+    w=1.0,
 ):  # type: ignore[no-untyped-def]
-    """Apply one event to arm ``arm`` of a disjoint linear model; False if A lost SPD.
+    """Apply one event of weight ``w`` to arm ``arm`` of a disjoint linear
+    model; False if A lost SPD.
 
     Updates the statistics (A, b over rewards centred on
     ``prior[NOISE_CENTER]``, and the noise sums), the cached inverse, the
@@ -123,7 +127,7 @@ def lin_update_one(
     """
     ok = _lin_step(
         a_all, b_all, ainv_all, pulls, rsum, since, noise, arm, x, r, lam, gamma, refresh_every,
-        prior[NOISE_CENTER],
+        prior[NOISE_CENTER], w,
     )  # fmt: skip
     if ok:
         refresh_theta(ainv_all, b_all, theta, arm)
@@ -134,8 +138,9 @@ def lin_update_one(
 
 @njit(**JIT)
 def _lin_step(
-    a_all, b_all, ainv_all, pulls, rsum, since, noise, arm, x, r, lam, gamma, refresh_every, center
-):  # type: ignore[no-untyped-def]
+    a_all, b_all, ainv_all, pulls, rsum, since, noise, arm, x, r, lam, gamma, refresh_every, center,
+    w,
+):  # type: ignore[no-untyped-def]  # fmt: skip
     d = x.shape[0]
     a_mat = a_all[arm]
     b = b_all[arm]
@@ -149,32 +154,35 @@ def _lin_step(
         noise[arm, 1] *= gamma
     for i in range(d):
         xi = x[i]
+        wxi = w * xi
         for j in range(d):
-            a_mat[i, j] += xi * x[j]
-        b[i] += rc * xi
-    noise[arm, 0] += rc * rc
-    noise[arm, 1] += 1.0
+            # w * (x_i x_j): the same rounding for (i, j) and (j, i)
+            a_mat[i, j] += w * (xi * x[j])
+        b[i] += rc * wxi
+    noise[arm, 0] += w * rc * rc
+    noise[arm, 1] += w
     pulls[arm] += 1
     rsum[arm] += r
     since[arm] += 1
     if gamma != 1.0 or since[arm] >= refresh_every:
         since[arm] = 0
         return _refresh(a_mat, ainv)
-    # Sherman-Morrison: (A + xx')^-1 = Ainv - (Ainv x)(Ainv x)' / (1 + x'Ainv x)
+    # Sherman-Morrison: (A + w xx')^-1 = Ainv - w (Ainv x)(Ainv x)' / (1 + w x'Ainv x)
     u = np.empty(d)
     for i in range(d):
         t = 0.0
         for j in range(d):
             t += ainv[i, j] * x[j]
         u[i] = t
-    den = 1.0
+    den = 0.0
     for i in range(d):
         den += u[i] * x[i]
+    den = 1.0 + w * den
     if not (den > 0.0) or not math.isfinite(den) or den > _SM_MAX_DEN:
         since[arm] = 0
         return _refresh(a_mat, ainv)
     for i in range(d):
-        ui = u[i] / den
+        ui = w * u[i] / den
         for j in range(d):
             ainv[i, j] -= ui * u[j]
     # keep exact symmetry whatever the rounding did
@@ -205,8 +213,10 @@ def lin_update_batch(
     gamma,
     refresh_every,
     prior,
+    ws,
 ):  # type: ignore[no-untyped-def]
-    """Apply events in order; returns how many applied before any failure."""
+    """Apply events of weights ``ws`` in order; returns how many applied
+    before any failure."""
     for i in range(arms.shape[0]):
         ok = lin_update_one(
             a_all,
@@ -226,6 +236,7 @@ def lin_update_batch(
             gamma,
             refresh_every,
             prior,
+            ws[i],
         )
         if not ok:
             return i
@@ -233,16 +244,43 @@ def lin_update_batch(
 
 
 @njit(**JIT)
-def beta_update_batch(alpha, beta, pulls, rsum, arms, rs, a0, b0, gamma):  # type: ignore[no-untyped-def]
-    """Fractional Beta-Bernoulli update: alpha += r, beta += 1 - r (r in [0, 1])."""
+def lin_decay_arms(
+    a_all, b_all, ainv_all, theta, stale, since, noise, scales, arms, factors, lam, prior
+):  # type: ignore[no-untyped-def]
+    """Scale the evidence of each arm ``arms[k]`` by ``factors[k]`` toward the
+    prior (A <- lam I + f (A - lam I), b <- f b, noise sums <- f sums) and
+    rebuild its caches; returns how many before any lost SPD."""
+    d = b_all.shape[1]
+    for k in range(arms.shape[0]):
+        a = arms[k]
+        g = factors[k]
+        _decay_precision(a_all[a], b_all[a], lam, g)
+        for i in range(d):
+            b_all[a, i] *= g
+        noise[a, 0] *= g
+        noise[a, 1] *= g
+        since[a] = 0
+        if not _refresh(a_all[a], ainv_all[a]):
+            return k
+        refresh_theta(ainv_all, b_all, theta, a)
+        lin_noise_scale(b_all, theta, noise, scales, a, prior)
+        stale[a] = 1
+    return arms.shape[0]
+
+
+@njit(**JIT)
+def beta_update_batch(alpha, beta, pulls, rsum, arms, rs, a0, b0, gamma, ws):  # type: ignore[no-untyped-def]
+    """Fractional Beta-Bernoulli update of weight w: alpha += w r,
+    beta += w (1 - r) (r in [0, 1])."""
     for i in range(arms.shape[0]):
         a = arms[i]
         r = rs[i]
+        w = ws[i]
         if gamma != 1.0:
             alpha[a] = a0 + gamma * (alpha[a] - a0)
             beta[a] = b0 + gamma * (beta[a] - b0)
-        alpha[a] += r
-        beta[a] += 1.0 - r
+        alpha[a] += w * r
+        beta[a] += w * (1.0 - r)
         pulls[a] += 1
         rsum[a] += r
     return arms.shape[0]
@@ -257,32 +295,34 @@ def _sigmoid(z):  # type: ignore[no-untyped-def]
 
 
 @njit(**JIT)
-def laplace_step(mx, s, y):  # type: ignore[no-untyped-def]
-    """Solve c = y - sigmoid(mx + c*s) for the one-event Laplace update.
+def laplace_step(mx, s, y, w=1.0):  # type: ignore[no-untyped-def]
+    """Solve c = w (y - sigmoid(mx + c*s)) for the one-event Laplace update
+    of an event of weight ``w`` > 0 (its log-likelihood counted ``w`` times).
 
     With prior N(m, P^-1) and one observation (x, y), the MAP lies on
     m + c * P^-1 x (the likelihood gradient is along x), so the d-dimensional
     Newton problem is one-dimensional. f(c) = c - y + sigmoid(mx + c s) is
-    increasing and has its root in (y - 1, y): safeguarded Newton.
+    increasing and has its root in (y - 1, y): safeguarded Newton (for
+    weight w, f(c) = c - w (y - sigmoid(mx + c s)), root in (w (y - 1), w y)).
 
     Newton can bounce between the two ends of the bracket while shrinking it
     only slowly (large s); as in Numerical Recipes' rtsafe, a Newton step
     longer than half the step before last is replaced by bisection, so the
     steps shrink at least geometrically.
     """
-    lo = y - 1.0
-    hi = y
-    c = y - _sigmoid(mx)
+    lo = w * (y - 1.0)
+    hi = w * y
+    c = w * (y - _sigmoid(mx))
     step = hi - lo
     step_old = step
     for _ in range(200):
         p = _sigmoid(mx + c * s)
-        f = c - y + p
+        f = c - w * (y - p)
         if f > 0.0:
             hi = c
         else:
             lo = c
-        fp = 1.0 + s * p * (1.0 - p)
+        fp = 1.0 + w * s * p * (1.0 - p)
         nc = c - f / fp
         if not (lo < nc < hi) or abs(2.0 * f) > abs(step_old * fp):
             nc = 0.5 * (lo + hi)
@@ -297,14 +337,15 @@ def laplace_step(mx, s, y):  # type: ignore[no-untyped-def]
 
 @njit(**JIT)
 def logistic_update_one(
-    m_all, p_all, pinv_all, stale, pulls, rsum, since, arm, x, y, lam, gamma, refresh_every
+    m_all, p_all, pinv_all, stale, pulls, rsum, since, arm, x, y, lam, gamma, refresh_every, w=1.0
 ):  # type: ignore[no-untyped-def]
-    """One-event Laplace update of arm ``arm`` (Chapelle & Li 2011, full covariance).
+    """One-event Laplace update of arm ``arm`` (Chapelle & Li 2011, full
+    covariance), the event's log-likelihood weighted by ``w``.
 
     Also marks the arm's packed scoring row stale; False if P lost SPD.
     """
     ok = _logistic_step(
-        m_all, p_all, pinv_all, pulls, rsum, since, arm, x, y, lam, gamma, refresh_every
+        m_all, p_all, pinv_all, pulls, rsum, since, arm, x, y, lam, gamma, refresh_every, w
     )
     if ok:
         stale[arm] = 1  # the packed row: repacked by the next draw that scores it
@@ -313,7 +354,7 @@ def logistic_update_one(
 
 @njit(**JIT)
 def _logistic_step(
-    m_all, p_all, pinv_all, pulls, rsum, since, arm, x, y, lam, gamma, refresh_every
+    m_all, p_all, pinv_all, pulls, rsum, since, arm, x, y, lam, gamma, refresh_every, w
 ):  # type: ignore[no-untyped-def]
     d = x.shape[0]
     m = m_all[arm]
@@ -334,30 +375,30 @@ def _logistic_step(
     for i in range(d):
         s += u[i] * x[i]
         mx += m[i] * x[i]
-    c = laplace_step(mx, s, y)
+    c = laplace_step(mx, s, y, w)
     for i in range(d):
         m[i] += c * u[i]
     z = mx + c * s
     pz = _sigmoid(z)
-    w = pz * (1.0 - pz)
+    h = w * (pz * (1.0 - pz))
     for i in range(d):
         xi = x[i]
         for j in range(d):
-            # w * (x_i x_j), not (w x_i) x_j: the same rounding for (i, j) and
+            # h * (x_i x_j), not (h x_i) x_j: the same rounding for (i, j) and
             # (j, i), so P stays exactly symmetric
-            p_mat[i, j] += w * (xi * x[j])
+            p_mat[i, j] += h * (xi * x[j])
     pulls[arm] += 1
     rsum[arm] += y
     since[arm] += 1
     if since[arm] >= refresh_every:
         since[arm] = 0
         return _refresh(p_mat, pinv)
-    den = 1.0 + w * s
+    den = 1.0 + h * s
     if not (den > 0.0) or not math.isfinite(den) or den > _SM_MAX_DEN:
         since[arm] = 0
         return _refresh(p_mat, pinv)
     for i in range(d):
-        ui = w * u[i] / den
+        ui = h * u[i] / den
         for j in range(d):
             pinv[i, j] -= ui * u[j]
     for i in range(d):
@@ -369,8 +410,40 @@ def _logistic_step(
 
 
 @njit(**JIT)
+def logistic_decay_arms(m_all, p_all, pinv_all, stale, since, arms, factors, lam):  # type: ignore[no-untyped-def]
+    """Temper the evidence of each arm ``arms[k]`` by ``factors[k]`` = f toward
+    the prior N(0, I/lam): the likelihood's natural parameters scale by f,
+    P <- lam I + f (P - lam I) and P m <- f P m (the prior's own P m is 0).
+    Returns how many before any lost SPD."""
+    d = m_all.shape[1]
+    eta = np.empty(d)
+    for k in range(arms.shape[0]):
+        a = arms[k]
+        g = factors[k]
+        p_mat = p_all[a]
+        m = m_all[a]
+        for i in range(d):
+            t = 0.0
+            for j in range(d):
+                t += p_mat[i, j] * m[j]
+            eta[i] = g * t
+        _decay_precision(p_mat, m, lam, g)
+        since[a] = 0
+        if not _refresh(p_mat, pinv_all[a]):
+            return k
+        pinv = pinv_all[a]
+        for i in range(d):
+            t = 0.0
+            for j in range(d):
+                t += pinv[i, j] * eta[j]
+            m[i] = t
+        stale[a] = 1
+    return arms.shape[0]
+
+
+@njit(**JIT)
 def logistic_update_batch(
-    m_all, p_all, pinv_all, stale, pulls, rsum, since, arms, xs, ys, lam, gamma, refresh_every
+    m_all, p_all, pinv_all, stale, pulls, rsum, since, arms, xs, ys, lam, gamma, refresh_every, ws
 ):  # type: ignore[no-untyped-def]
     for i in range(arms.shape[0]):
         if not logistic_update_one(
@@ -387,6 +460,7 @@ def logistic_update_batch(
             lam,
             gamma,
             refresh_every,
+            ws[i],
         ):
             return i
     return arms.shape[0]

@@ -6,6 +6,7 @@ from typing import Any
 
 from bandit_engine._exceptions import InvalidArgument
 from bandit_engine.policies.base import (
+    DEFAULT_HALF_LIFE_S,
     MAX_ABS_FEATURE,
     FloatArray,
     IntArray,
@@ -28,6 +29,7 @@ from bandit_engine.policies.lin_shared import DEFAULT_JOINT_DIM, LinTSShared, de
 from bandit_engine.policies.logistic import LOGISTIC_EXPLORATION, LogisticTS
 
 __all__ = [
+    "DEFAULT_HALF_LIFE_S",
     "DEFAULT_JOINT_DIM",
     "LIN_EXPLORATION",
     "LOGISTIC_EXPLORATION",

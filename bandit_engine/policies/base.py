@@ -29,6 +29,7 @@ import numpy.typing as npt
 from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument
 from bandit_engine.features import ArmFeatures
+from bandit_engine.policies.forgetting import Forgetting
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -97,31 +98,51 @@ class Ranking:
     scores: FloatArray  # sampled score of each ranked arm, same order
 
 
+#: The engine's default ``half_life_s``: evidence a day old counts half.
+DEFAULT_HALF_LIFE_S = 86_400.0
+
+
 class Policy(ABC):
     """Base class of every Thompson-sampling policy."""
 
     kind: ClassVar[str]
     contextual: ClassVar[bool] = True
 
-    def __init__(self, dim: int, *, decay: float = 1.0, refresh_every: int = 1000) -> None:
+    def __init__(
+        self,
+        dim: int,
+        *,
+        decay: float = 1.0,
+        half_life_s: float = 0.0,  # the engine's default: DEFAULT_HALF_LIFE_S
+        refresh_every: int = 1000,
+    ) -> None:
         if not isinstance(dim, int) or dim < 1:
             raise InvalidArgument(f"dim={dim!r} must be a positive integer")
         if not (0.0 < decay <= 1.0) or not math.isfinite(decay):
             raise InvalidArgument(f"decay={decay!r} must be in (0, 1]")
+        if not (half_life_s >= 0.0) or not math.isfinite(half_life_s):
+            raise InvalidArgument(f"half_life_s={half_life_s!r} must be a finite number >= 0")
         if refresh_every < 1:
             raise InvalidArgument(f"refresh_every={refresh_every!r} must be >= 1")
         self.dim = dim
         self.decay = float(decay)
+        self.half_life_s = float(half_life_s)
         self.refresh_every = int(refresh_every)
         self._n_arms = 0
         self._capacity = 0
         self._pulls = np.zeros(0, dtype=np.int64)
         self._rsum = np.zeros(0)
+        self._forget = Forgetting(self.half_life_s)
 
     # ---------------------------------------------------------------- config
     def params(self) -> dict[str, Any]:
         """Constructor arguments: ``type(self)(**self.params())`` is a fresh clone."""
-        return {"dim": self.dim, "decay": self.decay, "refresh_every": self.refresh_every}
+        return {
+            "dim": self.dim,
+            "decay": self.decay,
+            "half_life_s": self.half_life_s,
+            "refresh_every": self.refresh_every,
+        }
 
     def clone(self) -> Policy:
         """A policy with the same configuration and no learned state."""
@@ -219,14 +240,32 @@ class Policy(ABC):
         return np.asarray(counts, dtype=np.float64) / draws
 
     # --------------------------------------------------------------- learning
-    def update(self, arm: int, x: FloatArray | None, reward: float) -> None:
-        """Apply one event; reward normalised to [0, 1]."""
+    def update(
+        self, arm: int, x: FloatArray | None, reward: float, time: float | None = None
+    ) -> None:
+        """Apply one event; reward normalised to [0, 1]; ``time``: when it
+        was decided (seconds), for forgetting by time (``half_life_s``)."""
         # [None, ...], not [None, :]: a 0-d context must reach the shape check
         xs = None if x is None else np.asarray(x, dtype=np.float64)[None, ...]
-        self.update_batch(np.array([arm], dtype=np.int64), xs, np.array([reward], dtype=float))
+        times = None if time is None else np.array([time], dtype=np.float64)
+        self.update_batch(
+            np.array([arm], dtype=np.int64), xs, np.array([reward], dtype=float), times
+        )
 
-    def update_batch(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None:
+    def update_batch(
+        self,
+        arms: IntArray,
+        xs: FloatArray | None,
+        rewards: FloatArray,
+        times: FloatArray | None = None,
+    ) -> None:
         """Apply events in order, as if ``update`` were called for each.
+
+        ``times``: when each event was decided, in seconds on any one clock
+        (the engine: seconds since the Unix epoch); NaN or no ``times`` at
+        all: at the arm's clock. With ``half_life_s`` > 0 an event counts
+        2^-(age / half_life_s), its age measured from the newest event time
+        seen (see ``Forgetting``); otherwise times are not used.
 
         Everything is validated first: a bad event raises and applies nothing.
         """
@@ -234,6 +273,15 @@ class Policy(ABC):
         rewards = np.ascontiguousarray(rewards, dtype=np.float64)
         if rewards.shape != arms.shape:
             raise InvalidArgument(f"{rewards.shape[0]} rewards for {arms.shape[0]} arms")
+        if times is not None:
+            times = np.ascontiguousarray(times, dtype=np.float64)
+            if times.shape != arms.shape:
+                raise InvalidArgument(f"{times.shape[0]} times for {arms.shape[0]} arms")
+            if np.isinf(times).any():
+                i = int(np.flatnonzero(np.isinf(times))[0])
+                raise InvalidArgument(
+                    f"time[{i}]={float(times[i])!r} must be finite (or NaN: unknown)"
+                )
         bad = ~np.isfinite(rewards) | (rewards < 0.0) | (rewards > 1.0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
@@ -247,10 +295,44 @@ class Policy(ABC):
                     f"contexts have shape {xs.shape}; expected ({arms.shape[0]}, {self.dim})"
                 )
             _check_finite_features(xs)
-        self._apply(arms, xs, rewards)
+        if times is None or self.half_life_s <= 0.0:
+            self._apply(arms, xs, rewards, np.ones(arms.shape[0]))
+            return
+        # forgetting by time: the events between two moves of the clock at a time
+        cuts, weights = self._forget.plan(times)
+        start = 0
+        for stop, factor in cuts:
+            if stop > start:
+                part = slice(start, stop)
+                self._apply(arms[part], _rows(xs, part), rewards[part], weights[part])
+            self._decay_all(factor)
+            start = stop
+        part = slice(start, arms.shape[0])
+        self._apply(arms[part], _rows(xs, part), rewards[part], weights[part])
 
     @abstractmethod
-    def _apply(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None: ...
+    def _apply(
+        self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray, weights: FloatArray
+    ) -> None:
+        """Apply checked events, each of its weight (1: a whole event)."""
+
+    def _decay_arms(self, arms: IntArray, factors: FloatArray) -> None:
+        """Scale the evidence of ``arms`` by ``factors`` (in [0, 1]), toward
+        the prior: every policy that forgets by time (``half_life_s``) has it."""
+        raise NotImplementedError(f"{type(self).__name__} does not forget by time")
+
+    def _decay_all(self, factor: float) -> None:
+        if factor < 1.0 and self._n_arms:
+            self._decay_arms(np.arange(self._n_arms, dtype=np.int64), np.full(self._n_arms, factor))
+
+    def advance_clock(self, time: float) -> None:
+        """Move the forgetting clock to ``time`` as an event decided then
+        would (a no-op without ``half_life_s``, or for a time the clock has
+        passed): every arm's evidence decays to it."""
+        if self.half_life_s > 0.0:
+            cuts, _ = self._forget.plan(np.array([float(time)]))
+            for _, factor in cuts:
+                self._decay_all(factor)
 
     # -------------------------------------------------------------- summaries
     @abstractmethod
@@ -279,6 +361,8 @@ class Policy(ABC):
         """Copies of the state of record, trimmed to the arms in use."""
         n = self._n_arms
         out = {"pulls": self._pulls[:n].copy(), "reward_sum": self._rsum[:n].copy()}
+        if self.half_life_s > 0.0 and self._forget.started:
+            out["clock"] = np.array([self._forget.clock])
         out.update(self._state_arrays())
         return out
 
@@ -291,7 +375,12 @@ class Policy(ABC):
         self._n_arms = n
         self._pulls[:n] = state["pulls"]
         self._rsum[:n] = state["reward_sum"]
+        # no clocks (a state from before forgetting by time, or without it):
+        # each arm's clock starts at the next event
         self._load_arrays(state, n)
+        # no clock (a state from before forgetting by time, or without it):
+        # the clock starts at the next event
+        self._forget.set_clock(float(state["clock"][0]) if "clock" in state else None)
         self.refresh()
 
     @abstractmethod
@@ -329,6 +418,10 @@ class Policy(ABC):
         if kernels.first_bad_feature(x, MAX_ABS_FEATURE) >= 0:
             _check_finite_features(x[None, :])  # raises, naming the value
         return x
+
+
+def _rows(xs: FloatArray | None, part: slice) -> FloatArray | None:
+    return None if xs is None else xs[part]
 
 
 def _check_finite_features(xs: FloatArray) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from bandit_engine import kernels
 from bandit_engine.features import ArmFeatures
 from bandit_engine.policies.base import (
+    DEFAULT_HALF_LIFE_S,
     FloatArray,
     IntArray,
     Policy,
@@ -48,9 +49,10 @@ class BetaTS(Policy):
         prior_alpha: float = 1.0,
         prior_beta: float = 1.0,
         decay: float = 1.0,
+        half_life_s: float = DEFAULT_HALF_LIFE_S,
         refresh_every: int = 1000,
     ) -> None:
-        super().__init__(dim, decay=decay, refresh_every=refresh_every)
+        super().__init__(dim, decay=decay, half_life_s=half_life_s, refresh_every=refresh_every)
         self.prior_alpha = check_positive("prior_alpha", prior_alpha)
         self.prior_beta = check_positive("prior_beta", prior_beta)
         self._alpha = np.zeros(0)
@@ -94,7 +96,9 @@ class BetaTS(Policy):
             umin,
         )
 
-    def _apply(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None:
+    def _apply(
+        self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray, weights: FloatArray
+    ) -> None:
         kernels.beta_update_batch(
             self._alpha,
             self._beta,
@@ -105,7 +109,13 @@ class BetaTS(Policy):
             self.prior_alpha,
             self.prior_beta,
             self.decay,
+            weights,
         )
+
+    def _decay_arms(self, arms: IntArray, factors: FloatArray) -> None:
+        a0, b0 = self.prior_alpha, self.prior_beta
+        self._alpha[arms] = a0 + factors * (self._alpha[arms] - a0)
+        self._beta[arms] = b0 + factors * (self._beta[arms] - b0)
 
     def posterior(self, arm: int, x: FloatArray | None = None) -> tuple[float, float]:
         a = float(self._alpha[self._check_arm(arm)])

@@ -18,6 +18,7 @@ from bandit_engine._exceptions import InvalidArgument
 from bandit_engine.features import ArmFeatures
 from bandit_engine.policies.base import (
     _NORMAL_TABLE32_SIZE,
+    DEFAULT_HALF_LIFE_S,
     MAX_ABS_FEATURE,
     FloatArray,
     IntArray,
@@ -84,9 +85,10 @@ class PerArmGaussian(Policy):
         *,
         prior_precision: float = 1.0,
         decay: float = 1.0,
+        half_life_s: float = DEFAULT_HALF_LIFE_S,
         refresh_every: int = 1000,
     ) -> None:
-        super().__init__(dim, decay=decay, refresh_every=refresh_every)
+        super().__init__(dim, decay=decay, half_life_s=half_life_s, refresh_every=refresh_every)
         self.prior_precision = check_positive("prior_precision", prior_precision)
         d = self.dim
         self._prec = np.zeros((0, d, d))

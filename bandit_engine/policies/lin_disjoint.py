@@ -36,7 +36,13 @@ from typing import Any
 import numpy as np
 
 from bandit_engine import kernels
-from bandit_engine.policies.base import FloatArray, IntArray, _resized, check_positive
+from bandit_engine.policies.base import (
+    DEFAULT_HALF_LIFE_S,
+    FloatArray,
+    IntArray,
+    _resized,
+    check_positive,
+)
 from bandit_engine.policies.gaussian import PerArmGaussian
 
 __all__ = [
@@ -73,10 +79,15 @@ class LinTSDisjoint(PerArmGaussian):
         noise_scale: float | None = None,
         exploration: float = LIN_EXPLORATION,
         decay: float = 1.0,
+        half_life_s: float = DEFAULT_HALF_LIFE_S,
         refresh_every: int = 1000,
     ) -> None:
         super().__init__(
-            dim, prior_precision=prior_precision, decay=decay, refresh_every=refresh_every
+            dim,
+            prior_precision=prior_precision,
+            decay=decay,
+            half_life_s=half_life_s,
+            refresh_every=refresh_every,
         )
         self.noise_scale = (
             None if noise_scale is None else check_positive("noise_scale", noise_scale)
@@ -121,7 +132,9 @@ class LinTSDisjoint(PerArmGaussian):
             "exploration": self.exploration,
         }
 
-    def _apply(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None:
+    def _apply(
+        self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray, weights: FloatArray
+    ) -> None:
         done = kernels.lin_update_batch(
             self._prec,
             self._center,
@@ -139,6 +152,24 @@ class LinTSDisjoint(PerArmGaussian):
             self.prior_precision,
             self.decay,
             self.refresh_every,
+            self._noise_prior,
+            weights,
+        )
+        self._check_applied(arms, done)
+
+    def _decay_arms(self, arms: IntArray, factors: FloatArray) -> None:
+        done = kernels.lin_decay_arms(
+            self._prec,
+            self._center,
+            self._cov,
+            self._theta,
+            self._stale,
+            self._since,
+            self._noise,
+            self._scales,
+            arms,
+            factors,
+            self.prior_precision,
             self._noise_prior,
         )
         self._check_applied(arms, done)

@@ -39,6 +39,7 @@ from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument
 from bandit_engine.features import ArmFeatures
 from bandit_engine.policies.base import (
+    DEFAULT_HALF_LIFE_S,
     FloatArray,
     IntArray,
     Policy,
@@ -110,9 +111,10 @@ class LinTSShared(Policy):
         prior_precision: float = 1.0,
         noise_scale: float = 0.25,
         decay: float = 1.0,
+        half_life_s: float = DEFAULT_HALF_LIFE_S,
         refresh_every: int = 1000,
     ) -> None:
-        super().__init__(dim, decay=decay, refresh_every=refresh_every)
+        super().__init__(dim, decay=decay, half_life_s=half_life_s, refresh_every=refresh_every)
         jd = default_joint_dim(self.dim) if joint_dim is None else joint_dim
         if not isinstance(jd, int) or jd < 1:
             raise InvalidArgument(f"joint_dim={joint_dim!r} must be a positive integer")
@@ -252,7 +254,9 @@ class LinTSShared(Policy):
         return counts
 
     # --------------------------------------------------------------- learning
-    def _apply(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None:
+    def _apply(
+        self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray, weights: FloatArray
+    ) -> None:
         assert xs is not None
         phis = np.empty((arms.shape[0], self.joint_dim))
         for i in range(arms.shape[0]):
@@ -269,7 +273,10 @@ class LinTSShared(Policy):
             rewards,
             self.prior_precision,
             self.decay,
+            weights,
         )
+        if not np.all(weights == 1.0):
+            phis *= np.sqrt(weights)[:, None]  # A += w phi phi': a rank-one update by sqrt(w) phi
         self._y = None
         self._mu = None
         n = arms.shape[0]
@@ -285,6 +292,18 @@ class LinTSShared(Policy):
         else:
             self._pending[self._n_pending : total] = phis
             self._n_pending = total
+
+    def _decay_arms(self, arms: IntArray, factors: FloatArray) -> None:
+        # one model for all arms: its evidence decays with any arm's
+        g = float(factors[0])
+        lam = self.prior_precision
+        self._A *= g
+        self._A[np.diag_indices_from(self._A)] += (1.0 - g) * lam
+        self._b *= g
+        self._y = None
+        self._mu = None
+        self._r_ok = False  # refactored from A by the next decision
+        self._n_pending = 0
 
     def posterior(self, arm: int, x: FloatArray | None = None) -> tuple[float, float]:
         arm, x = self._summary_point(arm, x)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from bandit_engine import kernels
-from bandit_engine.policies.base import FloatArray, IntArray, check_positive
+from bandit_engine.policies.base import DEFAULT_HALF_LIFE_S, FloatArray, IntArray, check_positive
 from bandit_engine.policies.gaussian import PerArmGaussian
 
 __all__ = ["LOGISTIC_EXPLORATION", "LogisticTS"]
@@ -53,10 +53,15 @@ class LogisticTS(PerArmGaussian):
         prior_precision: float = 1.0,
         exploration: float = LOGISTIC_EXPLORATION,
         decay: float = 1.0,
+        half_life_s: float = DEFAULT_HALF_LIFE_S,
         refresh_every: int = 1000,
     ) -> None:
         super().__init__(
-            dim, prior_precision=prior_precision, decay=decay, refresh_every=refresh_every
+            dim,
+            prior_precision=prior_precision,
+            decay=decay,
+            half_life_s=half_life_s,
+            refresh_every=refresh_every,
         )
         self.exploration = check_positive("exploration", exploration)
 
@@ -73,7 +78,9 @@ class LogisticTS(PerArmGaussian):
     def _refresh_scale(self, arm: int) -> None:
         self._scales[arm] = self.exploration
 
-    def _apply(self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray) -> None:
+    def _apply(
+        self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray, weights: FloatArray
+    ) -> None:
         done = kernels.logistic_update_batch(
             self._center,
             self._prec,
@@ -88,6 +95,20 @@ class LogisticTS(PerArmGaussian):
             self.prior_precision,
             self.decay,
             self.refresh_every,
+            weights,
+        )
+        self._check_applied(arms, done)
+
+    def _decay_arms(self, arms: IntArray, factors: FloatArray) -> None:
+        done = kernels.logistic_decay_arms(
+            self._center,
+            self._prec,
+            self._cov,
+            self._stale,
+            self._since,
+            arms,
+            factors,
+            self.prior_precision,
         )
         self._check_applied(arms, done)
 

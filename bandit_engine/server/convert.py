@@ -32,6 +32,7 @@ _OPTIONAL = {
     "reward_window_seconds": "reward_window_s",
     "default_reward": "default_reward",
     "decay": "decay",
+    "half_life_seconds": "half_life_s",
     "prior_precision": "prior_precision",
     "noise_scale": "noise_scale",
     "exploration": "exploration",

@@ -51,6 +51,9 @@ def config_from_json(text: str | bytes) -> dict[str, Any]:
     ):
         # stored before ``exploration`` existed: keep the draws it made then
         data["exploration"] = 1.0
+    if "half_life_s" not in data and "decay" in data:  # decay: in every stored config
+        # stored before forgetting by time existed: it keeps its evidence
+        data["half_life_s"] = 0.0
     return data
 
 

@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from bandit_engine import ArmFeatures, InvalidArgument
-from bandit_engine.policies import FloatArray, IntArray, Ranking
+from bandit_engine.policies import FloatArray, IntArray, Policy, Ranking
 from simulators.simulate.progress import Progress
 from simulators.worlds import Round, World
 
@@ -70,9 +70,13 @@ class PolicyAgent(Agent):
         self.policy = policy
         self.rng = rng
         self.update_every = update_every
-        self._buf: list[tuple[IntArray, FloatArray, FloatArray]] = []
+        self._buf: list[tuple[IntArray, FloatArray, FloatArray, FloatArray]] = []
+        # engine policies learn when each round was decided (forgetting by time)
+        self._timed = isinstance(policy, Policy)
+        self._pace = 1.0
 
     def add_arms(self, world: World, indices: Sequence[int]) -> None:
+        self._pace = world.seconds_per_round
         for i in indices:
             got = self.policy.add_arm(world.arm(i).features())
             if got != i:
@@ -84,20 +88,31 @@ class PolicyAgent(Agent):
     def learn(self, rnd: Round, order: IntArray, rewards: FloatArray) -> None:
         shown = rnd.arms[order]
         xs = rnd.x[None, :] if shown.shape[0] == 1 else np.repeat(rnd.x[None, :], shown.shape[0], 0)
+        times = np.full(shown.shape[0], rnd.t * self._pace)
         if self.update_every == 1:
-            self.policy.update_batch(shown, xs, rewards)
+            self._update(shown, xs, rewards, times)
             return
-        self._buf.append((shown, xs, rewards))
+        self._buf.append((shown, xs, rewards, times))
         if len(self._buf) >= self.update_every:
             self.flush()
+
+    def _update(
+        self, arms: IntArray, xs: FloatArray, rewards: FloatArray, times: FloatArray
+    ) -> None:
+        if self._timed:
+            assert isinstance(self.policy, Policy)
+            self.policy.update_batch(arms, xs, rewards, times)
+        else:
+            self.policy.update_batch(arms, xs, rewards)
 
     def flush(self) -> None:
         if self._buf:
             arms = np.concatenate([b[0] for b in self._buf])
             xs = np.concatenate([b[1] for b in self._buf])
             rewards = np.concatenate([b[2] for b in self._buf])
+            times = np.concatenate([b[3] for b in self._buf])
             self._buf.clear()
-            self.policy.update_batch(arms, xs, rewards)
+            self._update(arms, xs, rewards, times)
 
     def close(self) -> None:
         self.flush()

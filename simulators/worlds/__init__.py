@@ -37,6 +37,7 @@ stream to many contenders cheaply).
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -89,13 +90,24 @@ def make_world(name: str, rng: np.random.Generator, **params: Any) -> World:
         raise InvalidArgument(
             f"world {name!r} has no parameter {unknown[0]!r}; its parameters are {sorted(known)}"
         )
+    pace = params.pop("seconds_per_round", World.seconds_per_round)
+    if (
+        isinstance(pace, bool)
+        or not isinstance(pace, (int, float))
+        or not math.isfinite(pace)
+        or pace <= 0
+    ):
+        raise InvalidArgument(f"seconds_per_round={pace!r} must be a positive finite number")
     factory: Callable[..., World] = cls  # each world has its own keywords
-    return factory(rng, **params)
+    world = factory(rng, **params)
+    world.seconds_per_round = float(pace)
+    return world
 
 
 def world_parameters(cls: type[World]) -> dict[str, Any]:
     """A world's keyword parameters and their defaults."""
     sig = inspect.signature(cls.__init__)
-    return {
+    own = {
         n: p.default for n, p in sig.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
     }
+    return {**own, "seconds_per_round": World.seconds_per_round}

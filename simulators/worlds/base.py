@@ -117,6 +117,10 @@ class World(ABC):
     space: FeatureSpace
     _arms: list[WorldArm]
     _stream_seed: int
+    #: the world's pace: round t is decided at t * seconds_per_round seconds
+    #: (forgetting by time, ``half_life_s``, counts those seconds); any
+    #: world takes it as a parameter (``make_world``)
+    seconds_per_round: float = 1.0
 
     def _draw_stream_seed(self, rng: np.random.Generator) -> None:
         """Call last in ``__init__``: the stream's seed, after the structure."""
@@ -185,6 +189,7 @@ class CachedWorld(World):
 
     def __init__(self, world: World, n: int) -> None:
         self.world = world
+        self.seconds_per_round = world.seconds_per_round
         self.space = world.space
         self._arms = [world.arm(i) for i in range(world.n_arms)]
         self._cached = list(world.rounds(n))

@@ -20,12 +20,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 from bandit_engine.core import ExperimentConfig
+from bandit_engine.core.event_ids import decision_time
 from bandit_engine.store import HeldRewards, LearnerOffsets
 from bandit_engine.stream.learner.checkpoint import Checkpoint, DeadLetter, Event
 from bandit_engine.stream.learner.decode import DecisionIn, RewardIn
 from bandit_engine.stream.learner.forward import Forward, Headers, source_of
 from bandit_engine.stream.learner.partition import (
     DEADLINE,
+    EVENT,
     EXPERIMENT,
     REWARDED,
     SLOTS,
@@ -283,7 +285,7 @@ class JoinState:
                     and not bits >> slot & 1
                 ):
                     mark(pend, bits | 1 << slot, off)
-                    events[exp_id].append((slot, pend[X], cfg.normalise_reward(reward)))
+                    events[exp_id].append(_event(slot, pend, cfg.normalise_reward(reward)))
                     times.append(ts)
                 else:
                     self._join(part, pend, off, (ev, arm, reward, ts, value, None), False)
@@ -377,7 +379,7 @@ class JoinState:
         else:
             part.mark_rewarded(pend, bits | 1 << slot, offset)
             if not replay:
-                self._events[exp_id].append((slot, pend[X], cfg.normalise_reward(reward)))
+                self._events[exp_id].append(_event(slot, pend, cfg.normalise_reward(reward)))
                 self._reward_times.append(ts)
             return
         if not replay:
@@ -425,9 +427,10 @@ class JoinState:
                 exp_id, x, bits = pend[EXPERIMENT], pend[X], pend[REWARDED]
                 r = self._exps[exp_id].default
                 events = self._events[exp_id]
+                t = decision_time(pend[EVENT])
                 for s in pend[SLOTS]:
                     if not bits >> s & 1:
-                        events.append((s, x, r))
+                        events.append((s, x, r, t))
                         self._counters[(exp_id, "rewards_defaulted")] += 1
             for o, fb in part.expired_orphans(wm):
                 ev = fb[0]
@@ -463,3 +466,8 @@ class JoinState:
             part = self._parts.get(p)
             if part is not None and part is cp.partitions[p]:
                 part.committed_as(off, cp.held.get(p))
+
+
+def _event(slot: int, pend: Pending, reward: float) -> Event:
+    """A posterior update: a shown slot of a pending decision and its reward."""
+    return (slot, pend[X], reward, decision_time(pend[EVENT]))

@@ -69,13 +69,14 @@ class PosteriorUpdate:
         m = self.model
         if version != m.version:  # another learner committed in between
             m.rebuild(load())
-        slots, xs, rewards = zip(*self.events, strict=True)
+        slots, xs, rewards, times = zip(*self.events, strict=True)
         n = len(slots)
         m.policy.update_batch(
             np.array(slots, dtype=np.int64),
             # one copy: the contexts are float64 bytes, checked on arrival
             np.frombuffer(b"".join(xs), dtype="<f8").reshape(n, -1),
             np.array(rewards, dtype=np.float64),
+            np.array(times, dtype=np.float64),
         )
         return m.policy.state_dict()
 

@@ -1,13 +1,18 @@
 """Forgetting in the ``learning`` section: drifting Bernoulli worlds.
 
 Two Bernoulli arms whose success rates change halfway through ``ROUNDS``
-rounds (``simulators.worlds.SwitchingBernoulliWorld``): in ``improve`` the
+rounds (``simulators.worlds.SwitchingBernoulliWorld``), one decision every
+``PACE`` seconds (20,000 decisions over two weeks, the change after one:
+the time scale forgetting by time, ``half_life_s``, is set for): in ``improve`` the
 arm that is not played improves (0.6/0.3 -> 0.6/0.8), so a policy sure of
 its choice must explore again to notice; in ``swap`` the arms swap (0.6/0.3
 -> 0.3/0.6). The figure of a contender is the better arm's share of the last
 ``LAST`` rounds (one arm shown per round), averaged over ``SEEDS``.
 ``drift_share_last`` is the worst such share of the engine's defaults
-(``DEFAULTS``) over both worlds. The engine policies with ``decay`` and a
+(``DEFAULTS``, with the default one-day half-life) over both worlds. The
+same worlds compressed into ``FAST_PACE`` seconds a decision (5.5 hours in
+all, a quarter of a half-life) are information: there the default
+forgets too little to notice the change. The engine policies with ``decay`` and a
 textbook discounted Thompson sampling (``simulators.baselines.DiscountedTS``,
 Raj & Kalyani 2017: every arm's evidence discounted every round) are
 information.
@@ -28,6 +33,8 @@ __all__ = ["CONTENDERS", "DESCRIPTIONS", "TARGETS", "WORLDS", "run"]
 
 ROUNDS = 20_000
 LAST = 2_000
+PACE = 60.0
+FAST_PACE = 1.0
 SEEDS = (0, 1, 2, 3)
 
 WORLDS: dict[str, dict[str, Any]] = {
@@ -64,6 +71,10 @@ def _descriptions() -> dict[str, str]:
             out[f"drift_share_last_{wname}_{name}"] = (
                 f"the better arm's share of the last {LAST:,} rounds, world {wname}, {name}"
             )
+        for name in DEFAULTS:
+            out[f"drift_share_last_{wname}_fast_{name}"] = (
+                f"the same, world {wname} at {FAST_PACE:g} s a decision, {name} (its defaults)"
+            )
     return out
 
 
@@ -83,12 +94,24 @@ def run(quick: bool = False) -> tuple[dict[str, float], dict[str, Any]]:
                 f"learning: drift world {wname}, seed {seed}: {len(contenders)} contenders x "
                 f"{n:,} rounds"
             )
-            rng = np.random.default_rng(seed)
-            world = CachedWorld(make_world("bernoulli_switch", rng, switch_at=n // 2, **wparams), n)
-            for name, c in contenders.items():
-                tr = c.run(world, n, 1, seed)
-                # two arms of distinct rates: regret 0 exactly when the better arm was shown
-                shares[wname].setdefault(name, []).append(float(np.mean(tr.regrets[-last:] == 0)))
+            for pace, prefix, names in ((PACE, "", CONTENDERS), (FAST_PACE, "fast_", DEFAULTS)):
+                rng = np.random.default_rng(seed)
+                world = CachedWorld(
+                    make_world(
+                        "bernoulli_switch",
+                        rng,
+                        switch_at=n // 2,
+                        seconds_per_round=pace,
+                        **wparams,
+                    ),
+                    n,
+                )
+                for name in names:
+                    tr = contenders[name].run(world, n, 1, seed)
+                    # two arms of distinct rates: regret 0 exactly when the better arm was shown
+                    shares[wname].setdefault(prefix + name, []).append(
+                        float(np.mean(tr.regrets[-last:] == 0))
+                    )
     figures = {
         f"drift_share_last_{w}_{name}": statistics.fmean(v)
         for w, by in shares.items()
@@ -99,6 +122,7 @@ def run(quick: bool = False) -> tuple[dict[str, float], dict[str, Any]]:
     )
     info = {
         "rounds": n, "last": last, "seeds": list(seeds), "worlds": WORLDS,
+        "seconds_per_round": PACE, "fast_seconds_per_round": FAST_PACE,
         "contenders": CONTENDERS, "per_seed": shares,
     }  # fmt: skip
     return figures, info

@@ -58,7 +58,7 @@ class Features(_message.Message):
     def __init__(self, dense: _Optional[_Iterable[float]] = ..., numeric: _Optional[_Mapping[str, float]] = ..., categorical: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExperimentSpec(_message.Message):
-    __slots__ = ("experiment_id", "policy", "dim", "dense_dim", "no_intercept", "joint_dim", "reward_min", "reward_max", "reward_window_seconds", "default_reward", "decay", "prior_precision", "noise_scale", "prior_alpha", "prior_beta", "propensity_draws", "exploration")
+    __slots__ = ("experiment_id", "policy", "dim", "dense_dim", "no_intercept", "joint_dim", "reward_min", "reward_max", "reward_window_seconds", "default_reward", "decay", "prior_precision", "noise_scale", "prior_alpha", "prior_beta", "propensity_draws", "exploration", "half_life_seconds")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,7 @@ class ExperimentSpec(_message.Message):
     PRIOR_BETA_FIELD_NUMBER: _ClassVar[int]
     PROPENSITY_DRAWS_FIELD_NUMBER: _ClassVar[int]
     EXPLORATION_FIELD_NUMBER: _ClassVar[int]
+    HALF_LIFE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     policy: PolicyKind
     dim: int
@@ -93,7 +94,8 @@ class ExperimentSpec(_message.Message):
     prior_beta: float
     propensity_draws: int
     exploration: float
-    def __init__(self, experiment_id: _Optional[str] = ..., policy: _Optional[_Union[PolicyKind, str]] = ..., dim: _Optional[int] = ..., dense_dim: _Optional[int] = ..., no_intercept: _Optional[bool] = ..., joint_dim: _Optional[int] = ..., reward_min: _Optional[float] = ..., reward_max: _Optional[float] = ..., reward_window_seconds: _Optional[float] = ..., default_reward: _Optional[float] = ..., decay: _Optional[float] = ..., prior_precision: _Optional[float] = ..., noise_scale: _Optional[float] = ..., prior_alpha: _Optional[float] = ..., prior_beta: _Optional[float] = ..., propensity_draws: _Optional[int] = ..., exploration: _Optional[float] = ...) -> None: ...
+    half_life_seconds: float
+    def __init__(self, experiment_id: _Optional[str] = ..., policy: _Optional[_Union[PolicyKind, str]] = ..., dim: _Optional[int] = ..., dense_dim: _Optional[int] = ..., no_intercept: _Optional[bool] = ..., joint_dim: _Optional[int] = ..., reward_min: _Optional[float] = ..., reward_max: _Optional[float] = ..., reward_window_seconds: _Optional[float] = ..., default_reward: _Optional[float] = ..., decay: _Optional[float] = ..., prior_precision: _Optional[float] = ..., noise_scale: _Optional[float] = ..., prior_alpha: _Optional[float] = ..., prior_beta: _Optional[float] = ..., propensity_draws: _Optional[int] = ..., exploration: _Optional[float] = ..., half_life_seconds: _Optional[float] = ...) -> None: ...
 
 class Experiment(_message.Message):
     __slots__ = ("spec", "active_arms", "total_arms", "model_version", "counters")
