@@ -11,7 +11,8 @@ replacement) and three synthetic worlds (a synthetic classification, the
 destinations click model, a 10-arm Bernoulli world). On each world and seed
 every contender plays the same stream (``simulators.simulate``: same
 contexts, same reward draw per round and arm, one arm shown per round; the
-rounds are built once per world and seed, ``simulators.worlds.CachedWorld``):
+rounds are built once per world and seed, ``simulators.worlds.CachedWorld``;
+one decision every ``PACE`` seconds, so forgetting by time is at work):
 
 - the engine's ``lin_ts_disjoint`` and ``logistic_ts`` with their defaults,
   and ``lin_ts_shared`` where the world's arms have features;
@@ -72,6 +73,10 @@ __all__ = [
 ]
 
 PASSES = 3
+#: one decision a minute in every world (``seconds_per_round``): 3,000
+#: decisions span two days, two of the default half-lives, so the defaults
+#: are measured with forgetting at work (the drift worlds' pace too)
+PACE = 60.0
 SEEDS = (0, 1, 2)
 SHARED_ARMS = 100
 SHARED_K = 10
@@ -280,7 +285,12 @@ class LearningBench:
 
     def _world(self, spec: WorldSpec, peer_specs: dict[str, str]) -> None:
         try:
-            first = make_world(spec.world, np.random.default_rng(self.seeds[0]), **spec.params)
+            first = make_world(
+                spec.world,
+                np.random.default_rng(self.seeds[0]),
+                seconds_per_round=PACE,
+                **spec.params,
+            )
         except Exception as exc:  # scikit-learn missing: say so, go on
             self.info["skipped"][spec.name] = str(exc)
             progress(f"learning: world {spec.name} skipped: {exc}")
@@ -291,7 +301,13 @@ class LearningBench:
         oracle = []
         for si, seed in enumerate(self.seeds):
             world = CachedWorld(
-                make_world(spec.world, np.random.default_rng(seed), **spec.params), rounds
+                make_world(
+                    spec.world,
+                    np.random.default_rng(seed),
+                    seconds_per_round=PACE,
+                    **spec.params,
+                ),
+                rounds,
             )
             best = float(np.mean([r.best_value(1) for r in world.rounds(rounds)]))
             oracle.append(best)

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from bandit_engine.core import FeedbackEvent
-from bandit_engine.policies import PRIOR_MEAN
+from bandit_engine.core.event_ids import decision_time
+from bandit_engine.policies import DEFAULT_HALF_LIFE_S, PRIOR_MEAN
 from bandit_engine.store import MySQLStore
 from bandit_engine.stream import (
     FeedbackParseError,
@@ -150,15 +151,18 @@ def settle(
 
 
 def _closed_form(
-    valid: dict[Key, float], xs: dict[str, np.ndarray]
+    valid: dict[Key, float], xs: dict[str, np.ndarray], clock: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Precision and b of every arm over the valid rewards (prior precision 1)."""
+    """Precision and b of every arm over the valid rewards (prior precision
+    1), each weighted 2^((t - clock) / half-life) by its decision's time t
+    (the default half-life; ``clock``: the snapshot's, None before any)."""
     a_ref = np.stack([np.eye(3) for _ in ARMS])
     b_ref = np.zeros((len(ARMS), 3))
     for (ev, arm), r in valid.items():
         i = ARMS.index(arm)
-        a_ref[i] += np.outer(xs[ev], xs[ev])
-        b_ref[i] += (r - PRIOR_MEAN) * xs[ev]  # lin_ts_disjoint learns centred rewards
+        w = 1.0 if clock is None else 2.0 ** ((decision_time(ev) - clock) / DEFAULT_HALF_LIFE_S)
+        a_ref[i] += w * np.outer(xs[ev], xs[ev])
+        b_ref[i] += w * (r - PRIOR_MEAN) * xs[ev]  # lin_ts_disjoint learns centred rewards
     return a_ref, b_ref
 
 
@@ -188,7 +192,8 @@ def evaluate(store: MySQLStore, settings: KafkaSettings, ledger: Ledger) -> dict
     acked_not_in_log = sorted(k for k in valid if k not in copies)
     want_duplicate = sum(n - 1 for n in copies.values())
     snap = store.load_snapshot(EXPERIMENT)
-    a_ref, b_ref = _closed_form(valid, xs)
+    clock = float(snap.state["clock"][0]) if snap is not None and "clock" in snap.state else None
+    a_ref, b_ref = _closed_form(valid, xs, clock)
     checks = {
         "posterior equals the closed form": snap is not None
         and bool(
