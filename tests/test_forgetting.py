@@ -190,8 +190,8 @@ def test_bad_times_are_refused_and_change_nothing(kind: str) -> None:
     after = p.state_dict()
     for k in before:
         assert np.array_equal(before[k], after[k]), k
-    for k in after.values():
-        assert np.isfinite(k).all()
+    for arr in after.values():
+        assert np.isfinite(arr).all()
 
 
 def test_config_half_life() -> None:
