@@ -263,9 +263,10 @@ class Policy(ABC):
 
         ``times``: when each event was decided, in seconds on any one clock
         (the engine: seconds since the Unix epoch); NaN or no ``times`` at
-        all: at the arm's clock. With ``half_life_s`` > 0 an event counts
-        2^-(age / half_life_s), its age measured from the newest event time
-        seen (see ``Forgetting``); otherwise times are not used.
+        all: a whole event at the policy's clock. With ``half_life_s`` > 0 an
+        event counts 2^((t - clock) / half_life_s), the clock following the
+        newest event time on a grid (``Forgetting``); otherwise times are not
+        used.
 
         Everything is validated first: a bad event raises and applies nothing.
         """
