@@ -452,8 +452,14 @@ def test_reuseport_servers_share_one_port(kafka_settings: KafkaSettings, mysql_d
             )
         )
         stubs[0].AddArms(pb.AddArmsRequest(experiment_id="rp", arms=[pb.ArmSpec(arm_id="x")]))
-        for e in (e1, e2):  # each process learns of the experiment from MySQL
-            wait_for(functools.partial(lambda e: bool(e.list_experiments()), e), 5.0, "experiment")
+        for e in (e1, e2):  # each process learns of the experiment and its arm from MySQL
+            wait_for(
+                functools.partial(
+                    lambda e: bool(e.list_experiments()) and bool(e.list_arms("rp")), e
+                ),
+                5.0,
+                "experiment and arm",
+            )
         for stub in stubs:
             resp = stub.Recommend(pb.RecommendRequest(experiment_id="rp"))
             stub.Feedback(pb.FeedbackRequest(event_id=resp.event_id, arm_id="x", reward=1))

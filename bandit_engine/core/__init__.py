@@ -8,6 +8,7 @@ a ``Store`` for state and, in Kafka mode, an ``EventLog``.
 
 from bandit_engine.core.config import ExperimentConfig, Limits, check_id
 from bandit_engine.core.engine import Engine
+from bandit_engine.core.event_ids import decision_time
 from bandit_engine.core.ports import (
     ArmRow,
     DecisionRow,
@@ -45,5 +46,6 @@ __all__ = [
     "Snapshot",
     "Store",
     "check_id",
+    "decision_time",
     "feature_hash",
 ]

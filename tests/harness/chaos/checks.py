@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from bandit_engine.core import FeedbackEvent
-from bandit_engine.core.event_ids import decision_time
+from bandit_engine.core import FeedbackEvent, decision_time
 from bandit_engine.policies import DEFAULT_HALF_LIFE_S, PRIOR_MEAN
 from bandit_engine.store import MySQLStore
 from bandit_engine.stream import (
