@@ -241,15 +241,25 @@ class Policy(ABC):
 
     # --------------------------------------------------------------- learning
     def update(
-        self, arm: int, x: FloatArray | None, reward: float, time: float | None = None
+        self,
+        arm: int,
+        x: FloatArray | None,
+        reward: float,
+        time: float | None = None,
+        weight: float = 1.0,
     ) -> None:
         """Apply one event; reward normalised to [0, 1]; ``time``: when it
-        was decided (seconds), for forgetting by time (``half_life_s``)."""
+        was decided (seconds), for forgetting by time (``half_life_s``);
+        ``weight``: how much it counts, in [0, 1] (``update_batch``)."""
         # [None, ...], not [None, :]: a 0-d context must reach the shape check
         xs = None if x is None else np.asarray(x, dtype=np.float64)[None, ...]
         times = None if time is None else np.array([time], dtype=np.float64)
         self.update_batch(
-            np.array([arm], dtype=np.int64), xs, np.array([reward], dtype=float), times
+            np.array([arm], dtype=np.int64),
+            xs,
+            np.array([reward], dtype=float),
+            times,
+            None if weight == 1.0 else np.array([weight], dtype=float),
         )
 
     def update_batch(
@@ -258,8 +268,13 @@ class Policy(ABC):
         xs: FloatArray | None,
         rewards: FloatArray,
         times: FloatArray | None = None,
+        weights: FloatArray | None = None,
     ) -> None:
         """Apply events in order, as if ``update`` were called for each.
+
+        ``weights``: how much each event counts, in [0, 1] (a click model's
+        weight, ``bandit_engine.core.click_models``; None: 1 each). An event
+        of weight 0 changes no arm (its time still moves the clock).
 
         ``times``: when each event was decided, in seconds on any one clock
         (the engine: seconds since the Unix epoch); NaN or no ``times`` at
@@ -287,6 +302,14 @@ class Policy(ABC):
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise InvalidArgument(f"reward[{i}]={rewards[i]!r} must be finite and in [0, 1]")
+        if weights is not None:
+            weights = np.ascontiguousarray(weights, dtype=np.float64)
+            if weights.shape != arms.shape:
+                raise InvalidArgument(f"{weights.shape[0]} weights for {arms.shape[0]} arms")
+            bad = ~np.isfinite(weights) | (weights < 0.0) | (weights > 1.0)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise InvalidArgument(f"weight[{i}]={weights[i]!r} must be finite and in [0, 1]")
         if self.contextual:
             if xs is None:
                 raise InvalidArgument(f"{self.kind} needs a context for each event")
@@ -296,20 +319,35 @@ class Policy(ABC):
                     f"contexts have shape {xs.shape}; expected ({arms.shape[0]}, {self.dim})"
                 )
             _check_finite_features(xs)
+        ones = weights is None
         if times is None or self.half_life_s <= 0.0:
-            self._apply(arms, xs, rewards, np.ones(arms.shape[0]))
+            self._apply_part(arms, xs, rewards, np.ones(arms.shape[0]) if ones else weights)
             return
         # forgetting by time: the events between two moves of the clock at a time
-        cuts, weights = self._forget.plan(times)
+        cuts, ws = self._forget.plan(times)
+        if not ones:
+            ws = ws * weights
         start = 0
         for stop, factor in cuts:
             if stop > start:
                 part = slice(start, stop)
-                self._apply(arms[part], _rows(xs, part), rewards[part], weights[part])
+                self._apply_part(arms[part], _rows(xs, part), rewards[part], ws[part])
             self._decay_all(factor)
             start = stop
         part = slice(start, arms.shape[0])
-        self._apply(arms[part], _rows(xs, part), rewards[part], weights[part])
+        self._apply_part(arms[part], _rows(xs, part), rewards[part], ws[part])
+
+    def _apply_part(
+        self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray, weights: FloatArray
+    ) -> None:
+        """``_apply`` to the events of positive weight."""
+        keep = weights > 0.0
+        if not keep.all():
+            if not keep.any():
+                return
+            arms, rewards, weights = arms[keep], rewards[keep], weights[keep]
+            xs = None if xs is None else xs[keep]
+        self._apply(arms, xs, rewards, weights)
 
     @abstractmethod
     def _apply(
