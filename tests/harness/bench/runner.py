@@ -28,7 +28,12 @@ SECTIONS = (
     "sim",
     "replay",
     "learning",
+    "ranking",
+    "slate",
 )
+#: sections in their own modules (``harness.bench.<name>``): each has
+#: ``TARGETS``, ``DESCRIPTIONS`` and ``run(quick) -> (figures, info)``
+PLUGIN_SECTIONS = ("ranking", "slate")
 
 #: key -> (comparison, threshold)
 TARGETS: dict[str, tuple[str, float]] = {
@@ -50,6 +55,19 @@ try:  # the learning section declares its own targets and descriptions (below)
     TARGETS.update(_LEARNING_TARGETS)
 except ImportError:  # pragma: no cover - ships with the harness
     pass
+
+
+def _plugin(name: str) -> Any:
+    import importlib
+
+    return importlib.import_module(f"harness.bench.{name}")
+
+
+for _name in PLUGIN_SECTIONS:
+    try:
+        TARGETS.update(_plugin(_name).TARGETS)
+    except ImportError:  # pragma: no cover - the module is being written
+        pass
 
 SETTING = "K=100 arms, d=32 features, top-10 ranking"
 
@@ -190,6 +208,11 @@ try:
     DESCRIPTIONS.update(_LEARNING)
 except ImportError:  # pragma: no cover - ships with the harness
     pass
+for _name in PLUGIN_SECTIONS:
+    try:
+        DESCRIPTIONS.update(_plugin(_name).DESCRIPTIONS)
+    except ImportError:  # pragma: no cover - the module is being written
+        pass
 
 _UNITS = (
     ("_us", "us"),
@@ -372,6 +395,19 @@ def main(argv: list[str] | None = None) -> int:
         lb = LearningBench(args.quick)
         timed("learning", lb.run)
         meta["learning"] = lb.info
+
+    for name in PLUGIN_SECTIONS:
+        if name in sections:
+            plugin = _plugin(name)
+            info: dict[str, Any] = {}
+
+            def run_plugin(plugin: Any = plugin, info: dict[str, Any] = info) -> dict[str, float]:
+                figs, extra = plugin.run(args.quick)
+                info.update(extra)
+                return dict(figs)
+
+            timed(name, run_plugin)
+            meta[name] = info
 
     echo_cpu = figures.get("echo_server_cpu_us_pinned")
     decide = figures.get("decide_with_propensity_us")
