@@ -54,6 +54,9 @@ def run_client(args: argparse.Namespace) -> int:
             dim=args.dim,
             dense_dim=args.dense_dim,
             no_intercept=args.no_intercept,
+            click_model=pb.ClickModel.Value(args.click_model.upper()),
+            examination=parse_examination(args.examination),
+            propensity_kind=pb.PropensityKind.Value(args.propensity_kind.upper()),
         )
         for name in (
             "reward_min",
@@ -217,6 +220,23 @@ def add_client_commands(sub: Any) -> None:
     c.add_argument("--prior-alpha", type=float)
     c.add_argument("--prior-beta", type=float)
     c.add_argument("--propensity-draws", type=int)
+    c.add_argument(
+        "--click-model",
+        choices=("independent", "cascade", "position_based"),
+        default="independent",
+        help="what a ranked list's default rewards teach (default independent)",
+    )
+    c.add_argument(
+        "--examination",
+        help="position_based: examination probability per slot, comma-separated "
+        "(default 1/log2(slot + 2))",
+    )
+    c.add_argument(
+        "--propensity-kind",
+        choices=("first_slot", "per_slot"),
+        default="first_slot",
+        help="what Recommend's propensities hold (default first_slot)",
+    )
     client("experiments", "list experiments")
     c = client("experiment", "show one experiment")
     c.add_argument("experiment_id")
@@ -250,3 +270,13 @@ def add_client_commands(sub: Any) -> None:
     c.add_argument("--timestamp", type=float)
     c = client("health", "gRPC health check")
     c.add_argument("--service", default="")
+
+
+def parse_examination(text: str | None) -> list[float]:
+    """``--examination 1,0.6,0.4`` as a list of floats (checked by the server)."""
+    if not text:
+        return []
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise SystemExit(f"--examination {text!r} must be comma-separated numbers") from None

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from bandit_engine._exceptions import InvalidArgument, ResourceExhausted
+from bandit_engine.core.click_models import ClickModel
 from bandit_engine.features import FeatureSpace
 from bandit_engine.policies import (
     DEFAULT_HALF_LIFE_S,
@@ -20,7 +21,7 @@ from bandit_engine.policies import (
     make_policy,
 )
 
-__all__ = ["ExperimentConfig", "GiB", "Limits", "check_id"]
+__all__ = ["PROPENSITY_KINDS", "ExperimentConfig", "GiB", "Limits", "check_id"]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}$")
 
@@ -84,6 +85,10 @@ SHARED_NOISE_SCALE = 0.25
 #: Range of ``exploration`` (lin_ts_disjoint, logistic_ts), and its defaults.
 EXPLORATION_RANGE = (1e-3, 100.0)
 DEFAULT_EXPLORATION = {"lin_ts_disjoint": LIN_EXPLORATION, "logistic_ts": LOGISTIC_EXPLORATION}
+#: What ``Decision.propensities`` holds (``propensity_kind``): ``first_slot``,
+#: the probability that the policy ranks the arm first for this context;
+#: ``per_slot``, that it ranks it at the slot it was shown in.
+PROPENSITY_KINDS = ("first_slot", "per_slot")
 #: Range of ``prior_alpha`` and ``prior_beta`` (the Beta prior).
 BETA_PRIOR_RANGE = (1e-3, 1e6)
 
@@ -158,7 +163,7 @@ class Limits:
             )
 
 
-_FIELD_TYPES = {"intercept": bool, "policy": str}
+_FIELD_TYPES = {"intercept": bool, "policy": str, "click_model": str, "propensity_kind": str}
 _INTEGERS = {"dim": 1, "dense_dim": 0, "joint_dim": 1, "propensity_draws": 1}
 
 
@@ -196,6 +201,13 @@ class ExperimentConfig:
     prior_alpha: float = 1.0
     prior_beta: float = 1.0
     propensity_draws: int = 1000
+    #: what a ranked list's default rewards teach (``core.click_models``)
+    click_model: str = "independent"
+    #: position_based: the examination probability of each slot; empty: the
+    #: default curve 1/log2(slot + 2)
+    examination: tuple[float, ...] = ()
+    #: what ``propensities`` hold: ``first_slot`` or ``per_slot``
+    propensity_kind: str = "first_slot"
 
     def __post_init__(self) -> None:
         check_id(self.experiment_id, "experiment_id")
@@ -248,6 +260,13 @@ class ExperimentConfig:
             object.__setattr__(self, "exploration", DEFAULT_EXPLORATION[self.policy])
         _bounded("prior_alpha", self.prior_alpha, *BETA_PRIOR_RANGE)
         _bounded("prior_beta", self.prior_beta, *BETA_PRIOR_RANGE)
+        click = ClickModel(self.click_model, self.examination)  # raises, naming the value
+        object.__setattr__(self, "examination", click.examination)
+        if self.propensity_kind not in PROPENSITY_KINDS:
+            raise InvalidArgument(
+                f"propensity_kind={self.propensity_kind!r} unknown; expected one of "
+                f"{list(PROPENSITY_KINDS)}"
+            )
         # the feature layout (dense_dim within dim); FeatureSpace allocates nothing
         FeatureSpace(self.dim, self.dense_dim, self.intercept)
 
@@ -274,6 +293,11 @@ class ExperimentConfig:
         # scoring row (packed_width), counters, the score scale and noise sums
         packed = d * (d + 1) // 2 + d
         return n_arms * (16 * d * d + 16 * d + 4 * packed + 33 + 24)
+
+    @property
+    def click(self) -> ClickModel:
+        """The experiment's click model."""
+        return ClickModel(self.click_model, self.examination)
 
     def feature_space(self, max_features: int = 1024) -> FeatureSpace:
         return FeatureSpace(self.dim, self.dense_dim, self.intercept, max_features)
@@ -306,7 +330,9 @@ class ExperimentConfig:
         return (reward - self.reward_min) / (self.reward_max - self.reward_min)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["examination"] = list(self.examination)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:

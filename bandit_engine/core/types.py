@@ -79,8 +79,9 @@ class Context:
 class Decision:
     """A ranked answer. ``scores[i]`` is the sampled score of ``arm_ids[i]``;
     ``propensities[i]`` the probability that the policy puts ``arm_ids[i]``
-    in the first slot for this context (estimated from the experiment's
-    ``propensity_draws`` posterior draws). Two decisions are equal when all
+    in the first slot (``propensity_kind`` ``first_slot``) or in slot ``i``
+    (``per_slot``) for this context, estimated from the experiment's
+    ``propensity_draws`` posterior draws. Two decisions are equal when all
     their fields are."""
 
     event_id: str
@@ -88,6 +89,7 @@ class Decision:
     scores: FloatArray
     propensities: FloatArray
     model_version: int
+    propensity_kind: str = "first_slot"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Decision):
@@ -96,6 +98,7 @@ class Decision:
             self.event_id == other.event_id
             and self.arm_ids == other.arm_ids
             and self.model_version == other.model_version
+            and self.propensity_kind == other.propensity_kind
             and np.array_equal(self.scores, other.scores)
             and np.array_equal(self.propensities, other.propensities)
         )

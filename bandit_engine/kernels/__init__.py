@@ -74,6 +74,12 @@ from bandit_engine.kernels.shared import (
     solve_upper_t,
     solve_upper_t_rows,
 )
+from bandit_engine.kernels.slot_propensity import (
+    beta_slot_counts,
+    slot_counts_gauss,
+    slot_propensities,
+    topk_match_counts,
+)
 from bandit_engine.kernels.updates import (
     NOISE_A0,
     NOISE_B0,
@@ -102,6 +108,7 @@ __all__ = [
     "TABLE_MAX_ABS",
     "argmax_counts",
     "beta_first_counts",
+    "beta_slot_counts",
     "beta_update_batch",
     "chol_update_upper",
     "cholesky_lower",
@@ -142,6 +149,8 @@ __all__ = [
     "shared_draw_scores",
     "shared_scores",
     "shared_update_batch",
+    "slot_counts_gauss",
+    "slot_propensities",
     "solve_lower_rows",
     "solve_upper",
     "solve_upper_t",
@@ -150,4 +159,5 @@ __all__ = [
     "spd_inverse",
     "spd_solve",
     "top_k",
+    "topk_match_counts",
 ]

@@ -18,7 +18,6 @@ and ignore the context, so no caller branches on the policy's type.
 from __future__ import annotations
 
 import math
-import statistics
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -30,6 +29,12 @@ from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument
 from bandit_engine.features import ArmFeatures
 from bandit_engine.policies.forgetting import Forgetting
+from bandit_engine.policies.tables import (  # noqa: F401 - re-exported
+    _NORMAL_TABLE32_SIZE,
+    normal_table,
+    normal_table32,
+    uniform_table,
+)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -37,57 +42,6 @@ IntArray = npt.NDArray[np.int64]
 #: Largest absolute feature value accepted. Beyond ~1e6 the precision matrix
 #: (entries ~x^2 per event) loses the prior's diagonal to rounding.
 MAX_ABS_FEATURE = 1e6
-
-_NORMAL_TABLE: FloatArray | None = None
-_NORMAL_TABLE_SIZE = 1 << 20
-
-
-def normal_table() -> FloatArray:
-    """A fixed table of 2^20 standard normals (seeded), for propensity draws.
-
-    Propensity estimation needs many draws per request; reading a window of
-    a pre-drawn table at a random offset (drawn from the caller's Generator)
-    costs a load instead of a Box-Muller transform and keeps runs seeded.
-    """
-    global _NORMAL_TABLE
-    if _NORMAL_TABLE is None:
-        _NORMAL_TABLE = np.random.default_rng(0x5EED_BA4D17).standard_normal(_NORMAL_TABLE_SIZE)
-    return _NORMAL_TABLE
-
-
-_UNIFORM_TABLE: FloatArray | None = None
-
-
-def uniform_table() -> FloatArray:
-    """A fixed table of 2^20 uniforms in (0, 1] (seeded), read like
-    ``normal_table`` by the Beta first-slot kernel's Gamma draws."""
-    global _UNIFORM_TABLE
-    if _UNIFORM_TABLE is None:
-        _UNIFORM_TABLE = 1.0 - np.random.default_rng(0x5EED_0A1F).random(_NORMAL_TABLE_SIZE)
-    return _UNIFORM_TABLE
-
-
-_NORMAL_TABLE32: np.ndarray | None = None
-_NORMAL_TABLE32_SIZE = 1 << 16
-
-
-def normal_table32() -> np.ndarray:
-    """2^16 float32 standard normals: 256 KiB, so it stays in cache.
-
-    The table holds the normal quantiles at (i + 1/2) / 2^16 in a seeded
-    random order, so its empirical distribution matches N(0, 1) to 1.5e-5 in
-    probability, where 2^16 random draws would be off by up to ~4e-3. The
-    Gaussian first-slot kernel reads one window per arm at offsets drawn
-    from the caller's Generator.
-    """
-    global _NORMAL_TABLE32
-    if _NORMAL_TABLE32 is None:
-        inv = statistics.NormalDist().inv_cdf
-        n = _NORMAL_TABLE32_SIZE
-        q = np.array([inv((i + 0.5) / n) for i in range(n)], dtype=np.float32)
-        _NORMAL_TABLE32 = np.random.default_rng(0x5EED_BA4D32).permutation(q)
-    assert _NORMAL_TABLE32 is not None
-    return _NORMAL_TABLE32
 
 
 @dataclass(slots=True)  # not frozen: a frozen init costs several times more, on every draw
@@ -221,6 +175,31 @@ class Policy(ABC):
         scores = self.sample_scores(arms, x, rng)
         order = kernels.top_k(scores, k)
         return order, scores[order], self.first_slot_counts(arms, x, draws, rng)
+
+    def decide_slots_unchecked(
+        self, arms: IntArray, x: FloatArray | None, k: int, draws: int, rng: np.random.Generator
+    ) -> tuple[IntArray, FloatArray, IntArray, IntArray]:
+        """``decide_unchecked`` with per-slot counts: (order, scores of the
+        ranked arms, slot counts, prefix counts), ``slot_counts`` of the
+        served order."""
+        scores = self.sample_scores(arms, x, rng)
+        order = kernels.top_k(scores, k)
+        slot, prefix = self.slot_counts(arms, x, order, draws, rng)
+        return order, scores[order], slot, prefix
+
+    def slot_counts(
+        self,
+        arms: IntArray,
+        x: FloatArray | None,
+        order: IntArray,
+        draws: int,
+        rng: np.random.Generator,
+    ) -> tuple[IntArray, IntArray]:
+        """In ``draws`` posterior draws, how often the arm at each position
+        of ``order`` (positions into ``arms``, ranked) is ranked at that
+        position, and how often the draw's first ``p + 1`` arms are
+        ``order[:p + 1]`` (``kernels.slot_propensity``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no per-slot propensities")
 
     @abstractmethod
     def first_slot_counts(

@@ -96,6 +96,31 @@ class BetaTS(Policy):
             umin,
         )
 
+    def slot_counts(
+        self,
+        arms: IntArray,
+        x: FloatArray | None,
+        order: IntArray,
+        draws: int,
+        rng: np.random.Generator,
+    ) -> tuple[IntArray, IntArray]:
+        normals, uniforms = normal_table(), uniform_table()
+        zmin, zmax, umin = _table_bounds()
+        off = rng.integers(normals.shape[0], size=2)
+        return kernels.beta_slot_counts(  # type: ignore[no-any-return]
+            self._alpha[arms],
+            self._beta[arms],
+            normals,
+            uniforms,
+            int(off[0]),
+            int(off[1]),
+            draws,
+            zmin,
+            zmax,
+            umin,
+            np.ascontiguousarray(order, dtype=np.int64),
+        )
+
     def _apply(
         self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray, weights: FloatArray
     ) -> None:

@@ -339,6 +339,33 @@ class PerArmGaussian(Policy):
             draws,
         )
 
+    def decide_slots_unchecked(
+        self, arms: IntArray, x: FloatArray | None, k: int, draws: int, rng: np.random.Generator
+    ) -> tuple[IntArray, FloatArray, IntArray, IntArray]:
+        assert x is not None
+        z = self._normals(rng, arms.shape[0])
+        offset = self._offset(rng)
+        kernels.ensure_packed_all(self._cov, self._packed, self._stale, arms)
+        mean, std, scores, order = kernels.gauss_sample_top_k(
+            self._cov, self._weights(), self._packed, arms, x, self._scales, z, k
+        )
+        slot, prefix = kernels.slot_counts_gauss(mean, std, normal_table32(), offset, draws, order)
+        return order, scores[order], slot, prefix
+
+    def slot_counts(
+        self,
+        arms: IntArray,
+        x: FloatArray | None,
+        order: IntArray,
+        draws: int,
+        rng: np.random.Generator,
+    ) -> tuple[IntArray, IntArray]:
+        assert x is not None
+        mean, std = self._draw_mean_std(arms, x)
+        return kernels.slot_counts_gauss(  # type: ignore[no-any-return]
+            mean, std, normal_table32(), self._offset(rng), draws, order
+        )
+
     def first_slot_counts(
         self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator
     ) -> IntArray:

@@ -31,6 +31,7 @@ after a batch of events: exact, at O(joint_dim^3) per batch (about 0.7 ms at
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -225,6 +226,44 @@ class LinTSShared(Policy):
         return kernels.shared_draw_scores(
             x, arms, self._ptr, self._ids, self._vals, r, y, z, self.noise_scale
         )
+
+    def slot_counts(
+        self,
+        arms: IntArray,
+        x: FloatArray | None,
+        order: IntArray,
+        draws: int,
+        rng: np.random.Generator,
+    ) -> tuple[IntArray, IntArray]:
+        assert x is not None
+        k = order.shape[0]
+        slot = np.zeros(k, dtype=np.int64)
+        prefix = np.zeros(k, dtype=np.int64)
+        shown = np.ascontiguousarray(order, dtype=np.int64)
+        for scores in self._draw_blocks(arms, x, draws, rng):
+            kernels.topk_match_counts(scores, shown, slot, prefix)
+        return slot, prefix
+
+    def _draw_blocks(
+        self, arms: IntArray, x: FloatArray, draws: int, rng: np.random.Generator
+    ) -> Iterator[FloatArray]:
+        """``draws`` posterior draws of the arms' scores, in (draws, arms) blocks."""
+        r, mu = self._factors()
+        phi = self.joint(arms, x)
+        w = kernels.solve_upper_t_rows(r, phi)  # (joint_dim, arms)
+        w *= self.noise_scale
+        base = phi @ mu
+        table = normal_table()
+        pos = int(rng.integers(table.shape[0]))
+        dim = self.joint_dim
+        step = max(1, _GEMM_CELLS // max(arms.shape[0], dim))
+        for start in range(0, draws, step):
+            m = min(step, draws - start)
+            z = _window(table, pos, m * dim).reshape(m, dim)
+            pos = (pos + m * dim) % table.shape[0]
+            scores = z @ w
+            scores += base
+            yield scores
 
     def first_slot_counts(
         self, arms: IntArray, x: FloatArray | None, draws: int, rng: np.random.Generator

@@ -17,6 +17,19 @@ POLICY_FROM_PB = {
 }
 POLICY_TO_PB = {v: k for k, v in POLICY_FROM_PB.items()}
 
+CLICK_FROM_PB = {
+    pb.INDEPENDENT: "independent",
+    pb.CASCADE: "cascade",
+    pb.POSITION_BASED: "position_based",
+}
+CLICK_TO_PB = {v: k for k, v in CLICK_FROM_PB.items()}
+PROPENSITY_FROM_PB = {
+    pb.PROPENSITY_KIND_UNSPECIFIED: "first_slot",
+    pb.FIRST_SLOT: "first_slot",
+    pb.PER_SLOT: "per_slot",
+}
+PROPENSITY_TO_PB = {"first_slot": pb.FIRST_SLOT, "per_slot": pb.PER_SLOT}
+
 OUTCOME_TO_PB = {
     "applied": pb.APPLIED,
     "duplicate": pb.DUPLICATE,
@@ -58,6 +71,19 @@ def config_from_spec(spec: pb.ExperimentSpec) -> ExperimentConfig:
     for field, name in _OPTIONAL.items():
         if spec.HasField(field):
             kwargs[name] = getattr(spec, field)
+    if spec.click_model not in CLICK_FROM_PB:
+        raise InvalidArgument(
+            f"click_model={spec.click_model!r} must be one of "
+            f"{sorted(pb.ClickModel.Name(k) for k in CLICK_FROM_PB)}"
+        )
+    if spec.propensity_kind not in PROPENSITY_FROM_PB:
+        raise InvalidArgument(
+            f"propensity_kind={spec.propensity_kind!r} must be one of "
+            f"{sorted(pb.PropensityKind.Name(k) for k in PROPENSITY_TO_PB.values())}"
+        )
+    kwargs["click_model"] = CLICK_FROM_PB[spec.click_model]
+    kwargs["examination"] = tuple(spec.examination)
+    kwargs["propensity_kind"] = PROPENSITY_FROM_PB[spec.propensity_kind]
     return ExperimentConfig(**kwargs)
 
 
@@ -68,6 +94,9 @@ def spec_from_config(cfg: ExperimentConfig) -> pb.ExperimentSpec:
         dim=cfg.dim,
         dense_dim=cfg.dense_dim,
         no_intercept=not cfg.intercept,
+        click_model=CLICK_TO_PB[cfg.click_model],
+        examination=cfg.examination,
+        propensity_kind=PROPENSITY_TO_PB[cfg.propensity_kind],
     )
     for field, name in _OPTIONAL.items():
         value = getattr(cfg, name)
@@ -99,7 +128,9 @@ def context_from_msg(f: pb.Features) -> Context:
 
 def recommend_response(d: Decision) -> pb.RecommendResponse:
     resp = pb.RecommendResponse(
-        event_id=d.event_id, model_version=d.model_version, propensity_kind=pb.FIRST_SLOT
+        event_id=d.event_id,
+        model_version=d.model_version,
+        propensity_kind=PROPENSITY_TO_PB[d.propensity_kind],
     )
     add = resp.arms.add
     for a, s, p in zip(d.arm_ids, d.scores.tolist(), d.propensities.tolist(), strict=True):

@@ -183,6 +183,15 @@ class PolicyBench:
             repeats=self._reps(15, 3),
         )
         out = {"propensity_us": us}
+        # per-slot propensities of a served top-k, from the same number of draws
+        orders = [pol.rank(arms, xs[i], d.k, rng).order for i in range(m)]
+        us_slot, _ = median_call_us(
+            lambda i: pol.slot_counts(arms, xs[i % m], orders[i % m], 1000, rng),
+            batch=200,
+            repeats=self._reps(15, 3),
+        )
+        out["slot_propensity_us"] = us_slot
+        out["slot_propensity_vs_first_slot"] = us_slot / us
         if hasattr(pol, "decide"):  # rank + propensities in one call, as the server does
             us2, _ = median_call_us(
                 lambda i: pol.decide(arms, xs[i % m], d.k, 1000, rng),

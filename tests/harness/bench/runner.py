@@ -41,6 +41,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "decide_vs_vw": (">=", 20.0),
     "updates_per_s": (">=", 300_000.0),
     "recommend_vs_echo": (">=", 0.55),
+    "slot_propensity_vs_first_slot": ("<=", 3.0),
     "feedback_rewards_per_s": (">=", 50_000.0),
     "feedback_vs_raw_consume": (">=", 0.5),
     "reward_to_posterior_p99_ms": ("<=", 250.0),
@@ -91,6 +92,10 @@ DESCRIPTIONS: dict[str, str] = {
     "decide_vs_vw": "vw_decide_us / decide_us (same process, same run, interleaved rounds)",
     "propensity_us": "median us per policy.propensities(arms, x, 1000, rng) (1000 Monte Carlo "
     "draws of the first slot), same setting",
+    "slot_propensity_us": "median us per policy.slot_counts(arms, x, order, 1000, rng): per-slot "
+    "and prefix counts of a served top-10 from 1000 posterior draws, same setting as "
+    "propensity_us",
+    "slot_propensity_vs_first_slot": "slot_propensity_us / propensity_us (same run)",
     "propensity_beta_us": "propensity_us for Beta-Bernoulli TS (context ignored), trained on the "
     "same events",
     "propensity_shared_us": "propensity_us for shared linear TS (default joint_dim, 256)",

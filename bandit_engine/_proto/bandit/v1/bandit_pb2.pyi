@@ -15,10 +15,17 @@ class PolicyKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LIN_TS_SHARED: _ClassVar[PolicyKind]
     LOGISTIC_TS: _ClassVar[PolicyKind]
 
+class ClickModel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INDEPENDENT: _ClassVar[ClickModel]
+    CASCADE: _ClassVar[ClickModel]
+    POSITION_BASED: _ClassVar[ClickModel]
+
 class PropensityKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PROPENSITY_KIND_UNSPECIFIED: _ClassVar[PropensityKind]
     FIRST_SLOT: _ClassVar[PropensityKind]
+    PER_SLOT: _ClassVar[PropensityKind]
 
 class FeedbackOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -32,8 +39,12 @@ BETA_TS: PolicyKind
 LIN_TS_DISJOINT: PolicyKind
 LIN_TS_SHARED: PolicyKind
 LOGISTIC_TS: PolicyKind
+INDEPENDENT: ClickModel
+CASCADE: ClickModel
+POSITION_BASED: ClickModel
 PROPENSITY_KIND_UNSPECIFIED: PropensityKind
 FIRST_SLOT: PropensityKind
+PER_SLOT: PropensityKind
 FEEDBACK_OUTCOME_UNSPECIFIED: FeedbackOutcome
 APPLIED: FeedbackOutcome
 DUPLICATE: FeedbackOutcome
@@ -58,7 +69,7 @@ class Features(_message.Message):
     def __init__(self, dense: _Optional[_Iterable[float]] = ..., numeric: _Optional[_Mapping[str, float]] = ..., categorical: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExperimentSpec(_message.Message):
-    __slots__ = ("experiment_id", "policy", "dim", "dense_dim", "no_intercept", "joint_dim", "reward_min", "reward_max", "reward_window_seconds", "default_reward", "decay", "prior_precision", "noise_scale", "prior_alpha", "prior_beta", "propensity_draws", "exploration", "half_life_seconds")
+    __slots__ = ("experiment_id", "policy", "dim", "dense_dim", "no_intercept", "joint_dim", "reward_min", "reward_max", "reward_window_seconds", "default_reward", "decay", "prior_precision", "noise_scale", "prior_alpha", "prior_beta", "propensity_draws", "exploration", "half_life_seconds", "click_model", "examination", "propensity_kind")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +88,9 @@ class ExperimentSpec(_message.Message):
     PROPENSITY_DRAWS_FIELD_NUMBER: _ClassVar[int]
     EXPLORATION_FIELD_NUMBER: _ClassVar[int]
     HALF_LIFE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CLICK_MODEL_FIELD_NUMBER: _ClassVar[int]
+    EXAMINATION_FIELD_NUMBER: _ClassVar[int]
+    PROPENSITY_KIND_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     policy: PolicyKind
     dim: int
@@ -95,7 +109,10 @@ class ExperimentSpec(_message.Message):
     propensity_draws: int
     exploration: float
     half_life_seconds: float
-    def __init__(self, experiment_id: _Optional[str] = ..., policy: _Optional[_Union[PolicyKind, str]] = ..., dim: _Optional[int] = ..., dense_dim: _Optional[int] = ..., no_intercept: _Optional[bool] = ..., joint_dim: _Optional[int] = ..., reward_min: _Optional[float] = ..., reward_max: _Optional[float] = ..., reward_window_seconds: _Optional[float] = ..., default_reward: _Optional[float] = ..., decay: _Optional[float] = ..., prior_precision: _Optional[float] = ..., noise_scale: _Optional[float] = ..., prior_alpha: _Optional[float] = ..., prior_beta: _Optional[float] = ..., propensity_draws: _Optional[int] = ..., exploration: _Optional[float] = ..., half_life_seconds: _Optional[float] = ...) -> None: ...
+    click_model: ClickModel
+    examination: _containers.RepeatedScalarFieldContainer[float]
+    propensity_kind: PropensityKind
+    def __init__(self, experiment_id: _Optional[str] = ..., policy: _Optional[_Union[PolicyKind, str]] = ..., dim: _Optional[int] = ..., dense_dim: _Optional[int] = ..., no_intercept: _Optional[bool] = ..., joint_dim: _Optional[int] = ..., reward_min: _Optional[float] = ..., reward_max: _Optional[float] = ..., reward_window_seconds: _Optional[float] = ..., default_reward: _Optional[float] = ..., decay: _Optional[float] = ..., prior_precision: _Optional[float] = ..., noise_scale: _Optional[float] = ..., prior_alpha: _Optional[float] = ..., prior_beta: _Optional[float] = ..., propensity_draws: _Optional[int] = ..., exploration: _Optional[float] = ..., half_life_seconds: _Optional[float] = ..., click_model: _Optional[_Union[ClickModel, str]] = ..., examination: _Optional[_Iterable[float]] = ..., propensity_kind: _Optional[_Union[PropensityKind, str]] = ...) -> None: ...
 
 class Experiment(_message.Message):
     __slots__ = ("spec", "active_arms", "total_arms", "model_version", "counters")
