@@ -28,7 +28,7 @@ from bandit_engine.store import (
 )
 
 #: the schema versions of today's stores
-SQLITE_SCHEMA, MYSQL_SCHEMA = 4, 5
+SQLITE_SCHEMA, MYSQL_SCHEMA = 5, 6
 
 
 def _decision(ev: str, deadline: float) -> DecisionRow:
@@ -92,7 +92,7 @@ def test_store_prunes_closed_decisions_with_their_covered_rewards(store: Store) 
     assert rewards == {("old_open", "a"), ("recent", "a"), ("uncovered", "a")}
     assert store.decision_status("old") is None
     # what a restart reloads is intact: the open decision and its rewarded arm
-    assert [(d.event_id, arms) for d, arms in store.open_decisions()] == [("old_open", {"a"})]
+    assert [(d.event_id, set(arms)) for d, arms in store.open_decisions()] == [("old_open", {"a"})]
     assert store.prune_log(500.0, 10) == (0, 0)  # nothing else is due
 
     _snapshot(store, late_seq)  # the snapshot now includes the last reward
@@ -231,6 +231,7 @@ def test_older_schema_gains_the_retention_index(
             where,
             "DROP INDEX decisions_closed",
             "CREATE INDEX decisions_open ON decisions (closed)",
+            "ALTER TABLE rewards DROP COLUMN weight",
             "UPDATE schema_version SET version = 1",
         )
         store = SQLiteStore(where)
@@ -243,6 +244,7 @@ def test_older_schema_gains_the_retention_index(
         _sql(
             where,
             "ALTER TABLE decisions DROP KEY decisions_closed, ADD KEY decisions_open (closed)",
+            "ALTER TABLE rewards DROP COLUMN weight",
             "UPDATE schema_version SET version = 3",
         )
         store = MySQLStore(where)
@@ -250,6 +252,8 @@ def test_older_schema_gains_the_retention_index(
     assert _sql(where, "SELECT version FROM schema_version")[0][0] == want
     idx = {str(r[0]) for r in _sql(where, _INDEXES[kind])}
     assert "decisions_closed" in idx and "decisions_open" not in idx
+    # rewards gained their click-model weight, 1 for the rows before it
+    assert _sql(where, "SELECT COUNT(weight) FROM rewards")[0][0] == 0
     assert [d.event_id for d in store.decisions()] == ["d1"]
     store.close()
 

@@ -81,7 +81,7 @@ def test_decisions_round_trip_and_open_set(store: Store) -> None:
     )
     store.commit_rewards([reward("ev2", "b")], close_events=["ev1"])
     open_ = list(store.open_decisions())
-    assert [(o.event_id, r) for o, r in open_] == [("ev2", {"b"})]
+    assert [(o.event_id, r) for o, r in open_] == [("ev2", {"b": 1.0})]
 
 
 def test_snapshots(store: Store) -> None:

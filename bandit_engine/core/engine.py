@@ -319,15 +319,22 @@ class Engine:
             if embedded:  # may refuse: before any draw
                 j.reserve(k, self.decision_log.max_buffer)
             draws = exp.cfg.propensity_draws
-            order, scores, counts = exp.policy.decide_unchecked(slots, x, k, draws, exp.rng)
-            shown, props = kernels.first_slot_propensities(slots, order, counts, draws)
+            kind = exp.cfg.propensity_kind
+            if kind == "per_slot":
+                order, scores, slot_n, prefix_n = exp.policy.decide_slots_unchecked(
+                    slots, x, k, draws, exp.rng
+                )
+                shown, props, _ = kernels.slot_propensities(slots, order, slot_n, prefix_n, draws)
+            else:
+                order, scores, counts = exp.policy.decide_unchecked(slots, x, k, draws, exp.rng)
+                shown, props = kernels.first_slot_propensities(slots, order, counts, draws)
             version = exp.version
             deadline = now + exp.cfg.reward_window_s
             arm_ids = exp.names(shown)
             if embedded:
                 j.put(x, shown, scores, props, now, deadline, version)
                 j.commit(event_id, tuple(candidates))
-                return Decision(event_id, arm_ids, scores, props, version)
+                return Decision(event_id, arm_ids, scores, props, version, kind)
         row = DecisionRow(
             event_id,
             experiment_id,
@@ -340,6 +347,7 @@ class Engine:
             tuple(props.tolist()),
             tuple(candidates),
             tuple(shown.tolist()),
+            kind,
         )
         assert self.event_log is not None
         if not self.event_log.publish_decision(row):
@@ -347,7 +355,7 @@ class Engine:
             # as dropped, and its rewards will be dead-lettered.
             with self._lock:
                 self.decisions_dropped += 1
-        return Decision(event_id, arm_ids, scores, props, version)
+        return Decision(event_id, arm_ids, scores, props, version, kind)
 
     # --------------------------------------------------------------- rewards
     def feedback(

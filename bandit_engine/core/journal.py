@@ -169,8 +169,15 @@ class Journal:
             self.last_deadline = deadline
         self.tail = n + 1
 
-    def load(self, dec: DecisionRow, slots: np.ndarray, rewarded: set[int]) -> None:
-        """An open decision read back from the store on start (already written)."""
+    def load(
+        self,
+        dec: DecisionRow,
+        slots: np.ndarray,
+        rewarded: set[int],
+        clicked: set[int] = frozenset(),  # type: ignore[assignment]
+    ) -> None:
+        """An open decision read back from the store on start (already
+        written), its rewarded and clicked arms' slots."""
         k = slots.shape[0]
         self.reserve(k, 1 << 62)
         self.put(
@@ -185,7 +192,7 @@ class Journal:
         n = self.tail
         for p in range(k):
             if int(slots[p]) in rewarded:
-                self._set_rewarded(n, p)
+                self._set_rewarded(n, p, int(slots[p]) in clicked)
         self.commit(dec.event_id, tuple(dec.candidates))
         self.written = self.tail
         self.candidates.pop(n, None)
@@ -272,18 +279,33 @@ class Journal:
         return bool(r[NREWARDED] + 1 == r[NSHOWN])
 
     # ------------------------------------------------------------- rewards
-    def _set_rewarded(self, n: int, p: int) -> None:
+    def _set_rewarded(self, n: int, p: int, clicked: bool = False) -> None:
         blk, i = self._loc(n)
         side = self.side.get(n)
+        flag = 2.0 if clicked else 1.0
         if side is not None:
-            side[3, p] = 1.0
+            side[3, p] = flag
         else:
-            blk.rows[i, self.slot_col + 3 * blk.width + p] = 1.0
+            blk.rows[i, self.slot_col + 3 * blk.width + p] = flag
         blk.rows[i, NREWARDED] += 1.0
 
-    def set_rewarded(self, n: int, p: int) -> None:
+    def set_rewarded(self, n: int, p: int, clicked: bool = False) -> None:
+        """Shown position ``p`` has its Feedback (``clicked``: a reward above
+        the default one, which click models read)."""
         if not self.is_rewarded(n, p):
-            self._set_rewarded(n, p)
+            self._set_rewarded(n, p, clicked)
+
+    def clicked(self, n: int) -> list[int]:
+        """The shown positions whose Feedback was a click."""
+        side = self.side.get(n)
+        if side is not None:
+            flags = side[3]
+        else:
+            blk, i = self._loc(n)
+            r = blk.rows[i]
+            c = self.slot_col + 3 * blk.width
+            flags = r[c : c + int(r[NSHOWN])]
+        return [p for p in range(flags.shape[0]) if flags[p] == 2.0]
 
     def close(self, n: int) -> None:
         blk, i = self._loc(n)

@@ -69,6 +69,8 @@ class DecisionRow:
     propensities: tuple[float, ...]
     candidates: tuple[str, ...] = ()  # eligible arms; () = every active arm
     slots: tuple[int, ...] = ()  # the shown arms' slots (set in Kafka mode's log)
+    #: what ``propensities`` hold (``ExperimentConfig.propensity_kind``)
+    propensity_kind: str = "first_slot"
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ class RewardRow:
     source: str  # "feedback" or "default"
     ts: float
     seq: int | None = None
+    #: how much the reward counted (its click model's weight, in [0, 1])
+    weight: float = 1.0
 
 
 #: The counter a stored reward row adds to, by its source.
@@ -149,8 +153,9 @@ class Store(ABC):
         """'feedback' or 'default' if (event, arm) has its reward, else None."""
 
     @abstractmethod
-    def open_decisions(self) -> Iterator[tuple[DecisionRow, set[str]]]:
-        """Decisions not yet closed, with the arms that already have a reward."""
+    def open_decisions(self) -> Iterator[tuple[DecisionRow, dict[str, float]]]:
+        """Decisions not yet closed, with the arms that already have a
+        reward and their rewards (reward units)."""
 
     @abstractmethod
     def rewards_after(self, experiment_id: str, seq: int) -> Iterator[RewardRow]:

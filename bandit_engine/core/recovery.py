@@ -126,6 +126,7 @@ def load_experiment(
             np.stack([r.x for r in rewards]),
             np.array([r.reward_norm for r in rewards]),
             decision_times([r.event_id for r in rewards]),
+            np.array([r.weight for r in rewards]),
         )
         exp.last_seq = rewards[-1].seq or exp.last_seq
     exp.applied = int(exp.policy.state_dict()["pulls"].sum())
@@ -171,7 +172,9 @@ def load_open_decisions(store: Store, exps: MutableMapping[str, Experiment]) -> 
             continue
         slots = np.array([owner.slots[a] for a in dec.arms], dtype=np.int64)
         rewarded = {owner.slots[a] for a in rewarded_ids if a in owner.slots}
-        owner.journal.load(dec, slots, rewarded)
+        default = float(owner.cfg.default_reward)  # type: ignore[arg-type]
+        clicked = {owner.slots[a] for a, r in rewarded_ids.items() if r > default}
+        owner.journal.load(dec, slots, rewarded, clicked & rewarded)
         n += 1
     return n
 

@@ -6,6 +6,10 @@ or the experiment's default reward when the window closes (impressions
 without clicks teach too). Retries are DUPLICATE, rewards after the window
 LATE; both are counted, not applied.
 
+A ranked list's default rewards count as the experiment's click model says
+(``click_models``); each row keeps its weight, so that recovery replays the
+same events.
+
 Durability: a reward row is committed to the store before it is applied in
 memory, and the store refuses a second row for the same (event, arm). A
 reward whose decision the writer has not stored yet is committed in one
@@ -111,12 +115,12 @@ class RewardJoin:
             else:
                 (seq,) = self._store.commit_rewards([row], close)
             if seq is None:  # the store had it already: applied before a restart
-                j.set_rewarded(n, p)
+                j.set_rewarded(n, p, clicked=reward > float(cfg.default_reward))  # type: ignore[arg-type]
                 return self._count(exp, "duplicate")
             exp.policy.update(slot, x, row.reward_norm, decision_time(event_id))
             exp.last_seq = seq
             exp.applied += 1
-            j.set_rewarded(n, p)
+            j.set_rewarded(n, p, clicked=reward > float(cfg.default_reward))  # type: ignore[arg-type]
             if close:
                 j.close(n)
             return FeedbackResult("applied", exp.version)
@@ -178,12 +182,16 @@ class RewardJoin:
             norm = cfg.normalise_reward(default)
             rows = []
             events = []
+            click = cfg.click
             for n in expired:
                 ev = j.event_id(n)
                 events.append(ev)
                 x = j.x(n)
                 deadline = j.deadline(n)
-                for p, s in enumerate(j.shown(n).tolist()):
+                shown = j.shown(n).tolist()
+                # how much each default reward counts (the click model)
+                weights = click.default_weights(len(shown), j.clicked(n)).tolist()
+                for p, s in enumerate(shown):
                     if not j.is_rewarded(n, p):
                         rows.append(
                             RewardRow(
@@ -196,6 +204,7 @@ class RewardJoin:
                                 norm,
                                 "default",
                                 deadline,
+                                weight=weights[p],
                             )
                         )
             # with the decisions not stored yet (the rows to close among
@@ -211,6 +220,9 @@ class RewardJoin:
                 np.stack([r.x for r, _ in applied]),
                 np.array([r.reward_norm for r, _ in applied]),
                 decision_times([r.event_id for r, _ in applied]),
+                None
+                if cfg.click_model == "independent"
+                else np.array([r.weight for r, _ in applied]),
             )
             exp.last_seq = max(q for _, q in applied if q is not None)
             exp.applied += len(applied)

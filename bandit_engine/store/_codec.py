@@ -19,7 +19,9 @@ DECISION_COLS = (
     "event_id, experiment_id, created_at, deadline, model_version, x, arms, scores, "
     "propensities, candidates"
 )
-REWARD_COLS = "event_id, arm_id, experiment_id, arm_slot, x, reward, reward_norm, source, ts, seq"
+REWARD_COLS = (
+    "event_id, arm_id, experiment_id, arm_slot, x, reward, reward_norm, source, ts, seq, weight"
+)
 
 
 def json_ids(ids: Sequence[str]) -> str:
@@ -51,6 +53,10 @@ def config_from_json(text: str | bytes) -> dict[str, Any]:
     ):
         # stored before ``exploration`` existed: keep the draws it made then
         data["exploration"] = 1.0
+    if "click_model" not in data and "decay" in data:
+        data["click_model"] = "independent"  # stored before click models existed
+    if isinstance(data.get("examination"), list):
+        data["examination"] = tuple(data["examination"])
     if "half_life_s" not in data and "decay" in data:  # decay: in every stored config
         # stored before forgetting by time existed: it keeps its evidence
         data["half_life_s"] = 0.0
@@ -146,6 +152,7 @@ def reward_from_row(r: Sequence[Any]) -> RewardRow:
         source=r[7],
         ts=r[8],
         seq=int(r[9]),
+        weight=float(r[10]),
     )
 
 

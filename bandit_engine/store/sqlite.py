@@ -41,8 +41,9 @@ from bandit_engine.store.base import (
 #: v2: the index on closed decisions gained their deadline. v3: a decision's
 #: scores and propensities may be float64 blobs (``encode_floats``; older rows
 #: keep their JSON text), which engines that know only v2 cannot read. v4: the
-#: engine's counters in ``engine_counters``, counted with their rows.
-SCHEMA_VERSION = 4
+#: engine's counters in ``engine_counters``, counted with their rows. v5: a
+#: reward's weight (its click model's; rows before it counted 1).
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -88,6 +89,7 @@ CREATE TABLE IF NOT EXISTS rewards (
     reward_norm REAL NOT NULL,
     source TEXT NOT NULL,
     ts REAL NOT NULL,
+    weight REAL NOT NULL DEFAULT 1,
     UNIQUE (event_id, arm_id)
 );
 CREATE INDEX IF NOT EXISTS rewards_exp ON rewards (experiment_id, seq);
@@ -151,7 +153,11 @@ class SQLiteStore(Store):
         elif row[0] < SCHEMA_VERSION:
             # v1 -> v2: the index made by the script above; v2 -> v3: nothing
             # to rewrite (JSON rows are still read); v3 -> v4: the counters
-            # table made above, seeded from the snapshots by the engine
+            # table made above, seeded from the snapshots by the engine;
+            # v4 -> v5: the rewards' weight column
+            cols = {r[1] for r in self._db.execute("PRAGMA table_info(rewards)")}
+            if "weight" not in cols:
+                self._db.execute("ALTER TABLE rewards ADD COLUMN weight REAL NOT NULL DEFAULT 1")
             self._db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
         elif row[0] > SCHEMA_VERSION:
             raise StoreError(
@@ -243,7 +249,7 @@ class SQLiteStore(Store):
             for r in rows:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO rewards (event_id, arm_id, experiment_id, arm_slot, x, "
-                    "reward, reward_norm, source, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "reward, reward_norm, source, ts, weight) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         r.event_id,
                         r.arm_id,
@@ -254,6 +260,7 @@ class SQLiteStore(Store):
                         r.reward_norm,
                         r.source,
                         r.ts,
+                        r.weight,
                     ),
                 )
                 if cur.rowcount == 1:
@@ -282,16 +289,16 @@ class SQLiteStore(Store):
         )
         return str(rows[0][0]) if rows else None
 
-    def open_decisions(self) -> Iterator[tuple[DecisionRow, set[str]]]:
+    def open_decisions(self) -> Iterator[tuple[DecisionRow, dict[str, float]]]:
         rows = self._query(f"SELECT {DECISION_COLS} FROM decisions WHERE closed = 0 ORDER BY seq")
-        rewarded: dict[str, set[str]] = {}
-        for ev, arm in self._query(
-            "SELECT r.event_id, r.arm_id FROM rewards r JOIN decisions d "
+        rewarded: dict[str, dict[str, float]] = {}
+        for ev, arm, reward in self._query(
+            "SELECT r.event_id, r.arm_id, r.reward FROM rewards r JOIN decisions d "
             "ON r.event_id = d.event_id WHERE d.closed = 0"
         ):
-            rewarded.setdefault(ev, set()).add(arm)
+            rewarded.setdefault(ev, {})[arm] = float(reward)
         for r in rows:
-            yield decision_from_row(r), rewarded.get(r[0], set())
+            yield decision_from_row(r), rewarded.get(r[0], {})
 
     def rewards_after(self, experiment_id: str, seq: int) -> Iterator[RewardRow]:
         rows = self._query(

@@ -36,6 +36,10 @@ __all__ = [
 ]
 
 
+#: ``DecisionRecord.propensity_kind`` (bandit.v1.PropensityKind's numbers)
+_KIND_TO_RECORD = {"first_slot": 1, "per_slot": 2}
+
+
 def encode_decision(row: DecisionRow) -> bytes:
     """A decision as the decisions topic holds it (``DecisionRecord``)."""
     return log_pb2.DecisionRecord(
@@ -50,6 +54,7 @@ def encode_decision(row: DecisionRow) -> bytes:
         scores=row.scores,
         propensities=row.propensities,
         candidates=row.candidates,
+        propensity_kind=_KIND_TO_RECORD[row.propensity_kind],
     ).SerializeToString()
 
 
@@ -74,6 +79,7 @@ def decode_decision(value: bytes | None) -> DecisionRow:
         tuple(rec.propensities),
         tuple(rec.candidates),
         tuple(rec.slots),
+        "per_slot" if rec.propensity_kind == _KIND_TO_RECORD["per_slot"] else "first_slot",
     )
 
 

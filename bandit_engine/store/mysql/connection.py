@@ -28,7 +28,7 @@ __all__ = ["SCHEMA_VERSION", "MySQLConnection", "fetch_all", "fetch_one", "parse
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 T = TypeVar("T")
 
@@ -81,6 +81,7 @@ _SCHEMA = [
         source VARCHAR(16) NOT NULL,
         ts DOUBLE NOT NULL,
         write_id CHAR(32) NOT NULL,
+        weight DOUBLE NOT NULL DEFAULT 1,
         UNIQUE KEY (event_id, arm_id),
         KEY rewards_exp (experiment_id, seq)
     ) ENGINE=InnoDB""",
@@ -277,7 +278,8 @@ class MySQLConnection:
             # with SIGTERM first: their final commit comes after a drain).
             # v3 -> v4: the index on closed decisions gains their deadline
             # (prune_log). v4 -> v5: engine_counters (created above), seeded
-            # from the snapshots by the engine.
+            # from the snapshots by the engine. v5 -> v6: a reward's weight
+            # (its click model's; rows before it counted 1).
             cur.execute(
                 "SELECT index_name FROM information_schema.statistics WHERE "
                 "table_schema = DATABASE() AND table_name = 'decisions'"
@@ -287,6 +289,12 @@ class MySQLConnection:
                 cur.execute("ALTER TABLE decisions ADD KEY decisions_closed (closed, deadline)")
             if "decisions_open" in indexes:
                 cur.execute("ALTER TABLE decisions DROP KEY decisions_open")
+            cur.execute(
+                "SELECT column_name FROM information_schema.columns WHERE "
+                "table_schema = DATABASE() AND table_name = 'rewards'"
+            )
+            if "weight" not in {str(r[0]).lower() for r in cur.fetchall()}:
+                cur.execute("ALTER TABLE rewards ADD COLUMN weight DOUBLE NOT NULL DEFAULT 1")
             cur.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
         elif row[0] > SCHEMA_VERSION:
             raise StoreError(

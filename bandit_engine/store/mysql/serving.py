@@ -99,8 +99,8 @@ class ServingMethods(MySQLConnection):
             for r in rows:
                 n = c.execute(
                     "INSERT INTO rewards (event_id, arm_id, experiment_id, arm_slot, x, reward, "
-                    "reward_norm, source, ts, write_id) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                    "reward_norm, source, ts, write_id, weight) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                     "ON DUPLICATE KEY UPDATE seq = seq",
                     (
                         r.event_id,
@@ -113,6 +113,7 @@ class ServingMethods(MySQLConnection):
                         r.source,
                         r.ts,
                         write_id,
+                        r.weight,
                     ),
                 )
                 if n == 1:
@@ -153,24 +154,24 @@ class ServingMethods(MySQLConnection):
         )
         return str(rows[0][0]) if rows else None
 
-    def open_decisions(self) -> Iterator[tuple[DecisionRow, set[str]]]:
+    def open_decisions(self) -> Iterator[tuple[DecisionRow, dict[str, float]]]:
         def op(c: Any) -> tuple[list[Any], list[Any]]:
             rows = fetch_all(
                 c, f"SELECT {DECISION_COLS} FROM decisions WHERE closed = 0 ORDER BY seq"
             )
             done = fetch_all(
                 c,
-                "SELECT r.event_id, r.arm_id FROM rewards r JOIN decisions d "
+                "SELECT r.event_id, r.arm_id, r.reward FROM rewards r JOIN decisions d "
                 "ON r.event_id = d.event_id WHERE d.closed = 0",
             )
             return rows, done
 
         rows, done = self._run(op)
-        rewarded: dict[str, set[str]] = {}
-        for ev, arm in done:
-            rewarded.setdefault(ev, set()).add(arm)
+        rewarded: dict[str, dict[str, float]] = {}
+        for ev, arm, reward in done:
+            rewarded.setdefault(ev, {})[arm] = float(reward)
         for r in rows:
-            yield decision_from_row(r), rewarded.get(r[0], set())
+            yield decision_from_row(r), rewarded.get(r[0], {})
 
     def rewards_after(self, experiment_id: str, seq: int) -> Iterator[RewardRow]:
         rows = self._run(
