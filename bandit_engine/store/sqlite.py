@@ -249,7 +249,8 @@ class SQLiteStore(Store):
             for r in rows:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO rewards (event_id, arm_id, experiment_id, arm_slot, x, "
-                    "reward, reward_norm, source, ts, weight) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "reward, reward_norm, source, ts, weight) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         r.event_id,
                         r.arm_id,
