@@ -189,7 +189,7 @@ class Run:
         out = []
         for c in self.store.committed:
             assert isinstance(c.update, PosteriorUpdate)
-            out += [(self.w.x_of[x], ARMS[slot]) for slot, x, _, _ in c.update.events]
+            out += [(self.w.x_of[x], ARMS[slot]) for slot, x, *_ in c.update.events]
         return out
 
     def stored_counters(self) -> dict[str, int]:

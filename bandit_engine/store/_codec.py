@@ -55,8 +55,6 @@ def config_from_json(text: str | bytes) -> dict[str, Any]:
         data["exploration"] = 1.0
     if "click_model" not in data and "decay" in data:
         data["click_model"] = "independent"  # stored before click models existed
-    if isinstance(data.get("examination"), list):
-        data["examination"] = tuple(data["examination"])
     if "half_life_s" not in data and "decay" in data:  # decay: in every stored config
         # stored before forgetting by time existed: it keeps its evidence
         data["half_life_s"] = 0.0

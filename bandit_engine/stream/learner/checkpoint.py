@@ -16,8 +16,9 @@ __all__ = ["DEAD_LETTER_REASONS", "Checkpoint", "DeadLetter", "Event"]
 DEAD_LETTER_REASONS = ("malformed", "invalid", "duplicate", "late", "unknown_event")
 
 #: One update of a posterior: (slot, context as little-endian float64 bytes,
-#: reward normalised to [0, 1], the decision's time: ``decision_time``).
-Event = tuple[int, bytes, float, float]
+#: reward normalised to [0, 1], the decision's time: ``decision_time``, how
+#: much it counts: its click model's weight).
+Event = tuple[int, bytes, float, float, float]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from bandit_engine.stream.learner.checkpoint import Checkpoint, DeadLetter, Even
 from bandit_engine.stream.learner.decode import DecisionIn, RewardIn
 from bandit_engine.stream.learner.forward import Forward, Headers, source_of
 from bandit_engine.stream.learner.partition import (
+    CLICKED,
     DEADLINE,
     EVENT,
     EXPERIMENT,
@@ -57,14 +58,16 @@ class Need(NamedTuple):
 class JoinExperiment:
     """What the join needs of an experiment: its reward range and arms."""
 
-    __slots__ = ("config", "default", "dim_bytes", "n_arms", "slots")
+    __slots__ = ("click", "config", "default", "default_raw", "dim_bytes", "n_arms", "slots")
 
     def __init__(self, config: ExperimentConfig, slots: Mapping[str, int], n_arms: int) -> None:
         self.config = config
         self.slots = dict(slots)  # arm id -> slot
         self.n_arms = n_arms
         self.dim_bytes = 8 * config.dim
-        self.default = config.normalise_reward(float(config.default_reward))  # type: ignore[arg-type]
+        self.default_raw = float(config.default_reward)  # type: ignore[arg-type]
+        self.default = config.normalise_reward(self.default_raw)
+        self.click = config.click
 
 
 class JoinState:
@@ -216,7 +219,7 @@ class JoinState:
                 if not replay:
                     counters[(exp_id, "malformed_decision")] += 1
                 continue
-            pend = [ev, exp_id, x, slots, deadline, off, 0, -1, True, None]  # (a Pending)
+            pend = [ev, exp_id, x, slots, deadline, off, 0, -1, True, None, 0]  # (a Pending)
             if ev in closed or not part.add_pending(pend):
                 # A second copy (a producer's retry of a batch the broker had
                 # written): the first one holds the join state.
@@ -378,6 +381,8 @@ class JoinState:
             reason, detail = "duplicate", f"({ev!r}, {arm!r}) already rewarded"
         else:
             part.mark_rewarded(pend, bits | 1 << slot, offset)
+            if reward > exp.default_raw:  # a click, which click models read
+                pend[CLICKED] |= 1 << slot
             if not replay:
                 self._events[exp_id].append(_event(slot, pend, cfg.normalise_reward(reward)))
                 self._reward_times.append(ts)
@@ -425,12 +430,18 @@ class JoinState:
             part.watermark = wm = max(part.watermark, bound)
             for pend in part.due(wm):
                 exp_id, x, bits = pend[EXPERIMENT], pend[X], pend[REWARDED]
-                r = self._exps[exp_id].default
+                exp = self._exps[exp_id]
+                r = exp.default
                 events = self._events[exp_id]
                 t = decision_time(pend[EVENT])
-                for s in pend[SLOTS]:
+                shown = pend[SLOTS]
+                # how much each default reward counts (the click model)
+                ws = exp.click.default_weights(
+                    len(shown), [p for p, s in enumerate(shown) if pend[CLICKED] >> s & 1]
+                ).tolist()
+                for p, s in enumerate(shown):
                     if not bits >> s & 1:
-                        events.append((s, x, r, t))
+                        events.append((s, x, r, t, ws[p]))
                         self._counters[(exp_id, "rewards_defaulted")] += 1
             for o, fb in part.expired_orphans(wm):
                 ev = fb[0]
@@ -470,4 +481,4 @@ class JoinState:
 
 def _event(slot: int, pend: Pending, reward: float) -> Event:
     """A posterior update: a shown slot of a pending decision and its reward."""
-    return (slot, pend[X], reward, decision_time(pend[EVENT]))
+    return (slot, pend[X], reward, decision_time(pend[EVENT]), 1.0)

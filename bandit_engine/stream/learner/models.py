@@ -69,14 +69,16 @@ class PosteriorUpdate:
         m = self.model
         if version != m.version:  # another learner committed in between
             m.rebuild(load())
-        slots, xs, rewards, times = zip(*self.events, strict=True)
+        slots, xs, rewards, times, weights = zip(*self.events, strict=True)
         n = len(slots)
+        w = np.array(weights, dtype=np.float64)
         m.policy.update_batch(
             np.array(slots, dtype=np.int64),
             # one copy: the contexts are float64 bytes, checked on arrival
             np.frombuffer(b"".join(xs), dtype="<f8").reshape(n, -1),
             np.array(rewards, dtype=np.float64),
             np.array(times, dtype=np.float64),
+            None if (w == 1.0).all() else w,
         )
         return m.policy.state_dict()
 

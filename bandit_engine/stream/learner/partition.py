@@ -28,6 +28,7 @@ __all__ = [
     "REWARDED",
     "SLOTS",
     "SOURCES",
+    "CLICKED",
     "Partition",
     "Pending",
     "Reward",
@@ -46,6 +47,7 @@ REWARDED = 6  # bit s set: slot s has its reward
 FIRST_FB = 7  # smallest feedback offset joined to it (-1: none)
 OPEN = 8  # False once its window closed
 SOURCES = 9  # the sources of the forwarded copies joined to it (a set, or None)
+CLICKED = 10  # bit s set: slot s's reward was a click (above the default reward)
 
 
 #: A reward as the join keeps it: (event id, arm id, reward, timestamp, the
