@@ -225,7 +225,8 @@ class RewardJoin:
                 else np.array([r.weight for r, _ in applied]),
             )
             exp.last_seq = max(q for _, q in applied if q is not None)
-            exp.applied += len(applied)
+            # the model version counts the events that changed the posterior
+            exp.applied += sum(1 for r, _ in applied if r.weight > 0.0)
             return len(applied)
 
 

@@ -288,6 +288,8 @@ class JoinState:
                     and not bits >> slot & 1
                 ):
                     mark(pend, bits | 1 << slot, off)
+                    if reward > exp.default_raw:  # a click, which click models read
+                        pend[CLICKED] |= 1 << slot
                     events[exp_id].append(_event(slot, pend, cfg.normalise_reward(reward)))
                     times.append(ts)
                 else:
@@ -429,20 +431,10 @@ class JoinState:
                 bound = min(bound, part.fb_time - self.lateness)
             part.watermark = wm = max(part.watermark, bound)
             for pend in part.due(wm):
-                exp_id, x, bits = pend[EXPERIMENT], pend[X], pend[REWARDED]
-                exp = self._exps[exp_id]
-                r = exp.default
-                events = self._events[exp_id]
-                t = decision_time(pend[EVENT])
-                shown = pend[SLOTS]
-                # how much each default reward counts (the click model)
-                ws = exp.click.default_weights(
-                    len(shown), [p for p, s in enumerate(shown) if pend[CLICKED] >> s & 1]
-                ).tolist()
-                for p, s in enumerate(shown):
-                    if not bits >> s & 1:
-                        events.append((s, x, r, t, ws[p]))
-                        self._counters[(exp_id, "rewards_defaulted")] += 1
+                exp_id = pend[EXPERIMENT]
+                defaults = _defaults(self._exps[exp_id], pend)
+                self._events[exp_id] += defaults
+                self._counters[(exp_id, "rewards_defaulted")] += len(defaults)
             for o, fb in part.expired_orphans(wm):
                 ev = fb[0]
                 self._dead_letter(part, o, "", "unknown_event", f"no decision {ev!r}", ev, fb)
@@ -482,3 +474,14 @@ class JoinState:
 def _event(slot: int, pend: Pending, reward: float) -> Event:
     """A posterior update: a shown slot of a pending decision and its reward."""
     return (slot, pend[X], reward, decision_time(pend[EVENT]), 1.0)
+
+
+def _defaults(exp: JoinExperiment, pend: Pending) -> list[Event]:
+    """The default rewards of a decision whose window closed: its shown arms
+    without a reward, each weighted as the click model says."""
+    t = decision_time(pend[EVENT])
+    shown, bits, clicked = pend[SLOTS], pend[REWARDED], pend[CLICKED]
+    ws = exp.click.default_weights(
+        len(shown), [p for p, s in enumerate(shown) if clicked >> s & 1]
+    ).tolist()
+    return [(s, pend[X], exp.default, t, ws[p]) for p, s in enumerate(shown) if not bits >> s & 1]

@@ -18,6 +18,7 @@ from typing import Any
 from bandit_engine.store import HeldRewards, LearnerOffsets
 
 __all__ = [
+    "CLICKED",
     "DEADLINE",
     "EVENT",
     "EXPERIMENT",
@@ -28,7 +29,6 @@ __all__ = [
     "REWARDED",
     "SLOTS",
     "SOURCES",
-    "CLICKED",
     "Partition",
     "Pending",
     "Reward",
