@@ -27,7 +27,11 @@ class BanditLog:
 
     ``shown[i]`` holds the ranked shown arms of row ``i`` padded with -1;
     ``propensity[i, j]`` is the logging policy's P(shown[i, j] is ranked first
-    | x[i]) and ``reward[i, j]`` its reward mapped to [0, 1] (NaN: none yet).
+    | x[i]) (``propensity_kind`` ``first_slot``) or P(shown[i, j] is ranked at
+    slot j | x[i]) (``per_slot``; slot 0 is the same figure either way), and
+    ``reward[i, j]`` its reward mapped to [0, 1] (NaN: none yet), which
+    counted ``reward_weight[i, j]`` in the logging policy's learning (its
+    click model's weight).
     The estimators use the first slot: ``action``, ``logged_propensity`` and
     ``logged_reward``.
 
@@ -54,6 +58,8 @@ class BanditLog:
     position: IntArray | None = None
     arm_features: tuple[dict[str, Any], ...] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    reward_weight: FloatArray | None = None
+    propensity_kind: str = "first_slot"
 
     def __post_init__(self) -> None:
         n = self.x.shape[0]
@@ -69,6 +75,7 @@ class BanditLog:
             "reward_source",
             "reward_ts",
             "reward_seq",
+            "reward_weight",
         ):
             arr = getattr(self, name)
             if arr is not None and arr.shape != (n, k):
@@ -79,6 +86,10 @@ class BanditLog:
                 raise InvalidArgument(f"{name} has shape {arr.shape}; expected ({n},)")
         if len(self.event_id) != n:
             raise InvalidArgument(f"{len(self.event_id)} event ids for {n} rows")
+        if self.propensity_kind not in ("first_slot", "per_slot"):
+            raise InvalidArgument(
+                f"propensity_kind={self.propensity_kind!r} must be 'first_slot' or 'per_slot'"
+            )
         if n and k < 1:
             raise InvalidArgument("every row needs at least one shown arm")
         if n and (self.shown[:, 0] < 0).any():
@@ -188,6 +199,7 @@ class BanditLog:
             reward_source=take(self.reward_source),
             reward_ts=take(self.reward_ts),
             reward_seq=take(self.reward_seq),
+            reward_weight=take(self.reward_weight),
             model_version=take(self.model_version),
             deadline=take(self.deadline),
             position=take(self.position),

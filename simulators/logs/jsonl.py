@@ -14,9 +14,12 @@ float written with ``repr`` precision, so a round trip is exact)::
      "candidates": null | ["a", ...], # null: every active arm at the time
      "arms": ["b", "a"],              # shown arms, ranked
      "scores": [0.31, 0.12],          # sampled scores, same order
-     "propensities": [0.42, 0.11],    # logging P(arm ranked first | x)
+     "propensities": [0.42, 0.11],    # logging P(arm ranked first | x), or
+     "propensity_kind": "first_slot", # "per_slot": P(arm ranked at its slot | x)
      "rewards": [{"reward": 1.0, "reward_norm": 1.0, "source": "feedback",
-                  "ts": 1700000012.5, "seq": 3} | null, ...]}  # one per shown arm
+                  "ts": 1700000012.5, "seq": 3,
+                  "weight": 1.0} | null, ...]}  # one per shown arm; weight: how
+                                                # much it counted (click model)
 
 The header is optional (a streaming exporter may not know the arms up
 front); without it arm ids are numbered in order of first appearance.
@@ -111,6 +114,8 @@ def records(log: BanditLog) -> Iterator[dict[str, Any]]:
                 rec["ts"] = _num(float(log.reward_ts[i, j]))
             if log.reward_seq is not None and log.reward_seq[i, j] >= 0:
                 rec["seq"] = int(log.reward_seq[i, j])
+            if log.reward_weight is not None and not math.isnan(log.reward_weight[i, j]):
+                rec["weight"] = float(log.reward_weight[i, j])
             rewards.append(rec)
         out: dict[str, Any] = {
             "type": "decision",
@@ -124,6 +129,7 @@ def records(log: BanditLog) -> Iterator[dict[str, Any]]:
             "arms": [ids[a] for a in shown],
             "scores": None if log.scores is None else [_num(s) for s in log.scores[i, :k].tolist()],
             "propensities": [_num(p) for p in log.propensity[i, :k].tolist()],
+            "propensity_kind": log.propensity_kind,
             "rewards": rewards,
         }
         if log.position is not None:
@@ -232,7 +238,13 @@ def _from_records(recs: Iterable[Mapping[str, Any]]) -> BanditLog:
     src = np.zeros((n, k), dtype=np.int8)
     rts = np.full((n, k), np.nan)
     rseq = np.full((n, k), -1, dtype=np.int64)
+    rweight = np.full((n, k), np.nan)
     scores = np.full((n, k), np.nan)
+    kinds = {str(r["propensity_kind"]) for r in rows if r.get("propensity_kind")}
+    if head is not None and not kinds and isinstance(head.get("config"), Mapping):
+        kinds = {str(head["config"].get("propensity_kind") or "first_slot")}
+    if len(kinds) > 1:
+        raise InvalidArgument(f"decisions of more than one propensity_kind: {sorted(kinds)}")
     ts = np.zeros(n)
     deadline = np.full(n, np.nan)
     version = np.full(n, -1, dtype=np.int64)
@@ -267,6 +279,7 @@ def _from_records(recs: Iterable[Mapping[str, Any]]) -> BanditLog:
             src[i, j] = SOURCES.index(source) if source in SOURCES else 0
             rts[i, j] = np.nan if rw.get("ts") is None else rw["ts"]
             rseq[i, j] = -1 if rw.get("seq") is None else int(rw["seq"])
+            rweight[i, j] = 1.0 if rw.get("weight") is None else float(rw["weight"])
         ts[i] = r.get("created_at") or 0.0
         if r.get("deadline") is not None:
             deadline[i] = r["deadline"]
@@ -305,4 +318,6 @@ def _from_records(recs: Iterable[Mapping[str, Any]]) -> BanditLog:
         position=position if has_position else None,
         arm_features=tuple(features),
         meta=meta,
+        reward_weight=rweight,
+        propensity_kind=kinds.pop() if kinds else "first_slot",
     )

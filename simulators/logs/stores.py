@@ -67,6 +67,7 @@ def from_store(store: LogSource, experiment_id: str, *, source: str = "") -> Ban
             "source": source,
         }
     ]
+    kind = exps[experiment_id][0].get("propensity_kind", "first_slot")
     for dec in store.decisions(experiment_id):
         rewards: list[dict[str, Any] | None] = []
         for a in dec.arms:
@@ -80,6 +81,7 @@ def from_store(store: LogSource, experiment_id: str, *, source: str = "") -> Ban
                     "source": rw.source,
                     "ts": rw.ts,
                     "seq": rw.seq,
+                    "weight": rw.weight,
                 }
             )
         recs.append(
@@ -95,6 +97,7 @@ def from_store(store: LogSource, experiment_id: str, *, source: str = "") -> Ban
                 "arms": list(dec.arms),
                 "scores": list(dec.scores),
                 "propensities": list(dec.propensities),
+                "propensity_kind": "per_slot" if dec.propensity_kind == "per_slot" else kind,
                 "rewards": rewards,
             }
         )
