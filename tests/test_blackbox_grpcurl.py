@@ -141,6 +141,36 @@ CASES: list[Case] = [
     c("create id taken", "CreateExperiment", spec(experiment_id="trips"), AE, "'trips'"),
     c("create no policy", "CreateExperiment", spec(policy=0), IA, "POLICY_KIND_UNSPECIFIED"),
     c("create policy 99", "CreateExperiment", spec(policy=99), IA, "policy=99"),
+    c("create click model 9", "CreateExperiment", spec(clickModel=9), IA, "click_model=9"),
+    c(
+        "create examination 1.5",
+        "CreateExperiment",
+        spec(clickModel="POSITION_BASED", examination=[1.0, 1.5]),
+        IA,
+        "examination[1]=1.5",
+    ),
+    c(
+        "create examination 0",
+        "CreateExperiment",
+        spec(clickModel="POSITION_BASED", examination=[0]),
+        IA,
+        "examination[0]=0.0",
+    ),
+    c(
+        "create examination NaN",
+        "CreateExperiment",
+        spec(clickModel="POSITION_BASED", examination=["NaN"]),
+        IA,
+        "examination[0]=nan",
+    ),
+    c(
+        "create examination without PBM",
+        "CreateExperiment",
+        spec(clickModel="CASCADE", examination=[0.5]),
+        IA,
+        "examination is for",
+    ),
+    c("create propensity kind 7", "CreateExperiment", spec(propensityKind=7), IA, "kind=7"),
     c("create dim max uint32", "CreateExperiment", spec(dim=4294967295), RE, "dim=4294967295"),
     c("create dim 1e6", "CreateExperiment", spec(dim=1000000), RE, "dim=1000000", "4096"),
     c("create beta huge dim", "CreateExperiment", spec(policy="BETA_TS", dim=4294967295), RE,
@@ -398,3 +428,64 @@ def test_the_server_still_serves_after_every_case(world: World) -> None:
         json.dumps({"event_id": world.event_id, "arm_id": world.shown, "reward": 1}),
     )
     assert json.loads(good.stdout)["outcome"] == "APPLIED", good.stderr
+
+
+def test_per_slot_propensities_of_a_position_based_experiment(world: World, tmp_path: Path) -> None:
+    """A POSITION_BASED experiment with PER_SLOT propensities, driven by
+    grpcurl: Recommend answers one propensity per slot and says so, and
+    export-log carries them with the rewards' click-model weights."""
+    r = world.running
+    body = spec(
+        experiment_id="carousel",
+        policy="BETA_TS",
+        dim=1,
+        clickModel="POSITION_BASED",
+        examination=[1, 0.5, 0.25],
+        propensityKind="PER_SLOT",
+        rewardWindowSeconds=60,
+    )
+    out = grpcurl(r, "CreateExperiment", json.dumps(body))
+    assert out.returncode == 0, out.stderr
+    made = json.loads(out.stdout)["spec"]
+    assert made["click_model"] == "POSITION_BASED" and made["examination"] == [1, 0.5, 0.25]
+    assert made["propensity_kind"] == "PER_SLOT"
+    items = [{"arm_id": a} for a in ("nice", "porto", "bergen", "split")]
+    assert grpcurl(r, "AddArms", json.dumps(arms(*items, exp="carousel"))).returncode == 0
+    out = grpcurl(r, "Recommend", '{"experiment_id": "carousel", "k": 3}')
+    assert out.returncode == 0, out.stderr
+    resp = json.loads(out.stdout)
+    assert resp["propensity_kind"] == "PER_SLOT"
+    props = [a["propensity"] for a in resp["arms"]]
+    assert len(props) == 3 and all(0 < p <= 1 for p in props)
+    # at their priors every arm is as likely at every slot: about 1/4 each
+    assert all(abs(p - 0.25) < 0.1 for p in props), props
+    fb = {"event_id": resp["event_id"], "arm_id": resp["arms"][0]["arm_id"], "reward": 1}
+    assert json.loads(grpcurl(r, "Feedback", json.dumps(fb)).stdout)["outcome"] == "APPLIED"
+    r.engine.flush()
+    out_file = tmp_path / "carousel.jsonl"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "simulators",
+            "export-log",
+            "--state-dir",
+            str(r.state_dir),
+            "--experiment",
+            "carousel",
+            "--out",
+            str(out_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    decisions = [
+        rec
+        for rec in map(json.loads, out_file.read_text().splitlines())
+        if rec["type"] == "decision"
+    ]
+    assert [d["propensity_kind"] for d in decisions] == ["per_slot"]
+    assert decisions[0]["propensities"] == pytest.approx(props)
+    assert decisions[0]["rewards"][0]["weight"] == 1.0

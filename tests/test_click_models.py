@@ -234,7 +234,14 @@ def test_learner_join_counts_the_impressions_each_model_counts(
     world = make_world(decisions, feedback, window=10.0)
     join = JoinState(lateness=0.0)
     join.assign(0)
-    cfg = ExperimentConfig("e", policy="lin_ts_disjoint", dim=2, **_model_kwargs(model))
+    cfg = ExperimentConfig(
+        "e",
+        policy="lin_ts_disjoint",
+        dim=2,
+        click_model=model,
+        examination=CURVE if model == "position_based" else (),
+        reward_window_s=10.0,
+    )
     join.set_experiment("e", cfg, {a: i for i, a in enumerate(ARMS)}, len(ARMS))
     assert join.take_decisions(0, decode_decisions(world.decisions)) is None
     join.take_rewards(0, decode_rewards(world.feedback))
@@ -248,11 +255,3 @@ def test_learner_join_counts_the_impressions_each_model_counts(
         for a, _, r, w in expected_events(model, [(shown, outcomes, np.zeros(1))]):
             want.append((a, x, r, w))
     assert got == sorted(want)
-
-
-def _model_kwargs(model: str) -> dict[str, object]:
-    return {
-        "click_model": model,
-        "examination": CURVE if model == "position_based" else (),
-        "reward_window_s": 10.0,
-    }

@@ -65,7 +65,7 @@ class ClickModel:
     """A click model and its examination curve (``position_based`` only)."""
 
     kind: str = "independent"
-    examination: tuple[float, ...] = ()
+    examination: Sequence[float] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in CLICK_MODELS:
@@ -85,7 +85,7 @@ class ClickModel:
         """The examination probability of slots 0..k-1 (1 for models without one)."""
         if self.kind != "position_based":
             return np.ones(k)
-        e = np.asarray(self.examination, dtype=np.float64)
+        e = np.asarray(self.examination, dtype=np.float64)  # a tuple once built
         if k <= e.shape[0]:
             return e[:k].copy()
         return np.concatenate([e, np.full(k - e.shape[0], e[-1])])

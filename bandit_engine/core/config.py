@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -205,7 +206,7 @@ class ExperimentConfig:
     click_model: str = "independent"
     #: position_based: the examination probability of each slot; empty: the
     #: default curve 1/log2(slot + 2)
-    examination: tuple[float, ...] = ()
+    examination: Sequence[float] = ()
     #: what ``propensities`` hold: ``first_slot`` or ``per_slot``
     propensity_kind: str = "first_slot"
 

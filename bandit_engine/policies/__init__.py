@@ -12,9 +12,6 @@ from bandit_engine.policies.base import (
     IntArray,
     Policy,
     Ranking,
-    normal_table,
-    normal_table32,
-    uniform_table,
 )
 from bandit_engine.policies.beta import BetaTS
 from bandit_engine.policies.gaussian import GaussianArrays, PerArmGaussian
@@ -27,6 +24,7 @@ from bandit_engine.policies.lin_disjoint import (
 )
 from bandit_engine.policies.lin_shared import DEFAULT_JOINT_DIM, LinTSShared, default_joint_dim
 from bandit_engine.policies.logistic import LOGISTIC_EXPLORATION, LogisticTS
+from bandit_engine.policies.tables import normal_table, normal_table32, uniform_table
 
 __all__ = [
     "DEFAULT_HALF_LIFE_S",

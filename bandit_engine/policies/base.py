@@ -29,12 +29,6 @@ from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument
 from bandit_engine.features import ArmFeatures
 from bandit_engine.policies.forgetting import Forgetting
-from bandit_engine.policies.tables import (  # noqa: F401 - re-exported
-    _NORMAL_TABLE32_SIZE,
-    normal_table,
-    normal_table32,
-    uniform_table,
-)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -298,13 +292,14 @@ class Policy(ABC):
                     f"contexts have shape {xs.shape}; expected ({arms.shape[0]}, {self.dim})"
                 )
             _check_finite_features(xs)
-        ones = weights is None
         if times is None or self.half_life_s <= 0.0:
-            self._apply_part(arms, xs, rewards, np.ones(arms.shape[0]) if ones else weights)
+            self._apply_part(
+                arms, xs, rewards, np.ones(arms.shape[0]) if weights is None else weights
+            )
             return
         # forgetting by time: the events between two moves of the clock at a time
         cuts, ws = self._forget.plan(times)
-        if not ones:
+        if weights is not None:
             ws = ws * weights
         start = 0
         for stop, factor in cuts:

@@ -24,9 +24,8 @@ from bandit_engine.policies.base import (
     Policy,
     _resized,
     check_positive,
-    normal_table,
-    uniform_table,
 )
+from bandit_engine.policies.tables import normal_table, uniform_table
 
 __all__ = ["BetaTS"]
 
@@ -107,7 +106,7 @@ class BetaTS(Policy):
         normals, uniforms = normal_table(), uniform_table()
         zmin, zmax, umin = _table_bounds()
         off = rng.integers(normals.shape[0], size=2)
-        return kernels.beta_slot_counts(  # type: ignore[no-any-return]
+        return kernels.beta_slot_counts(
             self._alpha[arms],
             self._beta[arms],
             normals,

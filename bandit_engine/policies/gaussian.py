@@ -17,7 +17,6 @@ from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument
 from bandit_engine.features import ArmFeatures
 from bandit_engine.policies.base import (
-    _NORMAL_TABLE32_SIZE,
     DEFAULT_HALF_LIFE_S,
     MAX_ABS_FEATURE,
     FloatArray,
@@ -26,8 +25,8 @@ from bandit_engine.policies.base import (
     Ranking,
     _resized,
     check_positive,
-    normal_table32,
 )
+from bandit_engine.policies.tables import _NORMAL_TABLE32_SIZE, normal_table32
 
 __all__ = ["GaussianArrays", "PerArmGaussian"]
 
@@ -362,7 +361,7 @@ class PerArmGaussian(Policy):
     ) -> tuple[IntArray, IntArray]:
         assert x is not None
         mean, std = self._draw_mean_std(arms, x)
-        return kernels.slot_counts_gauss(  # type: ignore[no-any-return]
+        return kernels.slot_counts_gauss(
             mean, std, normal_table32(), self._offset(rng), draws, order
         )
 

@@ -45,8 +45,8 @@ from bandit_engine.policies.base import (
     IntArray,
     Policy,
     check_positive,
-    normal_table,
 )
+from bandit_engine.policies.tables import normal_table
 
 __all__ = ["DEFAULT_JOINT_DIM", "LinTSShared", "default_joint_dim"]
 
