@@ -475,3 +475,81 @@ def test_reuseport_servers_share_one_port(kafka_settings: KafkaSettings, mysql_d
             ch.close()
         stop_server(first, e1, 1.0)
         stop_server(second, e2, 1.0)
+
+
+@pytest.mark.parametrize("model", ["cascade", "position_based"])
+def test_click_models_in_kafka_mode_give_the_closed_form(
+    kafka_settings: KafkaSettings, mysql_dsn: str, model: str
+) -> None:
+    """Kafka mode, real broker: the learner weighs the default rewards of a
+    ranked list as the experiment's click model says, and the posterior it
+    commits is the closed form over the impressions the model counts."""
+    settings = ServerSettings(
+        port=0,
+        state_dir=None,
+        seed=2,
+        mysql_dsn=mysql_dsn,
+        kafka=kafka_settings,
+        refresh_interval=0.2,
+        learner_options={"commit_interval": 0.05, "lateness": 0.2},
+    )
+    server, port, engine = create_server(settings)
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = pb_grpc.BanditServiceStub(channel)  # type: ignore[no-untyped-call]
+    store = MySQLStore(mysql_dsn)
+    exp = f"clicks-{model}"
+    curve = [1.0, 0.5, 0.25]
+    try:
+        stub.CreateExperiment(
+            pb.CreateExperimentRequest(
+                spec=pb.ExperimentSpec(
+                    experiment_id=exp,
+                    policy=pb.BETA_TS,
+                    dim=1,
+                    reward_window_seconds=1.5,
+                    half_life_seconds=0,
+                    click_model=pb.CASCADE if model == "cascade" else pb.POSITION_BASED,
+                    examination=curve if model == "position_based" else [],
+                )
+            )
+        )
+        arms = ["a", "b", "c", "d"]
+        stub.AddArms(
+            pb.AddArmsRequest(experiment_id=exp, arms=[pb.ArmSpec(arm_id=a) for a in arms])
+        )
+        rng = random.Random(4)
+        alpha, beta = np.ones(4), np.ones(4)
+        for _ in range(24):
+            resp = stub.Recommend(pb.RecommendRequest(experiment_id=exp, k=3))
+            shown = [arms.index(a.arm_id) for a in resp.arms]
+            clicked = [p for p in range(3) if rng.random() < 0.3]
+            for p in clicked:
+                stub.Feedback(
+                    pb.FeedbackRequest(event_id=resp.event_id, arm_id=arms[shown[p]], reward=1)
+                )
+                alpha[shown[p]] += 1.0
+            for p in range(3):
+                if p in clicked:
+                    continue
+                if model == "position_based":
+                    w = curve[p]
+                else:
+                    w = 1.0 if not clicked or p < max(clicked) else 0.0
+                beta[shown[p]] += w
+        n_clicks = int(alpha.sum() - 4)
+
+        def learned() -> bool:
+            c = counters(store, exp)
+            return c.get("rewards_applied", 0) + c.get("rewards_defaulted", 0) == 72
+
+        wait_for(learned, 60, "every impression joined")
+        assert counters(store, exp)["rewards_applied"] == n_clicks
+        snap = store.load_snapshot(exp)
+        assert snap is not None
+        np.testing.assert_allclose(snap.state["alpha"], alpha, rtol=1e-12)
+        np.testing.assert_allclose(snap.state["beta"], beta, rtol=1e-12)
+    finally:
+        channel.close()
+        store.close()
+        stop_server(server, engine, 1.0)
