@@ -27,10 +27,11 @@ world's reward uniform for (round, arm) (see ``simulators._simkernels``).
 Worlds: ``BernoulliWorld`` (K arms, fixed success rates),
 ``SwitchingBernoulliWorld`` (the same with rates that change once),
 ``DestinationsWorld`` (travellers x destinations, logistic click model over
-feature crosses, position bias, drift, arriving arms) and
+feature crosses, position bias, drift, arriving arms),
 ``SupervisedWorld`` (a labelled dataset as a bandit: arms are classes,
-reward 1 for the true label), in their modules; ``base`` holds the contract
-and ``CachedWorld`` (a world's first rounds kept in memory, to replay one
+reward 1 for the true label) and ``RankingWorld`` (ranked lists under a
+position-based or cascade click model), in their modules; ``base`` holds
+the contract and ``CachedWorld`` (a world's first rounds kept in memory, to replay one
 stream to many contenders cheaply).
 """
 
@@ -52,13 +53,16 @@ from simulators.worlds.bernoulli import (
     lai_robbins_constant,
 )
 from simulators.worlds.destinations import DestinationsWorld
+from simulators.worlds.ranking import CascadeRound, RankingWorld
 from simulators.worlds.supervised import SupervisedWorld, make_labelled, sklearn_dataset
 
 __all__ = [
     "WORLDS",
     "BernoulliWorld",
     "CachedWorld",
+    "CascadeRound",
     "DestinationsWorld",
+    "RankingWorld",
     "Round",
     "SupervisedWorld",
     "SwitchingBernoulliWorld",
@@ -74,7 +78,14 @@ __all__ = [
 
 
 WORLDS: dict[str, type[World]] = {
-    w.name: w for w in (BernoulliWorld, DestinationsWorld, SupervisedWorld, SwitchingBernoulliWorld)
+    w.name: w
+    for w in (
+        BernoulliWorld,
+        DestinationsWorld,
+        RankingWorld,
+        SupervisedWorld,
+        SwitchingBernoulliWorld,
+    )
 }
 
 
