@@ -241,6 +241,7 @@ class BanditClient:
             scores=np.array([a.score for a in resp.arms], dtype=np.float64),
             propensities=np.array([a.propensity for a in resp.arms], dtype=np.float64),
             model_version=resp.model_version,
+            propensity_kind="per_slot" if resp.propensity_kind == pb.PER_SLOT else "first_slot",
         )
 
     def feedback(

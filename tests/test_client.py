@@ -154,3 +154,18 @@ def test_tls_client_certificate_and_tokens(pki: Path, secured: int) -> None:  # 
     with BanditClient(target, **tls) as anonymous:  # type: ignore[arg-type]
         with pytest.raises(BanditError, match=r"Recommend .* UNAUTHENTICATED"):
             anonymous.recommend("sec")
+
+
+def test_click_model_and_per_slot_settings_round_trip(client: BanditClient) -> None:
+    cfg = ExperimentConfig(
+        "carousel",
+        "beta_ts",
+        dim=1,
+        click_model="position_based",
+        examination=(1.0, 0.6, 0.3),
+        propensity_kind="per_slot",
+    )
+    assert client.create_experiment(cfg).config == cfg
+    client.add_arms("carousel", ["a", "b", "c"])
+    d = client.recommend("carousel", None, k=3)
+    assert d.propensity_kind == "per_slot" and len(d.propensities) == 3
