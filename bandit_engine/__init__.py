@@ -28,6 +28,7 @@ from bandit_engine.core import (
     FeatureSpace,
     FeedbackResult,
     Limits,
+    RecommendItem,
     feature_hash,
 )
 from bandit_engine.policies import MAX_ABS_FEATURE, POLICIES, Policy, Ranking, make_policy
@@ -54,6 +55,7 @@ __all__ = [
     "NotFound",
     "Policy",
     "Ranking",
+    "RecommendItem",
     "ResourceExhausted",
     "StoreError",
     "Unavailable",

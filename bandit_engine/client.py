@@ -57,6 +57,7 @@ from bandit_engine.core import (
     ExperimentConfig,
     ExperimentInfo,
     FeedbackResult,
+    RecommendItem,
 )
 from bandit_engine.server.convert import config_from_spec, spec_from_config
 
@@ -221,28 +222,30 @@ class BanditClient:
         k: int = 1,
     ) -> Decision:
         """Rank ``candidates`` (default: every active arm) for ``context``."""
-        if isinstance(candidates, str):
-            raise InvalidArgument(f"candidates={candidates!r} must be a sequence of arm ids")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InvalidArgument(f"k={k!r} must be a positive integer")
-        fields: dict[str, Any] = {"experiment_id": experiment_id, "candidates": candidates, "k": k}
-        if context is not None:
-            if not isinstance(context, Context):
-                raise InvalidArgument(f"context={context!r} must be a Context or None")
-            fields["context"] = {
-                "dense": context.dense,
-                "numeric": dict(context.numeric),
-                "categorical": context.categorical,
-            }
-        resp = self._call("Recommend", pb.RecommendRequest, **fields)
-        return Decision(
-            event_id=resp.event_id,
-            arm_ids=tuple(a.arm_id for a in resp.arms),
-            scores=np.array([a.score for a in resp.arms], dtype=np.float64),
-            propensities=np.array([a.propensity for a in resp.arms], dtype=np.float64),
-            model_version=resp.model_version,
-            propensity_kind="per_slot" if resp.propensity_kind == pb.PER_SLOT else "first_slot",
-        )
+        fields = _recommend_fields(RecommendItem(experiment_id, context, candidates, k))
+        return _decision(self._call("Recommend", pb.RecommendRequest, **fields))
+
+    def recommend_batch(self, items: Sequence[RecommendItem]) -> list[Decision | BanditError]:
+        """Many Recommends in one call (``RecommendBatch``): a ``Decision``
+        for each item served, the error (``InvalidArgument``, ``NotFound``,
+        ...) in the place of each refused."""
+        requests = []
+        for i, item in enumerate(items):
+            if not isinstance(item, RecommendItem):
+                raise InvalidArgument(f"items[{i}]={item!r:.100} must be a RecommendItem")
+            requests.append(pb.RecommendRequest(**_recommend_fields(item)))
+        resp = self._call("RecommendBatch", pb.RecommendBatchRequest, requests=requests)
+        out: list[Decision | BanditError] = []
+        for r in resp.results:
+            if r.HasField("error"):
+                code = grpc.StatusCode.UNKNOWN
+                for c in grpc.StatusCode:
+                    if c.value[0] == r.error.code:
+                        code = c
+                out.append(_ERRORS.get(code, BanditError)(r.error.message))
+            else:
+                out.append(_decision(r.response))
+        return out
 
     def feedback(
         self, event_id: str, arm_id: str, reward: float, timestamp: float | None = None
@@ -290,4 +293,39 @@ def _arm_info(msg: pb.Arm) -> ArmInfo:
             "numeric": dict(msg.features.numeric),
             "categorical": list(msg.features.categorical),
         },
+    )
+
+
+def _recommend_fields(item: RecommendItem) -> dict[str, Any]:
+    """A ``RecommendRequest``'s fields, checked as far as the client can."""
+    if isinstance(item.candidates, str):
+        raise InvalidArgument(f"candidates={item.candidates!r} must be a sequence of arm ids")
+    k = item.k
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidArgument(f"k={k!r} must be a positive integer")
+    fields: dict[str, Any] = {
+        "experiment_id": item.experiment_id,
+        "candidates": item.candidates,
+        "k": k,
+    }
+    context = item.context
+    if context is not None:
+        if not isinstance(context, Context):
+            raise InvalidArgument(f"context={context!r} must be a Context or None")
+        fields["context"] = {
+            "dense": context.dense,
+            "numeric": dict(context.numeric),
+            "categorical": context.categorical,
+        }
+    return fields
+
+
+def _decision(resp: Any) -> Decision:
+    return Decision(
+        event_id=resp.event_id,
+        arm_ids=tuple(a.arm_id for a in resp.arms),
+        scores=np.array([a.score for a in resp.arms], dtype=np.float64),
+        propensities=np.array([a.propensity for a in resp.arms], dtype=np.float64),
+        model_version=resp.model_version,
+        propensity_kind="per_slot" if resp.propensity_kind == pb.PER_SLOT else "first_slot",
     )

@@ -489,3 +489,22 @@ def test_per_slot_propensities_of_a_position_based_experiment(world: World, tmp_
     assert [d["propensity_kind"] for d in decisions] == ["per_slot"]
     assert decisions[0]["propensities"] == pytest.approx(props)
     assert decisions[0]["rewards"][0]["weight"] == 1.0
+
+
+def test_batch_through_grpcurl_refuses_one_item_and_serves_the_others(world: World) -> None:
+    body = {
+        "requests": [
+            {"experiment_id": "trips", "k": 2},
+            {"experiment_id": "trips", "k": 2, "context": {"dense": ["NaN", 1]}},
+            {"experiment_id": "trips", "candidates": ["paris", "nowhere"]},
+        ]
+    }
+    before = observed(world.running)[0]
+    out = grpcurl(world.running, "RecommendBatch", json.dumps(body))
+    assert out.returncode == 0, out.stderr
+    results = json.loads(out.stdout)["results"]
+    assert len(results[0]["response"]["arms"]) == 2
+    assert results[1]["index"] == 1 and results[1]["error"]["code"] == 3
+    assert "nan" in results[1]["error"]["message"].lower()
+    assert results[2]["index"] == 2 and "'nowhere'" in results[2]["error"]["message"]
+    assert observed(world.running)[0] != before  # the good one was served and logged

@@ -6,6 +6,7 @@ protobuf. It reaches the world through its ports (``bandit_engine.core.ports``):
 a ``Store`` for state and, in Kafka mode, an ``EventLog``.
 """
 
+from bandit_engine.core.click_models import CLICK_MODELS, ClickModel, default_examination
 from bandit_engine.core.config import ExperimentConfig, Limits, check_id
 from bandit_engine.core.engine import Engine
 from bandit_engine.core.event_ids import decision_time
@@ -24,10 +25,13 @@ from bandit_engine.core.types import (
     Decision,
     ExperimentInfo,
     FeedbackResult,
+    RecommendItem,
 )
 from bandit_engine.features import ArmFeatures, FeatureSpace, feature_hash
 
 __all__ = [
+    "CLICK_MODELS",
+    "ClickModel",
     "ArmFeatures",
     "ArmInfo",
     "ArmRow",
@@ -42,10 +46,12 @@ __all__ = [
     "FeedbackEvent",
     "FeedbackResult",
     "Limits",
+    "RecommendItem",
     "RewardRow",
     "Snapshot",
     "Store",
     "check_id",
+    "default_examination",
     "decision_time",
     "feature_hash",
 ]

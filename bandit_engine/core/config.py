@@ -102,7 +102,8 @@ class Limits:
 
     Per request: ``max_candidates`` (Recommend ``candidates``),
     ``max_features`` (named plus dense context features), ``max_k``
-    (Recommend ``k``), ``max_arms_per_call`` (AddArms ``arms``).
+    (Recommend ``k``), ``max_arms_per_call`` (AddArms ``arms``), ``max_batch``
+    (RecommendBatch ``requests``).
 
     Per experiment (CreateExperiment, AddArms, and loading on start):
     ``max_arms`` (arms, retired ones included), ``max_dim``
@@ -127,6 +128,7 @@ class Limits:
     max_arms: int = 100_000
     max_k: int = 1_000
     max_arms_per_call: int = 10_000
+    max_batch: int = 1_000
     max_dim: int = 4_096
     max_joint_dim: int = 4_096
     max_propensity_draws: int = 100_000

@@ -20,7 +20,6 @@ commit posteriors to the store, and the engine follows those
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import threading
@@ -30,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from bandit_engine import kernels
 from bandit_engine._exceptions import (
     AlreadyExists,
+    BanditError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -43,7 +42,7 @@ from bandit_engine.core import recovery
 from bandit_engine.core.config import ExperimentConfig, Limits, check_id
 from bandit_engine.core.decision_log import DecisionLog
 from bandit_engine.core.event_ids import check_feedback_time, event_time, new_event_id
-from bandit_engine.core.experiment import Experiment
+from bandit_engine.core.experiment import Experiment, clean_arms, state_checksum
 from bandit_engine.core.journal import BLOCK_ROWS
 from bandit_engine.core.maintenance import Maintenance
 from bandit_engine.core.ports import (
@@ -63,8 +62,8 @@ from bandit_engine.core.types import (
     Decision,
     ExperimentInfo,
     FeedbackResult,
+    RecommendItem,
 )
-from bandit_engine.features import ArmFeatures
 from bandit_engine.policies import FloatArray
 
 log = logging.getLogger(__name__)
@@ -230,7 +229,7 @@ class Engine:
                 f"{len(arms)} arms in one call; the limit is "
                 f"max_arms_per_call={self.limits.max_arms_per_call}"
             )
-        clean = _clean_arms(arms)
+        clean = clean_arms(arms)
         with exp.lock:
             new = [a for a, _ in clean if a not in exp.slots]
             self.limits.check_experiment(exp.cfg, len(exp.arm_ids) + len(new))
@@ -293,8 +292,8 @@ class Engine:
         k: int = 1,
     ) -> Decision:
         """Rank ``candidates`` (default: every active arm) for ``context`` and
-        log the decision; the top ``k`` come back with their first-slot
-        propensities."""
+        log the decision; the top ``k`` come back with their propensities
+        (the experiment's ``propensity_kind``)."""
         exp = self._exp(experiment_id)
         lim = self.limits
         if len(candidates) > lim.max_candidates:
@@ -318,16 +317,8 @@ class Engine:
             j = exp.journal
             if embedded:  # may refuse: before any draw
                 j.reserve(k, self.decision_log.max_buffer)
-            draws = exp.cfg.propensity_draws
             kind = exp.cfg.propensity_kind
-            if kind == "per_slot":
-                order, scores, slot_n, prefix_n = exp.policy.decide_slots_unchecked(
-                    slots, x, k, draws, exp.rng
-                )
-                shown, props, _ = kernels.slot_propensities(slots, order, slot_n, prefix_n, draws)
-            else:
-                order, scores, counts = exp.policy.decide_unchecked(slots, x, k, draws, exp.rng)
-                shown, props = kernels.first_slot_propensities(slots, order, counts, draws)
+            shown, scores, props = exp.decide(slots, x, k)
             version = exp.version
             deadline = now + exp.cfg.reward_window_s
             arm_ids = exp.names(shown)
@@ -356,6 +347,25 @@ class Engine:
             with self._lock:
                 self.decisions_dropped += 1
         return Decision(event_id, arm_ids, scores, props, version, kind)
+
+    def recommend_batch(self, items: Sequence[RecommendItem]) -> list[Decision | BanditError]:
+        """Many ``recommend`` calls in one: each item is validated, answered
+        and logged as its own decision, with its own event id. An item that
+        is refused gets its error in its place; the others are served. More
+        than ``Limits.max_batch`` items: ``ResourceExhausted``, nothing served."""
+        if len(items) > self.limits.max_batch:
+            raise ResourceExhausted(
+                f"{len(items)} requests in one batch; the limit is {self.limits.max_batch}"
+            )
+        out: list[Decision | BanditError] = []
+        for item in items:
+            try:
+                out.append(
+                    self.recommend(item.experiment_id, item.context, item.candidates, item.k)
+                )
+            except BanditError as exc:
+                out.append(exc)
+        return out
 
     # --------------------------------------------------------------- rewards
     def feedback(
@@ -458,43 +468,4 @@ class Engine:
     def state_checksum(self) -> str:
         """SHA-256 over every experiment's config, arms, posterior and open
         decisions. Counters are metrics, not state, and are left out."""
-        h = hashlib.sha256()
-        pending = []
-        for exp_id in sorted(self._exps):
-            exp = self._exps[exp_id]
-            with exp.lock:
-                h.update(repr(sorted(exp.cfg.to_dict().items())).encode())
-                h.update(repr((exp.arm_ids, exp.active, exp.features, exp.version)).encode())
-                for key, arr in sorted(exp.policy.state_dict().items()):
-                    h.update(key.encode())
-                    h.update(np.ascontiguousarray(arr).tobytes())
-                pending.extend(exp.journal.open_items())
-        h.update(repr(sorted(pending)).encode())
-        return h.hexdigest()
-
-
-def _clean_arms(
-    arms: Sequence[tuple[str, Mapping[str, Any] | None]],
-) -> list[tuple[str, dict[str, Any]]]:
-    """Arm ids and features checked and copied, before any state is touched."""
-    seen: set[str] = set()
-    clean: list[tuple[str, dict[str, Any]]] = []
-    for arm_id, feats in arms:
-        check_id(arm_id, "arm_id")
-        if arm_id in seen:
-            raise InvalidArgument(f"arm_id {arm_id!r} given twice")
-        seen.add(arm_id)
-        raw = feats or {}
-        try:
-            numeric = {str(k): float(v) for k, v in dict(raw.get("numeric") or {}).items()}
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgument(
-                f"arm {arm_id!r}: numeric features must be numbers ({exc})"
-            ) from None
-        f: dict[str, Any] = {
-            "numeric": numeric,
-            "categorical": [str(c) for c in raw.get("categorical") or []],
-        }
-        ArmFeatures.build(arm_id, f["numeric"], f["categorical"])
-        clean.append((arm_id, f))
-    return clean
+        return state_checksum([self._exps[e] for e in sorted(self._exps)])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument, NotFound
 from bandit_engine.core.config import ExperimentConfig, Limits, check_id
 from bandit_engine.core.journal import BLOCK_ROWS, Journal
@@ -17,7 +18,7 @@ from bandit_engine.core.types import ArmInfo, Context
 from bandit_engine.features import ArmFeatures, FeatureSpace
 from bandit_engine.policies import MAX_ABS_FEATURE, FloatArray, IntArray, Policy
 
-__all__ = ["Experiment"]
+__all__ = ["Experiment", "clean_arms", "state_checksum"]
 
 
 class Experiment:
@@ -139,6 +140,23 @@ class Experiment:
             raise InvalidArgument(f"candidate arm {dup!r} given more than once")
         return out
 
+    def decide(
+        self, slots: IntArray, x: FloatArray, k: int
+    ) -> tuple[IntArray, FloatArray, FloatArray]:
+        """The shown arms' slots, their sampled scores and their propensities
+        (``propensity_kind``) for checked candidate ``slots``, context and
+        ``k``; the caller holds ``lock``."""
+        draws = self.cfg.propensity_draws
+        if self.cfg.propensity_kind == "per_slot":
+            order, scores, slot_n, prefix_n = self.policy.decide_slots_unchecked(
+                slots, x, k, draws, self.rng
+            )
+            shown, props, _ = kernels.slot_propensities(slots, order, slot_n, prefix_n, draws)
+            return shown, scores, props
+        order, scores, counts = self.policy.decide_unchecked(slots, x, k, draws, self.rng)
+        shown, props = kernels.first_slot_propensities(slots, order, counts, draws)
+        return shown, scores, props
+
     def names(self, slots: IntArray) -> tuple[str, ...]:
         ids = self.arm_ids
         return tuple([ids[s] for s in slots.tolist()])
@@ -177,3 +195,47 @@ class Experiment:
             cfg.reward_min * pulls + span * policy.reward_sum(slot),
             self.features[slot],
         )
+
+
+def clean_arms(
+    arms: Sequence[tuple[str, Mapping[str, Any] | None]],
+) -> list[tuple[str, dict[str, Any]]]:
+    """Arm ids and features checked and copied, before any state is touched."""
+    seen: set[str] = set()
+    clean: list[tuple[str, dict[str, Any]]] = []
+    for arm_id, feats in arms:
+        check_id(arm_id, "arm_id")
+        if arm_id in seen:
+            raise InvalidArgument(f"arm_id {arm_id!r} given twice")
+        seen.add(arm_id)
+        raw = feats or {}
+        try:
+            numeric = {str(k): float(v) for k, v in dict(raw.get("numeric") or {}).items()}
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(
+                f"arm {arm_id!r}: numeric features must be numbers ({exc})"
+            ) from None
+        f: dict[str, Any] = {
+            "numeric": numeric,
+            "categorical": [str(c) for c in raw.get("categorical") or []],
+        }
+        ArmFeatures.build(arm_id, f["numeric"], f["categorical"])
+        clean.append((arm_id, f))
+    return clean
+
+
+def state_checksum(experiments: Sequence[Experiment]) -> str:
+    """SHA-256 over the experiments' configs, arms, posteriors and open
+    decisions, in the order given (``Engine.state_checksum``)."""
+    h = hashlib.sha256()
+    pending = []
+    for exp in experiments:
+        with exp.lock:
+            h.update(repr(sorted(exp.cfg.to_dict().items())).encode())
+            h.update(repr((exp.arm_ids, exp.active, exp.features, exp.version)).encode())
+            for key, arr in sorted(exp.policy.state_dict().items()):
+                h.update(key.encode())
+                h.update(np.ascontiguousarray(arr).tobytes())
+            pending.extend(exp.journal.open_items())
+    h.update(repr(sorted(pending)).encode())
+    return h.hexdigest()

@@ -16,6 +16,7 @@ __all__ = [
     "Decision",
     "ExperimentInfo",
     "FeedbackResult",
+    "RecommendItem",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -131,3 +132,13 @@ class ExperimentInfo:
     total_arms: int
     model_version: int
     counters: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendItem:
+    """One request of ``Engine.recommend_batch``: ``recommend``'s arguments."""
+
+    experiment_id: str
+    context: Context | None = None
+    candidates: Sequence[str] = ()
+    k: int = 1

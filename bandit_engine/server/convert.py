@@ -6,7 +6,14 @@ from typing import Any
 
 from bandit_engine._exceptions import InvalidArgument
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
-from bandit_engine.core import ArmInfo, Context, Decision, ExperimentConfig, ExperimentInfo
+from bandit_engine.core import (
+    ArmInfo,
+    Context,
+    Decision,
+    ExperimentConfig,
+    ExperimentInfo,
+    RecommendItem,
+)
 from bandit_engine.policies.lin_shared import default_joint_dim
 
 POLICY_FROM_PB = {
@@ -124,6 +131,10 @@ def context_from_msg(f: pb.Features) -> Context:
     """The request's features as they are: the engine reads the repeated
     fields and the map without copying them first."""
     return Context(dense=f.dense, numeric=f.numeric, categorical=f.categorical)
+
+
+def recommend_item(r: pb.RecommendRequest) -> RecommendItem:
+    return RecommendItem(r.experiment_id, context_from_msg(r.context), r.candidates, r.k or 1)
 
 
 def recommend_response(d: Decision) -> pb.RecommendResponse:

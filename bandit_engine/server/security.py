@@ -1,6 +1,7 @@
 """Transport security and bearer tokens for the gRPC server.
 
-Tokens: each has scopes. ``serve`` allows Recommend and Feedback; ``admin``
+Tokens: each has scopes. ``serve`` allows Recommend (single, batch and
+stream) and Feedback; ``admin``
 allows the experiment and arm RPCs; ``metrics`` (or ``admin``) allows
 Prometheus ``/metrics``. Health and reflection need no token.
 Clients send ``authorization: Bearer <token>`` metadata. A missing or
@@ -34,6 +35,7 @@ from typing import Any
 import grpc
 
 from bandit_engine._exceptions import InvalidArgument
+from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,14 @@ __all__ = [
 SCOPES = ("serve", "admin", "metrics")
 #: The shortest token accepted.
 MIN_TOKEN_LENGTH = 16
-_SERVE_METHODS = {"Recommend", "Feedback"}
+_SERVE_METHODS = {"Recommend", "RecommendBatch", "RecommendStream", "Feedback"}
 _SERVICE_PREFIX = "/bandit.v1.BanditService/"
+#: Methods whose requests stream (their handlers take an iterator).
+_STREAMING = {
+    _SERVICE_PREFIX + m.name
+    for m in pb.DESCRIPTOR.services_by_name["BanditService"].methods
+    if m.client_streaming
+}
 
 
 def method_scope(method: str) -> str | None:
@@ -124,10 +132,12 @@ def load_tokens(
     return tokens
 
 
-def _deny(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+def _deny(code: grpc.StatusCode, message: str, streaming: bool) -> grpc.RpcMethodHandler:
     def abort(request: Any, context: grpc.ServicerContext) -> Any:
         context.abort(code, message)
 
+    if streaming:
+        return grpc.stream_stream_rpc_method_handler(abort)
     return grpc.unary_unary_rpc_method_handler(abort)
 
 
@@ -178,10 +188,11 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             if key == "authorization":
                 header = value if isinstance(value, str) else value.decode()
         status, reason = self._checker.check_header(header, (need,))
+        streaming = details.method in _STREAMING
         if status == 401:
-            return _deny(grpc.StatusCode.UNAUTHENTICATED, reason)
+            return _deny(grpc.StatusCode.UNAUTHENTICATED, reason, streaming)
         if status == 403:
-            return _deny(grpc.StatusCode.PERMISSION_DENIED, f"{details.method} {reason}")
+            return _deny(grpc.StatusCode.PERMISSION_DENIED, f"{details.method} {reason}", streaming)
         return continuation(details)
 
 

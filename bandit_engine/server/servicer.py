@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
@@ -91,6 +91,43 @@ class BanditServicer(pb_grpc.BanditServiceServicer):
         return cv.recommend_response(d)
 
     @_rpc
+    def RecommendBatch(
+        self, request: pb.RecommendBatchRequest, context: Any
+    ) -> pb.RecommendBatchResponse:
+        items = [cv.recommend_item(r) for r in request.requests]
+        resp = pb.RecommendBatchResponse()
+        for i, outcome in enumerate(self.engine.recommend_batch(items)):
+            resp.results.append(_result(i, outcome))
+        return resp
+
+    def RecommendStream(
+        self, requests: Iterator[bytes], context: Any
+    ) -> Iterator[pb.RecommendResult]:
+        """One result per request, in order; a request that is refused (or
+        that protobuf cannot parse) gets its error, and the stream goes on."""
+        for i, raw in enumerate(requests):
+            try:
+                request = pb.RecommendRequest.FromString(raw)
+            except DecodeError as exc:
+                yield _error(
+                    i, grpc.StatusCode.INVALID_ARGUMENT, f"malformed RecommendRequest: {exc}"
+                )
+                continue
+            try:
+                outcome: Any = self.engine.recommend(
+                    request.experiment_id,
+                    cv.context_from_msg(request.context),
+                    request.candidates,
+                    request.k or 1,
+                )
+            except BanditError as exc:
+                outcome = exc
+            except Exception as exc:
+                log.exception("RecommendStream request %d failed", i)
+                outcome = exc
+            yield _result(i, outcome)
+
+    @_rpc
     def Feedback(self, request: pb.FeedbackRequest, context: Any) -> pb.FeedbackResponse:
         r = self.engine.feedback(
             request.event_id,
@@ -140,6 +177,22 @@ class BanditServicer(pb_grpc.BanditServiceServicer):
         return pb.ListArmsResponse(arms=[cv.arm_msg(a) for a in infos])
 
 
+def _error(index: int, code: grpc.StatusCode, message: str) -> pb.RecommendResult:
+    return pb.RecommendResult(
+        index=index, error=pb.RecommendError(code=code.value[0], message=message)
+    )
+
+
+def _result(index: int, outcome: Any) -> pb.RecommendResult:
+    """A batch or stream result: the answer, or the error a single Recommend
+    would have answered (INTERNAL, logged, for anything but an engine error)."""
+    if isinstance(outcome, BanditError):
+        return _error(index, status_of(outcome), str(outcome))
+    if isinstance(outcome, Exception):
+        return _error(index, grpc.StatusCode.INTERNAL, f"internal error: {type(outcome).__name__}")
+    return pb.RecommendResult(index=index, response=cv.recommend_response(outcome))
+
+
 def _parsing(method: Callable[[Any, Any], Any], request_cls: Any) -> Callable[[bytes, Any], Any]:
     """``method`` behind a parse of its request bytes that answers
     INVALID_ARGUMENT, naming the message, when protobuf cannot parse them."""
@@ -165,6 +218,13 @@ def add_servicer(servicer: BanditServicer, server: Any) -> None:
     for method in pb.DESCRIPTOR.services_by_name["BanditService"].methods:
         request = getattr(pb, method.input_type.name)
         response = getattr(pb, method.output_type.name)
+        if method.client_streaming:
+            # each message's bytes reach the handler, which parses them itself
+            handlers[method.name] = grpc.stream_stream_rpc_method_handler(
+                getattr(servicer, method.name),
+                response_serializer=response.SerializeToString,
+            )
+            continue
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             _parsing(getattr(servicer, method.name), request),
             response_serializer=response.SerializeToString,

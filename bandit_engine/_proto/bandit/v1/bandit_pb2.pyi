@@ -280,6 +280,36 @@ class RecommendResponse(_message.Message):
     propensity_kind: PropensityKind
     def __init__(self, event_id: _Optional[str] = ..., arms: _Optional[_Iterable[_Union[RankedArm, _Mapping]]] = ..., model_version: _Optional[int] = ..., propensity_kind: _Optional[_Union[PropensityKind, str]] = ...) -> None: ...
 
+class RecommendBatchRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[RecommendRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[RecommendRequest, _Mapping]]] = ...) -> None: ...
+
+class RecommendError(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class RecommendResult(_message.Message):
+    __slots__ = ("index", "response", "error")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    response: RecommendResponse
+    error: RecommendError
+    def __init__(self, index: _Optional[int] = ..., response: _Optional[_Union[RecommendResponse, _Mapping]] = ..., error: _Optional[_Union[RecommendError, _Mapping]] = ...) -> None: ...
+
+class RecommendBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[RecommendResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[RecommendResult, _Mapping]]] = ...) -> None: ...
+
 class FeedbackRequest(_message.Message):
     __slots__ = ("event_id", "arm_id", "reward", "timestamp")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]

@@ -39,6 +39,16 @@ class BanditServiceStub:
                 request_serializer=bandit_dot_v1_dot_bandit__pb2.RecommendRequest.SerializeToString,
                 response_deserializer=bandit_dot_v1_dot_bandit__pb2.RecommendResponse.FromString,
                 _registered_method=True)
+        self.RecommendBatch = channel.unary_unary(
+                '/bandit.v1.BanditService/RecommendBatch',
+                request_serializer=bandit_dot_v1_dot_bandit__pb2.RecommendBatchRequest.SerializeToString,
+                response_deserializer=bandit_dot_v1_dot_bandit__pb2.RecommendBatchResponse.FromString,
+                _registered_method=True)
+        self.RecommendStream = channel.stream_stream(
+                '/bandit.v1.BanditService/RecommendStream',
+                request_serializer=bandit_dot_v1_dot_bandit__pb2.RecommendRequest.SerializeToString,
+                response_deserializer=bandit_dot_v1_dot_bandit__pb2.RecommendResult.FromString,
+                _registered_method=True)
         self.Feedback = channel.unary_unary(
                 '/bandit.v1.BanditService/Feedback',
                 request_serializer=bandit_dot_v1_dot_bandit__pb2.FeedbackRequest.SerializeToString,
@@ -86,6 +96,24 @@ class BanditServiceServicer:
 
     def Recommend(self, request, context):
         """Rank candidates for one context. Every call is logged as a decision.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecommendBatch(self, request, context):
+        """Many Recommends in one call (a page's carousels, an e-mail batch): each
+        request is answered, validated and logged as its own decision with its
+        own event_id. A bad request gets its error in its result (its index and
+        reason); the others are served.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecommendStream(self, request_iterator, context):
+        """The same over a stream a caller keeps open: one result per request, in
+        order, its index counting the stream's requests from 0.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -152,6 +180,16 @@ def add_BanditServiceServicer_to_server(servicer, server):
                     servicer.Recommend,
                     request_deserializer=bandit_dot_v1_dot_bandit__pb2.RecommendRequest.FromString,
                     response_serializer=bandit_dot_v1_dot_bandit__pb2.RecommendResponse.SerializeToString,
+            ),
+            'RecommendBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecommendBatch,
+                    request_deserializer=bandit_dot_v1_dot_bandit__pb2.RecommendBatchRequest.FromString,
+                    response_serializer=bandit_dot_v1_dot_bandit__pb2.RecommendBatchResponse.SerializeToString,
+            ),
+            'RecommendStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.RecommendStream,
+                    request_deserializer=bandit_dot_v1_dot_bandit__pb2.RecommendRequest.FromString,
+                    response_serializer=bandit_dot_v1_dot_bandit__pb2.RecommendResult.SerializeToString,
             ),
             'Feedback': grpc.unary_unary_rpc_method_handler(
                     servicer.Feedback,
@@ -221,6 +259,60 @@ class BanditService:
             '/bandit.v1.BanditService/Recommend',
             bandit_dot_v1_dot_bandit__pb2.RecommendRequest.SerializeToString,
             bandit_dot_v1_dot_bandit__pb2.RecommendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecommendBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bandit.v1.BanditService/RecommendBatch',
+            bandit_dot_v1_dot_bandit__pb2.RecommendBatchRequest.SerializeToString,
+            bandit_dot_v1_dot_bandit__pb2.RecommendBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecommendStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/bandit.v1.BanditService/RecommendStream',
+            bandit_dot_v1_dot_bandit__pb2.RecommendRequest.SerializeToString,
+            bandit_dot_v1_dot_bandit__pb2.RecommendResult.FromString,
             options,
             channel_credentials,
             insecure,
