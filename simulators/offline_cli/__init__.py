@@ -108,6 +108,10 @@ def add_parsers(subparsers: Any) -> None:
 
     add_tune_parser(subparsers, _guarded)
 
+    from simulators.slate.cli import add_slate_parser
+
+    add_slate_parser(subparsers, _guarded)
+
     p = subparsers.add_parser(
         "export-log",
         formatter_class=fmt,

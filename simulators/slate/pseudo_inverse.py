@@ -126,7 +126,8 @@ def pi_coefficients(
     if bad.any():
         c, j = (int(v) for v in np.argwhere(bad)[0])
         raise InvalidArgument(
-            f"target_slot_item[{c}, {j}] sums to {sums[c, j]!r}; each slot shows one item (1.0)"
+            f"target_slot_item[{c}, {j}] sums to {float(sums[c, j])!r}; each slot shows one "
+            f"item (1.0)"
         )
     g = check_probabilities(
         "logging_pairs", logging_pairs, 3, logging=False, shape=(n_ctx, k * m, k * m)
@@ -240,8 +241,8 @@ def slate_pi_independent(
     if off.any():
         i = int(np.flatnonzero(off)[0])
         raise InvalidArgument(
-            f"logging_joint[{i}] = {joint[i]!r} but the product of logging_marginal[{i}] is "
-            f"{prod[i]!r}: the logging policy's slots are not independent (e.g. a ranking "
+            f"logging_joint[{i}] = {float(joint[i])!r} but the product of logging_marginal[{i}] is "
+            f"{float(prod[i])!r}: the logging policy's slots are not independent (e.g. a ranking "
             f"without repetition), so this form of PI does not apply; use slate_pi with the "
             f"logging policy's pair marginals (Gamma)"
         )
