@@ -125,8 +125,10 @@ class GrpcBench:
         threads: int,
         seconds: float,
         seed: int,
+        batch: int = 1,
     ) -> dict[str, Any]:
-        """One measured load window; server CPU read from /proc around it."""
+        """One measured load window (``batch``: requests per RecommendBatch
+        call, 1 for Recommend); server CPU read from /proc around it."""
         s_cpu0 = sum(p.cpu() for p in server)
         o_cpu0 = sum(p.cpu() for p in others)
         c_cpu0 = client.cpu()
@@ -140,6 +142,7 @@ class GrpcBench:
             warmup=self.s.warmup,
             threads=threads,
             seed=seed,
+            batch=batch,
         )
         wall = time.perf_counter() - t0
         s_cpu = sum(p.cpu() for p in server) - s_cpu0

@@ -31,6 +31,11 @@ def pinned_figures(pinned: Windows, info: dict[str, Any]) -> dict[str, float]:
         "recommend_server_cpu_us_pinned": _med(pinned, "real", "server_cpu_us_per_call"),
     }
     out["recommend_vs_echo_pinned"] = out["recommend_qps_pinned"] / out["echo_qps_pinned"]
+    if pinned.get("real_batch"):
+        out["recommend_batch_decisions_per_s"] = _med(pinned, "real_batch", "decisions_per_s")
+        out["recommend_batch_server_cpu_us_per_decision"] = float(
+            statistics.median(w["server_cpu_us_per_call"] / 32 for w in pinned["real_batch"])
+        )
     info["recommend_vs_echo_pinned_rounds"] = [
         r["qps"] / e["qps"] for r, e in zip(pinned["real"], pinned[best], strict=True)
     ]

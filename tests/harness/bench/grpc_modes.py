@@ -23,7 +23,10 @@ from harness.bench.servers import Proc
 if TYPE_CHECKING:
     from harness.bench.grpc_bench import GrpcBench
 
-__all__ = ["pinned_rounds", "reuseport_rounds", "start_kafka_server"]
+__all__ = ["BATCH", "pinned_rounds", "reuseport_rounds", "start_kafka_server"]
+
+#: Requests per RecommendBatch call in the pinned batch rounds.
+BATCH = 32
 
 
 def start_kafka_server(
@@ -80,7 +83,25 @@ def pinned_rounds(
             pin([allowed[0]], procs[t].pid)
         pin([allowed[1]], client.pid)
         label = f"pinned ({allowed[0]}: server, {allowed[1]}: client)"
-        return bench.rounds(client, procs, ports, targets, label, 200)
+        out = bench.rounds(client, procs, ports, targets, label, 200)
+        if "real" in ports:
+            # RecommendBatch: BATCH requests a call, same server, same pinning
+            out["real_batch"] = []
+            for rnd in range(bench.s.rounds):
+                progress(f"grpc: {label} round {rnd + 1}/{bench.s.rounds} -> real, batch {BATCH}")
+                others = [procs[o] for o in procs if o != "real"]
+                w = bench.window(
+                    client,
+                    [procs["real"]],
+                    others,
+                    ports["real"],
+                    bench.s.threads,
+                    bench.s.seconds,
+                    300 + rnd,
+                    batch=BATCH,
+                )
+                out["real_batch"].append(w)
+        return out
     finally:
         for p in everyone:
             with contextlib.suppress(OSError):

@@ -109,15 +109,23 @@ def load(
     threads: int,
     seed: int = 0,
     pool: int = 512,
+    batch: int = 1,
 ) -> dict[str, Any]:
     """``threads`` client threads, each with its own channel (a separate
-    connection), call Recommend back to back; calls started inside the
-    measured window count. Returns throughput and latency percentiles."""
+    connection), call Recommend back to back (``batch`` > 1: RecommendBatch
+    with that many requests a call); calls started inside the measured
+    window count. Returns throughput and latency percentiles."""
     import grpc
 
+    from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
     from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
 
-    reqs = requests(pool, seed)
+    reqs: list[Any] = list(requests(pool, seed))
+    if batch > 1:
+        reqs = [
+            pb.RecommendBatchRequest(requests=[reqs[(i + b) % pool] for b in range(batch)])
+            for i in range(pool)
+        ]
     window: dict[str, float] = {}
 
     def set_window() -> None:
@@ -134,13 +142,13 @@ def load(
         opts = [("grpc.use_local_subchannel_pool", 1)]
         with grpc.insecure_channel(target, options=opts) as ch:
             stub = pb_grpc.BanditServiceStub(ch)
-            stub.Recommend(reqs[j % pool], timeout=30)
+            call = stub.Recommend if batch == 1 else stub.RecommendBatch
+            call(reqs[j % pool], timeout=30)
             barrier.wait()
             start, end = window["start"], window["end"]
             mine = lats[j]
             i = j
             perf = time.perf_counter
-            call = stub.Recommend
             while True:
                 t0 = perf()
                 if t0 >= end:
@@ -171,6 +179,7 @@ def load(
     return {
         "calls": n,
         "qps": n / seconds,
+        "decisions_per_s": n * batch / seconds,
         "p50_ms": percentile(all_lat, 50) * 1e3,
         "p90_ms": percentile(all_lat, 90) * 1e3,
         "p99_ms": percentile(all_lat, 99) * 1e3,

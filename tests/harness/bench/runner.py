@@ -42,6 +42,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "updates_per_s": (">=", 300_000.0),
     "recommend_vs_echo": (">=", 0.55),
     "slot_propensity_vs_first_slot": ("<=", 3.0),
+    "recommend_batch_vs_decide": (">=", 0.6),
     "feedback_rewards_per_s": (">=", 50_000.0),
     "feedback_vs_raw_consume": (">=", 0.5),
     "reward_to_posterior_p99_ms": ("<=", 250.0),
@@ -139,6 +140,12 @@ DESCRIPTIONS: dict[str, str] = {
     "to the broker, posteriors from MySQL, its learner in the process, the mode's default RPC "
     "threads), same client, setup and rounds",
     "recommend_vs_echo_kafka": "recommend_qps_kafka / echo_qps_sync (same rounds)",
+    "recommend_batch_decisions_per_s": "decisions/s through RecommendBatch, 32 requests a call "
+    "(the same workload: 100 arms, d = 33, top 10, first-slot propensities), the real server "
+    "pinned to one CPU and the client to the other, 8 client threads",
+    "recommend_batch_server_cpu_us_per_decision": "server CPU us per decision in those rounds",
+    "recommend_batch_vs_decide": "recommend_batch_decisions_per_s x decide_with_propensity_us / "
+    "1e6: the share of what the decision alone allows on that one core",
     "recommend_qps_capped": "Recommend calls/s through the real server with "
     "max_concurrent_rpcs=64 (admission control on; the client's 8 threads are never shed), "
     "same client, setup and rounds",
@@ -419,6 +426,10 @@ def main(argv: list[str] | None = None) -> int:
     if echo_cpu and decide:
         # a server whose only work beyond the echo's were the decision itself
         figures["recommend_vs_echo_ceiling"] = echo_cpu / (echo_cpu + decide)
+    batch = figures.get("recommend_batch_decisions_per_s")
+    if batch and decide:
+        # what the decision alone allows on the server's one core
+        figures["recommend_batch_vs_decide"] = batch * decide / 1e6
     inproc_us = figures.get("recommend_inproc_us")
     if echo_cpu and inproc_us:
         # ... or all of a Recommend's own work, at its cost in a loop
