@@ -32,6 +32,8 @@ DEFAULT_CONTENDERS = {
     "bernoulli": "beta_ts,epsilon_greedy,ucb1,uniform",
     "destinations": "lin_ts_disjoint,lin_ts_shared,logistic_ts,lin_ucb,epsilon_greedy,uniform",
     "supervised": "lin_ts_disjoint,logistic_ts,lin_ucb,epsilon_greedy,uniform",
+    "ranking": "lin_ts_disjoint,lin_ts_disjoint:click_model=position_based,"
+    "lin_ts_disjoint:click_model=cascade,beta_ts,uniform",
 }
 DEFAULTS = {"rounds": 5000, "seeds": 5}
 QUICK = {"rounds": 1000, "seeds": 3}
@@ -110,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=cmd_list)
 
     _add_offline(sub)
+    from simulators.position_bias import add_position_bias_parser
+
+    add_position_bias_parser(sub)
     return ap
 
 

@@ -5,6 +5,13 @@ round (``choose``) and learns each shown slot's reward (``learn``).
 ``run_agent`` plays an agent on a world's first rounds and records, per
 round, the reward summed over the shown slots and the expected regret of the
 shown list (a ``Trace``).
+
+An engine policy learns a ranked list the way the engine does, by its
+experiment's click model (``bandit_engine.core.click_models``): a clicked
+slot (reward > 0) is a Feedback and counts 1; every other shown slot is a
+default reward of 0 weighted by ``ClickModel.default_weights`` (independent:
+1 each; cascade: 1 down to the last click, 0 below it; position_based: the
+slot's examination probability).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from bandit_engine import ArmFeatures, InvalidArgument
+from bandit_engine.core.click_models import ClickModel
 from bandit_engine.policies import FloatArray, IntArray, Policy, Ranking
 from simulators.simulate.progress import Progress
 from simulators.worlds import Round, World
@@ -61,18 +69,35 @@ class PolicyAgent(Agent):
 
     World arm ``i`` is policy arm ``i`` (arms are added in world order).
     Rewards are applied every ``update_every`` rounds, in order, as the
-    engine's learner applies batches.
+    engine's learner applies batches. ``click_model`` (engine policies only;
+    None: independent) weighs each round's default rewards as the engine
+    would (see the module docstring); the weights reach
+    ``Policy.update_batch``.
     """
 
-    def __init__(self, policy: PolicyLike, rng: np.random.Generator, update_every: int = 1) -> None:
+    def __init__(
+        self,
+        policy: PolicyLike,
+        rng: np.random.Generator,
+        update_every: int = 1,
+        click_model: ClickModel | None = None,
+    ) -> None:
         if not isinstance(update_every, int) or update_every < 1:
             raise InvalidArgument(f"update_every={update_every!r} must be a positive integer")
         self.policy = policy
         self.rng = rng
         self.update_every = update_every
-        self._buf: list[tuple[IntArray, FloatArray, FloatArray, FloatArray]] = []
         # engine policies learn when each round was decided (forgetting by time)
         self._timed = isinstance(policy, Policy)
+        self.click_model = click_model if click_model is not None else ClickModel()
+        # independent: no weights at all (the very events, and bits, of unweighted updates)
+        self._weighted = self.click_model.kind != "independent"
+        if self._weighted and not self._timed:
+            raise InvalidArgument(
+                f"click_model={self.click_model.kind!r} needs an engine policy; "
+                f"{type(policy).__name__} learns every shown slot as an independent impression"
+            )
+        self._buf: list[tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray | None]] = []
         self._pace = 1.0
 
     def add_arms(self, world: World, indices: Sequence[int]) -> None:
@@ -87,21 +112,40 @@ class PolicyAgent(Agent):
 
     def learn(self, rnd: Round, order: IntArray, rewards: FloatArray) -> None:
         shown = rnd.arms[order]
-        xs = rnd.x[None, :] if shown.shape[0] == 1 else np.repeat(rnd.x[None, :], shown.shape[0], 0)
-        times = np.full(shown.shape[0], rnd.t * self._pace)
+        k = shown.shape[0]
+        xs = rnd.x[None, :] if k == 1 else np.repeat(rnd.x[None, :], k, 0)
+        times = np.full(k, rnd.t * self._pace)
+        weights: FloatArray | None = None
+        if self._weighted:
+            rewards, weights = self.weigh(rewards)
         if self.update_every == 1:
-            self._update(shown, xs, rewards, times)
+            self._update(shown, xs, rewards, times, weights)
             return
-        self._buf.append((shown, xs, rewards, times))
+        self._buf.append((shown, xs, rewards, times, weights))
         if len(self._buf) >= self.update_every:
             self.flush()
 
+    def weigh(self, rewards: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(rewards, weights) the engine learns from one list's slot rewards:
+        clicks (reward > 0) as they are, weight 1; every other slot reward 0
+        with the click model's default weight."""
+        clicked = rewards > 0.0
+        slots = np.flatnonzero(clicked)
+        weights = self.click_model.default_weights(rewards.shape[0], slots)
+        weights[slots] = 1.0
+        return np.where(clicked, rewards, 0.0), weights
+
     def _update(
-        self, arms: IntArray, xs: FloatArray, rewards: FloatArray, times: FloatArray
+        self,
+        arms: IntArray,
+        xs: FloatArray,
+        rewards: FloatArray,
+        times: FloatArray,
+        weights: FloatArray | None = None,
     ) -> None:
         if self._timed:
             assert isinstance(self.policy, Policy)
-            self.policy.update_batch(arms, xs, rewards, times)
+            self.policy.update_batch(arms, xs, rewards, times, weights)
         else:
             self.policy.update_batch(arms, xs, rewards)
 
@@ -111,8 +155,10 @@ class PolicyAgent(Agent):
             xs = np.concatenate([b[1] for b in self._buf])
             rewards = np.concatenate([b[2] for b in self._buf])
             times = np.concatenate([b[3] for b in self._buf])
+            parts = [b[4] for b in self._buf if b[4] is not None]
+            weights = np.concatenate(parts) if self._weighted else None
             self._buf.clear()
-            self._update(arms, xs, rewards, times)
+            self._update(arms, xs, rewards, times, weights)
 
     def close(self) -> None:
         self.flush()

@@ -8,6 +8,12 @@ given as a string, ``kind`` or ``kind:key=value:key=value`` (values are
 parsed as JSON, else taken as strings). A contender's own randomness comes
 from ``default_rng([seed, feature_hash(label)])``: the same seed gives the
 same result, whatever other contenders run alongside.
+
+An engine policy's parameters are its ``ExperimentConfig``'s, the click
+model included: ``lin_ts_disjoint:click_model=cascade`` or
+``beta_ts:click_model=position_based:examination=[1,0.5,0.33]`` learn each
+ranked list as the engine would with that setting (``ContenderSpec.
+click_model``; ``PolicyAgent``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from bandit_engine import ExperimentConfig, InvalidArgument, feature_hash
+from bandit_engine.core.click_models import ClickModel
 from bandit_engine.policies import POLICIES
 from simulators import baselines, peers
 from simulators._simkernels import beta_ts_bernoulli
@@ -74,6 +81,15 @@ class ContenderSpec:
                 raise InvalidArgument(f"contender {text!r}: {p!r} must be key=value")
             params[key] = parse_value(value)
         return cls(parts[0], params)
+
+    @property
+    def click_model(self) -> ClickModel:
+        """The click model an engine contender learns lists by (``click_model``,
+        ``examination``; independent unless given)."""
+        return ClickModel(
+            str(self.params.get("click_model", "independent")),
+            self.params.get("examination") or (),
+        )
 
 
 def parse_value(text: str) -> Any:
@@ -190,7 +206,8 @@ def make_contender(
     if kind in POLICIES:
 
         def engine(world: World, seed: int, rng: np.random.Generator) -> Agent:
-            return PolicyAgent(engine_policy(kind, world, params), rng, update_every)
+            cfg = engine_config(kind, world, params)
+            return PolicyAgent(cfg.make_policy(), rng, update_every, click_model=cfg.click)
 
         _validate_engine_params(kind, params)
         return AgentContender(spec, engine)
