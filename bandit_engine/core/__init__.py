@@ -31,10 +31,10 @@ from bandit_engine.features import ArmFeatures, FeatureSpace, feature_hash
 
 __all__ = [
     "CLICK_MODELS",
-    "ClickModel",
     "ArmFeatures",
     "ArmInfo",
     "ArmRow",
+    "ClickModel",
     "Context",
     "Decision",
     "DecisionRow",
@@ -51,7 +51,7 @@ __all__ = [
     "Snapshot",
     "Store",
     "check_id",
-    "default_examination",
     "decision_time",
+    "default_examination",
     "feature_hash",
 ]

@@ -138,15 +138,20 @@ def recommend_item(r: pb.RecommendRequest) -> RecommendItem:
 
 
 def recommend_response(d: Decision) -> pb.RecommendResponse:
-    resp = pb.RecommendResponse(
-        event_id=d.event_id,
-        model_version=d.model_version,
-        propensity_kind=PROPENSITY_TO_PB[d.propensity_kind],
-    )
+    resp = pb.RecommendResponse()
+    fill_recommend_response(resp, d)
+    return resp
+
+
+def fill_recommend_response(resp: pb.RecommendResponse, d: Decision) -> None:
+    """Write ``d`` into an empty ``resp`` in place (a batch's results are
+    filled where they stand: no message is built and then copied in)."""
+    resp.event_id = d.event_id
+    resp.model_version = d.model_version
+    resp.propensity_kind = PROPENSITY_TO_PB[d.propensity_kind]
     add = resp.arms.add
     for a, s, p in zip(d.arm_ids, d.scores.tolist(), d.propensities.tolist(), strict=True):
         add(arm_id=a, score=s, propensity=p)
-    return resp
 
 
 def features_dict(f: pb.Features) -> dict[str, Any]:

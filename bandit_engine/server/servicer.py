@@ -96,8 +96,9 @@ class BanditServicer(pb_grpc.BanditServiceServicer):
     ) -> pb.RecommendBatchResponse:
         items = [cv.recommend_item(r) for r in request.requests]
         resp = pb.RecommendBatchResponse()
+        add = resp.results.add
         for i, outcome in enumerate(self.engine.recommend_batch(items)):
-            resp.results.append(_result(i, outcome))
+            _fill_result(add(index=i), outcome)
         return resp
 
     def RecommendStream(
@@ -184,13 +185,22 @@ def _error(index: int, code: grpc.StatusCode, message: str) -> pb.RecommendResul
 
 
 def _result(index: int, outcome: Any) -> pb.RecommendResult:
+    result = pb.RecommendResult(index=index)
+    _fill_result(result, outcome)
+    return result
+
+
+def _fill_result(result: pb.RecommendResult, outcome: Any) -> None:
     """A batch or stream result: the answer, or the error a single Recommend
-    would have answered (INTERNAL, logged, for anything but an engine error)."""
+    would have answered (INTERNAL for anything but an engine error)."""
     if isinstance(outcome, BanditError):
-        return _error(index, status_of(outcome), str(outcome))
-    if isinstance(outcome, Exception):
-        return _error(index, grpc.StatusCode.INTERNAL, f"internal error: {type(outcome).__name__}")
-    return pb.RecommendResult(index=index, response=cv.recommend_response(outcome))
+        result.error.code = status_of(outcome).value[0]
+        result.error.message = str(outcome)
+    elif isinstance(outcome, Exception):
+        result.error.code = grpc.StatusCode.INTERNAL.value[0]
+        result.error.message = f"internal error: {type(outcome).__name__}"
+    else:
+        cv.fill_recommend_response(result.response, outcome)
 
 
 def _parsing(method: Callable[[Any, Any], Any], request_cls: Any) -> Callable[[bytes, Any], Any]:
