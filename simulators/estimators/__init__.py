@@ -18,11 +18,16 @@ dr        dm + mean w_i (r_i - q(x_i, a_i))            doubly robust
 q is a per-arm ridge regression on the context vector (``RidgeRewardModel``),
 cross-fitted: each row is predicted by a model that did not see it.
 
-Confidence intervals: percentile bootstrap over rows (``n_boot`` resamples,
-seeded), every estimator computed on the same resample; the reward model is
-fitted once and kept fixed across resamples. The resample sums are a Numba
-kernel. Every estimator is a ratio sum(num_i) / sum(den_i) of per-row terms
-(``OPETerms.matrix``), which is all the kernel needs.
+Intervals: percentile bootstrap over rows (``n_boot`` resamples, seeded),
+every estimator computed on the same resample. The resample sums are a Numba
+kernel: every estimator is a ratio sum(num_i) / sum(den_i) of per-row terms
+(``OPETerms.matrix``), which is all the kernel needs. DM and DR refit the
+cross-fitted reward model on each of their ``model_boot`` resamples (default
+``n_boot``; the ridge penalty stays the one selected on the whole log), so
+their intervals include the model's estimation error. DM's interval is still
+not a confidence interval for V(pi) when the model is misspecified: nothing
+in a bootstrap covers that bias. ``Estimate.note`` says so on every DM
+estimate (``simulators.estimators.estimates`` has the details).
 
 Engine policies as targets: ``policy_target`` asks the policy's own
 propensity machinery (``Policy.propensities``, Monte Carlo with ``draws``
@@ -49,6 +54,7 @@ from __future__ import annotations
 from simulators.estimators.estimates import Estimate, bootstrap, estimate, evaluate
 from simulators.estimators.reward_model import (
     RIDGE_GRID,
+    ModelRefit,
     RewardModelFit,
     RidgeRewardModel,
     reward_model_terms,
@@ -60,6 +66,7 @@ __all__ = [
     "ESTIMATORS",
     "RIDGE_GRID",
     "Estimate",
+    "ModelRefit",
     "OPETerms",
     "RewardModelFit",
     "RidgeRewardModel",
