@@ -104,7 +104,9 @@ def pbm_em(
     n = np.asarray(impressions, dtype=np.float64)
     c = np.asarray(clicks, dtype=np.float64)
     if n.ndim != 2 or n.shape != c.shape:
-        raise InvalidArgument(f"impressions {n.shape} and clicks {c.shape} must be equal 2-d shapes")
+        raise InvalidArgument(
+            f"impressions {n.shape} and clicks {c.shape} must be equal 2-d shapes"
+        )
     if (n < 0).any() or (c < 0).any() or (c > n).any():
         raise InvalidArgument("counts must satisfy 0 <= clicks <= impressions")
     if not isinstance(max_iter, int) or max_iter < 1:
@@ -190,7 +192,7 @@ def pbm_regression_em(
     curve = theta.copy()
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007 - the count is reported
+    for it in range(1, max_iter + 1):
         gamma = np.clip(_sigmoid(np.einsum("ij,ij->i", x, w[col])), _EPS, 1.0 - _EPS)
         th = theta[slot]
         denom = np.maximum(1.0 - th * gamma, _EPS)
@@ -244,7 +246,9 @@ def context_buckets(x: FloatArray, bits: int, seed: int = 0) -> IntArray:
     """A bucket of ``2 ** bits`` per context row: the signs of its projections on
     ``bits`` random directions (seeded) after centring each column (SimHash)."""
     if isinstance(bits, bool) or not isinstance(bits, int) or not 0 <= bits <= MAX_CONTEXT_BITS:
-        raise InvalidArgument(f"context_bits={bits!r} must be an integer in [0, {MAX_CONTEXT_BITS}]")
+        raise InvalidArgument(
+            f"context_bits={bits!r} must be an integer in [0, {MAX_CONTEXT_BITS}]"
+        )
     x = np.asarray(x, dtype=np.float64)
     if bits == 0 or x.shape[0] == 0:
         return np.zeros(x.shape[0], dtype=np.int64)
@@ -288,7 +292,7 @@ def estimate_examination(
     if (slot < 0).any():
         raise InvalidArgument(f"slot {int(slot.min())} must be >= 0")
     if not np.isin(click, (0.0, 1.0)).all():
-        bad = click[~np.isin(click, (0.0, 1.0))][0]
+        bad = float(click[~np.isin(click, (0.0, 1.0))][0])
         raise InvalidArgument(f"click {bad!r} must be 0 or 1")
     if slots is not None:
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:

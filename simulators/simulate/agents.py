@@ -26,7 +26,7 @@ import numpy as np
 
 from bandit_engine import ArmFeatures, InvalidArgument
 from bandit_engine.core.click_models import ClickModel
-from bandit_engine.policies import FloatArray, IntArray, Policy, Ranking
+from bandit_engine.policies import POLICIES, FloatArray, IntArray, Policy, Ranking
 from simulators.simulate.progress import Progress
 from simulators.worlds import Round, World
 
@@ -92,10 +92,11 @@ class PolicyAgent(Agent):
         self.click_model = click_model if click_model is not None else ClickModel()
         # independent: no weights at all (the very events, and bits, of unweighted updates)
         self._weighted = self.click_model.kind != "independent"
-        if self._weighted and not self._timed:
+        if self._weighted and not (self._timed and getattr(policy, "kind", None) in POLICIES):
             raise InvalidArgument(
-                f"click_model={self.click_model.kind!r} needs an engine policy; "
-                f"{type(policy).__name__} learns every shown slot as an independent impression"
+                f"click_model={self.click_model.kind!r} needs an engine policy (one of "
+                f"{sorted(POLICIES)}); {type(policy).__name__} learns every shown slot as an "
+                "independent impression"
             )
         self._buf: list[tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray | None]] = []
         self._pace = 1.0

@@ -89,7 +89,7 @@ class CascadeRound(Round):
     def _clicks(self, order: IntArray) -> FloatArray:
         attracted = self.uniforms[order] < self.means[order]
         stops = attracted & (self.continue_uniforms[order] >= self.continuation)
-        before = np.cumsum(stops) - stops  # stops strictly above each slot
+        before: IntArray = np.cumsum(stops) - stops  # stops strictly above each slot
         out: FloatArray = (attracted & (before == 0)).astype(np.float64)
         return out
 
@@ -172,9 +172,7 @@ class RankingWorld(World):
         self.continuation = float(continuation)
         self.context_dim = context_dim
         self.base = float(base)
-        self._exam = (
-            _check_curve(examination, n_arms) if clicks == "pbm" else np.ones(n_arms)
-        )
+        self._exam = _check_curve(examination, n_arms) if clicks == "pbm" else np.ones(n_arms)
         self.params: dict[str, Any] = {
             "n_arms": n_arms, "context_dim": context_dim, "clicks": clicks,
             "examination": self._exam.tolist() if clicks == "pbm" else None,
