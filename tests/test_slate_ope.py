@@ -278,7 +278,14 @@ def test_engine_records_become_slate_inputs() -> None:
     ("recs", "match"),
     [
         ([decision(["a"], [0.5], [0.5], [1], kind="first_slot")], "kind is 'first_slot'"),
-        ([decision(["a", "b"], [0.5, 0.4], None, [1, 0])], "prefix_propensities must list"),
+        ([decision(["a", "b"], [0.5, 0.4], [0.5], [1, 0])], "prefix_propensities must list"),
+        (
+            [
+                decision(["a", "b"], [0.5, 0.4], None, [1, 0]),
+                decision(["a", "b"], [0.5, 0.4], [0.5, 0.2], [1, 0]),
+            ],
+            "1 of 2 decisions carry prefix_propensities: all or none",
+        ),
         ([decision(["a", "b"], [0.5, 0.4], [0.5, 0.45], [1, 0])], r"prefix_propensities\[1\]"),
         ([decision(["a", "b"], [0.5, 0.4], [0.4, 0.1], [1, 0])], "differs from"),
         ([decision(["a", "b"], [0.5, 0.0], [0.5, 0.1], [1, 0])], r"propensities\[1\] = 0.0"),
@@ -350,3 +357,17 @@ def test_obd_uniform_on_the_random_log_is_its_own_value() -> None:
     on = impression_iips(imp.position, imp.reward, imp.logging_marginal, imp.logging_marginal, 3)
     e = impression_iips(imp.position, imp.reward, u, imp.logging_marginal, 3)
     assert e.value == pytest.approx(on.value, rel=1e-12)  # random logging is uniform
+
+
+def test_per_slot_log_without_prefixes_supports_iips_only() -> None:
+    recs = [header(["a", "b", "c"])] + [
+        decision(["a", "b"], [0.5, 0.4], None, [1, i % 2], event_id=str(i)) for i in range(4)
+    ]
+    data = slates_from_records(recs)
+    assert data.logging_prefix is None and data.logging_joint is None
+    rows = {r["estimator"]: r for r in evaluate_slates(data, uniform_slates(data))}
+    # uniform over 3 arms: 1/3 per slot; IIPS = mean of (1/3)/0.5 * r0 + (1/3)/0.4 * r1
+    want = np.mean([(1 / 3) / 0.5 + (1 / 3) / 0.4 * (i % 2) for i in range(4)])
+    assert rows["iips"]["value"] == pytest.approx(want, rel=1e-12)
+    for name in ("ips", "rips", "pi"):
+        assert rows[name]["note"].startswith("n/a: needs prefix_propensities")

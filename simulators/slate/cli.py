@@ -45,6 +45,7 @@ __all__ = ["add_slate_parser", "cmd_slate_evaluate", "evaluate_impressions", "ev
 
 COLUMNS = ("target", "estimator", "value", "ci_low", "ci_high", "se", "n", "note")
 NO_SLATES = "needs whole slates; the OBD sample holds impressions only"
+NO_PREFIX = "needs prefix_propensities (joint and prefix probabilities); the log has none"
 
 
 def _row(target: str, e: SlateEstimate, note: str = "") -> dict[str, Any]:
@@ -52,13 +53,20 @@ def _row(target: str, e: SlateEstimate, note: str = "") -> dict[str, Any]:
 
 
 def _ess(weights: Any) -> str:
-    """Effective sample size (sum w)^2 / sum w^2 of the smallest slot: with few
-    effective rows the normal interval understates the uncertainty."""
-    w = np.asarray(weights, dtype=np.float64)
-    w = w[:, None] if w.ndim == 1 else w
-    sq = (w * w).sum(axis=0)
-    ess = np.where(sq > 0, w.sum(axis=0) ** 2 / np.where(sq > 0, sq, 1.0), 0.0)
-    return f"ess {float(ess.min()):,.0f}"
+    """Overlap of target and logging policy, on the worst slot: the effective
+    sample size (sum w)^2 / sum w^2 (few effective rows: the normal interval
+    understates the uncertainty) and the mean weight (near 1 with good overlap;
+    well below 1: the target shows what the logging policy (almost) never did,
+    and every estimator is biased down)."""
+    if isinstance(weights, np.ndarray):
+        w = weights[:, None] if weights.ndim == 1 else weights
+        weights = [w[:, k] for k in range(w.shape[1])]
+    ess, mean = [], []
+    for col in weights:
+        sq = float(col @ col)
+        ess.append(float(col.sum()) ** 2 / sq if sq > 0 else 0.0)
+        mean.append(float(col.mean()))
+    return f"ess {min(ess):,.0f}, mean w {min(mean):.2g}"
 
 
 def _na(target: str, name: str, n: int, note: str) -> dict[str, Any]:
@@ -79,31 +87,34 @@ def evaluate_slates(
     seed: int = 0,
     self_normalized: bool = False,
 ) -> list[dict[str, Any]]:
-    """ips, iips, rips and pi (independent-slot form, n/a otherwise) of ``target`` on ``data``."""
+    """ips, iips, rips (and their self-normalised forms) and pi (independent-slot
+    form; n/a otherwise) of ``target`` on ``data``; ips, rips and pi are n/a
+    on a log without prefix propensities."""
     kw: dict[str, Any] = {"alpha": alpha, "interval": interval, "n_boot": n_boot, "seed": seed}
     r, name = data.slot_rewards, target.name
-    w_ips = target.joint / data.logging_joint
-    w_iips = target.marginal / data.logging_marginal
-    w_rips = target.prefix / data.logging_prefix
-    out = [
-        _row(name, slate_ips(r, target.joint, data.logging_joint, **kw),
-             f"no assumption; {_ess(w_ips)}"),
-        _row(name, slate_iips(r, target.marginal, data.logging_marginal, **kw),
-             f"slot-wise; {_ess(w_iips)}"),
-        _row(name, slate_rips(r, target.prefix, data.logging_prefix, **kw),
-             f"top-down; {_ess(w_rips)}"),
-    ]  # fmt: skip
-    if self_normalized:
-        out += [
-            _row(name, slate_ips(r, target.joint, data.logging_joint, **kw, self_normalized=True)),
-            _row(name, slate_iips(
-                r, target.marginal, data.logging_marginal, **kw, self_normalized=True)),
-            _row(name, slate_rips(
-                r, target.prefix, data.logging_prefix, **kw, self_normalized=True)),
-        ]  # fmt: skip
+    joint, prefix = data.logging_joint, data.logging_prefix
+    sn = (False, True) if self_normalized else (False,)
+    out: list[dict[str, Any]] = []
+    for flag in sn:
+        if joint is None or prefix is None:
+            out.append(_na(name, "ips", data.n, NO_PREFIX))
+        else:
+            e = slate_ips(r, target.joint, joint, **kw, self_normalized=flag)
+            out.append(_row(name, e, f"no assumption; {_ess(target.joint / joint)}"))
+        w = target.marginal / data.logging_marginal
+        e = slate_iips(r, target.marginal, data.logging_marginal, **kw, self_normalized=flag)
+        out.append(_row(name, e, f"slot-wise; {_ess(w)}"))
+        if prefix is None:
+            out.append(_na(name, "rips", data.n, NO_PREFIX))
+        else:
+            e = slate_rips(r, target.prefix, prefix, **kw, self_normalized=flag)
+            out.append(_row(name, e, f"top-down; {_ess(target.prefix / prefix)}"))
+    if joint is None:
+        out.append(_na(name, "pi", data.n, NO_PREFIX))
+        return out
     try:
         pi = slate_pi_independent(
-            r, target.marginal, data.logging_marginal, logging_joint=data.logging_joint, **kw
+            r, target.marginal, data.logging_marginal, logging_joint=joint, **kw
         )
         out.append(_row(name, pi, "additive; independent logging slots"))
     except InvalidArgument as exc:
@@ -126,14 +137,10 @@ def evaluate_impressions(
     ]
 
 
-def _by_slot(imp: Impressions, marginal: Any) -> Any:
-    """Impression weights as (rows of the smallest slot, slots), zero-padded."""
+def _by_slot(imp: Impressions, marginal: Any) -> list[Any]:
+    """Impression weights, one array per slot."""
     w = np.asarray(marginal, dtype=np.float64) / imp.logging_marginal
-    cols = [w[imp.position == k] for k in range(imp.n_slots)]
-    out = np.zeros((max(c.shape[0] for c in cols), imp.n_slots))
-    for k, c in enumerate(cols):
-        out[: c.shape[0], k] = c
-    return out
+    return [w[imp.position == k] for k in range(imp.n_slots)]
 
 
 def _obd(args: argparse.Namespace) -> tuple[str, list[dict[str, Any]]]:

@@ -6,7 +6,9 @@ slot k, ``propensities[k]`` = P(the arm at slot k is ranked there | x) and
 ``prefix_propensities[k]`` = P(the arms at slots 0..k are ranked there, in
 that order | x), both from the same Monte Carlo draws of the posterior. They
 are the logging marginals (IIPS, PI) and prefixes (RIPS); the last prefix is
-the joint slate probability (standard IPS). ``first_slot`` logs carry only
+the joint slate probability (standard IPS). A ``per_slot`` log without
+``prefix_propensities`` (every record or none) supports IIPS only
+(``LoggedSlates.logging_prefix`` is None). ``first_slot`` logs carry only
 P(arm ranked first | x) and are refused: no slate estimator can use them.
 
 Slates are cut to the first ``slots`` slots (default: the fewest shown in any
@@ -62,7 +64,7 @@ class LoggedSlates:
     slates: IntArray  # (n, K)
     slot_rewards: FloatArray  # (n, K)
     logging_marginal: FloatArray  # (n, K)
-    logging_prefix: FloatArray  # (n, K)
+    logging_prefix: FloatArray | None  # (n, K); None: the log has no prefix_propensities
     candidates: tuple[tuple[int, ...] | None, ...]
     event_id: tuple[str, ...]
     dropped: dict[str, int] = field(default_factory=dict)
@@ -76,8 +78,11 @@ class LoggedSlates:
         return int(self.slates.shape[1])
 
     @property
-    def logging_joint(self) -> FloatArray:
-        """The whole (cut) slate's logging probability: the last prefix."""
+    def logging_joint(self) -> FloatArray | None:
+        """The whole (cut) slate's logging probability: the last prefix (None
+        without prefixes)."""
+        if self.logging_prefix is None:
+            return None
         out: FloatArray = self.logging_prefix[:, -1].copy()
         return out
 
@@ -143,7 +148,8 @@ def slates_from_records(
             arm_ids.append(key)
         return index[key]
 
-    rows: list[tuple[Any, list[int], list[float], list[float], list[float | None], Any, str]] = []
+    rows: list[tuple[Any, list[int], list[float], list[float] | None, list[float | None], Any, str]]
+    rows = []
     for rec in records:
         kind = rec.get("type", "decision")
         line = rec.get("_line", len(rows) + 1)
@@ -172,6 +178,9 @@ def slates_from_records(
         if m == 0:
             raise InvalidArgument(f"line {line}: a decision needs at least one shown arm")
         marg = _probs(rec, "propensities", m, line)
+        if rec.get("prefix_propensities") is None:
+            rows.append((line, shown, marg, None, _rewards(rec, m), _cands(rec, arm), _id(rec)))
+            continue
         pref = _probs(rec, "prefix_propensities", m, line)
         if abs(pref[0] - marg[0]) > 1e-6:
             raise InvalidArgument(
@@ -184,13 +193,7 @@ def slates_from_records(
                     f"line {line}: prefix_propensities[{k}] = {pref[k]!r} exceeds the shorter "
                     f"prefix ({pref[k - 1]!r}) or slot {k}'s own propensity ({marg[k]!r})"
                 )
-        rewards: list[float | None] = [None] * m
-        for j, rw in enumerate((rec.get("rewards") or [])[:m]):
-            if rw is not None:
-                rewards[j] = float(rw.get("reward_norm", rw.get("reward")))
-        cands = rec.get("candidates")
-        cand = None if cands is None else tuple(arm(a) for a in cands)
-        rows.append((line, shown, marg, pref, rewards, cand, str(rec.get("event_id", line))))
+        rows.append((line, shown, marg, pref, _rewards(rec, m), _cands(rec, arm), _id(rec)))
     if not rows:
         raise InvalidArgument("the log holds no decisions")
     k = slots if slots is not None else min(len(r[1]) for r in rows)
@@ -208,16 +211,41 @@ def slates_from_records(
     if not keep:
         raise InvalidArgument(f"no decision shows {k} slots with every reward in: {dropped}")
     every = tuple(active) if head is not None else None
+    prefixes = [r[3] for r in keep]
+    with_prefix = sum(p is not None for p in prefixes)
+    if 0 < with_prefix < len(keep):
+        raise InvalidArgument(
+            f"{with_prefix} of {len(keep)} decisions carry prefix_propensities: all or none"
+        )
     return LoggedSlates(
         arm_ids=tuple(arm_ids),
         slates=np.array([r[1][:k] for r in keep], dtype=np.int64),
         slot_rewards=np.array([r[4][:k] for r in keep], dtype=np.float64),
         logging_marginal=np.array([r[2][:k] for r in keep]),
-        logging_prefix=np.array([r[3][:k] for r in keep]),
+        logging_prefix=np.array([p[:k] for p in prefixes if p is not None])
+        if with_prefix
+        else None,
         candidates=tuple(r[5] if r[5] else every for r in keep),
         event_id=tuple(r[6] for r in keep),
         dropped=dropped,
     )
+
+
+def _rewards(rec: Mapping[str, Any], m: int) -> list[float | None]:
+    out: list[float | None] = [None] * m
+    for j, rw in enumerate((rec.get("rewards") or [])[:m]):
+        if rw is not None:
+            out[j] = float(rw.get("reward_norm", rw.get("reward")))
+    return out
+
+
+def _cands(rec: Mapping[str, Any], arm: Any) -> tuple[int, ...] | None:
+    cands = rec.get("candidates")
+    return None if cands is None else tuple(arm(a) for a in cands)
+
+
+def _id(rec: Mapping[str, Any]) -> str:
+    return str(rec.get("event_id", rec.get("_line", "")))
 
 
 @dataclass(frozen=True, eq=False)
