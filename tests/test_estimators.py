@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -94,7 +96,9 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def test_truth_inside_95pct_interval_in_90pct_of_seeds() -> None:
+def test_truth_inside_95pct_interval_in_90pct_of_seeds(
+    statistical_seeds: Callable[[int], range],
+) -> None:
     world = SyntheticWorld.make(n_contexts=20, n_arms=5, dim=4, seed=11)
     rng = np.random.default_rng(5)
     logging = softmax(rng.standard_normal(world.mu.shape))  # non-uniform, known
@@ -104,7 +108,7 @@ def test_truth_inside_95pct_interval_in_90pct_of_seeds() -> None:
     names = ["ips", "snips", "dr"]
     covered = dict.fromkeys(names, 0)
     seeds = 200
-    for seed in range(seeds):
+    for seed in statistical_seeds(seeds):
         log, m = world.sample(3000, logging, seed=seed)
         tp = est.matrix_target(log, target[m], seed=seed)
         for e in est.evaluate(log, tp, names, n_boot=400, seed=seed):
@@ -186,7 +190,9 @@ def test_ridge_reward_model_recovers_a_linear_truth() -> None:
     )
 
 
-def test_dm_interval_covers_the_truth_when_the_model_is_refitted_per_resample() -> None:
+def test_dm_interval_covers_the_truth_when_the_model_is_refitted_per_resample(
+    statistical_seeds: Callable[[int], range],
+) -> None:
     # one-hot contexts: the per-arm ridge model is saturated (cell means), so it is
     # correctly specified and a confidence interval for DM can exist; the model's
     # own error is most of DM's error, and only refitting per resample covers it
@@ -199,7 +205,7 @@ def test_dm_interval_covers_the_truth_when_the_model_is_refitted_per_resample() 
     assert truth - world.value(logging) > 0.1
     seeds = 150
     refit = fixed = 0
-    for seed in range(seeds):
+    for seed in statistical_seeds(seeds):
         log, m = world.sample(1000, logging, seed=seed)
         terms = est.OPETerms.build(log, est.matrix_target(log, target[m]), lam=1e-3, seed=seed)
         (a,) = est.estimate(terms, ["dm"], n_boot=200, seed=seed)

@@ -15,6 +15,7 @@ from bandit_engine import InvalidArgument
 from simulators import obd
 from simulators.slate import (
     SlateWorld,
+    estimate_all,
     pair_marginals,
     run_study,
     slate_iips,
@@ -32,6 +33,10 @@ from simulators.slate.targets import ranking_slates, uniform_slates
 # --------------------------------------------------------------- a tiny log
 # three slates of two slots
 R = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+
+
+def rng0() -> np.random.Generator:
+    return np.random.default_rng(0)
 
 
 def sd_se(terms: list[float]) -> float:
@@ -84,6 +89,11 @@ def test_pseudo_inverse_matches_hand_computation() -> None:
     q = np.array([[[0.5, 0.5]]])
     e = slate_pi([[1.0], [1.0]], slates, q, gamma, context=np.array([0, 0]))
     assert e.value == pytest.approx((0.5 / 0.25 + 0.5 / 0.75) / 2, rel=1e-9)
+    # one matrix per row instead of per context: the same
+    per_row = slate_pi([1.0, 1.0], slates, np.repeat(q, 2, 0), np.repeat(gamma, 2, 0))
+    assert per_row.value == pytest.approx(e.value, rel=1e-12)
+    with pytest.raises(InvalidArgument, match="unknown slate estimator 'magic'"):
+        estimate_all(SlateWorld.make().inputs(SlateWorld.make().sample(5, rng0())), ("magic",))
 
 
 def test_impression_iips_adds_the_slots() -> None:

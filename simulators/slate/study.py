@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from bandit_engine import InvalidArgument
 from simulators.slate.estimators import SlateEstimate, slate_iips, slate_ips, slate_rips
 from simulators.slate.pseudo_inverse import slate_pi
 from simulators.slate.worlds import UNBIASED, SlateInputs, SlateWorld
@@ -60,7 +61,7 @@ def estimate_all(
                 inputs.logging_pairs, context=inputs.context, **kw,
             )  # fmt: skip
         else:
-            raise ValueError(f"unknown slate estimator {name!r}; expected one of {ESTIMATORS}")
+            raise InvalidArgument(f"unknown slate estimator {name!r}; expected one of {ESTIMATORS}")
     return out
 
 
