@@ -453,9 +453,11 @@ def cmd_position_bias(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     for p, (imp, clk) in enumerate(zip(est.impressions, est.clicks, strict=True)):
+        raw = est.examination[p]
+        note = "" if MIN_EXAMINATION <= raw <= 1.0 else f" (estimate {raw:.4f}, clipped)"
         print(
             f"  slot {p}: {imp} impressions, {clk} clicks, examination "
-            f"{settings['examination'][p]:.4f}",
+            f"{settings['examination'][p]:.4f}{note}",
             file=sys.stderr,
         )
     if args.out is not None:
