@@ -428,3 +428,20 @@ def test_em_bad_input_gives_clear_errors() -> None:
         pbm_em(np.array([[5.0], [0.0]]), np.array([[1.0], [0.0]]))
     with pytest.raises(InvalidArgument, match="k=31"):
         random_ranking_log(_world(0), 10, 31, seed=0)
+
+
+# -------------------------------------------------------------------- bench
+def test_bench_section_reports_every_described_figure() -> None:
+    from harness.bench import ranking
+
+    runs = [ranking.run_seed(s, 300) for s in (0, 1)]
+    figs, spread = ranking.figures_of(runs)
+    assert set(figs) == set(ranking.DESCRIPTIONS)
+    assert all(math.isfinite(v) for v in figs.values())
+    assert set(ranking.TARGETS) <= set(figs)
+    head = spread["ranking_clicks_vs_independent"]["per_seed"]
+    pbm = [r["pbm"] for r in runs]
+    assert head == [round(p["lin_ts_disjoint/true"]["clicks"] / p["lin_ts_disjoint/independent"]
+                          ["clicks"], 4) for p in pbm]  # fmt: skip
+    assert 0.0 < figs["ranking_optimum_share_independent"] <= 1.0
+    assert all(len(r["em_curve"]["lin_ts_disjoint"]) == ranking.K for r in runs)
