@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bandit_engine import ExperimentConfig, InvalidArgument
-from bandit_engine.core.click_models import ClickModel
+from bandit_engine.core import ClickModel
 from bandit_engine.policies import BetaTS, FloatArray
 from bandit_engine.policies.lin_disjoint import PRIOR_MEAN
 from simulators.__main__ import main as cli_main

@@ -25,7 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from bandit_engine import ArmFeatures, InvalidArgument
-from bandit_engine.core.click_models import ClickModel
+from bandit_engine.core import ClickModel
 from bandit_engine.policies import POLICIES, FloatArray, IntArray, Policy, Ranking
 from simulators.simulate.progress import Progress
 from simulators.worlds import Round, World

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from bandit_engine import ExperimentConfig, InvalidArgument, feature_hash
-from bandit_engine.core.click_models import ClickModel
+from bandit_engine.core import ClickModel
 from bandit_engine.policies import POLICIES
 from simulators import baselines, peers
 from simulators._simkernels import beta_ts_bernoulli

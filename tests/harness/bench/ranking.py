@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from bandit_engine.core.click_models import default_examination
+from bandit_engine.core import default_examination
 from bandit_engine.policies import FloatArray, IntArray
 from harness.bench._util import progress
 from simulators.position_bias import estimate_examination
