@@ -321,11 +321,15 @@ def _recommend_fields(item: RecommendItem) -> dict[str, Any]:
 
 
 def _decision(resp: Any) -> Decision:
+    per_slot = resp.propensity_kind == pb.PER_SLOT
     return Decision(
         event_id=resp.event_id,
         arm_ids=tuple(a.arm_id for a in resp.arms),
         scores=np.array([a.score for a in resp.arms], dtype=np.float64),
         propensities=np.array([a.propensity for a in resp.arms], dtype=np.float64),
         model_version=resp.model_version,
-        propensity_kind="per_slot" if resp.propensity_kind == pb.PER_SLOT else "first_slot",
+        propensity_kind="per_slot" if per_slot else "first_slot",
+        prefix_propensities=np.array([a.prefix_propensity for a in resp.arms], dtype=np.float64)
+        if per_slot
+        else None,
     )

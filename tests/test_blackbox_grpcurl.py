@@ -488,6 +488,9 @@ def test_per_slot_propensities_of_a_position_based_experiment(world: World, tmp_
     ]
     assert [d["propensity_kind"] for d in decisions] == ["per_slot"]
     assert decisions[0]["propensities"] == pytest.approx(props)
+    prefix = [a["prefix_propensity"] for a in resp["arms"]]
+    assert prefix[0] == props[0] and prefix[2] <= prefix[1] <= prefix[0]
+    assert decisions[0]["prefix_propensities"] == pytest.approx(prefix)
     assert decisions[0]["rewards"][0]["weight"] == 1.0
 
 

@@ -130,8 +130,14 @@ def test_engine_serves_and_logs_per_slot_propensities(tmp_path: Path) -> None:
     per.flush()
     rows = list(per.store.decisions("exp"))
     assert len(rows) == 30
-    # the stored row holds what Recommend answered
+    # the stored row holds what Recommend answered, prefixes included
     assert rows[-1].propensities == tuple(d2.propensities.tolist())
+    assert d2.prefix_propensities is not None
+    assert rows[-1].prefix_propensities == tuple(d2.prefix_propensities.tolist())
+    assert d2.prefix_propensities[0] == d2.propensities[0]
+    assert (np.diff(d2.prefix_propensities) <= 0).all()
+    assert (d2.prefix_propensities <= d2.propensities).all()
+    assert all(r.prefix_propensities == () for r in first.store.decisions("exp"))
     first.close()
     per.close()
 

@@ -318,14 +318,14 @@ class Engine:
             if embedded:  # may refuse: before any draw
                 j.reserve(k, self.decision_log.max_buffer)
             kind = exp.cfg.propensity_kind
-            shown, scores, props = exp.decide(slots, x, k)
+            shown, scores, props, prefix = exp.decide(slots, x, k)
             version = exp.version
             deadline = now + exp.cfg.reward_window_s
             arm_ids = exp.names(shown)
             if embedded:
-                j.put(x, shown, scores, props, now, deadline, version)
+                j.put(x, shown, scores, props, now, deadline, version, prefix)
                 j.commit(event_id, tuple(candidates))
-                return Decision(event_id, arm_ids, scores, props, version, kind)
+                return Decision(event_id, arm_ids, scores, props, version, kind, prefix)
         row = DecisionRow(
             event_id,
             experiment_id,
@@ -339,6 +339,7 @@ class Engine:
             tuple(candidates),
             tuple(shown.tolist()),
             kind,
+            () if prefix is None else tuple(prefix.tolist()),
         )
         assert self.event_log is not None
         if not self.event_log.publish_decision(row):
@@ -346,7 +347,7 @@ class Engine:
             # as dropped, and its rewards will be dead-lettered.
             with self._lock:
                 self.decisions_dropped += 1
-        return Decision(event_id, arm_ids, scores, props, version, kind)
+        return Decision(event_id, arm_ids, scores, props, version, kind, prefix)
 
     def recommend_batch(self, items: Sequence[RecommendItem]) -> list[Decision | BanditError]:
         """Many ``recommend`` calls in one: each item is validated, answered

@@ -142,20 +142,21 @@ class Experiment:
 
     def decide(
         self, slots: IntArray, x: FloatArray, k: int
-    ) -> tuple[IntArray, FloatArray, FloatArray]:
-        """The shown arms' slots, their sampled scores and their propensities
-        (``propensity_kind``) for checked candidate ``slots``, context and
-        ``k``; the caller holds ``lock``."""
+    ) -> tuple[IntArray, FloatArray, FloatArray, FloatArray | None]:
+        """The shown arms' slots, their sampled scores, their propensities
+        (``propensity_kind``) and, for ``per_slot``, the prefix propensities,
+        for checked candidate ``slots``, context and ``k``; the caller holds
+        ``lock``."""
         draws = self.cfg.propensity_draws
         if self.cfg.propensity_kind == "per_slot":
             order, scores, slot_n, prefix_n = self.policy.decide_slots_unchecked(
                 slots, x, k, draws, self.rng
             )
-            shown, props, _ = kernels.slot_propensities(slots, order, slot_n, prefix_n, draws)
-            return shown, scores, props
+            shown, props, prefix = kernels.slot_propensities(slots, order, slot_n, prefix_n, draws)
+            return shown, scores, props, prefix
         order, scores, counts = self.policy.decide_unchecked(slots, x, k, draws, self.rng)
         shown, props = kernels.first_slot_propensities(slots, order, counts, draws)
-        return shown, scores, props
+        return shown, scores, props, None
 
     def names(self, slots: IntArray) -> tuple[str, ...]:
         ids = self.arm_ids

@@ -13,14 +13,15 @@ decisions come and dropped once every row in them is closed and stored:
 nothing is ever copied to grow, and memory follows the number of open
 decisions.
 
-Row layout (``META`` + ``dim`` + 4 x ``width`` columns; ``width`` per block)::
+Row layout (``META`` + ``dim`` + 5 x ``width`` columns; ``width`` per block)::
 
     created, deadline, model version, shown count, rewarded count, closed,
-    x[0..dim), shown slots[0..width), scores[..), propensities[..), rewarded[..)
+    x[0..dim), shown slots[0..width), scores[..), propensities[..),
+    prefix propensities[..) (NaN: none), rewarded[..) (2: a click)
 
 A block's ``width`` is the largest ``k`` (up to ``WIDE``) seen in the block
 before it (at least 1), widened in place (one block's copy) when a wider
-decision comes; a decision that shows more than ``WIDE`` arms keeps its four
+decision comes; a decision that shows more than ``WIDE`` arms keeps its five
 per-arm vectors in ``side`` (rare: making every row that wide would cost
 every decision the memory).
 
@@ -46,6 +47,9 @@ __all__ = ["BLOCK_ROWS", "WIDE", "Block", "DecisionBatch", "Journal"]
 
 META = kernels.JOURNAL_META
 CREATED, DEADLINE, VERSION, NSHOWN, NREWARDED, CLOSED = range(META)
+#: Per-arm vectors of a row, and where each starts (in widths past the context).
+VECTORS = 5
+SLOTS_V, SCORES_V, PROPS_V, PREFIX_V, REWARDED_V = range(VECTORS)
 #: Decisions showing at most this many arms keep them in the row.
 WIDE = 32
 #: Rows per block.
@@ -58,7 +62,7 @@ class Block:
     __slots__ = ("ids", "kmax", "rows", "width")
 
     def __init__(self, n_rows: int, dim: int, width: int) -> None:
-        self.rows = np.zeros((n_rows, META + dim + 4 * width))
+        self.rows = np.zeros((n_rows, META + dim + VECTORS * width))
         self.width = width
         self.kmax = 0  # the largest k (<= WIDE) put in this block
         self.ids: list[str | None] = [None] * n_rows
@@ -84,7 +88,7 @@ class Journal:
         self.blocks: dict[int, Block] = {}
         self.index: dict[str, int] = {}  # open decisions: event id -> n
         self.candidates: dict[int, tuple[str, ...]] = {}  # n -> eligible arms, when given
-        self.side: dict[int, np.ndarray] = {}  # n -> (4, k): slots, scores, props, rewarded
+        self.side: dict[int, np.ndarray] = {}  # n -> (VECTORS, k): a wide decision's vectors
         self.head = 0  # rows before head are closed and written (their blocks dropped)
         self.tail = 0  # the next decision's n
         self.written = 0  # rows before it are in the store
@@ -143,15 +147,18 @@ class Journal:
         created: float,
         deadline: float,
         version: int,
+        prefix: np.ndarray | None = None,
     ) -> None:
-        """Fill the reserved row."""
+        """Fill the reserved row (``prefix``: the prefix propensities, if any)."""
         n = self.tail
         blk, i = self._loc(n)
         k = shown.shape[0]
+        if prefix is None:
+            prefix = np.full(k, np.nan)
         if k > blk.width:
-            self.side[n] = np.stack([shown.astype(np.float64), scores, props, np.zeros(k)])
+            self.side[n] = np.stack([shown.astype(np.float64), scores, props, prefix, np.zeros(k)])
         kernels.journal_put(
-            blk.rows, i, blk.width, x, shown, scores, props, created, deadline, version
+            blk.rows, i, blk.width, x, shown, scores, props, prefix, created, deadline, version
         )
 
     def commit(self, event_id: str, candidates: tuple[str, ...] = ()) -> None:
@@ -188,6 +195,9 @@ class Journal:
             dec.created_at,
             dec.deadline,
             dec.model_version,
+            np.asarray(dec.prefix_propensities, dtype=np.float64)
+            if dec.prefix_propensities
+            else None,
         )
         n = self.tail
         for p in range(k):
@@ -200,9 +210,9 @@ class Journal:
     def _widen(self, b: int, blk: Block, k: int) -> None:
         """Block ``b`` ``k`` wide (a copy of its rows in the new layout)."""
         old_w, so = blk.width, META + self.dim
-        rows = np.zeros((blk.rows.shape[0], so + 4 * k))
+        rows = np.zeros((blk.rows.shape[0], so + VECTORS * k))
         rows[:, :so] = blk.rows[:, :so]
-        for part in range(4):
+        for part in range(VECTORS):
             rows[:, so + part * k : so + part * k + old_w] = blk.rows[
                 :, so + part * old_w : so + (part + 1) * old_w
             ]
@@ -265,9 +275,9 @@ class Journal:
     def is_rewarded(self, n: int, p: int) -> bool:
         side = self.side.get(n)
         if side is not None:
-            return bool(side[3, p])
+            return bool(side[REWARDED_V, p])
         blk, i = self._loc(n)
-        return bool(blk.rows[i, self.slot_col + 3 * blk.width + p])
+        return bool(blk.rows[i, self.slot_col + REWARDED_V * blk.width + p])
 
     def rewarded_slots(self, n: int) -> list[int]:
         shown = self.shown(n)
@@ -284,9 +294,9 @@ class Journal:
         side = self.side.get(n)
         flag = 2.0 if clicked else 1.0
         if side is not None:
-            side[3, p] = flag
+            side[REWARDED_V, p] = flag
         else:
-            blk.rows[i, self.slot_col + 3 * blk.width + p] = flag
+            blk.rows[i, self.slot_col + REWARDED_V * blk.width + p] = flag
         blk.rows[i, NREWARDED] += 1.0
 
     def set_rewarded(self, n: int, p: int, clicked: bool = False) -> None:
@@ -299,11 +309,11 @@ class Journal:
         """The shown positions whose Feedback was a click."""
         side = self.side.get(n)
         if side is not None:
-            flags = side[3]
+            flags = side[REWARDED_V]
         else:
             blk, i = self._loc(n)
             r = blk.rows[i]
-            c = self.slot_col + 3 * blk.width
+            c = self.slot_col + REWARDED_V * blk.width
             flags = r[c : c + int(r[NSHOWN])]
         return [p for p in range(flags.shape[0]) if flags[p] == 2.0]
 
@@ -399,11 +409,13 @@ class Journal:
                 k = int(m[NSHOWN])
                 s = side.get(n)
                 if s is not None:
-                    slots, scores, props = s[0].astype(np.int64).tolist(), s[1], s[2]
+                    slots = s[SLOTS_V].astype(np.int64).tolist()
+                    scores, props, prefix = s[SCORES_V], s[PROPS_V], s[PREFIX_V]
                 else:
                     slots = block[j, so : so + k].astype(np.int64).tolist()
                     scores = block[j, so + width : so + width + k]
                     props = block[j, so + 2 * width : so + 2 * width + k]
+                    prefix = block[j, so + 3 * width : so + 3 * width + k]
                 assert ev is not None
                 out.append(
                     DecisionRow(
@@ -417,6 +429,9 @@ class Journal:
                         tuple(scores.tolist()),
                         tuple(props.tolist()),
                         cands.get(n, ()),
+                        prefix_propensities=()
+                        if k == 0 or np.isnan(prefix[0])
+                        else tuple(prefix.tolist()),
                     )
                 )
         return DecisionBatch(start, end, out)

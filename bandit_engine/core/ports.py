@@ -71,6 +71,8 @@ class DecisionRow:
     slots: tuple[int, ...] = ()  # the shown arms' slots (set in Kafka mode's log)
     #: what ``propensities`` hold (``ExperimentConfig.propensity_kind``)
     propensity_kind: str = "first_slot"
+    #: per_slot: P(the policy's first j + 1 arms are the shown ones), per j
+    prefix_propensities: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,10 @@ class Decision:
     propensities: FloatArray
     model_version: int
     propensity_kind: str = "first_slot"
+    #: ``per_slot``: ``prefix_propensities[i]`` is the probability that the
+    #: policy's first ``i + 1`` arms are ``arm_ids[:i + 1]`` (the last: the
+    #: whole list's); None for ``first_slot``
+    prefix_propensities: FloatArray | None = None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Decision):
@@ -100,6 +104,11 @@ class Decision:
             and self.arm_ids == other.arm_ids
             and self.model_version == other.model_version
             and self.propensity_kind == other.propensity_kind
+            and (
+                np.array_equal(self.prefix_propensities, other.prefix_propensities)
+                if self.prefix_propensities is not None and other.prefix_propensities is not None
+                else self.prefix_propensities is other.prefix_propensities
+            )
             and np.array_equal(self.scores, other.scores)
             and np.array_equal(self.propensities, other.propensities)
         )

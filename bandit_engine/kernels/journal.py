@@ -14,11 +14,11 @@ JOURNAL_META = 6
 
 
 @njit(**JIT_GIL)
-def journal_put(rows, idx, width, x, shown, scores, props, created, deadline, version):  # type: ignore[no-untyped-def]
+def journal_put(rows, idx, width, x, shown, scores, props, prefix, created, deadline, version):  # type: ignore[no-untyped-def]
     """Fill row ``idx``: created, deadline, version, shown count, no reward,
     open; the context; and, when ``k`` <= ``width``, the shown slots, scores,
-    propensities and cleared reward flags (a wider decision keeps those
-    beside the block, in ``Journal.side``)."""
+    propensities, prefix propensities and cleared reward flags (a wider
+    decision keeps those beside the block, in ``Journal.side``)."""
     r = rows[idx]
     k = shown.shape[0]
     d = x.shape[0]
@@ -36,4 +36,5 @@ def journal_put(rows, idx, width, x, shown, scores, props, created, deadline, ve
             r[so + j] = shown[j]
             r[so + width + j] = scores[j]
             r[so + 2 * width + j] = props[j]
-            r[so + 3 * width + j] = 0.0
+            r[so + 3 * width + j] = prefix[j]
+            r[so + 4 * width + j] = 0.0

@@ -150,8 +150,18 @@ def fill_recommend_response(resp: pb.RecommendResponse, d: Decision) -> None:
     resp.model_version = d.model_version
     resp.propensity_kind = PROPENSITY_TO_PB[d.propensity_kind]
     add = resp.arms.add
-    for a, s, p in zip(d.arm_ids, d.scores.tolist(), d.propensities.tolist(), strict=True):
-        add(arm_id=a, score=s, propensity=p)
+    if d.prefix_propensities is None:
+        for a, s, p in zip(d.arm_ids, d.scores.tolist(), d.propensities.tolist(), strict=True):
+            add(arm_id=a, score=s, propensity=p)
+        return
+    for a, s, p, q in zip(
+        d.arm_ids,
+        d.scores.tolist(),
+        d.propensities.tolist(),
+        d.prefix_propensities.tolist(),
+        strict=True,
+    ):
+        add(arm_id=a, score=s, propensity=p, prefix_propensity=q)
 
 
 def features_dict(f: pb.Features) -> dict[str, Any]:

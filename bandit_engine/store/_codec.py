@@ -17,7 +17,7 @@ from bandit_engine.store.base import DecisionRow, RewardRow, Snapshot
 #: Column order that ``decision_from_row`` and ``reward_from_row`` read.
 DECISION_COLS = (
     "event_id, experiment_id, created_at, deadline, model_version, x, arms, scores, "
-    "propensities, candidates"
+    "propensities, candidates, prefix_propensities"
 )
 REWARD_COLS = (
     "event_id, arm_id, experiment_id, arm_slot, x, reward, reward_norm, source, ts, seq, weight"
@@ -120,6 +120,7 @@ def decision_params(r: DecisionRow, binary_floats: bool = False) -> tuple[Any, .
         floats(r.scores),
         floats(r.propensities),
         json_ids(r.candidates),
+        floats(r.prefix_propensities) if r.prefix_propensities else None,
     )
 
 
@@ -135,6 +136,7 @@ def decision_from_row(r: Sequence[Any]) -> DecisionRow:
         scores=decode_floats(r[7]),
         propensities=decode_floats(r[8]),
         candidates=tuple(json.loads(r[9])),
+        prefix_propensities=() if r[10] is None else decode_floats(r[10]),
     )
 
 

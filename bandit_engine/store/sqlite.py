@@ -42,7 +42,8 @@ from bandit_engine.store.base import (
 #: scores and propensities may be float64 blobs (``encode_floats``; older rows
 #: keep their JSON text), which engines that know only v2 cannot read. v4: the
 #: engine's counters in ``engine_counters``, counted with their rows. v5: a
-#: reward's weight (its click model's; rows before it counted 1).
+#: reward's weight (its click model's; rows before it counted 1) and a
+#: decision's prefix propensities (per_slot experiments).
 SCHEMA_VERSION = 5
 
 _SCHEMA = """
@@ -74,7 +75,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     scores TEXT NOT NULL,
     propensities TEXT NOT NULL,
     candidates TEXT NOT NULL,
-    closed INTEGER NOT NULL DEFAULT 0
+    closed INTEGER NOT NULL DEFAULT 0,
+    prefix_propensities TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_closed ON decisions (closed, deadline);
 DROP INDEX IF EXISTS decisions_open;
@@ -114,7 +116,7 @@ _DECISION_WIDTH = len(DECISION_COLS.split(","))  # columns of a decision row
 #: ``executemany``: sqlite3 releases the GIL around every statement step (one
 #: per row with executemany), and the decision writer shares the GIL with the
 #: request threads; a release while they wait for it costs the writer a wait
-#: and a context switch to get it back. 64 rows x 10 = 640 parameters, under
+#: and a context switch to get it back. 64 rows x 11 = 704 parameters, under
 #: SQLite's oldest limit (999).
 _ROWS_PER_INSERT = 64
 
@@ -144,9 +146,19 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
 
+    def _add_columns(self) -> None:
+        """The columns v5 added, on a table made before them."""
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(rewards)")}
+        if "weight" not in cols:
+            self._db.execute("ALTER TABLE rewards ADD COLUMN weight REAL NOT NULL DEFAULT 1")
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(decisions)")}
+        if "prefix_propensities" not in cols:
+            self._db.execute("ALTER TABLE decisions ADD COLUMN prefix_propensities TEXT")
+
     def _migrate(self) -> None:
         # executescript commits on its own, so it runs outside a transaction
         self._db.executescript(_SCHEMA)
+        self._add_columns()  # cheap, and safe on a table that has them
         row = self._db.execute("SELECT version FROM schema_version").fetchone()
         if row is None:
             self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
@@ -154,10 +166,8 @@ class SQLiteStore(Store):
             # v1 -> v2: the index made by the script above; v2 -> v3: nothing
             # to rewrite (JSON rows are still read); v3 -> v4: the counters
             # table made above, seeded from the snapshots by the engine;
-            # v4 -> v5: the rewards' weight column
-            cols = {r[1] for r in self._db.execute("PRAGMA table_info(rewards)")}
-            if "weight" not in cols:
-                self._db.execute("ALTER TABLE rewards ADD COLUMN weight REAL NOT NULL DEFAULT 1")
+            # v4 -> v5: the rewards' weight and the decisions' prefix columns
+            # (added above)
             self._db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
         elif row[0] > SCHEMA_VERSION:
             raise StoreError(

@@ -55,6 +55,7 @@ def encode_decision(row: DecisionRow) -> bytes:
         propensities=row.propensities,
         candidates=row.candidates,
         propensity_kind=_KIND_TO_RECORD[row.propensity_kind],
+        prefix_propensities=row.prefix_propensities,
     ).SerializeToString()
 
 
@@ -80,6 +81,7 @@ def decode_decision(value: bytes | None) -> DecisionRow:
         tuple(rec.candidates),
         tuple(rec.slots),
         "per_slot" if rec.propensity_kind == _KIND_TO_RECORD["per_slot"] else "first_slot",
+        tuple(rec.prefix_propensities),
     )
 
 

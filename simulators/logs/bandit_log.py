@@ -60,6 +60,8 @@ class BanditLog:
     meta: dict[str, Any] = field(default_factory=dict)
     reward_weight: FloatArray | None = None
     propensity_kind: str = "first_slot"
+    #: per_slot logs: P(the first j + 1 shown arms are ranked there | x[i])
+    prefix_propensity: FloatArray | None = None
 
     def __post_init__(self) -> None:
         n = self.x.shape[0]
@@ -76,6 +78,7 @@ class BanditLog:
             "reward_ts",
             "reward_seq",
             "reward_weight",
+            "prefix_propensity",
         ):
             arr = getattr(self, name)
             if arr is not None and arr.shape != (n, k):
@@ -200,6 +203,7 @@ class BanditLog:
             reward_ts=take(self.reward_ts),
             reward_seq=take(self.reward_seq),
             reward_weight=take(self.reward_weight),
+            prefix_propensity=take(self.prefix_propensity),
             model_version=take(self.model_version),
             deadline=take(self.deadline),
             position=take(self.position),

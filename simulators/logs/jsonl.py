@@ -16,6 +16,7 @@ float written with ``repr`` precision, so a round trip is exact)::
      "scores": [0.31, 0.12],          # sampled scores, same order
      "propensities": [0.42, 0.11],    # logging P(arm ranked first | x), or
      "propensity_kind": "first_slot", # "per_slot": P(arm ranked at its slot | x)
+     "prefix_propensities": [...],    # per_slot: P(first j+1 arms as shown | x)
      "rewards": [{"reward": 1.0, "reward_norm": 1.0, "source": "feedback",
                   "ts": 1700000012.5, "seq": 3,
                   "weight": 1.0} | null, ...]}  # one per shown arm; weight: how
@@ -132,6 +133,8 @@ def records(log: BanditLog) -> Iterator[dict[str, Any]]:
             "propensity_kind": log.propensity_kind,
             "rewards": rewards,
         }
+        if log.prefix_propensity is not None and not np.isnan(log.prefix_propensity[i, 0]):
+            out["prefix_propensities"] = [_num(p) for p in log.prefix_propensity[i, :k].tolist()]
         if log.position is not None:
             out["position"] = int(log.position[i])
         yield out
@@ -239,6 +242,8 @@ def _from_records(recs: Iterable[Mapping[str, Any]]) -> BanditLog:
     rts = np.full((n, k), np.nan)
     rseq = np.full((n, k), -1, dtype=np.int64)
     rweight = np.full((n, k), np.nan)
+    prefix = np.full((n, k), np.nan)
+    has_prefix = False
     scores = np.full((n, k), np.nan)
     kinds = {str(r["propensity_kind"]) for r in rows if r.get("propensity_kind")}
     if head is not None and not kinds and isinstance(head.get("config"), Mapping):
@@ -267,6 +272,9 @@ def _from_records(recs: Iterable[Mapping[str, Any]]) -> BanditLog:
         shown[i, :m] = [slot[str(a)] for a in arms_i]
         props = r.get("propensities") or [None] * m
         prop[i, :m] = [np.nan if p is None else p for p in props]
+        if r.get("prefix_propensities"):
+            has_prefix = True
+            prefix[i, :m] = [np.nan if p is None else p for p in r["prefix_propensities"]]
         if r.get("scores") is not None:
             has_scores = True
             scores[i, :m] = [np.nan if s is None else s for s in r["scores"]]
@@ -320,4 +328,5 @@ def _from_records(recs: Iterable[Mapping[str, Any]]) -> BanditLog:
         meta=meta,
         reward_weight=rweight,
         propensity_kind=kinds.pop() if kinds else "first_slot",
+        prefix_propensity=prefix if has_prefix else None,
     )

@@ -98,6 +98,7 @@ def from_store(store: LogSource, experiment_id: str, *, source: str = "") -> Ban
                 "scores": list(dec.scores),
                 "propensities": list(dec.propensities),
                 "propensity_kind": "per_slot" if dec.propensity_kind == "per_slot" else kind,
+                "prefix_propensities": list(dec.prefix_propensities) or None,
                 "rewards": rewards,
             }
         )

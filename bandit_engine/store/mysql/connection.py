@@ -66,6 +66,7 @@ _SCHEMA = [
         propensities MEDIUMTEXT NOT NULL,
         candidates MEDIUMTEXT NOT NULL,
         closed TINYINT NOT NULL DEFAULT 0,
+        prefix_propensities MEDIUMTEXT NULL,
         UNIQUE KEY (event_id),
         KEY decisions_closed (closed, deadline)
     ) ENGINE=InnoDB""",
@@ -266,6 +267,18 @@ class MySQLConnection:
     def _migrate(self, cur: Any) -> None:
         for stmt in _SCHEMA:
             cur.execute(stmt)
+        # the columns v6 added, on tables made before them
+        for table, column, kind in (
+            ("rewards", "weight", "DOUBLE NOT NULL DEFAULT 1"),
+            ("decisions", "prefix_propensities", "MEDIUMTEXT NULL"),
+        ):
+            cur.execute(
+                "SELECT column_name FROM information_schema.columns WHERE "
+                "table_schema = DATABASE() AND table_name = %s",
+                (table,),
+            )
+            if column not in {str(r[0]).lower() for r in cur.fetchall()}:
+                cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         cur.execute("SELECT version FROM schema_version")
         row = cur.fetchone()
         if row is None:
@@ -279,7 +292,8 @@ class MySQLConnection:
             # v3 -> v4: the index on closed decisions gains their deadline
             # (prune_log). v4 -> v5: engine_counters (created above), seeded
             # from the snapshots by the engine. v5 -> v6: a reward's weight
-            # (its click model's; rows before it counted 1).
+            # (its click model's; rows before it counted 1) and a decision's
+            # prefix propensities.
             cur.execute(
                 "SELECT index_name FROM information_schema.statistics WHERE "
                 "table_schema = DATABASE() AND table_name = 'decisions'"
@@ -289,12 +303,6 @@ class MySQLConnection:
                 cur.execute("ALTER TABLE decisions ADD KEY decisions_closed (closed, deadline)")
             if "decisions_open" in indexes:
                 cur.execute("ALTER TABLE decisions DROP KEY decisions_open")
-            cur.execute(
-                "SELECT column_name FROM information_schema.columns WHERE "
-                "table_schema = DATABASE() AND table_name = 'rewards'"
-            )
-            if "weight" not in {str(r[0]).lower() for r in cur.fetchall()}:
-                cur.execute("ALTER TABLE rewards ADD COLUMN weight DOUBLE NOT NULL DEFAULT 1")
             cur.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
         elif row[0] > SCHEMA_VERSION:
             raise StoreError(

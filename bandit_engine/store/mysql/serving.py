@@ -266,7 +266,7 @@ def _insert_decisions(c: Any, args: dict[str, list[tuple[Any, ...]]]) -> None:
     for exp_id, rows in args.items():
         n = c.executemany(
             f"INSERT IGNORE INTO decisions ({DECISION_COLS}) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             rows,
         )
         counts[(exp_id, "decisions")] = int(n or 0)

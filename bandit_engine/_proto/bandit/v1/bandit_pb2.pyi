@@ -259,14 +259,16 @@ class RecommendRequest(_message.Message):
     def __init__(self, experiment_id: _Optional[str] = ..., context: _Optional[_Union[Features, _Mapping]] = ..., candidates: _Optional[_Iterable[str]] = ..., k: _Optional[int] = ...) -> None: ...
 
 class RankedArm(_message.Message):
-    __slots__ = ("arm_id", "score", "propensity")
+    __slots__ = ("arm_id", "score", "propensity", "prefix_propensity")
     ARM_ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     PROPENSITY_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_PROPENSITY_FIELD_NUMBER: _ClassVar[int]
     arm_id: str
     score: float
     propensity: float
-    def __init__(self, arm_id: _Optional[str] = ..., score: _Optional[float] = ..., propensity: _Optional[float] = ...) -> None: ...
+    prefix_propensity: float
+    def __init__(self, arm_id: _Optional[str] = ..., score: _Optional[float] = ..., propensity: _Optional[float] = ..., prefix_propensity: _Optional[float] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
     __slots__ = ("event_id", "arms", "model_version", "propensity_kind")

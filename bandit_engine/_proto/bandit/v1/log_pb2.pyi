@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DecisionRecord(_message.Message):
-    __slots__ = ("event_id", "experiment_id", "created_at", "deadline", "model_version", "x", "arms", "slots", "scores", "propensities", "candidates", "x_f64", "propensity_kind")
+    __slots__ = ("event_id", "experiment_id", "created_at", "deadline", "model_version", "x", "arms", "slots", "scores", "propensities", "candidates", "x_f64", "propensity_kind", "prefix_propensities")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class DecisionRecord(_message.Message):
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     X_F64_FIELD_NUMBER: _ClassVar[int]
     PROPENSITY_KIND_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_PROPENSITIES_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     experiment_id: str
     created_at: float
@@ -34,7 +35,8 @@ class DecisionRecord(_message.Message):
     candidates: _containers.RepeatedScalarFieldContainer[str]
     x_f64: bytes
     propensity_kind: int
-    def __init__(self, event_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., created_at: _Optional[float] = ..., deadline: _Optional[float] = ..., model_version: _Optional[int] = ..., x: _Optional[_Iterable[float]] = ..., arms: _Optional[_Iterable[str]] = ..., slots: _Optional[_Iterable[int]] = ..., scores: _Optional[_Iterable[float]] = ..., propensities: _Optional[_Iterable[float]] = ..., candidates: _Optional[_Iterable[str]] = ..., x_f64: _Optional[bytes] = ..., propensity_kind: _Optional[int] = ...) -> None: ...
+    prefix_propensities: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, event_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., created_at: _Optional[float] = ..., deadline: _Optional[float] = ..., model_version: _Optional[int] = ..., x: _Optional[_Iterable[float]] = ..., arms: _Optional[_Iterable[str]] = ..., slots: _Optional[_Iterable[int]] = ..., scores: _Optional[_Iterable[float]] = ..., propensities: _Optional[_Iterable[float]] = ..., candidates: _Optional[_Iterable[str]] = ..., x_f64: _Optional[bytes] = ..., propensity_kind: _Optional[int] = ..., prefix_propensities: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class FeedbackRecord(_message.Message):
     __slots__ = ("event_id", "arm_id", "reward", "timestamp")
