@@ -51,7 +51,14 @@ The parts: ``targets`` (target policies), ``reward_model`` (q),
 
 from __future__ import annotations
 
-from simulators.estimators.estimates import Estimate, bootstrap, estimate, evaluate
+from simulators.estimators.estimates import (
+    DM_NOTE_FIXED,
+    DM_NOTE_REFIT,
+    Estimate,
+    bootstrap,
+    estimate,
+    evaluate,
+)
 from simulators.estimators.reward_model import (
     RIDGE_GRID,
     ModelRefit,
@@ -63,6 +70,8 @@ from simulators.estimators.targets import TargetProbs, matrix_target, policy_tar
 from simulators.estimators.terms import ESTIMATORS, OPETerms, dm, dr, ips, snips
 
 __all__ = [
+    "DM_NOTE_FIXED",
+    "DM_NOTE_REFIT",
     "ESTIMATORS",
     "RIDGE_GRID",
     "Estimate",

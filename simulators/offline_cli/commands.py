@@ -101,11 +101,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             [[p, d["mean_weight"], d["max_weight"], round(d["ess"])] for p, d in overlap.items()],
         )
     )
-    if any(e.estimator == "dm" for e in results):
-        print(
-            "(dm's interval holds the fitted reward model fixed: it leaves out the model's "
-            "own error and its bias)"
-        )
+    for note in dict.fromkeys(f"{e.estimator}: {e.note}" for e in results if e.note):
+        print(f"({note})")
     if args.out:
         write_json(
             args.out,

@@ -176,7 +176,18 @@ def evaluate_setting(
         d = float(den[e].sum())
         value = float(num[e].sum()) / d if d != 0.0 else math.nan
         lo, hi = _interval(boots[e], opts.alpha)
-        estimates[name] = est.Estimate(label, name, value, lo, hi, test.n, opts.n_boot, opts.alpha)
+        estimates[name] = est.Estimate(
+            label,
+            name,
+            value,
+            lo,
+            hi,
+            test.n,
+            opts.n_boot,
+            opts.alpha,
+            # tuning ranks settings by their values; the model is not refitted here
+            note=est.DM_NOTE_FIXED if name == "dm" else "",
+        )
         paired[name] = boots[e]
     accepted = None
     if uniform:
