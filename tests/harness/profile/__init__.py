@@ -1,0 +1,1 @@
+"""Profiles of a loaded server: ``python -m harness.profile embedded|kafka``."""
