@@ -12,6 +12,7 @@ from bandit_engine.kernels._jit import JIT, JIT_GIL, JIT_SCORE
 __all__ = [
     "TABLE_MAX_ABS",
     "argmax_counts",
+    "beta_draw_setup",
     "beta_first_counts",
     "first_slot_counts_gauss",
     "first_slot_propensities",
@@ -171,16 +172,10 @@ def gamma_bounds(d, c, boost, zmin, zmax, umin):  # type: ignore[no-untyped-def]
 
 
 @njit(**JIT)
-def beta_first_counts(alpha, beta, normals, uniforms, off_n, off_u, draws, zmin, zmax, umin):  # type: ignore[no-untyped-def]
-    """In ``draws`` joint draws of independent Beta(alpha[i], beta[i]), how
-    often each i is the largest (first on ties). Beta = X / (X + Y) with X,
-    Y Gamma draws (``gamma_draw``) from the seeded tables, read from the
-    offsets the caller drew from its Generator.
-
-    An arm whose largest possible draw (tables in [zmin, zmax] and [umin, 1])
-    is below another arm's smallest possible draw wins no draw whatever the
-    tables hold: it is not drawn at all (exactly as the Gaussian kernel skips
-    arms), which is most arms once the posteriors are narrow."""
+def beta_draw_setup(alpha, beta, zmin, zmax, umin):  # type: ignore[no-untyped-def]
+    """The Gamma constants (``gamma_draw``) of each arm's X and Y draws, and
+    the smallest and largest Beta draw each arm can make from the tables
+    (``gamma_bounds``): (da, ca, ba, db, cb, bb, s_lo, s_hi)."""
     n = alpha.shape[0]
     da = np.empty(n)
     ca = np.empty(n)
@@ -192,12 +187,29 @@ def beta_first_counts(alpha, beta, normals, uniforms, off_n, off_u, draws, zmin,
     _gamma_setup(beta, db, cb, bb)
     s_lo = np.empty(n)
     s_hi = np.empty(n)
-    floor = 0.0
     for i in range(n):
         xlo, xhi = gamma_bounds(da[i], ca[i], ba[i], zmin, zmax, umin)
         ylo, yhi = gamma_bounds(db[i], cb[i], bb[i], zmin, zmax, umin)
         s_hi[i] = xhi / (xhi + ylo)
         s_lo[i] = xlo / (xlo + yhi)
+    return da, ca, ba, db, cb, bb, s_lo, s_hi
+
+
+@njit(**JIT)
+def beta_first_counts(alpha, beta, normals, uniforms, off_n, off_u, draws, zmin, zmax, umin):  # type: ignore[no-untyped-def]
+    """In ``draws`` joint draws of independent Beta(alpha[i], beta[i]), how
+    often each i is the largest (first on ties). Beta = X / (X + Y) with X,
+    Y Gamma draws (``gamma_draw``) from the seeded tables, read from the
+    offsets the caller drew from its Generator.
+
+    An arm whose largest possible draw (tables in [zmin, zmax] and [umin, 1])
+    is below another arm's smallest possible draw wins no draw whatever the
+    tables hold: it is not drawn at all (exactly as the Gaussian kernel skips
+    arms), which is most arms once the posteriors are narrow."""
+    n = alpha.shape[0]
+    da, ca, ba, db, cb, bb, s_lo, s_hi = beta_draw_setup(alpha, beta, zmin, zmax, umin)
+    floor = 0.0
+    for i in range(n):
         floor = max(floor, s_lo[i])
     live = np.empty(n, dtype=np.int64)
     n_live = 0

@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from bandit_engine.kernels._jit import JIT, JIT_SCORE
-from bandit_engine.kernels.propensity import TABLE_MAX_ABS, _gamma_setup, gamma_bounds, gamma_draw
+from bandit_engine.kernels.propensity import TABLE_MAX_ABS, beta_draw_setup, gamma_draw
 
 __all__ = [
     "beta_slot_counts",
@@ -180,21 +180,7 @@ def beta_slot_counts(alpha, beta, normals, uniforms, off_n, off_u, draws, zmin, 
     them (with ``k`` = 1, its draws and counts)."""
     n = alpha.shape[0]
     k = shown.shape[0]
-    da = np.empty(n)
-    ca = np.empty(n)
-    ba = np.empty(n)
-    db = np.empty(n)
-    cb = np.empty(n)
-    bb = np.empty(n)
-    _gamma_setup(alpha, da, ca, ba)
-    _gamma_setup(beta, db, cb, bb)
-    s_lo = np.empty(n)
-    s_hi = np.empty(n)
-    for i in range(n):
-        xlo, xhi = gamma_bounds(da[i], ca[i], ba[i], zmin, zmax, umin)
-        ylo, yhi = gamma_bounds(db[i], cb[i], bb[i], zmin, zmax, umin)
-        s_hi[i] = xhi / (xhi + ylo)
-        s_lo[i] = xlo / (xlo + yhi)
+    da, ca, ba, db, cb, bb, s_lo, s_hi = beta_draw_setup(alpha, beta, zmin, zmax, umin)
     floor = max(0.0, _kth_largest(s_lo, k))
     tops = np.full((draws, k), -1.0)
     ids = np.full((draws, k), n, dtype=np.int64)

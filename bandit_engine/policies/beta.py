@@ -79,21 +79,7 @@ class BetaTS(Policy):
         # Gamma draws in one kernel from seeded tables, at offsets drawn from
         # ``rng``, skipping arms that cannot win: faster than rng.beta over a
         # (draws, arms) matrix (docs/design/scoring.md).
-        normals, uniforms = normal_table(), uniform_table()
-        zmin, zmax, umin = _table_bounds()
-        off = rng.integers(normals.shape[0], size=2)
-        return kernels.beta_first_counts(
-            self._alpha[arms],
-            self._beta[arms],
-            normals,
-            uniforms,
-            int(off[0]),
-            int(off[1]),
-            draws,
-            zmin,
-            zmax,
-            umin,
-        )
+        return kernels.beta_first_counts(*self._draw_args(arms, draws, rng))
 
     def slot_counts(
         self,
@@ -103,10 +89,16 @@ class BetaTS(Policy):
         draws: int,
         rng: np.random.Generator,
     ) -> tuple[IntArray, IntArray]:
-        normals, uniforms = normal_table(), uniform_table()
-        zmin, zmax, umin = _table_bounds()
-        off = rng.integers(normals.shape[0], size=2)
         return kernels.beta_slot_counts(
+            *self._draw_args(arms, draws, rng), np.ascontiguousarray(order, dtype=np.int64)
+        )
+
+    def _draw_args(self, arms: IntArray, draws: int, rng: np.random.Generator) -> tuple[Any, ...]:
+        """The Beta propensity kernels' arguments: the arms' parameters, the
+        seeded tables at offsets drawn from ``rng``, and the tables' bounds."""
+        normals, uniforms = normal_table(), uniform_table()
+        off = rng.integers(normals.shape[0], size=2)
+        return (
             self._alpha[arms],
             self._beta[arms],
             normals,
@@ -114,10 +106,7 @@ class BetaTS(Policy):
             int(off[0]),
             int(off[1]),
             draws,
-            zmin,
-            zmax,
-            umin,
-            np.ascontiguousarray(order, dtype=np.int64),
+            *_table_bounds(),
         )
 
     def _apply(
