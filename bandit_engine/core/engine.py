@@ -39,6 +39,7 @@ from bandit_engine._exceptions import (
     Unavailable,
 )
 from bandit_engine.core import recovery
+from bandit_engine.core.challenger_admin import ChallengerAdmin
 from bandit_engine.core.config import ExperimentConfig, Limits, check_id
 from bandit_engine.core.decision_log import DecisionLog
 from bandit_engine.core.event_ids import check_feedback_time, event_time, new_event_id
@@ -112,6 +113,8 @@ class Engine:
             log_retention=log_retention,
             prune_interval=prune_interval,
         )
+        #: challengers, promotion and their report (``core.challenger_admin``)
+        self.challengers = ChallengerAdmin(self)
         loaded, self._broken = recovery.load_all(
             store, self.limits, seed, replay=self.embedded, journal_block_rows=journal_block_rows
         )
@@ -189,7 +192,17 @@ class Engine:
         else:
             counters = self._learner_counters(exp.experiment_id)
         with exp.lock:
-            return ExperimentInfo(exp.cfg, sum(exp.active), len(exp.active), exp.version, counters)
+            ps = exp.policies
+            rivals = tuple((n, c.cfg) for n, c in ps.challengers.items())
+            return ExperimentInfo(
+                exp.cfg,
+                sum(exp.active),
+                len(exp.active),
+                exp.version,
+                counters,
+                ps.champion,
+                rivals,
+            )
 
     def _counters(self, only: Experiment | None) -> dict[tuple[str, str], int]:
         """Embedded mode: the store's counters (of ``only`` and of no
@@ -323,6 +336,8 @@ class Engine:
             deadline = now + exp.cfg.reward_window_s
             arm_ids = exp.names(shown)
             if embedded:
+                if exp.policies.challengers:  # ranked in shadow (a share of them)
+                    exp.policies.shadow(exp.cfg, exp.policy, event_id, slots, x, shown[0], props[0])
                 j.put(x, shown, scores, props, now, deadline, version, prefix)
                 j.commit(event_id, tuple(candidates))
                 return Decision(event_id, arm_ids, scores, props, version, kind, prefix)
@@ -442,7 +457,7 @@ class Engine:
                 snap = Snapshot(
                     exp.experiment_id,
                     exp.last_seq,
-                    exp.policy.state_dict(),
+                    exp.state_dict(),  # the challengers' states with the champion's
                     {},  # the counters are the store's (Store.counters)
                     self.clock(),
                 )

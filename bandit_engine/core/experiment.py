@@ -11,9 +11,11 @@ import numpy as np
 
 from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument, NotFound
+from bandit_engine.core.challengers import Challenger, PolicySet
 from bandit_engine.core.config import ExperimentConfig, Limits, check_id
 from bandit_engine.core.journal import BLOCK_ROWS, Journal
 from bandit_engine.core.ports import ArmRow
+from bandit_engine.core.shadow import LOGGED
 from bandit_engine.core.types import ArmInfo, Context
 from bandit_engine.features import ArmFeatures, FeatureSpace
 from bandit_engine.policies import MAX_ABS_FEATURE, FloatArray, IntArray, Policy
@@ -53,6 +55,8 @@ class Experiment:
         key = int.from_bytes(hashlib.blake2b(cfg.experiment_id.encode(), digest_size=8).digest())
         self.rng = np.random.default_rng(None if seed is None else [seed, key])
         self._all_active: IntArray | None = None
+        #: the champion's name, the challengers and their shadow evaluation
+        self.policies = PolicySet(cfg, seed)
 
     @property
     def experiment_id(self) -> str:
@@ -72,6 +76,7 @@ class Experiment:
     def add_arm(self, arm_id: str, features: dict[str, Any], active: bool = True) -> int:
         af = ArmFeatures.build(arm_id, features.get("numeric"), features.get("categorical"))
         slot = self.policy.add_arm(af)
+        self.policies.add_arm(af)
         self.arm_ids.append(arm_id)
         self.slots[arm_id] = slot
         self.active.append(active)
@@ -97,6 +102,7 @@ class Experiment:
                 self.add_arm(row.arm_id, row.features, row.active)
         self._all_active = None
         self.arm_changes = arm_changes
+        self.policies.align(len(self.arm_ids), self.features, self.arm_ids)
 
     def trim_arms(self) -> None:
         """Forget arms beyond the policy's (after loading an older snapshot)."""
@@ -157,6 +163,53 @@ class Experiment:
         order, scores, counts = self.policy.decide_unchecked(slots, x, k, draws, self.rng)
         shown, props = kernels.first_slot_propensities(slots, order, counts, draws)
         return shown, scores, props, None
+
+    # ------------------------------------------------------ learning and state
+    def learn_batch(
+        self,
+        arms: IntArray,
+        xs: FloatArray,
+        rewards: FloatArray,
+        times: FloatArray | None,
+        weights: FloatArray | None,
+        seqs: Sequence[int] | None = None,
+    ) -> None:
+        """Apply events to the champion and, the same, to every challenger."""
+        self.policy.update_batch(arms, xs, rewards, times, weights)
+        if self.policies.challengers:
+            self.policies.learn_batch(arms, xs, rewards, times, weights, seqs)
+
+    def state_dict(self, windows: bool = True) -> dict[str, Any]:
+        """The snapshot state: every policy's (``PolicySet.state``)."""
+        return self.policies.state(self.policy.state_dict(), windows)
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Load a snapshot's policies by name (``PolicySet.states_by_name``);
+        a policy it does not have starts from its prior."""
+        by_name = self.policies.states_by_name(state)
+        if self.policies.champion in by_name:
+            self.policy.load_state_dict(by_name[self.policies.champion])
+        for name, c in self.policies.challengers.items():
+            if name in by_name:
+                c.policy.load_state_dict(by_name[name])
+        self.policies.load_windows(state)
+
+    def add_challenger(self, name: str, cfg: ExperimentConfig, from_seq: int, added: int) -> None:
+        policy = cfg.make_policy()
+        self.policies.challengers[name] = Challenger(name, cfg, policy, from_seq, added)
+        self.policies.align(len(self.arm_ids), self.features, self.arm_ids)
+
+    def promote(self, name: str) -> None:
+        """Make challenger ``name`` the champion; the champion becomes a challenger."""
+        ps = self.policies
+        new = ps.challengers.pop(name)
+        ps.challengers[ps.champion] = Challenger(
+            ps.champion, self.cfg, self.policy, ps.champion_from_seq, ps.champion_added
+        )
+        ps.champion, ps.champion_from_seq, ps.champion_added = name, new.from_seq, new.added
+        self.cfg, self.policy = new.cfg, new.policy
+        ps.window.drop(name)  # its estimates were of it as a challenger
+        ps.window.drop(LOGGED)  # the logged rewards start over with the new champion
 
     def names(self, slots: IntArray) -> tuple[str, ...]:
         ids = self.arm_ids
@@ -234,7 +287,7 @@ def state_checksum(experiments: Sequence[Experiment]) -> str:
         with exp.lock:
             h.update(repr(sorted(exp.cfg.to_dict().items())).encode())
             h.update(repr((exp.arm_ids, exp.active, exp.features, exp.version)).encode())
-            for key, arr in sorted(exp.policy.state_dict().items()):
+            for key, arr in sorted(exp.state_dict(windows=False).items()):
                 h.update(key.encode())
                 h.update(np.ascontiguousarray(arr).tobytes())
             pending.extend(exp.journal.open_items())

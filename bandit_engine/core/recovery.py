@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from bandit_engine._exceptions import StoreError
+from bandit_engine.core.challenger_admin import replay_changes
 from bandit_engine.core.config import ExperimentConfig, Limits
 from bandit_engine.core.event_ids import decision_times
 from bandit_engine.core.experiment import Experiment
@@ -113,20 +114,22 @@ def load_experiment(
     n_snap = int(np.asarray(snap.state["pulls"]).shape[0]) if snap is not None else 0
     limits.check_experiment(cfg, max(len(arms), n_snap))
     exp = Experiment(cfg, limits, seed, journal_block_rows)
+    replay_changes(exp, store.policy_changes(exp_id))
     if snap is not None:
-        exp.policy.load_state_dict(snap.state)
+        exp.load_state(snap.state)
         exp.last_seq = snap.last_seq
     exp.sync_arms(arms, arm_changes)
     rewards = list(store.rewards_after(exp_id, exp.last_seq)) if replay else []
     if replay:
         seed_counters(store, exp_id, snap, rewards)
     if rewards:
-        exp.policy.update_batch(
+        exp.learn_batch(
             np.array([r.arm_slot for r in rewards], dtype=np.int64),
             np.stack([r.x for r in rewards]),
             np.array([r.reward_norm for r in rewards]),
             decision_times([r.event_id for r in rewards]),
             np.array([r.weight for r in rewards]),
+            [r.seq or 0 for r in rewards],
         )
         exp.last_seq = rewards[-1].seq or exp.last_seq
     exp.applied = int(exp.policy.state_dict()["pulls"].sum())

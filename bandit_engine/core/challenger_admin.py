@@ -1,0 +1,179 @@
+"""Admin operations on an experiment's policy set: add and remove
+challengers, promote one, roll a promotion back, and the report
+(``Engine.challengers``).
+
+Every operation is checked completely first (a bad name, too many
+challengers, bad settings: an error naming the value, nothing changed),
+then stored as a ``PolicyChange`` with who made it and when, then applied
+in memory, under the experiment's lock. ``replay_changes`` applies the
+stored changes when an experiment is loaded.
+
+Challengers learn in embedded mode, where this process joins the rewards.
+In Kafka mode the learners join them and do not feed challengers: the
+operations answer FAILED_PRECONDITION there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from bandit_engine._exceptions import (
+    AlreadyExists,
+    FailedPrecondition,
+    NotFound,
+    ResourceExhausted,
+)
+from bandit_engine.core.challengers import challenger_config, check_name
+from bandit_engine.core.experiment import Experiment
+from bandit_engine.core.ports import PolicyChange
+from bandit_engine.core.types import ExperimentInfo, Report
+
+if TYPE_CHECKING:
+    from bandit_engine.core.engine import Engine
+
+__all__ = ["ChallengerAdmin", "replay_changes"]
+
+
+def replay_changes(exp: Experiment, changes: Sequence[PolicyChange]) -> None:
+    """Apply an experiment's stored policy changes, in order, to a freshly
+    built experiment (policies at their priors; states come from the snapshot)."""
+    for ch in changes:
+        _apply(exp, ch)
+
+
+def _apply(exp: Experiment, ch: PolicyChange) -> None:
+    if ch.action == "add":
+        exp.add_challenger(ch.name, challenger_config(exp.cfg, ch.settings), ch.from_seq, ch.seq)
+    elif ch.action == "remove":
+        exp.policies.challengers.pop(ch.name, None)
+        exp.policies.window.drop(ch.name)
+    elif ch.action in ("promote", "rollback"):
+        exp.promote(ch.name)
+    else:
+        raise ValueError(f"unknown policy change {ch.action!r} (seq {ch.seq})")
+
+
+class ChallengerAdmin:
+    """The policy-set operations of one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def _exp(self, experiment_id: str) -> Experiment:
+        engine = self._engine
+        exp = engine._exp(experiment_id)
+        if not engine.embedded:
+            raise FailedPrecondition(
+                "challengers need embedded mode: in Kafka mode the learners join the "
+                "rewards and do not feed challengers"
+            )
+        return exp
+
+    def _commit(self, exp: Experiment, action: str, name: str, settings: Mapping[str, Any],
+                actor: str) -> None:  # fmt: skip
+        engine = self._engine
+        change = PolicyChange(
+            exp.experiment_id,
+            action,
+            name,
+            dict(settings),
+            actor or "anonymous",
+            float(engine.clock()),
+            exp.last_seq,
+        )
+        seq = engine.store.record_policy_change(change)
+        _apply(exp, PolicyChange(**{**change.__dict__, "seq": seq}))
+
+    def add(
+        self,
+        experiment_id: str,
+        name: str,
+        settings: Mapping[str, Any],
+        actor: str = "",
+    ) -> ExperimentInfo:
+        """Add challenger ``name`` with policy ``settings`` (``POLICY_FIELDS``;
+        the others are the experiment's). It learns from the rewards applied
+        from now on."""
+        exp = self._exp(experiment_id)
+        check_name(name)
+        limits = self._engine.limits
+        with exp.lock:
+            ps = exp.policies
+            if name in ps.challengers or name == ps.champion:
+                raise AlreadyExists(f"experiment {experiment_id!r} has a policy named {name!r}")
+            if len(ps.challengers) >= limits.max_challengers:
+                raise ResourceExhausted(
+                    f"experiment {experiment_id!r} has {len(ps.challengers)} challengers; the "
+                    f"limit is max_challengers={limits.max_challengers}"
+                )
+            cfg = challenger_config(exp.cfg, settings)
+            limits.check_experiment(cfg, len(exp.arm_ids))
+            self._commit(exp, "add", name, settings, actor)
+        return self._engine.get_experiment(experiment_id)
+
+    def remove(self, experiment_id: str, name: str, actor: str = "") -> ExperimentInfo:
+        """Remove challenger ``name`` and its state."""
+        exp = self._exp(experiment_id)
+        with exp.lock:
+            self._challenger(exp, name)
+            self._commit(exp, "remove", name, {}, actor)
+        return self._engine.get_experiment(experiment_id)
+
+    def promote(self, experiment_id: str, name: str, actor: str = "") -> ExperimentInfo:
+        """Make challenger ``name`` the champion; the champion becomes a
+        challenger under its name, and both keep their states."""
+        exp = self._exp(experiment_id)
+        with exp.lock:
+            self._challenger(exp, name)
+            previous = exp.policies.champion
+            self._commit(exp, "promote", name, {"previous": previous}, actor)
+        return self._engine.get_experiment(experiment_id)
+
+    def rollback(self, experiment_id: str, actor: str = "") -> ExperimentInfo:
+        """Undo the last promotion (or rollback): its previous champion
+        serves again; the champion becomes a challenger."""
+        exp = self._exp(experiment_id)
+        with exp.lock:
+            changes = self._engine.store.policy_changes(experiment_id)
+            last = next((c for c in reversed(changes) if c.action in ("promote", "rollback")), None)
+            if last is None:
+                raise FailedPrecondition(
+                    f"experiment {experiment_id!r} has no promotion to roll back"
+                )
+            previous = str(last.settings.get("previous", ""))
+            if previous not in exp.policies.challengers:
+                raise FailedPrecondition(
+                    f"the champion before the last promotion, {previous!r}, is no longer a "
+                    f"challenger of experiment {experiment_id!r}"
+                )
+            current = exp.policies.champion
+            self._commit(exp, "rollback", previous, {"previous": current}, actor)
+        return self._engine.get_experiment(experiment_id)
+
+    def report(self, experiment_id: str) -> Report:
+        """Estimates of the champion and each challenger over the window, and
+        the policy changes."""
+        exp = self._engine._exp(experiment_id)
+        changes = self._engine.store.policy_changes(experiment_id)
+        with exp.lock:
+            cfg = exp.cfg
+            return Report(
+                experiment_id,
+                exp.policies.champion,
+                cfg.shadow_rate,
+                cfg.shadow_window,
+                exp.policies.report(cfg),
+                changes,
+            )
+
+    @staticmethod
+    def _challenger(exp: Experiment, name: str) -> None:
+        if name not in exp.policies.challengers:
+            if name == exp.policies.champion:
+                raise FailedPrecondition(f"{name!r} is the champion of {exp.experiment_id!r}")
+            known = sorted(exp.policies.challengers)
+            raise NotFound(
+                f"challenger {name!r} not found in experiment {exp.experiment_id!r} "
+                f"(challengers: {known})"
+            )

@@ -1,0 +1,285 @@
+"""An experiment's policy set: its champion, its challengers, and their
+shadow evaluation (``core.shadow``).
+
+Every policy of the set has a name: the policy an experiment is created
+with is ``INITIAL``; a challenger gets its name when it is added. Only the
+champion serves. Every policy learns from every reward the experiment
+applies, through ``PolicySet.learn_batch`` (the same events, weights and
+decision times as the champion), once.
+
+The set is rebuilt from the store's policy changes (``PolicyChange``: add,
+remove, promote, rollback, in order) and the experiment's snapshot, whose
+state holds the champion's arrays under their own keys (as before
+challengers existed), each challenger's under ``ch.<name>.``, the
+champion's name under ``champion_name`` and the evaluation window under
+``win.``. A challenger added at reward seq ``from_seq`` learns only from
+rewards after it, in replay too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bandit_engine._exceptions import InvalidArgument
+from bandit_engine.core.config import ExperimentConfig
+from bandit_engine.core.ports import PolicyChange
+from bandit_engine.core.shadow import LOGGED, Estimates, Window, estimates, terms
+from bandit_engine.features import ArmFeatures
+from bandit_engine.policies import FloatArray, IntArray, Policy
+
+__all__ = [
+    "INITIAL",
+    "POLICY_FIELDS",
+    "Challenger",
+    "PolicySet",
+    "challenger_config",
+    "check_name",
+    "policy_settings",
+]
+
+#: The name of the policy an experiment is created with.
+INITIAL = "initial"
+#: The settings a challenger may set; the others are the experiment's.
+POLICY_FIELDS = (
+    "policy",
+    "joint_dim",
+    "decay",
+    "half_life_s",
+    "prior_precision",
+    "noise_scale",
+    "exploration",
+    "prior_alpha",
+    "prior_beta",
+    "propensity_draws",
+)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def check_name(name: object) -> str:
+    """A policy name: 1-64 letters, digits, ``_`` and ``-``, not ``INITIAL``'s
+    reserved prefix rules aside; raises naming the value."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidArgument(
+            f"challenger name {name!r} must be 1-64 letters, digits, '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def challenger_config(base: ExperimentConfig, settings: Mapping[str, Any]) -> ExperimentConfig:
+    """The experiment's config with a challenger's policy ``settings``
+    (``POLICY_FIELDS``; the others at their defaults), validated."""
+    unknown = sorted(set(settings) - set(POLICY_FIELDS), key=str)
+    if unknown:
+        raise InvalidArgument(
+            f"challenger settings {unknown!r} unknown; a challenger sets {list(POLICY_FIELDS)}"
+        )
+    data = {k: v for k, v in base.to_dict().items() if k not in POLICY_FIELDS}
+    data.update(settings)
+    return ExperimentConfig.from_dict(data)
+
+
+def policy_settings(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The policy settings of a config (``POLICY_FIELDS``)."""
+    d = cfg.to_dict()
+    return {k: d[k] for k in POLICY_FIELDS}
+
+
+@dataclass
+class Challenger:
+    """A named policy of the set and the config it was built from."""
+
+    name: str
+    cfg: ExperimentConfig
+    policy: Policy
+    #: the last reward seq before it was added: it learns from later ones
+    from_seq: int = 0
+    #: the store seq of the change that added it (0: the experiment's own)
+    added: int = 0
+
+
+@dataclass
+class _Pending:
+    """A shadow decision waiting for its first-slot reward."""
+
+    p: float  # the logged champion propensity of the first-slot arm
+    q: float  # q(x, a) of that arm
+    names: tuple[str, ...]
+    pi: FloatArray  # each challenger's pi(a | x)
+    dm: FloatArray  # each challenger's sum_b pi(b | x) q(x, b)
+
+
+class PolicySet:
+    """The champion's name, the challengers, and their shadow evaluation.
+    The owner (``Experiment``) holds its lock around every call."""
+
+    def __init__(self, cfg: ExperimentConfig, seed: int | None) -> None:
+        self.champion = INITIAL
+        self.challengers: dict[str, Challenger] = {}
+        #: the champion's ``Challenger.from_seq`` and ``added`` (after a promotion)
+        self.champion_from_seq = 0
+        self.champion_added = 0
+        self.window = Window(cfg.shadow_window)
+        self.pending: dict[str, _Pending] = {}
+        key = hashlib.blake2b(cfg.experiment_id.encode(), digest_size=8).digest()
+        # a stream of its own: the served decisions do not depend on the challengers
+        self.rng = np.random.default_rng(
+            None if seed is None else [seed, int.from_bytes(key), 0x5AD0]
+        )
+
+    # ---------------------------------------------------------------- learning
+    def learn_batch(
+        self,
+        arms: IntArray,
+        xs: FloatArray,
+        rewards: FloatArray,
+        times: FloatArray | None,
+        weights: FloatArray | None,
+        seqs: Sequence[int] | None = None,
+    ) -> None:
+        """Apply to every challenger the events the champion was given
+        (``seqs``: their reward seqs in replay, where a challenger skips the
+        ones at or before its ``from_seq``)."""
+        for c in self.challengers.values():
+            if seqs is not None and c.from_seq > 0:
+                keep = np.asarray(seqs, dtype=np.int64) > c.from_seq
+                if not keep.any():
+                    continue
+                if not keep.all():
+                    c.policy.update_batch(
+                        arms[keep],
+                        xs[keep],
+                        rewards[keep],
+                        None if times is None else times[keep],
+                        None if weights is None else weights[keep],
+                    )
+                    continue
+            c.policy.update_batch(arms, xs, rewards, times, weights)
+
+    def add_arm(self, features: ArmFeatures) -> None:
+        for c in self.challengers.values():
+            c.policy.add_arm(features)
+
+    def align(self, n_arms: int, features: Sequence[Mapping[str, Any]], ids: list[str]) -> None:
+        """Give every challenger the experiment's arms it lacks."""
+        for c in self.challengers.values():
+            for slot in range(c.policy.n_arms, n_arms):
+                f = features[slot]
+                c.policy.add_arm(
+                    ArmFeatures.build(ids[slot], f.get("numeric"), f.get("categorical"))
+                )
+
+    # ------------------------------------------------------------------ shadow
+    def shadow(
+        self,
+        cfg: ExperimentConfig,
+        champion: Policy,
+        event_id: str,
+        slots: IntArray,
+        x: FloatArray,
+        first: int,
+        p: float,
+    ) -> None:
+        """Rank in shadow, with probability ``cfg.shadow_rate``: each
+        challenger's first-slot propensities over the candidate ``slots``,
+        kept until the reward of ``first`` (the logged first-slot arm, with
+        logged propensity ``p``) arrives (``complete``)."""
+        if not self.challengers or self.rng.random() >= cfg.shadow_rate:
+            return
+        q = _means(champion, cfg.policy, slots, x)
+        pos = int(np.flatnonzero(slots == first)[0])
+        names = tuple(self.challengers)
+        pi = np.empty(len(names))
+        dm = np.empty(len(names))
+        for i, name in enumerate(names):
+            c = self.challengers[name]
+            draws = c.cfg.propensity_draws
+            probs = np.asarray(
+                c.policy.first_slot_counts(slots, x, draws, self.rng), dtype=np.float64
+            )
+            probs /= draws
+            pi[i] = probs[pos]
+            dm[i] = float(probs @ q)
+        self.pending[event_id] = _Pending(p, float(q[pos]), names, pi, dm)
+
+    def complete(self, event_id: str, reward_norm: float) -> None:
+        """The first-slot reward (in [0, 1]) of a shadow decision: it joins the window."""
+        rec = self.pending.pop(event_id, None)
+        if rec is None:
+            return
+        r = np.array([reward_norm])
+        rows = {LOGGED: terms(np.ones(1), r, r)}
+        for name, pi, dm in zip(rec.names, rec.pi, rec.dm, strict=True):
+            if name in self.challengers:
+                w = np.array([pi / rec.p])
+                rows[name] = terms(w, r, dm + w * (r - rec.q))
+        self.window.add(rows)
+
+    def report(self, cfg: ExperimentConfig) -> list[Estimates]:
+        """The champion's on-policy estimates, then each challenger's."""
+        lo, hi = cfg.reward_min, cfg.reward_max
+        out = [estimates(self.champion, "champion", self.window.total(LOGGED), lo, hi)]
+        for name in self.challengers:
+            out.append(estimates(name, "challenger", self.window.total(name), lo, hi))
+        return out
+
+    # -------------------------------------------------------------------- state
+    def state(self, champion_state: dict[str, np.ndarray], windows: bool) -> dict[str, Any]:
+        """The snapshot state: the champion's arrays, each challenger's under
+        ``ch.<name>.``, the champion's name and (``windows``) the window."""
+        out = dict(champion_state)
+        if not self.challengers and self.champion == INITIAL:
+            return out  # as before challengers existed
+        out["champion_name"] = np.frombuffer(self.champion.encode(), dtype=np.uint8).copy()
+        out[f"added.{self.champion}"] = np.array([self.champion_added], dtype=np.int64)
+        for name, c in self.challengers.items():
+            for k, v in c.policy.state_dict().items():
+                out[f"ch.{name}.{k}"] = v
+            out[f"added.{name}"] = np.array([c.added], dtype=np.int64)
+        if windows:
+            out.update(self.window.state())
+        return out
+
+    def states_by_name(self, state: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+        """The states in a snapshot state of the policies of this set, by
+        name: a policy's state only if the snapshot has it from the same
+        change that added it (a name removed and added again starts over)."""
+        raw = state.get("champion_name")
+        champion = INITIAL if raw is None else bytes(np.asarray(raw, dtype=np.uint8)).decode()
+        found: dict[str, dict[str, np.ndarray]] = {champion: {}}
+        added: dict[str, int] = {}
+        for key, arr in state.items():
+            if key.startswith("ch."):
+                name, _, sub = key[3:].partition(".")
+                found.setdefault(name, {})[sub] = arr
+            elif key.startswith("added."):
+                added[key[6:]] = int(np.asarray(arr)[0])
+            elif not key.startswith("win.") and key not in ("champion_name", "win_pos"):
+                found[champion][key] = arr
+        mine = {n: c.added for n, c in self.challengers.items()}
+        mine[self.champion] = self.champion_added
+        return {n: st for n, st in found.items() if n in mine and added.get(n, 0) == mine[n]}
+
+    def load_windows(self, state: Mapping[str, np.ndarray]) -> None:
+        self.window.load(dict(state), set(self.challengers) | {LOGGED})
+
+
+def _means(policy: Policy, kind: str, slots: IntArray, x: FloatArray) -> FloatArray:
+    """The champion's posterior mean reward of each candidate at ``x``, in
+    [0, 1] (logistic scores are logits)."""
+    q = np.empty(slots.shape[0])
+    for i, s in enumerate(slots.tolist()):
+        q[i] = policy.posterior(s, x)[0]
+    if kind == "logistic_ts":
+        q = 1.0 / (1.0 + np.exp(-q))
+    return np.clip(q, 0.0, 1.0)
+
+
+def changes_for(changes: Sequence[PolicyChange], experiment_id: str) -> list[PolicyChange]:
+    return [c for c in changes if c.experiment_id == experiment_id]
