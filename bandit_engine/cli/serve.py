@@ -53,6 +53,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from bandit_engine.server.security import TLSConfig, load_tokens
 
     kafka = kafka_settings(args)
+    token_names: dict[str, str] = {}
     settings = ServerSettings(
         host=args.host,
         port=args.port,
@@ -66,7 +67,8 @@ def run_serve(args: argparse.Namespace) -> int:
         kafka=kafka,
         learner=not args.no_learner,
         refresh_interval=args.refresh_interval,
-        tokens=load_tokens(args.auth_tokens),
+        tokens=load_tokens(args.auth_tokens, names=token_names),
+        token_names=token_names,
         tls=TLSConfig(
             Path(args.tls_cert),
             Path(args.tls_key),
@@ -174,7 +176,8 @@ def add_serve(sub: Any) -> None:
     s.add_argument(
         "--auth-tokens",
         metavar="FILE",
-        help="bearer tokens, 'TOKEN SCOPE[,SCOPE]' per line (scopes: serve, admin, metrics); "
+        help="bearer tokens, 'TOKEN SCOPE[,SCOPE] [NAME]' per line (scopes: serve, admin, "
+        "metrics; NAME: who admin changes are recorded under); "
         "env BANDIT_AUTH_TOKENS_FILE or BANDIT_AUTH_TOKENS; default: no auth",
     )
     s.add_argument("--tls-cert", metavar="PEM", help="server certificate (turns TLS on)")

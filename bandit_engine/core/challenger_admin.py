@@ -27,6 +27,7 @@ from bandit_engine._exceptions import (
 from bandit_engine.core.challengers import challenger_config, check_name
 from bandit_engine.core.experiment import Experiment
 from bandit_engine.core.ports import PolicyChange
+from bandit_engine.core.shadow import Estimates
 from bandit_engine.core.types import ExperimentInfo, Report
 
 if TYPE_CHECKING:
@@ -166,6 +167,12 @@ class ChallengerAdmin:
                 exp.policies.report(cfg),
                 changes,
             )
+
+    def estimates(self, experiment_id: str) -> list[Estimates]:
+        """``report``'s estimates alone (no store read: for scrapes)."""
+        exp = self._engine._exp(experiment_id)
+        with exp.lock:
+            return exp.policies.report(exp.cfg)
 
     @staticmethod
     def _challenger(exp: Experiment, name: str) -> None:

@@ -113,8 +113,7 @@ class Engine:
             log_retention=log_retention,
             prune_interval=prune_interval,
         )
-        #: challengers, promotion and their report (``core.challenger_admin``)
-        self.challengers = ChallengerAdmin(self)
+        self.challengers = ChallengerAdmin(self)  #: challengers, promotion, report
         loaded, self._broken = recovery.load_all(
             store, self.limits, seed, replay=self.embedded, journal_block_rows=journal_block_rows
         )
@@ -191,18 +190,7 @@ class Engine:
             counters["rewards_unknown"] = counts.get(("", "rewards_unknown"), 0)
         else:
             counters = self._learner_counters(exp.experiment_id)
-        with exp.lock:
-            ps = exp.policies
-            rivals = tuple((n, c.cfg) for n, c in ps.challengers.items())
-            return ExperimentInfo(
-                exp.cfg,
-                sum(exp.active),
-                len(exp.active),
-                exp.version,
-                counters,
-                ps.champion,
-                rivals,
-            )
+        return exp.info(counters)
 
     def _counters(self, only: Experiment | None) -> dict[tuple[str, str], int]:
         """Embedded mode: the store's counters (of ``only`` and of no
@@ -336,8 +324,7 @@ class Engine:
             deadline = now + exp.cfg.reward_window_s
             arm_ids = exp.names(shown)
             if embedded:
-                if exp.policies.challengers:  # ranked in shadow (a share of them)
-                    exp.policies.shadow(exp.cfg, exp.policy, event_id, slots, x, shown[0], props[0])
+                exp.shadow(event_id, slots, x, shown, props)  # the challengers, sampled
                 j.put(x, shown, scores, props, now, deadline, version, prefix)
                 j.commit(event_id, tuple(candidates))
                 return Decision(event_id, arm_ids, scores, props, version, kind, prefix)

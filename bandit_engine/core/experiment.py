@@ -16,7 +16,7 @@ from bandit_engine.core.config import ExperimentConfig, Limits, check_id
 from bandit_engine.core.journal import BLOCK_ROWS, Journal
 from bandit_engine.core.ports import ArmRow
 from bandit_engine.core.shadow import LOGGED
-from bandit_engine.core.types import ArmInfo, Context
+from bandit_engine.core.types import ArmInfo, Context, ExperimentInfo
 from bandit_engine.features import ArmFeatures, FeatureSpace
 from bandit_engine.policies import MAX_ABS_FEATURE, FloatArray, IntArray, Policy
 
@@ -210,6 +210,25 @@ class Experiment:
         self.cfg, self.policy = new.cfg, new.policy
         ps.window.drop(name)  # its estimates were of it as a challenger
         ps.window.drop(LOGGED)  # the logged rewards start over with the new champion
+
+    def shadow(
+        self, event_id: str, slots: IntArray, x: FloatArray, shown: IntArray, props: FloatArray
+    ) -> None:
+        """Let the challengers rank decision ``event_id`` in shadow (a
+        ``shadow_rate`` share of decisions; ``PolicySet.shadow``)."""
+        if self.policies.challengers:
+            first, p = int(shown[0]), float(props[0])
+            self.policies.shadow(self.cfg, self.policy, event_id, slots, x, first, p)
+
+    def info(self, counters: dict[str, int]) -> ExperimentInfo:
+        """The experiment's summary with ``counters``."""
+        with self.lock:
+            ps = self.policies
+            rivals = tuple((n, c.cfg) for n, c in ps.challengers.items())
+            n_active = sum(self.active)
+            return ExperimentInfo(
+                self.cfg, n_active, len(self.active), self.version, counters, ps.champion, rivals
+            )
 
     def names(self, slots: IntArray) -> tuple[str, ...]:
         ids = self.arm_ids
