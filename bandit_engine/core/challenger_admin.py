@@ -168,6 +168,15 @@ class ChallengerAdmin:
                 changes,
             )
 
+    def posterior_state(self, experiment_id: str, name: str) -> dict[str, Any]:
+        """A copy of policy ``name``'s posterior state (champion or challenger)."""
+        exp = self._engine._exp(experiment_id)
+        with exp.lock:
+            if name == exp.policies.champion:
+                return exp.policy.state_dict()
+            self._challenger(exp, name)
+            return exp.policies.challengers[name].policy.state_dict()
+
     def estimates(self, experiment_id: str) -> list[Estimates]:
         """``report``'s estimates alone (no store read: for scrapes)."""
         exp = self._engine._exp(experiment_id)

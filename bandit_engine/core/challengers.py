@@ -41,6 +41,7 @@ __all__ = [
     "challenger_config",
     "check_name",
     "policy_settings",
+    "update_after",
 ]
 
 #: The name of the policy an experiment is created with.
@@ -62,8 +63,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 def check_name(name: object) -> str:
-    """A policy name: 1-64 letters, digits, ``_`` and ``-``, not ``INITIAL``'s
-    reserved prefix rules aside; raises naming the value."""
+    """A policy name: 1-64 letters, digits, ``_`` and ``-``, starting with a
+    letter or digit; raises naming the value."""
     if not isinstance(name, str) or not _NAME.match(name):
         raise InvalidArgument(
             f"challenger name {name!r} must be 1-64 letters, digits, '_' or '-', "
@@ -147,24 +148,13 @@ class PolicySet:
         (``seqs``: their reward seqs in replay, where a challenger skips the
         ones at or before its ``from_seq``)."""
         for c in self.challengers.values():
-            if seqs is not None and c.from_seq > 0:
-                keep = np.asarray(seqs, dtype=np.int64) > c.from_seq
-                if not keep.any():
-                    continue
-                if not keep.all():
-                    c.policy.update_batch(
-                        arms[keep],
-                        xs[keep],
-                        rewards[keep],
-                        None if times is None else times[keep],
-                        None if weights is None else weights[keep],
-                    )
-                    continue
-            c.policy.update_batch(arms, xs, rewards, times, weights)
+            update_after(c.policy, c.from_seq, arms, xs, rewards, times, weights, seqs)
 
-    def add_arm(self, features: ArmFeatures) -> None:
+    def add_arm(self, features: ArmFeatures, slot: int) -> None:
+        """Arm ``slot``, new to the champion, to the challengers that lack it."""
         for c in self.challengers.values():
-            c.policy.add_arm(features)
+            if c.policy.n_arms == slot:
+                c.policy.add_arm(features)
 
     def align(self, n_arms: int, features: Sequence[Mapping[str, Any]], ids: list[str]) -> None:
         """Give every challenger the experiment's arms it lacks."""
@@ -191,6 +181,8 @@ class PolicySet:
         kept until the reward of ``first`` (the logged first-slot arm, with
         logged propensity ``p``) arrives (``complete``)."""
         if not self.challengers or self.rng.random() >= cfg.shadow_rate:
+            return
+        if not (0.0 < p <= 1.0):  # no behaviour probability to weigh by
             return
         q = _means(champion, cfg.policy, slots, x)
         pos = int(np.flatnonzero(slots == first)[0])
@@ -268,6 +260,33 @@ class PolicySet:
 
     def load_windows(self, state: Mapping[str, np.ndarray]) -> None:
         self.window.load(dict(state), set(self.challengers) | {LOGGED})
+
+
+def update_after(
+    policy: Policy,
+    from_seq: int,
+    arms: IntArray,
+    xs: FloatArray,
+    rewards: FloatArray,
+    times: FloatArray | None,
+    weights: FloatArray | None,
+    seqs: Sequence[int] | None,
+) -> None:
+    """``policy.update_batch`` with the events whose seq is past ``from_seq``
+    (all of them without ``seqs``: live rewards are all newer)."""
+    if seqs is not None and from_seq > 0:
+        keep = np.asarray(seqs, dtype=np.int64) > from_seq
+        if not keep.all():
+            if keep.any():
+                policy.update_batch(
+                    arms[keep],
+                    xs[keep],
+                    rewards[keep],
+                    None if times is None else times[keep],
+                    None if weights is None else weights[keep],
+                )
+            return
+    policy.update_batch(arms, xs, rewards, times, weights)
 
 
 def _means(policy: Policy, kind: str, slots: IntArray, x: FloatArray) -> FloatArray:

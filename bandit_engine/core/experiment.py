@@ -11,7 +11,7 @@ import numpy as np
 
 from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument, NotFound
-from bandit_engine.core.challengers import Challenger, PolicySet
+from bandit_engine.core.challengers import Challenger, PolicySet, update_after
 from bandit_engine.core.config import ExperimentConfig, Limits, check_id
 from bandit_engine.core.journal import BLOCK_ROWS, Journal
 from bandit_engine.core.ports import ArmRow
@@ -76,7 +76,7 @@ class Experiment:
     def add_arm(self, arm_id: str, features: dict[str, Any], active: bool = True) -> int:
         af = ArmFeatures.build(arm_id, features.get("numeric"), features.get("categorical"))
         slot = self.policy.add_arm(af)
-        self.policies.add_arm(af)
+        self.policies.add_arm(af, slot)
         self.arm_ids.append(arm_id)
         self.slots[arm_id] = slot
         self.active.append(active)
@@ -175,9 +175,14 @@ class Experiment:
         seqs: Sequence[int] | None = None,
     ) -> None:
         """Apply events to the champion and, the same, to every challenger."""
-        self.policy.update_batch(arms, xs, rewards, times, weights)
-        if self.policies.challengers:
+        ps = self.policies
+        update_after(self.policy, ps.champion_from_seq, arms, xs, rewards, times, weights, seqs)
+        if ps.challengers:
             self.policies.learn_batch(arms, xs, rewards, times, weights, seqs)
+
+    def all_policies(self) -> list[Policy]:
+        """The champion's policy, then the challengers'."""
+        return [self.policy, *(c.policy for c in self.policies.challengers.values())]
 
     def state_dict(self, windows: bool = True) -> dict[str, Any]:
         """The snapshot state: every policy's (``PolicySet.state``)."""

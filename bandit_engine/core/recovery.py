@@ -132,7 +132,9 @@ def load_experiment(
             [r.seq or 0 for r in rewards],
         )
         exp.last_seq = rewards[-1].seq or exp.last_seq
-    exp.applied = int(exp.policy.state_dict()["pulls"].sum())
+    # the rewards applied: the pulls of the policy that saw them all (a
+    # challenger added later, and promoted, saw fewer)
+    exp.applied = max(int(p.state_dict()["pulls"].sum()) for p in exp.all_policies())
     exp.snapshot_version = exp.version if not rewards else -1
     log.info(
         "loaded experiment %s: %d arms, snapshot seq %d, %d rewards replayed",
