@@ -271,10 +271,23 @@ class _Log:
         pass
 
 
-def test_kafka_mode_refuses_challengers(tmp_path: Path) -> None:
-    e = engine(SQLiteStore(tmp_path / "s.db"), event_log=_Log())
-    create(e)
-    with pytest.raises(FailedPrecondition, match="embedded mode"):
-        e.challengers.add("exp", "lin", {"policy": "lin_ts_disjoint"})
-    assert e.challengers.report("exp").changes == []
-    e.close()
+def test_kafka_mode_servers_follow_changes_at_their_refresh(tmp_path: Path) -> None:
+    """Kafka mode: a change made on one server is stored; another server
+    applies it at its next refresh, a promotion included."""
+    path = tmp_path / "s.db"
+    a = engine(SQLiteStore(path), event_log=_Log())
+    create(a)
+    b = engine(SQLiteStore(path), event_log=_Log())
+    assert b.get_experiment("exp").challengers == ()
+    a.challengers.add("exp", "lin", {"policy": "lin_ts_disjoint"}, actor="alice")
+    assert b.refresh() == 1
+    assert [n for n, _ in b.get_experiment("exp").challengers] == ["lin"]
+    assert b.refresh() == 0
+    a.challengers.promote("exp", "lin", actor="bob")
+    assert b.refresh() == 1
+    info = b.get_experiment("exp")
+    assert info.champion == "lin" and info.config.policy == "lin_ts_disjoint"
+    assert b.recommend("exp", Context(dense=[1.0, 0.0, 0.0])).arm_ids[0] in ARMS
+    assert [c.actor for c in b.challengers.report("exp").changes] == ["alice", "bob"]
+    a.close()
+    b.close()

@@ -8,9 +8,12 @@ then stored as a ``PolicyChange`` with who made it and when, then applied
 in memory, under the experiment's lock. ``replay_changes`` applies the
 stored changes when an experiment is loaded.
 
-Challengers learn in embedded mode, where this process joins the rewards.
-In Kafka mode the learners join them and do not feed challengers: the
-operations answer FAILED_PRECONDITION there.
+In Kafka mode the change is stored in MySQL and applied here at once; the
+other servers apply it at their next refresh (``recovery.refresh``) and the
+learners before their next commit (``stream.learner.models``), which feed
+the challengers from then on. Shadow estimates are embedded mode's only:
+in Kafka mode the rewards are joined by the learners, which do not see the
+servers' shadow rankings, and the report's estimates stay empty.
 """
 
 from __future__ import annotations
@@ -36,23 +39,16 @@ if TYPE_CHECKING:
 __all__ = ["ChallengerAdmin", "replay_changes"]
 
 
-def replay_changes(exp: Experiment, changes: Sequence[PolicyChange]) -> None:
-    """Apply an experiment's stored policy changes, in order, to a freshly
-    built experiment (policies at their priors; states come from the snapshot)."""
+def replay_changes(exp: Experiment, changes: Sequence[PolicyChange]) -> int:
+    """Apply an experiment's stored policy changes that are newer than the
+    last one applied, in order (policies at their priors: states come from
+    the snapshot); how many."""
+    n = 0
     for ch in changes:
-        _apply(exp, ch)
-
-
-def _apply(exp: Experiment, ch: PolicyChange) -> None:
-    if ch.action == "add":
-        exp.add_challenger(ch.name, challenger_config(exp.cfg, ch.settings), ch.from_seq, ch.seq)
-    elif ch.action == "remove":
-        exp.policies.challengers.pop(ch.name, None)
-        exp.policies.window.drop(ch.name)
-    elif ch.action in ("promote", "rollback"):
-        exp.promote(ch.name)
-    else:
-        raise ValueError(f"unknown policy change {ch.action!r} (seq {ch.seq})")
+        if ch.seq > exp.policies.last_change:
+            exp.apply_change(ch)
+            n += 1
+    return n
 
 
 class ChallengerAdmin:
@@ -62,14 +58,7 @@ class ChallengerAdmin:
         self._engine = engine
 
     def _exp(self, experiment_id: str) -> Experiment:
-        engine = self._engine
-        exp = engine._exp(experiment_id)
-        if not engine.embedded:
-            raise FailedPrecondition(
-                "challengers need embedded mode: in Kafka mode the learners join the "
-                "rewards and do not feed challengers"
-            )
-        return exp
+        return self._engine._exp(experiment_id)
 
     def _commit(self, exp: Experiment, action: str, name: str, settings: Mapping[str, Any],
                 actor: str) -> None:  # fmt: skip
@@ -84,7 +73,7 @@ class ChallengerAdmin:
             exp.last_seq,
         )
         seq = engine.store.record_policy_change(change)
-        _apply(exp, PolicyChange(**{**change.__dict__, "seq": seq}))
+        exp.apply_change(PolicyChange(**{**change.__dict__, "seq": seq}))
 
     def add(
         self,

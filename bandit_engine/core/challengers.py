@@ -126,6 +126,8 @@ class PolicySet:
         #: the champion's ``Challenger.from_seq`` and ``added`` (after a promotion)
         self.champion_from_seq = 0
         self.champion_added = 0
+        #: the seq of the last stored change applied
+        self.last_change = 0
         self.window = Window(cfg.shadow_window)
         self.pending: dict[str, _Pending] = {}
         key = hashlib.blake2b(cfg.experiment_id.encode(), digest_size=8).digest()
@@ -164,6 +166,40 @@ class PolicySet:
                 c.policy.add_arm(
                     ArmFeatures.build(ids[slot], f.get("numeric"), f.get("categorical"))
                 )
+
+    # ------------------------------------------------------------------ changes
+    def apply(
+        self, ch: PolicyChange, cfg: ExperimentConfig, policy: Policy
+    ) -> tuple[ExperimentConfig, Policy]:
+        """Apply a stored change to the set whose champion has ``cfg`` and
+        ``policy``; the champion's config and policy after it (another's
+        after a promotion). A new challenger starts at its prior, with no arms."""
+        if ch.action == "add":
+            ccfg = challenger_config(cfg, ch.settings)
+            self.challengers[ch.name] = Challenger(
+                ch.name, ccfg, ccfg.make_policy(), ch.from_seq, ch.seq
+            )
+        elif ch.action == "remove":
+            self.challengers.pop(ch.name, None)
+            self.window.drop(ch.name)
+        elif ch.action in ("promote", "rollback"):
+            new = self.challengers.pop(ch.name)
+            old = Challenger(
+                self.champion, cfg, policy, self.champion_from_seq, self.champion_added
+            )
+            self.challengers[old.name] = old
+            self.champion, self.champion_from_seq, self.champion_added = (
+                ch.name,
+                new.from_seq,
+                new.added,
+            )
+            self.window.drop(ch.name)  # its estimates were of it as a challenger
+            self.window.drop(LOGGED)  # the logged rewards start over with the new champion
+            cfg, policy = new.cfg, new.policy
+        else:
+            raise ValueError(f"unknown policy change {ch.action!r} (seq {ch.seq})")
+        self.last_change = max(self.last_change, ch.seq)
+        return cfg, policy
 
     # ------------------------------------------------------------------ shadow
     def shadow(
@@ -258,7 +294,16 @@ class PolicySet:
         mine[self.champion] = self.champion_added
         return {n: st for n, st in found.items() if n in mine and added.get(n, 0) == mine[n]}
 
-    def load_windows(self, state: Mapping[str, np.ndarray]) -> None:
+    def load_state(self, champion: Policy, state: Mapping[str, np.ndarray]) -> None:
+        """Load a snapshot's states into ``champion`` and the challengers, by
+        name (``states_by_name``), and its window; a policy the snapshot
+        does not have keeps its state."""
+        by_name = self.states_by_name(state)
+        if self.champion in by_name:
+            champion.load_state_dict(by_name[self.champion])
+        for name, c in self.challengers.items():
+            if name in by_name:
+                c.policy.load_state_dict(by_name[name])
         self.window.load(dict(state), set(self.challengers) | {LOGGED})
 
 

@@ -11,11 +11,10 @@ import numpy as np
 
 from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument, NotFound
-from bandit_engine.core.challengers import Challenger, PolicySet, update_after
+from bandit_engine.core.challengers import PolicySet, update_after
 from bandit_engine.core.config import ExperimentConfig, Limits, check_id
 from bandit_engine.core.journal import BLOCK_ROWS, Journal
-from bandit_engine.core.ports import ArmRow
-from bandit_engine.core.shadow import LOGGED
+from bandit_engine.core.ports import ArmRow, PolicyChange
 from bandit_engine.core.types import ArmInfo, Context, ExperimentInfo
 from bandit_engine.features import ArmFeatures, FeatureSpace
 from bandit_engine.policies import MAX_ABS_FEATURE, FloatArray, IntArray, Policy
@@ -189,32 +188,15 @@ class Experiment:
         return self.policies.state(self.policy.state_dict(), windows)
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        """Load a snapshot's policies by name (``PolicySet.states_by_name``);
-        a policy it does not have starts from its prior."""
-        by_name = self.policies.states_by_name(state)
-        if self.policies.champion in by_name:
-            self.policy.load_state_dict(by_name[self.policies.champion])
-        for name, c in self.policies.challengers.items():
-            if name in by_name:
-                c.policy.load_state_dict(by_name[name])
-        self.policies.load_windows(state)
+        """Load a snapshot's policies by name (``PolicySet.load_state``); a
+        policy it does not have starts from its prior."""
+        self.policies.load_state(self.policy, state)
 
-    def add_challenger(self, name: str, cfg: ExperimentConfig, from_seq: int, added: int) -> None:
-        policy = cfg.make_policy()
-        self.policies.challengers[name] = Challenger(name, cfg, policy, from_seq, added)
+    def apply_change(self, change: PolicyChange) -> None:
+        """Apply a stored policy change (``PolicySet.apply``) and give a new
+        challenger the arms."""
+        self.cfg, self.policy = self.policies.apply(change, self.cfg, self.policy)
         self.policies.align(len(self.arm_ids), self.features, self.arm_ids)
-
-    def promote(self, name: str) -> None:
-        """Make challenger ``name`` the champion; the champion becomes a challenger."""
-        ps = self.policies
-        new = ps.challengers.pop(name)
-        ps.challengers[ps.champion] = Challenger(
-            ps.champion, self.cfg, self.policy, ps.champion_from_seq, ps.champion_added
-        )
-        ps.champion, ps.champion_from_seq, ps.champion_added = name, new.from_seq, new.added
-        self.cfg, self.policy = new.cfg, new.policy
-        ps.window.drop(name)  # its estimates were of it as a challenger
-        ps.window.drop(LOGGED)  # the logged rewards start over with the new champion
 
     def shadow(
         self, event_id: str, slots: IntArray, x: FloatArray, shown: IntArray, props: FloatArray

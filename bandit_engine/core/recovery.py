@@ -29,7 +29,7 @@ from bandit_engine.core.config import ExperimentConfig, Limits
 from bandit_engine.core.event_ids import decision_times
 from bandit_engine.core.experiment import Experiment
 from bandit_engine.core.journal import BLOCK_ROWS
-from bandit_engine.core.ports import REWARD_COUNTERS, RewardRow, Snapshot, Store
+from bandit_engine.core.ports import REWARD_COUNTERS, PolicyChange, RewardRow, Snapshot, Store
 from bandit_engine.core.types import COUNTER_NAMES
 
 log = logging.getLogger(__name__)
@@ -195,12 +195,18 @@ def refresh(
     """Pick up experiments, arms and posteriors written by others (Kafka mode).
 
     Returns how many experiments changed. A posterior is reloaded only when
-    its snapshot version moved. A new experiment that cannot be loaded is
-    put in ``broken`` with its reason (and tried again on the next call).
+    its snapshot version moved, or a policy change (``core.challenger_admin``)
+    was stored: changes are applied in their order, so that every server
+    serves the champion the store names within one refresh. A new
+    experiment that cannot be loaded is put in ``broken`` with its reason
+    (and tried again on the next call).
     """
     versions = store.snapshot_versions()
     changed = 0
     broken = {} if broken is None else broken
+    policy_changes: dict[str, list[PolicyChange]] = {}
+    for ch in store.policy_changes():
+        policy_changes.setdefault(ch.experiment_id, []).append(ch)
     for exp_id, cfg_dict, arm_changes in store.load_experiments():
         exp = exps.get(exp_id)
         if exp is None:
@@ -214,13 +220,17 @@ def refresh(
                 changed += 1
             continue
         v = versions.get(exp_id, 0)
-        if v == exp.last_seq and arm_changes == exp.arm_changes:
+        mine = policy_changes.get(exp_id, [])
+        new_changes = bool(mine) and mine[-1].seq > exp.policies.last_change
+        if v == exp.last_seq and arm_changes == exp.arm_changes and not new_changes:
             continue
-        snap = store.load_snapshot(exp_id) if v != exp.last_seq else None
+        # after a policy change the snapshot is read again: it has the states by name
+        snap = store.load_snapshot(exp_id) if v != exp.last_seq or new_changes else None
         rows = store.load_arms(exp_id)
         with exp.lock:
+            replay_changes(exp, mine)  # a promotion switches the serving policy here
             if snap is not None:
-                exp.policy.load_state_dict(snap.state)
+                exp.load_state(snap.state)
                 exp.last_seq = snap.last_seq
                 exp.trim_arms()
             exp.sync_arms(rows, arm_changes)
