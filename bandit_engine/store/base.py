@@ -117,6 +117,10 @@ class LearnerStore(Protocol):
         """The stored posterior of one experiment, or None."""
         ...
 
+    def policy_changes(self, experiment_id: str | None = None) -> list[PolicyChange]:
+        """Stored changes of experiments' policy sets, in order (``Store.policy_changes``)."""
+        ...
+
     def learner_offsets(self, group_id: str) -> dict[int, LearnerOffsets]:
         """The committed positions of a consumer group, by partition number."""
         ...
