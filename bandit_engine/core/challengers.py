@@ -32,6 +32,7 @@ from bandit_engine.core.ports import PolicyChange
 from bandit_engine.core.shadow import LOGGED, Estimates, Window, estimates, terms
 from bandit_engine.features import ArmFeatures
 from bandit_engine.policies import FloatArray, IntArray, Policy
+from bandit_engine.policies.gaussian import PerArmGaussian
 
 __all__ = [
     "INITIAL",
@@ -221,19 +222,15 @@ class PolicySet:
         if not (0.0 < p <= 1.0):  # no behaviour probability to weigh by
             return
         q = _means(champion, cfg.policy, slots, x)
-        pos = int(np.flatnonzero(slots == first)[0])
+        pos = slots.tolist().index(first)
         names = tuple(self.challengers)
         pi = np.empty(len(names))
         dm = np.empty(len(names))
-        for i, name in enumerate(names):
-            c = self.challengers[name]
+        for i, c in enumerate(self.challengers.values()):
             draws = c.cfg.propensity_draws
-            probs = np.asarray(
-                c.policy.first_slot_counts(slots, x, draws, self.rng), dtype=np.float64
-            )
-            probs /= draws
-            pi[i] = probs[pos]
-            dm[i] = float(probs @ q)
+            counts = c.policy.first_slot_counts(slots, x, draws, self.rng)
+            pi[i] = counts[pos] / draws
+            dm[i] = float(counts @ q) / draws
         self.pending[event_id] = _Pending(p, float(q[pos]), names, pi, dm)
 
     def complete(self, event_id: str, reward_norm: float) -> None:
@@ -337,13 +334,10 @@ def update_after(
 def _means(policy: Policy, kind: str, slots: IntArray, x: FloatArray) -> FloatArray:
     """The champion's posterior mean reward of each candidate at ``x``, in
     [0, 1] (logistic scores are logits)."""
-    q = np.empty(slots.shape[0])
-    for i, s in enumerate(slots.tolist()):
-        q[i] = policy.posterior(s, x)[0]
+    if isinstance(policy, PerArmGaussian):  # one kernel call for every candidate
+        q = policy.mean_std(slots, x)[0]
+    else:
+        q = np.array([policy.posterior(s, x)[0] for s in slots.tolist()])
     if kind == "logistic_ts":
         q = 1.0 / (1.0 + np.exp(-q))
-    return np.clip(q, 0.0, 1.0)
-
-
-def changes_for(changes: Sequence[PolicyChange], experiment_id: str) -> list[PolicyChange]:
-    return [c for c in changes if c.experiment_id == experiment_id]
+    return np.minimum(np.maximum(q, 0.0), 1.0)
