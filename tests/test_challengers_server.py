@@ -12,6 +12,7 @@ import grpc
 import pytest
 from serverutil import make_experiment, start_server
 
+from bandit_engine import InvalidArgument
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
 from bandit_engine.cli.challengers import format_report
@@ -135,3 +136,16 @@ def test_report_rpc_without_auth_and_unknown_experiment(tmp_path: Path) -> None:
         assert exp.challengers[0].name == "b" and rep.changes[0].actor == "anonymous"
     finally:
         r.stop()
+
+
+def test_token_names_from_a_file(tmp_path: Path) -> None:
+    f = tmp_path / "tokens"
+    f.write_text(f"{ADMIN} admin name=carol@example.org\n{OTHER} serve\n")
+    names: dict[str, str] = {}
+    assert load_tokens(f, env={}, names=names) == {ADMIN: {"admin"}, OTHER: {"serve"}}
+    assert names == {ADMIN: "carol@example.org"}
+    f.write_text(f"{ADMIN} admin name=\n")
+    with pytest.raises(InvalidArgument, match="token name ''"):
+        load_tokens(f, env={})
+    with pytest.raises(InvalidArgument, match="token name 'a b'"):
+        load_tokens(env={"BANDIT_AUTH_TOKENS": f"{ADMIN}:admin@a b"})

@@ -176,8 +176,8 @@ def add_serve(sub: Any) -> None:
     s.add_argument(
         "--auth-tokens",
         metavar="FILE",
-        help="bearer tokens, 'TOKEN SCOPE[,SCOPE] [NAME]' per line (scopes: serve, admin, "
-        "metrics; NAME: who admin changes are recorded under); "
+        help="bearer tokens, 'TOKEN SCOPE[,SCOPE] [name=NAME]' per line (scopes: serve, "
+        "admin, metrics; NAME: who admin changes are recorded under); "
         "env BANDIT_AUTH_TOKENS_FILE or BANDIT_AUTH_TOKENS; default: no auth",
     )
     s.add_argument("--tls-cert", metavar="PEM", help="server certificate (turns TLS on)")

@@ -11,7 +11,7 @@ logged.
 
 Where tokens come from (first found wins):
 ``--auth-tokens FILE`` or ``BANDIT_AUTH_TOKENS_FILE`` (one ``TOKEN SCOPE[,SCOPE]
-[NAME]`` per line, ``#`` comments), or ``BANDIT_AUTH_TOKENS``
+[name=NAME]`` per line, ``#`` comments), or ``BANDIT_AUTH_TOKENS``
 (``TOKEN:SCOPE[,SCOPE][@NAME]`` entries separated by ``;``). A token's NAME
 (1-128 letters, digits and ``._@+-``) is who the policy changes it makes are
 recorded under (``caller_name``); a token without one is recorded as
@@ -121,11 +121,11 @@ def load_tokens(
             if not line:
                 continue
             parts = line.split()
-            if len(parts) == 3:
-                names[parts[0]] = _check_token_name(parts.pop(), f"{path}:{n}")
+            if len(parts) == 3 and parts[2].startswith("name="):
+                names[parts[0]] = _check_token_name(parts.pop()[5:], f"{path}:{n}")
             if len(parts) != 2:
                 raise InvalidArgument(
-                    f"{path}:{n}: expected 'TOKEN SCOPE[,SCOPE] [NAME]' ({len(parts)} fields; "
+                    f"{path}:{n}: expected 'TOKEN SCOPE[,SCOPE] [name=NAME]' ({len(parts)} fields; "
                     "the line is not shown, as it may hold a token)"
                 )
             if parts[0] in SCOPES and parts[1] not in SCOPES:
