@@ -49,7 +49,7 @@ def test_kafka_mode_challengers_learn_once_and_promotion_reaches_every_server(
     store = MySQLStore(mysql_dsn)
     try:
         spec = pb.ExperimentSpec(experiment_id="k", policy=pb.BETA_TS, dim=4, dense_dim=3,
-                                 half_life_seconds=0)  # fmt: skip
+                                 half_life_seconds=0, shadow_rate=1.0)  # fmt: skip
         sa.CreateExperiment(pb.CreateExperimentRequest(spec=spec))
         arms = ["a", "b", "c"]
         sa.AddArms(pb.AddArmsRequest(experiment_id="k", arms=[pb.ArmSpec(arm_id=x) for x in arms]))
@@ -79,6 +79,18 @@ def test_kafka_mode_challengers_learn_once_and_promotion_reaches_every_server(
         np.testing.assert_array_equal(snap.state["ch.twin.beta"], snap.state["beta"])
         assert int(snap.state["pulls"].sum()) == 40
         assert int(snap.state["ch.lin.pulls"].sum()) == 40
+        # every decision was ranked in shadow on the server and joined by the
+        # learner: the estimates reach the servers with the snapshot
+        wait_for(
+            lambda: sb.GetReport(pb.GetReportRequest(experiment_id="k")).estimates[1].n == 40,
+            10 * REFRESH,
+            "the estimates to reach the other server",
+        )
+        rep = {e.name: e for e in sb.GetReport(pb.GetReportRequest(experiment_id="k")).estimates}
+        assert rep["initial"].n == 40 and rep["lin"].n == 40 and rep["twin"].n == 40
+        champion_mean = float(snap.state["reward_sum"].sum()) / 40
+        assert rep["initial"].ips.value == champion_mean  # the logged first-slot rewards
+        assert rep["twin"].ess > 0 and rep["lin"].snips.HasField("low")
         t0 = time.monotonic()
         sa.PromoteChallenger(pb.PromoteChallengerRequest(experiment_id="k", name="lin"))
         wait_for(

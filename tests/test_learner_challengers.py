@@ -1,23 +1,27 @@
 """Kafka mode's learner feeds challengers: across crashes, failed commits
 and any interleaving of the two logs, a challenger with the champion's
-settings ends with the champion's state (the same events, once each), and a
-challenger added while the learner runs learns from its next commit on."""
+settings ends with the champion's state (the same events, once each), a
+challenger added while the learner runs learns from its next commit on, and
+the shadow rankings the decision records carry join the window once."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from learner_world import T0, Run, World, seeded_store
+from learner_world import T0, Run, World, record, seeded_store
 from test_learner_replay import STEP, worlds
 
 from bandit_engine import ExperimentConfig
-from bandit_engine.core.challengers import policy_settings
+from bandit_engine.core.challengers import ShadowRecord, policy_settings
 from bandit_engine.store import PolicyChange
+from bandit_engine.stream import decode_decision, encode_decision
 
 CFG = ExperimentConfig("e", policy="lin_ts_disjoint", dim=2, reward_window_s=1e6)
 
@@ -96,3 +100,42 @@ def test_a_challenger_added_while_running_learns_from_then_on(
         # by time within a day of decisions)
         n = int(b["pulls"].sum())
         assert float(b["alpha"].sum() + b["beta"].sum()) == pytest.approx(2 * len(b["pulls"]) + n)
+
+
+def with_shadow(world: World) -> World:
+    """The same world, every decision record carrying a shadow ranking by ``twin``."""
+    rec = ShadowRecord(0.5, 0.25, ("twin",), np.array([0.5]), np.array([0.3]))
+    out = copy.copy(world)
+    out.decisions = []
+    for r in world.decisions:
+        row = dataclasses.replace(decode_decision(r.value), shadow=rec)
+        out.decisions.append(record("d", r.offset, encode_decision(row), r.key, r.timestamp))
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds(), st.lists(STEP, max_size=30))
+def test_shadow_rankings_join_the_window_once(world: World, steps: list[Any]) -> None:
+    """Across crashes, failed commits and interleavings, the window counts each
+    decision whose first shown arm got its reward once, for the challenger
+    and for the champion."""
+    world = with_shadow(world)
+    run = _play(world, steps, add_at=None)
+    first: dict[str, str] = {}
+    for r in world.decisions:
+        row = decode_decision(r.value)
+        first.setdefault(row.event_id, row.arms[0])
+    applied = set(run.applied_keys())
+    want = sum(1 for ev, arm in first.items() if (ev, arm) in applied)
+    snap = run.store.load_snapshot("e")
+    if snap is None:
+        assert want == 0
+        return
+    for name in ("twin", "@logged"):
+        key = f"win.{name}"
+        n = int(snap.state[key][:, 0].sum()) if key in snap.state else 0
+        assert n == want, (name, n, want)
+    if want:
+        # w = pi / p = 1 for every row; the DR term is dm + w (r - q)
+        sums = snap.state["win.twin"].sum(axis=0)
+        assert sums[1] == pytest.approx(want)  # sum w

@@ -11,9 +11,9 @@ stored changes when an experiment is loaded.
 In Kafka mode the change is stored in MySQL and applied here at once; the
 other servers apply it at their next refresh (``recovery.refresh``) and the
 learners before their next commit (``stream.learner.models``), which feed
-the challengers from then on. Shadow estimates are embedded mode's only:
-in Kafka mode the rewards are joined by the learners, which do not see the
-servers' shadow rankings, and the report's estimates stay empty.
+the challengers from then on. The servers' shadow rankings travel with the
+decision records; the learners add them to the window, which the report
+reads from the snapshot a server last loaded.
 """
 
 from __future__ import annotations

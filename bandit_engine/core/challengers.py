@@ -39,6 +39,7 @@ __all__ = [
     "POLICY_FIELDS",
     "Challenger",
     "PolicySet",
+    "ShadowRecord",
     "challenger_config",
     "check_name",
     "policy_settings",
@@ -107,8 +108,9 @@ class Challenger:
 
 
 @dataclass
-class _Pending:
-    """A shadow decision waiting for its first-slot reward."""
+class ShadowRecord:
+    """A shadow decision waiting for its first-slot reward (in Kafka mode it
+    travels with the decision record to the learner)."""
 
     p: float  # the logged champion propensity of the first-slot arm
     q: float  # q(x, a) of that arm
@@ -130,7 +132,7 @@ class PolicySet:
         #: the seq of the last stored change applied
         self.last_change = 0
         self.window = Window(cfg.shadow_window)
-        self.pending: dict[str, _Pending] = {}
+        self.pending: dict[str, ShadowRecord] = {}
         key = hashlib.blake2b(cfg.experiment_id.encode(), digest_size=8).digest()
         # a stream of its own: the served decisions do not depend on the challengers
         self.rng = np.random.default_rng(
@@ -212,15 +214,16 @@ class PolicySet:
         x: FloatArray,
         first: int,
         p: float,
-    ) -> None:
+        keep: bool = True,
+    ) -> ShadowRecord | None:
         """Rank in shadow, with probability ``cfg.shadow_rate``: each
         challenger's first-slot propensities over the candidate ``slots``,
-        kept until the reward of ``first`` (the logged first-slot arm, with
-        logged propensity ``p``) arrives (``complete``)."""
+        for the reward of ``first`` (the logged first-slot arm, with logged
+        propensity ``p``); ``keep``: wait for it here (``complete``)."""
         if not self.challengers or self.rng.random() >= cfg.shadow_rate:
-            return
+            return None
         if not (0.0 < p <= 1.0):  # no behaviour probability to weigh by
-            return
+            return None
         q = _means(champion, cfg.policy, slots, x)
         pos = slots.tolist().index(first)
         names = tuple(self.challengers)
@@ -231,13 +234,19 @@ class PolicySet:
             counts = c.policy.first_slot_counts(slots, x, draws, self.rng)
             pi[i] = counts[pos] / draws
             dm[i] = float(counts @ q) / draws
-        self.pending[event_id] = _Pending(p, float(q[pos]), names, pi, dm)
+        rec = ShadowRecord(p, float(q[pos]), names, pi, dm)
+        if keep:
+            self.pending[event_id] = rec
+        return rec
 
     def complete(self, event_id: str, reward_norm: float) -> None:
         """The first-slot reward (in [0, 1]) of a shadow decision: it joins the window."""
         rec = self.pending.pop(event_id, None)
-        if rec is None:
-            return
+        if rec is not None:
+            self.rewarded(rec, reward_norm)
+
+    def rewarded(self, rec: ShadowRecord, reward_norm: float) -> None:
+        """A shadow decision and its first-slot reward join the window."""
         r = np.array([reward_norm])
         rows = {LOGGED: terms(np.ones(1), r, r)}
         for name, pi, dm in zip(rec.names, rec.pi, rec.dm, strict=True):

@@ -305,8 +305,7 @@ class Engine:
             raise InvalidArgument(f"k={k!r} must be between 1 and {lim.max_k}")
         x = exp.vector(context)
         now = float(self.clock())
-        # the id carries the decision's time on the engine's clock: forgetting
-        # by time reads it back (``decision_time``)
+        # the id carries the decision's time (engine clock): ``decision_time``
         event_id = new_event_id(now)
         embedded = self.event_log is None
         with exp.lock:
@@ -323,8 +322,8 @@ class Engine:
             version = exp.version
             deadline = now + exp.cfg.reward_window_s
             arm_ids = exp.names(shown)
+            shadow = exp.shadow(event_id, slots, x, shown, props, embedded)  # sampled
             if embedded:
-                exp.shadow(event_id, slots, x, shown, props)  # the challengers, sampled
                 j.put(x, shown, scores, props, now, deadline, version, prefix)
                 j.commit(event_id, tuple(candidates))
                 return Decision(event_id, arm_ids, scores, props, version, kind, prefix)
@@ -342,6 +341,7 @@ class Engine:
             tuple(shown.tolist()),
             kind,
             () if prefix is None else tuple(prefix.tolist()),
+            shadow,
         )
         assert self.event_log is not None
         if not self.event_log.publish_decision(row):

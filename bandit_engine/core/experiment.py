@@ -11,7 +11,7 @@ import numpy as np
 
 from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument, NotFound
-from bandit_engine.core.challengers import PolicySet, update_after
+from bandit_engine.core.challengers import PolicySet, ShadowRecord, update_after
 from bandit_engine.core.config import ExperimentConfig, Limits, check_id
 from bandit_engine.core.journal import BLOCK_ROWS, Journal
 from bandit_engine.core.ports import ArmRow, PolicyChange
@@ -199,13 +199,20 @@ class Experiment:
         self.policies.align(len(self.arm_ids), self.features, self.arm_ids)
 
     def shadow(
-        self, event_id: str, slots: IntArray, x: FloatArray, shown: IntArray, props: FloatArray
-    ) -> None:
+        self,
+        event_id: str,
+        slots: IntArray,
+        x: FloatArray,
+        shown: IntArray,
+        props: FloatArray,
+        keep: bool,
+    ) -> ShadowRecord | None:
         """Let the challengers rank decision ``event_id`` in shadow (a
         ``shadow_rate`` share of decisions; ``PolicySet.shadow``)."""
-        if self.policies.challengers:
-            first, p = int(shown[0]), float(props[0])
-            self.policies.shadow(self.cfg, self.policy, event_id, slots, x, first, p)
+        if not self.policies.challengers:
+            return None
+        first, p = int(shown[0]), float(props[0])
+        return self.policies.shadow(self.cfg, self.policy, event_id, slots, x, first, p, keep)
 
     def info(self, counters: dict[str, int]) -> ExperimentInfo:
         """The experiment's summary with ``counters``."""

@@ -73,6 +73,8 @@ class DecisionRow:
     propensity_kind: str = "first_slot"
     #: per_slot: P(the policy's first j + 1 arms are the shown ones), per j
     prefix_propensities: tuple[float, ...] = ()
+    #: Kafka mode: the challengers' shadow ranking (``core.challengers.ShadowRecord``)
+    shadow: Any = None
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ class PosteriorUpdate:
         m = self.model
         if version != m.version:  # another learner committed in between
             m.rebuild(load())
-        slots, xs, rewards, times, weights = zip(*self.events, strict=True)
+        slots, xs, rewards, times, weights, shadows = zip(*self.events, strict=True)
         n = len(slots)
         w = np.array(weights, dtype=np.float64)
         args = (
@@ -114,6 +114,9 @@ class PosteriorUpdate:
         m.policy.update_batch(*args)
         if m.policies.challengers:  # the same events, once each
             m.policies.learn_batch(*args)
+        for rec, r in zip(shadows, rewards, strict=True):
+            if rec is not None:  # a shadow decision's first-slot reward
+                m.policies.rewarded(rec, r)
         return m.policies.state(m.policy.state_dict(), windows=True)
 
 
