@@ -114,9 +114,9 @@ class PosteriorUpdate:
         m.policy.update_batch(*args)
         if m.policies.challengers:  # the same events, once each
             m.policies.learn_batch(*args)
-        for rec, r in zip(shadows, rewards, strict=True):
-            if rec is not None:  # a shadow decision's first-slot reward
-                m.policies.rewarded(rec, r)
+            for rec, r in zip(shadows, rewards, strict=True):
+                if rec is not None:  # a shadow decision's first-slot reward
+                    m.policies.rewarded(rec, r)
         return m.policies.state(m.policy.state_dict(), windows=True)
 
 
