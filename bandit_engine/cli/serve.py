@@ -60,7 +60,11 @@ def run_serve(args: argparse.Namespace) -> int:
         state_dir=None if args.state_dir == ":memory:" else args.state_dir,
         seed=None if args.seed < 0 else args.seed,
         max_workers=args.workers,
-        limits=Limits(max_candidates=args.max_candidates, max_features=args.max_features),
+        limits=Limits(
+            max_candidates=args.max_candidates,
+            max_features=args.max_features,
+            max_challengers=args.max_challengers,
+        ),
         checkpoint_interval=args.checkpoint_interval,
         log_retention=args.log_retention,
         mysql_dsn=mysql_dsn(args),
@@ -156,6 +160,9 @@ def add_serve(sub: Any) -> None:
         "unpinned. One pinned process per core is the fastest layout (docs/operations.md)",
     )
     s.add_argument("--max-candidates", type=int, default=10_000)
+    s.add_argument(
+        "--max-challengers", type=int, default=4, help="challengers per experiment (default 4)"
+    )
     s.add_argument("--max-features", type=int, default=1_024)
     s.add_argument(
         "--checkpoint-interval",
