@@ -8,6 +8,9 @@ indices into ``arm_ids``. Sources fill it:
   ``bandit_engine.store.Store`` (SQLite state dir, or MySQL);
 - ``read_jsonl``: the documented export format (``simulators.logs.jsonl``),
   which a Kafka or MySQL exporter can write without this package;
+- ``read_log`` / ``iter_log_chunks``: either format, JSON Lines or Parquet
+  partitions (``simulators.logs.parquet``, pyarrow, the ``research``
+  extra), whole or in chunks of bounded size;
 - ``simulators.obd``: the Open Bandit Dataset sample;
 - ``SyntheticWorld.sample``: logs with a known truth, for tests.
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 from simulators.logs.bandit_log import SOURCES, BanditLog
 from simulators.logs.jsonl import FORMAT, VERSION, from_records, read_jsonl, write_jsonl
+from simulators.logs.reader import LogFiles, iter_log_chunks, open_log, read_log
 from simulators.logs.stores import LogSource, from_store, open_store
 from simulators.logs.synthetic import SyntheticWorld, uniform_stream
 
@@ -28,12 +32,24 @@ __all__ = [
     "SOURCES",
     "VERSION",
     "BanditLog",
+    "LogFiles",
     "LogSource",
     "SyntheticWorld",
     "from_records",
     "from_store",
+    "iter_log_chunks",
+    "open_log",
     "open_store",
     "read_jsonl",
+    "read_log",
     "uniform_stream",
     "write_jsonl",
+    "write_parquet",
 ]
+
+
+def write_parquet(log: BanditLog, out_dir: str, **kw: object) -> list[object]:
+    """``simulators.logs.parquet.write_parquet`` (imported on use: pyarrow is optional)."""
+    from simulators.logs.parquet import write_parquet as write
+
+    return list(write(log, out_dir, **kw))  # type: ignore[arg-type]

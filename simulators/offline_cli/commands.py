@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from bandit_engine import InvalidArgument
 from simulators.offline_cli.output import Progress, clean, format_table, lift, slug, write_json
 from simulators.offline_cli.sources import build_policy, load_source, policy_specs
 
-__all__ = ["cmd_evaluate", "cmd_export", "cmd_obd_info", "cmd_replay"]
+__all__ = ["cmd_archive", "cmd_evaluate", "cmd_export", "cmd_obd_info", "cmd_replay"]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -275,11 +276,46 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.closed_only:
         closed = ~np.isnan(np.where(log.shown >= 0, log.reward, 0.0)).any(axis=1)
         log = log.select(closed)
-    out = args.out or f"{slug(name)}.jsonl"
     source = log.meta.get("source", "")
+    if getattr(args, "format", "jsonl") == "parquet":
+        out = args.out or f"{slug(name)}-parquet"
+        if out == "-":
+            raise InvalidArgument("--format parquet writes a directory, not stdout")
+        if not log.meta.get("experiment_id"):
+            log = log.select(np.arange(log.n))
+            log.meta["experiment_id"] = name
+        files = logs.write_parquet(log, out, source=source)
+        print(f"wrote {log.n} decisions of {name} to {len(files)} file(s) under {out}",
+              file=sys.stderr)  # fmt: skip
+        return 0
+    out = args.out or f"{slug(name)}.jsonl"
     n = logs.write_jsonl(log, out, source=source)
     if out != "-":
         print(f"wrote {n} decisions of {name} to {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    from bandit_engine.store import MySQLStore
+    from bandit_engine.stream import KafkaSettings
+    from simulators.archive import Archiver
+
+    settings = KafkaSettings(
+        args.kafka_bootstrap,
+        decisions_topic=args.decisions_topic,
+        feedback_topic=args.feedback_topic,
+    )
+    store = MySQLStore(args.mysql_dsn)
+    try:
+        rep = Archiver(store, settings, args.out, lateness=args.lateness).run()
+    finally:
+        store.close()
+    print(
+        f"run {rep.run}: wrote {rep.written} decisions in {len(rep.files)} file(s) under "
+        f"{args.out}; {rep.open} still open, {rep.orphans} orphan feedback, "
+        f"{rep.skipped} of unknown experiments",
+        file=sys.stderr,
+    )
     return 0
 
 
