@@ -91,6 +91,21 @@ def add_parsers(subparsers: Any) -> None:
         help="ridge penalty of the reward model (default: the best of "
         "0.1..1000 by cross-fitted error)",
     )
+    s = p.add_argument_group("large logs (docs/research.md)")
+    s.add_argument(
+        "--stream",
+        action="store_true",
+        help="read the log in chunks, in bounded memory (always so for Parquet logs)",
+    )
+    s.add_argument(
+        "--chunk-rows", type=int, default=16384, help="decisions per chunk (default 16384)"
+    )
+    s.add_argument(
+        "--spark",
+        metavar="MASTER",
+        help="run the streaming estimators as a PySpark job (e.g. local[2], spark://host:7077) "
+        "over a Parquet log's row groups",
+    )
     _add_output(p)
     p.set_defaults(func=_guarded(cmd_evaluate))
 

@@ -14,12 +14,24 @@ from bandit_engine import InvalidArgument
 from simulators.offline_cli.output import Progress, clean, format_table, lift, slug, write_json
 from simulators.offline_cli.sources import build_policy, load_source, policy_specs
 
-__all__ = ["cmd_archive", "cmd_evaluate", "cmd_export", "cmd_obd_info", "cmd_replay"]
+__all__ = [
+    "cmd_archive",
+    "cmd_evaluate",
+    "cmd_export",
+    "cmd_obd_info",
+    "cmd_replay",
+    "report_evaluation",
+    "streaming_source",
+]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from simulators import estimators as est
 
+    if getattr(args, "spark", None) or streaming_source(args):
+        from simulators.offline_cli.stream_eval import evaluate_streaming
+
+        return evaluate_streaming(args)
     log, name = load_source(args)
     full = log.complete()
     dropped = log.n - full.n
@@ -86,11 +98,38 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"MSE {fit.mse:.5g} vs {fit.mse_constant:.5g} for the mean)"
             )
         )
+    report_evaluation(
+        args,
+        name,
+        {**full.summary(), "meta": _meta(log)},
+        {"n_train": 0 if train is None else train.n, "n_eval": test.n, "bootstrap": "multinomial"},
+        behaviour,
+        results,
+        models,
+        overlap,
+    )
+    return 0
+
+
+def report_evaluation(
+    args: argparse.Namespace,
+    name: str,
+    source: dict[str, Any],
+    extra: dict[str, Any],
+    behaviour: Any,
+    results: list[Any],
+    models: dict[str, dict[str, float]],
+    overlap: dict[str, dict[str, float]],
+) -> None:
+    """The evaluate command's table, notes, JSON and plot."""
+    frac = 0.5 if args.train_frac is None else args.train_frac
+    n_eval = extra["n_eval"]
     rows = [_row(behaviour, "-")]
     rows += [_row(e, lift(e.value, behaviour.value)) for e in results]
     print(
-        f"{name}: {test.n} rows, {int(100 * (1 - args.alpha))}% percentile bootstrap "
-        f"({args.n_boot} resamples), mode={args.mode}, train_frac={frac}"
+        f"{name}: {n_eval} rows, {int(100 * (1 - args.alpha))}% percentile "
+        f"{extra['bootstrap']} bootstrap ({args.n_boot} resamples), mode={args.mode}, "
+        f"train_frac={frac}"
     )
     print(
         format_table(["policy", "estimator", "value", "ci_low", "ci_high", "n", "vs logged"], rows)
@@ -110,12 +149,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             clean(
                 {
                     "command": "evaluate",
-                    "source": {"name": name, **full.summary(), "meta": _meta(log)},
+                    "source": {"name": name, **source},
                     "settings": {
                         "mode": args.mode,
                         "train_frac": frac,
-                        "n_train": 0 if train is None else train.n,
-                        "n_eval": test.n,
+                        **extra,
                         "n_boot": args.n_boot,
                         "alpha": args.alpha,
                         "seed": args.seed,
@@ -136,11 +174,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         path = estimator_comparison(
             results,
             Path(args.plot_dir) / f"evaluate-{slug(name)}.png",
-            title=f"{name}: off-policy estimates ({test.n} rows)",
+            title=f"{name}: off-policy estimates ({n_eval} rows)",
             behaviour=behaviour,
         )
         print(f"wrote {path}", file=sys.stderr)
-    return 0
+
+
+def streaming_source(args: argparse.Namespace) -> bool:
+    """Whether evaluate reads its log in chunks: a Parquet log, or --stream."""
+    if not getattr(args, "log", None):
+        return False
+    p = Path(args.log)
+    return bool(getattr(args, "stream", False)) or p.is_dir() or p.suffix == ".parquet"
 
 
 def _behaviour(test: Any, args: argparse.Namespace) -> Any:
