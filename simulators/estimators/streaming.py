@@ -262,7 +262,7 @@ def evaluate_stream(
             raise InvalidArgument("every logged propensity must be finite and > 0")
         return _Prep(test.is_uniform(), test.n, ridge)
 
-    pre: _Prep = runner.reduce(prep, "prepare")
+    pre: _Prep = runner.reduce(prep, "prepare") or _Prep(True, 0, None)
     uniform = pre.uniform
     if "replay" in wanted and not uniform:
         wanted.remove("replay")
@@ -288,7 +288,8 @@ def evaluate_stream(
                     sq[g] += float(((r[rows] - q) ** 2).sum())
             return ErrorSums(sq, test.n)
 
-        mse = runner.reduce(errors, "reward model").mse()
+        err = runner.reduce(errors, "reward model") or ErrorSums(np.zeros(len(grid)))
+        mse = err.mse()
         best = int(np.argmin(np.where(np.isnan(mse), np.inf, mse)))
         models = by_lam[best]
         fit_summary = {
