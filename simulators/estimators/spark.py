@@ -94,6 +94,15 @@ class SparkRunner:
 
         return [r for _, r in sorted(self._rdd().map(one).collect(), key=lambda t: t[0])]
 
+    def counts(self) -> list[int]:
+        """Complete rows per row group, in the log's order."""
+        lf = self.lf
+
+        def one(unit: tuple[int, str, int]) -> tuple[int, int]:
+            return unit[0], lf.fragment_count(unit[1], unit[2])
+
+        return [c for _, c in sorted(self._rdd().map(one).collect(), key=lambda t: t[0])]
+
     def reduce(self, fn: Any, label: str) -> Any:
         """fn over every row group, merged per partition, then across them."""
         lf = self.lf

@@ -73,6 +73,8 @@ class Runner(Protocol):
 
     def map(self, fn: ChunkFn, label: str) -> list[Any]: ...
 
+    def counts(self) -> list[int]: ...
+
     def reduce(self, fn: ChunkFn, label: str) -> Any: ...
 
 
@@ -105,6 +107,10 @@ class LocalRunner:
 
     def map(self, fn: ChunkFn, label: str) -> list[Any]:
         return [fn(i, c) for i, c in self._chunks(label)]
+
+    def counts(self) -> list[int]:
+        """Complete rows per chunk, in order (reads only the rewards)."""
+        return self.lf.complete_counts(self.rows)
 
     def reduce(self, fn: ChunkFn, label: str) -> Any:
         out = None
@@ -152,10 +158,6 @@ class _Prep:
         if self.ridge is not None and other.ridge is not None:
             ridge = self.ridge.merge(other.ridge)
         return _Prep(self.uniform and other.uniform, self.n + other.n, ridge)
-
-
-def _count(_: int, chunk: BanditLog) -> int:
-    return int((~np.isnan(chunk.logged_reward)).sum())
 
 
 class _Split:
@@ -237,7 +239,7 @@ def evaluate_stream(
     if st.learn and runner.parallel:
         raise InvalidArgument("progressive mode learns row after row: it needs a local run")
     say = note or (lambda _msg: None)
-    counts = runner.map(_count, "count")
+    counts = runner.counts()
     complete = int(sum(counts))
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int).tolist()
     cut = round(st.train_frac * complete) if st.train_frac > 0 else 0

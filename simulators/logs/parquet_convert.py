@@ -15,7 +15,7 @@ from simulators.logs.parquet import COLUMNS
 if TYPE_CHECKING:
     from simulators.logs.reader import LogFiles
 
-__all__ = ["to_bandit_log"]
+__all__ = ["complete_count", "to_bandit_log"]
 
 
 def _col(batch: Any, name: str) -> pa.Array:
@@ -101,9 +101,13 @@ def to_bandit_log(batch: Any, lf: LogFiles, *, where: str = "") -> BanditLog:
     norm = _f64(field("reward_norm"))
     raw = _f64(field("reward"))
     raw = np.where(np.isnan(raw), norm, raw)
-    codes = {s: i for i, s in enumerate(SOURCES) if s}
-    src_vals = field("source").to_pylist() if m else []
-    src = np.asarray([codes.get(s or "", 0) for s in src_vals], dtype=np.int8)
+    # SOURCES[0] is "" (none): index_in gives 0 for "" and -1 (null) otherwise
+    src = (
+        _i64(pc.index_in(field("source"), value_set=pa.array(list(SOURCES))))
+        if m
+        else np.zeros(0, np.int64)
+    )
+    src = np.maximum(src, 0).astype(np.int8)
     weight = _f64(field("weight"))
     reward = grid(norm, np.nan)
     ptr = idx = None
@@ -146,3 +150,19 @@ def to_bandit_log(batch: Any, lf: LogFiles, *, where: str = "") -> BanditLog:
         propensity_kind=kind,
         prefix_propensity=prefix,
     )
+
+
+def complete_count(batch: Any) -> int:
+    """Rows of a batch (at least its ``rewards`` column) whose first shown
+    arm has its reward: the rows the estimators use."""
+    rw = _col(batch, "rewards")
+    if len(rw) == 0:
+        return 0
+    starts = _i64(rw.offsets)[:-1]
+    lengths = _i64(pc.list_value_length(rw), 0)
+    flat = rw.flatten()
+    valid = np.asarray(flat.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    norm = _f64(flat.field("reward_norm"))
+    ok = valid & ~np.isnan(norm)
+    has = lengths > 0
+    return int(ok[starts[has]].sum())

@@ -69,6 +69,30 @@ class LogFiles:
             for batch in pf.iter_batches(batch_size=rows):
                 yield self.convert(batch, where=f)
 
+    def complete_counts(self, rows: int = 65536) -> list[int]:
+        """Per chunk of ``chunks(rows)``: rows whose first shown arm has its
+        reward (Parquet: from the rewards column alone)."""
+        if self.kind == "jsonl":
+            return [int((~np.isnan(c.logged_reward)).sum()) for c in self.chunks(rows)]
+        import pyarrow.parquet as pq
+
+        from simulators.logs.parquet_convert import complete_count
+
+        out = []
+        for f in self.files:
+            pf = pq.ParquetFile(f)
+            for batch in pf.iter_batches(batch_size=rows, columns=["rewards"]):
+                out.append(complete_count(batch))
+        return out
+
+    def fragment_count(self, path: str, group: int) -> int:
+        """``complete_counts`` of one row group."""
+        import pyarrow.parquet as pq
+
+        from simulators.logs.parquet_convert import complete_count
+
+        return complete_count(pq.ParquetFile(path).read_row_group(group, columns=["rewards"]))
+
     def fragment(self, path: str, group: int) -> BanditLog:
         """One row group of one file (the unit of work of a distributed run)."""
         import pyarrow.parquet as pq
