@@ -18,7 +18,7 @@ from bandit_engine.client import BanditClient
 from bandit_engine.server import ServerSettings, create_server, stop_server
 from bandit_engine.store import MySQLStore
 from bandit_engine.stream import KafkaSettings
-from simulators import logs
+from simulators import logs, offline_cli
 from simulators.archive import Archiver
 from simulators.kafka_log import KafkaLogSource
 
@@ -77,6 +77,16 @@ def test_archiver_writes_each_final_decision_once(
     got = archived.select(order)
     for name in ("x", "shown", "propensity", "reward", "reward_raw", "reward_source", "scores"):
         np.testing.assert_array_equal(getattr(got, name), getattr(full, name), err_msg=name)
+    # export-log reads the topics too, into Parquet (open decisions stay open there)
+    exported = tmp_path / "export"
+    code = offline_cli.main(
+        ["export-log", "--mysql-dsn", mysql_dsn, "--kafka-bootstrap", kafka_settings.bootstrap,
+         "--decisions-topic", kafka_settings.decisions_topic, "--feedback-topic",
+         kafka_settings.feedback_topic, "--experiment", "k", "--format", "parquet",
+         "--out", str(exported)]
+    )  # fmt: skip
+    assert code == 0
+    assert sorted(logs.read_log(exported).event_id) == sorted(first)
     # new traffic: a re-run through the command line adds only it
     second = _serve(mysql_dsn, kafka_settings, 5, False)
     cmd = [sys.executable, "-m", "simulators", "archive", "--mysql-dsn", mysql_dsn,

@@ -105,6 +105,10 @@ def test_bad_parquet_is_refused_naming_the_problem(tmp_path: Path) -> None:
     assert logs.read_log(two, experiment="other").n == 5
     with pytest.raises(InvalidArgument, match="'nope' not under"):
         logs.read_log(two, experiment="nope")
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"not parquet at all")
+    with pytest.raises(InvalidArgument, match=r"junk\.parquet: not a readable Parquet file"):
+        logs.read_log(junk)
 
 
 # ----------------------------------------------------------- export-log

@@ -21,6 +21,8 @@ documented there), ``stores`` (``from_store``, ``open_store``) and
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from simulators.logs.bandit_log import SOURCES, BanditLog
 from simulators.logs.jsonl import FORMAT, VERSION, from_records, read_jsonl, write_jsonl
 from simulators.logs.reader import LogFiles, iter_log_chunks, open_log, read_log
@@ -48,8 +50,16 @@ __all__ = [
 ]
 
 
-def write_parquet(log: BanditLog, out_dir: str, **kw: object) -> list[object]:
-    """``simulators.logs.parquet.write_parquet`` (imported on use: pyarrow is optional)."""
+def write_parquet(
+    log: BanditLog,
+    out_dir: str | Path,
+    *,
+    source: str = "",
+    tag: str | None = None,
+    row_group_rows: int = 65536,
+) -> list[Path]:
+    """``simulators.logs.parquet.write_parquet``: ``log`` as Parquet partitions
+    under ``out_dir`` (imported on use: pyarrow is an optional dependency)."""
     from simulators.logs.parquet import write_parquet as write
 
-    return list(write(log, out_dir, **kw))  # type: ignore[arg-type]
+    return write(log, out_dir, source=source, tag=tag, row_group_rows=row_group_rows)

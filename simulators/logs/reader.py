@@ -196,7 +196,10 @@ def _open_parquet(p: Path, experiment: str | None) -> LogFiles:
 
     pfs = []
     for f in files:
-        pf = pq.ParquetFile(f)
+        try:
+            pf = pq.ParquetFile(f)
+        except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+            raise InvalidArgument(f"{f}: not a readable Parquet file ({exc})") from None
         head = check_file(f, pf)
         dims.add(int(head["dim"]))
         for a in head.get("arms") or ():
