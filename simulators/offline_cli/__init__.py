@@ -9,7 +9,9 @@ JSON); ``tune`` lives in ``simulators.tune``.
 Data sources (every command but obd-info takes one):
 
     --obd random/all            the Open Bandit Dataset sample (make data)
-    --log FILE.jsonl[.gz]       an export (see simulators.logs.jsonl)
+    --log FILE.jsonl[.gz]       an export (see simulators.logs.jsonl), or a
+          FILE.parquet / DIR        Parquet log (simulators.logs.parquet; evaluate
+                                    reads it in chunks, or on Spark with --spark)
     --state-dir DIR --experiment ID   an engine's SQLite state, read directly
 
 Policies: ``--policy SPEC`` (repeatable), SPEC = ``KIND[:key=value,...]``,
