@@ -73,9 +73,10 @@ def _uniform_log(n: int, seed: int) -> BanditLog:
 def test_point_estimates_equal_the_in_memory_path(tmp_path: Path, rows: int, spec: str) -> None:
     log = rich_log(600, arms=7, dim=5, seed=11, step_s=500.0)
     logs.write_parquet(log, str(tmp_path / "pq"))
+    logs.write_parquet(log, str(tmp_path / "groups"), row_group_rows=37)
     logs.write_jsonl(log, tmp_path / "l.jsonl")
     want = _in_memory(log, spec)
-    for path in (tmp_path / "pq", tmp_path / "l.jsonl"):
+    for path in (tmp_path / "pq", tmp_path / "groups", tmp_path / "l.jsonl"):
         got = _streamed(path, spec, rows=rows)
         assert set(got) == set(want) == {"ips", "snips", "dm", "dr"}
         for name, e in want.items():

@@ -170,6 +170,12 @@ class _Split:
     def test(self, i: int, chunk: BanditLog) -> BanditLog:
         full = chunk.complete()
         start = self.offsets[i]
+        if i + 1 >= len(self.offsets) or self.offsets[i + 1] - start != full.n:
+            raise RuntimeError(
+                f"chunk {i} has {full.n} rows with rewards but the counting pass saw "
+                f"{self.offsets[i + 1] - start if i + 1 < len(self.offsets) else 'no chunk'}: "
+                "the log changed between passes"
+            )
         first = max(0, self.cut - start)
         if first == 0:
             return full
