@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from ope_logs import assert_same
 
-from bandit_engine import Context, ExperimentConfig
+from bandit_engine import Context, ExperimentConfig, InvalidArgument
 from bandit_engine.client import BanditClient
 from bandit_engine.server import ServerSettings, create_server, stop_server
 from bandit_engine.store import MySQLStore
@@ -122,3 +123,18 @@ def test_a_crashed_run_is_redone_without_duplicates(
     assert sorted(logs.read_log(out).event_id) == sorted(ids)
     assert state != (out / "_archive" / "state.json").read_text()  # the run number moved on
     store.close()
+
+
+def test_an_archive_state_of_another_version_is_refused(tmp_path: Path) -> None:
+    state = tmp_path / "_archive" / "state.json"
+    state.parent.mkdir(parents=True)
+    arch = Archiver(None, KafkaSettings("127.0.0.1:1"), tmp_path)  # type: ignore[arg-type]
+    assert arch.load_state()["run"] == 0  # no state yet: a first run
+    state.write_text('{"version": 99}')
+    with pytest.raises(InvalidArgument, match="archive state version 99"):
+        arch.load_state()
+    state.write_text("{not json")
+    with pytest.raises(InvalidArgument, match="unreadable archive state"):
+        arch.load_state()
+    with pytest.raises(InvalidArgument, match="lateness=-1"):
+        Archiver(None, KafkaSettings("127.0.0.1:1"), tmp_path, lateness=-1)  # type: ignore[arg-type]
