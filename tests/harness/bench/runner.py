@@ -30,10 +30,11 @@ SECTIONS = (
     "learning",
     "ranking",
     "slate",
+    "ope",
 )
 #: sections in their own modules (``harness.bench.<name>``): each has
 #: ``TARGETS``, ``DESCRIPTIONS`` and ``run(quick) -> (figures, info)``
-PLUGIN_SECTIONS = ("ranking", "slate")
+PLUGIN_SECTIONS = ("ranking", "slate", "ope")
 
 #: key -> (comparison, threshold)
 TARGETS: dict[str, tuple[str, float]] = {
