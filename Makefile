@@ -27,8 +27,9 @@ $(VENV)/.installed: $(VENV)/.base-installed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# plus the peers and pyspark (the ope section's Spark figure; Java 17 on PATH)
 $(VENV)/.bench-installed: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,spark]'
 	touch $@
 
 ## run: serve on 127.0.0.1:$(PORT) with embedded defaults (state in $(STATE)/)

@@ -13,8 +13,9 @@ so ``simulators.simulate`` stays the subpackage.
 
 Offline evaluation: ``logs`` (``BanditLog`` and its sources), ``obd`` (the
 Open Bandit Dataset), ``kafka_log`` (the engine's log read from Kafka),
-``replay``, ``estimators``, ``offline_cli`` (``python -m simulators
-evaluate|replay|export-log|obd-info``), ``offline_plots`` and
+``archive`` (Parquet partitions kept up to date from Kafka), ``replay``,
+``estimators``, ``offline_cli`` (``python -m simulators
+evaluate|replay|export-log|archive|obd-info``), ``offline_plots`` and
 ``offline_bench``.
 """
 

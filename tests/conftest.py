@@ -14,14 +14,21 @@ from pathlib import Path
 
 import pytest
 from serverutil import Running, start_server
-from services import kafka_bootstrap, kafka_settings, mysql_dsn  # noqa: F401  (fixtures)
+from services import kafka_bootstrap, kafka_settings, mysql_dsn, spark_master  # noqa: F401
 
 from bandit_engine.core import Limits
 from bandit_engine.store import MySQLStore, SQLiteStore, Store
 
-#: Fixtures that reach a real service (directly or through another fixture);
+#: Fixtures that reach a real service (directly or through another fixture;
+#: Spark counts: it needs pyspark and Java);
 #: a fixture parameter "mysql" (a store of each kind) counts too.
-SERVICE_FIXTURES = {"mysql_dsn", "kafka_bootstrap", "kafka_settings", "persistent_broker"}
+SERVICE_FIXTURES = {
+    "mysql_dsn",
+    "kafka_bootstrap",
+    "kafka_settings",
+    "persistent_broker",
+    "spark_master",
+}
 #: Fixtures of long runs.
 SLOW_FIXTURES = {"statistical_seeds", "fault_campaign", "persistent_broker"}
 

@@ -1,4 +1,4 @@
-"""Real services for tests: MySQL/MariaDB (and, later, Kafka).
+"""Real services for tests: MySQL/MariaDB, Kafka, and Spark (pyspark + Java).
 
 A test that needs a service gets it from a fixture here. When the service is
 not reachable the test is skipped with the reason, except under CI=true,
@@ -108,3 +108,15 @@ def wait_until_learned_to_the_end(dsn: str, settings: KafkaSettings, timeout: fl
             time.sleep(0.1)  # polling the store for the awaited state
     finally:
         store.close()
+
+
+# -------------------------------------------------------------------- Spark
+@pytest.fixture(scope="session")
+def spark_master() -> str:
+    """A local Spark master with two cores: needs pyspark (the spark extra) and Java."""
+    from simulators.estimators.spark import spark_available
+
+    why = spark_available()
+    if why is not None:
+        missing(f"{why}; the Spark tests need it")
+    return "local[2]"

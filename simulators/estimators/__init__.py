@@ -44,9 +44,16 @@ posterior draws) for pi(. | x_i), row by row. Two modes:
 For how a policy learns from its *own* choices, use replay
 (``simulators.replay``), which updates only on matched events.
 
+Every random draw (propensity draws, the target's sampled action, the
+reward model's folds, bootstrap weights of the streaming path) is keyed by
+the seed and the row's event id (``rowseed``), so a row gets the same
+numbers in memory, in any chunk, and on any Spark executor.
+
 The parts: ``targets`` (target policies), ``reward_model`` (q),
-``terms`` (per-row terms and point estimates) and ``estimates``
-(bootstrap intervals, ``estimate``, ``evaluate``).
+``terms`` (per-row terms and point estimates), ``estimates``
+(bootstrap intervals, ``estimate``, ``evaluate``), and for logs larger than
+memory ``sums`` (mergeable sums), ``streaming`` (``evaluate_stream``,
+``LocalRunner``) and ``spark`` (``SparkRunner``, needs pyspark).
 """
 
 from __future__ import annotations
@@ -66,6 +73,13 @@ from simulators.estimators.reward_model import (
     RidgeRewardModel,
     reward_model_terms,
 )
+from simulators.estimators.streaming import (
+    LocalRunner,
+    StreamResult,
+    StreamSettings,
+    evaluate_stream,
+)
+from simulators.estimators.sums import ErrorSums, OPESums, RidgeSums
 from simulators.estimators.targets import TargetProbs, matrix_target, policy_target, uniform_target
 from simulators.estimators.terms import ESTIMATORS, OPETerms, dm, dr, ips, snips
 
@@ -74,17 +88,24 @@ __all__ = [
     "DM_NOTE_REFIT",
     "ESTIMATORS",
     "RIDGE_GRID",
+    "ErrorSums",
     "Estimate",
+    "LocalRunner",
     "ModelRefit",
+    "OPESums",
     "OPETerms",
     "RewardModelFit",
     "RidgeRewardModel",
+    "RidgeSums",
+    "StreamResult",
+    "StreamSettings",
     "TargetProbs",
     "bootstrap",
     "dm",
     "dr",
     "estimate",
     "evaluate",
+    "evaluate_stream",
     "ips",
     "matrix_target",
     "policy_target",

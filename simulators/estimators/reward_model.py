@@ -9,6 +9,7 @@ import numpy as np
 
 from bandit_engine import InvalidArgument
 from bandit_engine.policies import FloatArray, IntArray
+from simulators.estimators.rowseed import folds_of, row_keys
 from simulators.estimators.targets import TargetProbs
 from simulators.logs import BanditLog
 
@@ -215,6 +216,8 @@ def reward_model_terms(
 ) -> RewardModelFit:
     """Cross-fit the ridge model (each row predicted by a model that did not
     see it; ``folds=1`` fits and predicts on everything) and return its terms.
+    A row's fold is a hash of ``seed`` and its event id (``rowseed``), so a
+    streaming pass assigns the same folds.
 
     ``lam=None`` tries every penalty in ``RIDGE_GRID`` and keeps the one with
     the smallest cross-fitted squared error (bootstrap refits keep that one:
@@ -224,7 +227,7 @@ def reward_model_terms(
     if folds < 1:
         raise InvalidArgument(f"folds={folds!r} must be >= 1")
     grid = RIDGE_GRID if lam is None else (float(lam),)
-    fold = np.random.default_rng(seed).permutation(n) % folds if folds > 1 else np.zeros(n, int)
+    fold = folds_of(row_keys(log.event_id, seed), folds)
     r = log.logged_reward
     rbar = float(r.mean()) if n else 0.0
     mse_const = float(np.mean((r - rbar) ** 2)) if n else math.nan

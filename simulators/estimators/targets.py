@@ -15,6 +15,7 @@ from numba import njit
 
 from bandit_engine import InvalidArgument
 from bandit_engine.policies import FloatArray, IntArray, Policy
+from simulators.estimators.rowseed import RowGenerators, choice_uniforms, row_keys
 from simulators.logs import BanditLog
 
 __all__ = ["Progress", "TargetProbs", "matrix_target", "policy_target", "uniform_target"]
@@ -45,9 +46,10 @@ class TargetProbs:
 
 
 def _logged_and_choice(
-    log: BanditLog, ptr: IntArray, idx: IntArray, p: FloatArray, rng: np.random.Generator
+    log: BanditLog, ptr: IntArray, idx: IntArray, p: FloatArray, seed: int
 ) -> tuple[FloatArray, IntArray]:
-    logged, choice = _logged_choice_kernel(ptr, idx, p, log.action, rng.random(log.n))
+    u = choice_uniforms(row_keys(log.event_id, seed))
+    logged, choice = _logged_choice_kernel(ptr, idx, p, log.action, u)
     return np.asarray(logged, dtype=np.float64), np.asarray(choice, dtype=np.int64)
 
 
@@ -81,7 +83,7 @@ def uniform_target(log: BanditLog, *, seed: int = 0) -> TargetProbs:
     ptr, idx = log.candidate_csr()
     sizes = np.diff(ptr)
     p = np.repeat(1.0 / sizes, sizes)
-    logged, choice = _logged_and_choice(log, ptr, idx, p, np.random.default_rng(seed))
+    logged, choice = _logged_and_choice(log, ptr, idx, p, seed)
     return TargetProbs("uniform", ptr, idx, p, logged, choice)
 
 
@@ -95,7 +97,7 @@ def matrix_target(
     ptr, idx = log.candidate_csr()
     rows = np.repeat(np.arange(log.n), np.diff(ptr))
     p = pi[rows, idx]
-    logged, choice = _logged_and_choice(log, ptr, idx, p, np.random.default_rng(seed))
+    logged, choice = _logged_and_choice(log, ptr, idx, p, seed)
     return TargetProbs(name, ptr, idx, p, logged, choice)
 
 
@@ -111,6 +113,10 @@ def policy_target(
 ) -> TargetProbs:
     """pi(. | x_i) from the policy's own propensities (Monte Carlo, ``draws`` draws).
 
+    Row i's draws come from a generator keyed by ``seed`` and the row's
+    event id (``simulators.estimators.rowseed``): a row gets the same
+    probabilities in any slice of the log.
+
     ``learn=True`` is the progressive mode (module docstring): the policy is
     updated in place with each row's rewarded shown arms after scoring it.
     The policy's arm indices must be the log's (``simulators.replay.policy_for_log``).
@@ -119,7 +125,8 @@ def policy_target(
         raise InvalidArgument(f"policy has {policy.n_arms} arms; the log has {log.n_arms}")
     if policy.contextual and policy.dim != log.dim:
         raise InvalidArgument(f"policy dim={policy.dim} but the log's contexts have {log.dim}")
-    rng = np.random.default_rng(seed)
+    keys = row_keys(log.event_id, seed)
+    gen = RowGenerators()
     ptr, idx = log.candidate_csr()
     p = np.empty(idx.shape[0])
     x = log.x
@@ -127,7 +134,7 @@ def policy_target(
     step = max(1, log.n // 100)
     for i in range(log.n):
         lo, hi = ptr[i], ptr[i + 1]
-        p[lo:hi] = policy.propensities(idx[lo:hi], x[i], draws, rng)
+        p[lo:hi] = policy.propensities(idx[lo:hi], x[i], draws, gen(keys[i]))
         if learn and has_r[i].any():
             slots = np.flatnonzero(has_r[i])
             policy.update_batch(
@@ -137,6 +144,6 @@ def policy_target(
             )
         if progress is not None and (i + 1) % step == 0:
             progress(i + 1, log.n)
-    logged, choice = _logged_and_choice(log, ptr, idx, p, rng)
+    logged, choice = _logged_and_choice(log, ptr, idx, p, seed)
     label = name or (policy.kind + (" (progressive)" if learn else ""))
     return TargetProbs(label, ptr, idx, p, logged, choice)

@@ -1,4 +1,4 @@
-"""Offline commands of ``python -m simulators``: replay, evaluate, tune, export-log, obd-info.
+"""Offline commands of ``python -m simulators``: replay, evaluate, tune, export-log, archive...
 
 ``add_parsers(subparsers)`` registers them on the package CLI; each sets
 ``func(args) -> int``. ``python -m simulators.offline_cli ...`` runs them
@@ -9,7 +9,9 @@ JSON); ``tune`` lives in ``simulators.tune``.
 Data sources (every command but obd-info takes one):
 
     --obd random/all            the Open Bandit Dataset sample (make data)
-    --log FILE.jsonl[.gz]       an export (see simulators.logs.jsonl)
+    --log FILE.jsonl[.gz]       an export (see simulators.logs.jsonl), or a
+          FILE.parquet / DIR        Parquet log (simulators.logs.parquet; evaluate
+                                    reads it in chunks, or on Spark with --spark)
     --state-dir DIR --experiment ID   an engine's SQLite state, read directly
 
 Policies: ``--policy SPEC`` (repeatable), SPEC = ``KIND[:key=value,...]``,
@@ -25,7 +27,13 @@ import sys
 from typing import Any
 
 from bandit_engine import BanditError
-from simulators.offline_cli.commands import cmd_evaluate, cmd_export, cmd_obd_info, cmd_replay
+from simulators.offline_cli.commands import (
+    cmd_archive,
+    cmd_evaluate,
+    cmd_export,
+    cmd_obd_info,
+    cmd_replay,
+)
 from simulators.offline_cli.output import format_table
 from simulators.offline_cli.sources import add_policies, add_source
 
@@ -85,6 +93,21 @@ def add_parsers(subparsers: Any) -> None:
         help="ridge penalty of the reward model (default: the best of "
         "0.1..1000 by cross-fitted error)",
     )
+    s = p.add_argument_group("large logs (docs/research.md)")
+    s.add_argument(
+        "--stream",
+        action="store_true",
+        help="read the log in chunks, in bounded memory (always so for Parquet logs)",
+    )
+    s.add_argument(
+        "--chunk-rows", type=int, default=16384, help="decisions per chunk (default 16384)"
+    )
+    s.add_argument(
+        "--spark",
+        metavar="MASTER",
+        help="run the streaming estimators as a PySpark job (e.g. local[2], spark://host:7077) "
+        "over a Parquet log's row groups",
+    )
     _add_output(p)
     p.set_defaults(func=_guarded(cmd_evaluate))
 
@@ -115,19 +138,50 @@ def add_parsers(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "export-log",
         formatter_class=fmt,
-        help="write a decision + reward log as JSON Lines (the documented export format)",
+        help="write a decision + reward log as JSON Lines or Parquet partitions",
         description="Export an engine experiment's decisions joined with their rewards "
-        "(or an OBD log) in the format documented in simulators/logs/jsonl.py and "
-        "docs/research.md.",
+        "(or an OBD log) in the formats documented in simulators/logs/jsonl.py, "
+        "simulators/logs/parquet.py and docs/research.md.",
     )
     add_source(p)
-    p.add_argument("--out", help="output file (.jsonl, .jsonl.gz or - for stdout)")
+    p.add_argument(
+        "--out",
+        help="output file (.jsonl, .jsonl.gz or - for stdout); with --format parquet the "
+        "directory of the partitions experiment=ID/date=YYYY-MM-DD/",
+    )
+    p.add_argument(
+        "--format",
+        choices=("jsonl", "parquet"),
+        default="jsonl",
+        help="JSON Lines (default) or Parquet partitions (needs pyarrow: the research extra)",
+    )
     p.add_argument(
         "--closed-only",
         action="store_true",
         help="only decisions whose every shown arm has its reward",
     )
     p.set_defaults(func=_guarded(cmd_export))
+
+    p = subparsers.add_parser(
+        "archive",
+        formatter_class=fmt,
+        help="keep Parquet partitions of the joined log up to date from the Kafka topics",
+        description="Append the decisions whose reward join is final (deadline + lateness "
+        "passed) to OUT/experiment=ID/date=DAY/, reading the topics from where the last run "
+        "stopped (OUT/_archive/state.json). See simulators/archive.py and docs/research.md.",
+    )
+    p.add_argument("--mysql-dsn", required=True, help="the engine's MySQL (experiments, arms)")
+    p.add_argument("--kafka-bootstrap", "--bootstrap", required=True, metavar="HOST:PORT")
+    p.add_argument("--decisions-topic", default="bandit.decisions")
+    p.add_argument("--feedback-topic", default="bandit.feedback")
+    p.add_argument("--out", required=True, metavar="DIR", help="the archive directory")
+    p.add_argument(
+        "--lateness",
+        type=float,
+        default=2.0,
+        help="seconds after a decision's deadline before its join is final (default 2)",
+    )
+    p.set_defaults(func=_guarded(cmd_archive))
 
     p = subparsers.add_parser("obd-info", help="summarise the Open Bandit Dataset sample")
     p.add_argument("--data-dir", default=None)

@@ -10,15 +10,28 @@ from typing import Any
 
 import numpy as np
 
+from bandit_engine import InvalidArgument
 from simulators.offline_cli.output import Progress, clean, format_table, lift, slug, write_json
 from simulators.offline_cli.sources import build_policy, load_source, policy_specs
 
-__all__ = ["cmd_evaluate", "cmd_export", "cmd_obd_info", "cmd_replay"]
+__all__ = [
+    "cmd_archive",
+    "cmd_evaluate",
+    "cmd_export",
+    "cmd_obd_info",
+    "cmd_replay",
+    "report_evaluation",
+    "streaming_source",
+]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from simulators import estimators as est
 
+    if getattr(args, "spark", None) or streaming_source(args):
+        from simulators.offline_cli.stream_eval import evaluate_streaming
+
+        return evaluate_streaming(args)
     log, name = load_source(args)
     full = log.complete()
     dropped = log.n - full.n
@@ -85,11 +98,38 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"MSE {fit.mse:.5g} vs {fit.mse_constant:.5g} for the mean)"
             )
         )
+    report_evaluation(
+        args,
+        name,
+        {**full.summary(), "meta": _meta(log)},
+        {"n_train": 0 if train is None else train.n, "n_eval": test.n, "bootstrap": "multinomial"},
+        behaviour,
+        results,
+        models,
+        overlap,
+    )
+    return 0
+
+
+def report_evaluation(
+    args: argparse.Namespace,
+    name: str,
+    source: dict[str, Any],
+    extra: dict[str, Any],
+    behaviour: Any,
+    results: list[Any],
+    models: dict[str, dict[str, float]],
+    overlap: dict[str, dict[str, float]],
+) -> None:
+    """The evaluate command's table, notes, JSON and plot."""
+    frac = 0.5 if args.train_frac is None else args.train_frac
+    n_eval = extra["n_eval"]
     rows = [_row(behaviour, "-")]
     rows += [_row(e, lift(e.value, behaviour.value)) for e in results]
     print(
-        f"{name}: {test.n} rows, {int(100 * (1 - args.alpha))}% percentile bootstrap "
-        f"({args.n_boot} resamples), mode={args.mode}, train_frac={frac}"
+        f"{name}: {n_eval} rows, {int(100 * (1 - args.alpha))}% percentile "
+        f"{extra['bootstrap']} bootstrap ({args.n_boot} resamples), mode={args.mode}, "
+        f"train_frac={frac}"
     )
     print(
         format_table(["policy", "estimator", "value", "ci_low", "ci_high", "n", "vs logged"], rows)
@@ -109,12 +149,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             clean(
                 {
                     "command": "evaluate",
-                    "source": {"name": name, **full.summary(), "meta": _meta(log)},
+                    "source": {"name": name, **source},
                     "settings": {
                         "mode": args.mode,
                         "train_frac": frac,
-                        "n_train": 0 if train is None else train.n,
-                        "n_eval": test.n,
+                        **extra,
                         "n_boot": args.n_boot,
                         "alpha": args.alpha,
                         "seed": args.seed,
@@ -135,11 +174,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         path = estimator_comparison(
             results,
             Path(args.plot_dir) / f"evaluate-{slug(name)}.png",
-            title=f"{name}: off-policy estimates ({test.n} rows)",
+            title=f"{name}: off-policy estimates ({n_eval} rows)",
             behaviour=behaviour,
         )
         print(f"wrote {path}", file=sys.stderr)
-    return 0
+
+
+def streaming_source(args: argparse.Namespace) -> bool:
+    """Whether evaluate reads its log in chunks: a Parquet log, or --stream."""
+    if not getattr(args, "log", None):
+        return False
+    p = Path(args.log)
+    return bool(getattr(args, "stream", False)) or p.is_dir() or p.suffix == ".parquet"
 
 
 def _behaviour(test: Any, args: argparse.Namespace) -> Any:
@@ -275,11 +321,46 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.closed_only:
         closed = ~np.isnan(np.where(log.shown >= 0, log.reward, 0.0)).any(axis=1)
         log = log.select(closed)
-    out = args.out or f"{slug(name)}.jsonl"
     source = log.meta.get("source", "")
+    if getattr(args, "format", "jsonl") == "parquet":
+        out = args.out or f"{slug(name)}-parquet"
+        if out == "-":
+            raise InvalidArgument("--format parquet writes a directory, not stdout")
+        if not log.meta.get("experiment_id"):
+            log = log.select(np.arange(log.n))
+            log.meta["experiment_id"] = name
+        files = logs.write_parquet(log, out, source=source)
+        print(f"wrote {log.n} decisions of {name} to {len(files)} file(s) under {out}",
+              file=sys.stderr)  # fmt: skip
+        return 0
+    out = args.out or f"{slug(name)}.jsonl"
     n = logs.write_jsonl(log, out, source=source)
     if out != "-":
         print(f"wrote {n} decisions of {name} to {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    from bandit_engine.store import MySQLStore
+    from bandit_engine.stream import KafkaSettings
+    from simulators.archive import Archiver
+
+    settings = KafkaSettings(
+        args.kafka_bootstrap,
+        decisions_topic=args.decisions_topic,
+        feedback_topic=args.feedback_topic,
+    )
+    store = MySQLStore(args.mysql_dsn)
+    try:
+        rep = Archiver(store, settings, args.out, lateness=args.lateness).run()
+    finally:
+        store.close()
+    print(
+        f"run {rep.run}: wrote {rep.written} decisions in {len(rep.files)} file(s) under "
+        f"{args.out}; {rep.open} still open, {rep.orphans} orphan feedback, "
+        f"{rep.skipped} of unknown experiments",
+        file=sys.stderr,
+    )
     return 0
 
 

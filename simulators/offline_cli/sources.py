@@ -12,6 +12,7 @@ __all__ = [
     "add_source",
     "build_policy",
     "load_source",
+    "log_name",
     "parse_policy",
     "policy_specs",
     "store_name",
@@ -25,7 +26,11 @@ def add_source(p: argparse.ArgumentParser, *, required: bool = True) -> None:
         metavar="BEHAVIOUR/CAMPAIGN",
         help="Open Bandit Dataset log: random|bts / all|men|women, e.g. random/all",
     )
-    g.add_argument("--log", metavar="FILE", help="an exported log (.jsonl or .jsonl.gz)")
+    g.add_argument(
+        "--log",
+        metavar="PATH",
+        help="an exported log: .jsonl[.gz], a .parquet file or a directory of Parquet partitions",
+    )
     g.add_argument(
         "--state-dir", metavar="DIR", help="an engine state dir (DIR/state.db) or SQLite file"
     )
@@ -65,9 +70,8 @@ def load_source(args: argparse.Namespace) -> tuple[Any, str]:
         log = rounds.to_log(args.dim, affinity=args.affinity, position=not args.no_position)
         return log, f"obd-{behavior}-{campaign}"
     if args.log:
-        log = logs.read_jsonl(args.log)
-        name = Path(args.log).name.split(".")[0]
-        return log, name
+        log = logs.read_log(args.log, experiment=getattr(args, "experiment", None))
+        return log, log_name(args.log, log)
     where = args.state_dir or args.mysql_dsn
     kafka = getattr(args, "kafka_bootstrap", None)
     if kafka and not args.mysql_dsn:
@@ -98,6 +102,14 @@ def load_source(args: argparse.Namespace) -> tuple[Any, str]:
     finally:
         store.close()
     return log, str(exp)
+
+
+def log_name(path: str, log: Any = None) -> str:
+    """A short name of a log file or Parquet directory."""
+    p = Path(path)
+    if log is not None and p.is_dir() and log.meta.get("experiment_id"):
+        return str(log.meta["experiment_id"])
+    return p.name.split(".")[0] or "log"
 
 
 def store_name(store: Any) -> str:
