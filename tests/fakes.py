@@ -27,6 +27,7 @@ from bandit_engine.store import (
     ArmRow,
     HeldRewards,
     LearnerOffsets,
+    PolicyChange,
     Snapshot,
     SnapshotUpdate,
 )
@@ -69,6 +70,7 @@ class FakeLearnerStore:
         self._offsets: dict[tuple[str, int], LearnerOffsets] = {}
         self._held: dict[tuple[str, int], tuple[frozenset[int], frozenset[int]]] = {}
         self._counters: dict[tuple[str, str], int] = {}
+        self._policy_changes: list[PolicyChange] = []
         self._fail: Literal["before", "after"] | None = None
         self.gate: threading.Event | None = None
         self.entered = threading.Event()
@@ -107,6 +109,20 @@ class FakeLearnerStore:
     def load_arms(self, experiment_id: str) -> list[ArmRow]:
         with self._lock:
             return sorted(self._arms.get(experiment_id, {}).values(), key=lambda r: r.slot)
+
+    def record_policy_change(self, change: PolicyChange) -> int:
+        with self._lock:
+            seq = len(self._policy_changes) + 1
+            self._policy_changes.append(PolicyChange(**{**change.__dict__, "seq": seq}))
+            return seq
+
+    def policy_changes(self, experiment_id: str | None = None) -> list[PolicyChange]:
+        with self._lock:
+            return [
+                c
+                for c in self._policy_changes
+                if experiment_id is None or c.experiment_id == experiment_id
+            ]
 
     def load_snapshot(self, experiment_id: str) -> Snapshot | None:
         with self._lock:

@@ -247,7 +247,7 @@ def test_learner_join_counts_the_impressions_each_model_counts(
     join.take_rewards(0, decode_rewards(world.feedback))
     join.advance(T0 + 1000.0)
     cp = join.checkpoint()
-    got = sorted((slot, x, r, w) for slot, x, r, _, w in cp.events["e"])
+    got = sorted((slot, x, r, w) for slot, x, r, _, w, _ in cp.events["e"])
     want = []
     for i, outcomes in enumerate(rounds):
         shown = decisions[i][1]

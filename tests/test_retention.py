@@ -28,7 +28,7 @@ from bandit_engine.store import (
 )
 
 #: the schema versions of today's stores
-SQLITE_SCHEMA, MYSQL_SCHEMA = 5, 6
+SQLITE_SCHEMA, MYSQL_SCHEMA = 6, 7
 
 
 def _decision(ev: str, deadline: float) -> DecisionRow:
@@ -232,6 +232,7 @@ def test_older_schema_gains_the_retention_index(
             "DROP INDEX decisions_closed",
             "CREATE INDEX decisions_open ON decisions (closed)",
             "ALTER TABLE rewards DROP COLUMN weight",
+            "DROP TABLE policy_changes",
             "UPDATE schema_version SET version = 1",
         )
         store = SQLiteStore(where)
@@ -245,6 +246,7 @@ def test_older_schema_gains_the_retention_index(
             where,
             "ALTER TABLE decisions DROP KEY decisions_closed, ADD KEY decisions_open (closed)",
             "ALTER TABLE rewards DROP COLUMN weight",
+            "DROP TABLE policy_changes",
             "UPDATE schema_version SET version = 3",
         )
         store = MySQLStore(where)
@@ -255,6 +257,7 @@ def test_older_schema_gains_the_retention_index(
     # rewards gained their click-model weight, 1 for the rows before it
     assert _sql(where, "SELECT COUNT(weight) FROM rewards")[0][0] == 0
     assert [d.event_id for d in store.decisions()] == ["d1"]
+    assert store.policy_changes() == []  # the table is there again, empty
     store.close()
 
 

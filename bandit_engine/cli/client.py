@@ -10,6 +10,12 @@ from typing import Any
 import grpc
 
 from bandit_engine.cli.args import at_least_one, parse_features
+from bandit_engine.cli.challengers import (
+    CHALLENGER_COMMANDS,
+    add_challenger_commands,
+    challenger_call,
+    format_report,
+)
 
 __all__ = ["DEFAULT_TARGET", "add_client_commands"]
 
@@ -72,6 +78,8 @@ def run_client(args: argparse.Namespace) -> int:
             "prior_beta",
             "propensity_draws",
             "joint_dim",
+            "shadow_rate",
+            "shadow_window",
         ):
             value = getattr(args, name)
             if value is not None:
@@ -127,6 +135,11 @@ def run_client(args: argparse.Namespace) -> int:
         if args.timestamp is not None:
             req.timestamp = args.timestamp
         reply = stub.Feedback(req, timeout=args.timeout)
+    elif cmd in CHALLENGER_COMMANDS:
+        reply = challenger_call(args, stub, pb)
+        if cmd == "report" and not args.json:
+            print(format_report(reply))
+            return 0
     elif cmd == "health":
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -237,6 +250,14 @@ def add_client_commands(sub: Any) -> None:
         default="first_slot",
         help="what Recommend's propensities hold (default first_slot)",
     )
+    c.add_argument(
+        "--shadow-rate", type=float, help="share of requests challengers rank (default 0.1)"
+    )
+    c.add_argument(
+        "--shadow-window",
+        type=int,
+        help="rewarded shadow decisions the estimates cover (default 10000)",
+    )
     client("experiments", "list experiments")
     c = client("experiment", "show one experiment")
     c.add_argument("experiment_id")
@@ -270,6 +291,7 @@ def add_client_commands(sub: Any) -> None:
     c.add_argument("--timestamp", type=float)
     c = client("health", "gRPC health check")
     c.add_argument("--service", default="")
+    add_challenger_commands(client)
 
 
 def parse_examination(text: str | None) -> list[float]:

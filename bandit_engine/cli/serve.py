@@ -53,20 +53,26 @@ def run_serve(args: argparse.Namespace) -> int:
     from bandit_engine.server.security import TLSConfig, load_tokens
 
     kafka = kafka_settings(args)
+    token_names: dict[str, str] = {}
     settings = ServerSettings(
         host=args.host,
         port=args.port,
         state_dir=None if args.state_dir == ":memory:" else args.state_dir,
         seed=None if args.seed < 0 else args.seed,
         max_workers=args.workers,
-        limits=Limits(max_candidates=args.max_candidates, max_features=args.max_features),
+        limits=Limits(
+            max_candidates=args.max_candidates,
+            max_features=args.max_features,
+            max_challengers=args.max_challengers,
+        ),
         checkpoint_interval=args.checkpoint_interval,
         log_retention=args.log_retention,
         mysql_dsn=mysql_dsn(args),
         kafka=kafka,
         learner=not args.no_learner,
         refresh_interval=args.refresh_interval,
-        tokens=load_tokens(args.auth_tokens),
+        tokens=load_tokens(args.auth_tokens, names=token_names),
+        token_names=token_names,
         tls=TLSConfig(
             Path(args.tls_cert),
             Path(args.tls_key),
@@ -154,6 +160,9 @@ def add_serve(sub: Any) -> None:
         "unpinned. One pinned process per core is the fastest layout (docs/operations.md)",
     )
     s.add_argument("--max-candidates", type=int, default=10_000)
+    s.add_argument(
+        "--max-challengers", type=int, default=4, help="challengers per experiment (default 4)"
+    )
     s.add_argument("--max-features", type=int, default=1_024)
     s.add_argument(
         "--checkpoint-interval",
@@ -174,7 +183,8 @@ def add_serve(sub: Any) -> None:
     s.add_argument(
         "--auth-tokens",
         metavar="FILE",
-        help="bearer tokens, 'TOKEN SCOPE[,SCOPE]' per line (scopes: serve, admin, metrics); "
+        help="bearer tokens, 'TOKEN SCOPE[,SCOPE] [name=NAME]' per line (scopes: serve, "
+        "admin, metrics; NAME: who admin changes are recorded under); "
         "env BANDIT_AUTH_TOKENS_FILE or BANDIT_AUTH_TOKENS; default: no auth",
     )
     s.add_argument("--tls-cert", metavar="PEM", help="server certificate (turns TLS on)")

@@ -90,6 +90,8 @@ DEFAULT_EXPLORATION = {"lin_ts_disjoint": LIN_EXPLORATION, "logistic_ts": LOGIST
 #: the probability that the policy ranks the arm first for this context;
 #: ``per_slot``, that it ranks it at the slot it was shown in.
 PROPENSITY_KINDS = ("first_slot", "per_slot")
+#: Range of ``shadow_window`` (rewarded shadow decisions an estimate covers).
+SHADOW_WINDOW_RANGE = (10, 10_000_000)
 #: Range of ``prior_alpha`` and ``prior_beta`` (the Beta prior).
 BETA_PRIOR_RANGE = (1e-3, 1e6)
 
@@ -118,6 +120,9 @@ class Limits:
     dim 4096 up to 14. Arrays grow by doubling and a checkpoint copies
     the statistics, so the peak can reach about twice the figure.
 
+    ``max_challengers``: challenger policies per experiment
+    (``docs/challengers.md``).
+
     ``max_clock_skew_s``: a Feedback ``timestamp`` may lie this far before
     its decision's time (clocks of different servers and callers differ);
     earlier ones are refused.
@@ -134,6 +139,7 @@ class Limits:
     max_propensity_draws: int = 100_000
     max_experiment_bytes: int = 4 * GiB
     max_clock_skew_s: float = 1.0
+    max_challengers: int = 4
 
     def check_experiment(self, cfg: ExperimentConfig, n_arms: int = 0) -> None:
         """Refuse ``cfg`` with ``n_arms`` arms if it is over a limit
@@ -211,6 +217,10 @@ class ExperimentConfig:
     examination: Sequence[float] = ()
     #: what ``propensities`` hold: ``first_slot`` or ``per_slot``
     propensity_kind: str = "first_slot"
+    #: share of Recommends its challengers rank in shadow (``docs/challengers.md``)
+    shadow_rate: float = 0.1
+    #: rewarded shadow decisions the challengers' estimates cover (the newest)
+    shadow_window: int = 10_000
 
     def __post_init__(self) -> None:
         check_id(self.experiment_id, "experiment_id")
@@ -270,6 +280,12 @@ class ExperimentConfig:
                 f"propensity_kind={self.propensity_kind!r} unknown; expected one of "
                 f"{list(PROPENSITY_KINDS)}"
             )
+        object.__setattr__(self, "shadow_rate", _bounded("shadow_rate", self.shadow_rate, 0, 1))
+        w_lo, w_hi = SHADOW_WINDOW_RANGE
+        window = _integer("shadow_window", self.shadow_window, 1)
+        if not w_lo <= window <= w_hi:
+            raise InvalidArgument(f"shadow_window={window!r} must be in [{w_lo}, {w_hi}]")
+        object.__setattr__(self, "shadow_window", window)
         # the feature layout (dense_dim within dim); FeatureSpace allocates nothing
         FeatureSpace(self.dim, self.dense_dim, self.intercept)
 

@@ -39,6 +39,7 @@ from bandit_engine._exceptions import (
     Unavailable,
 )
 from bandit_engine.core import recovery
+from bandit_engine.core.challenger_admin import ChallengerAdmin
 from bandit_engine.core.config import ExperimentConfig, Limits, check_id
 from bandit_engine.core.decision_log import DecisionLog
 from bandit_engine.core.event_ids import check_feedback_time, event_time, new_event_id
@@ -112,6 +113,7 @@ class Engine:
             log_retention=log_retention,
             prune_interval=prune_interval,
         )
+        self.challengers = ChallengerAdmin(self)  #: challengers, promotion, report
         loaded, self._broken = recovery.load_all(
             store, self.limits, seed, replay=self.embedded, journal_block_rows=journal_block_rows
         )
@@ -188,8 +190,7 @@ class Engine:
             counters["rewards_unknown"] = counts.get(("", "rewards_unknown"), 0)
         else:
             counters = self._learner_counters(exp.experiment_id)
-        with exp.lock:
-            return ExperimentInfo(exp.cfg, sum(exp.active), len(exp.active), exp.version, counters)
+        return exp.info(counters)
 
     def _counters(self, only: Experiment | None) -> dict[tuple[str, str], int]:
         """Embedded mode: the store's counters (of ``only`` and of no
@@ -304,8 +305,7 @@ class Engine:
             raise InvalidArgument(f"k={k!r} must be between 1 and {lim.max_k}")
         x = exp.vector(context)
         now = float(self.clock())
-        # the id carries the decision's time on the engine's clock: forgetting
-        # by time reads it back (``decision_time``)
+        # the id carries the decision's time (engine clock): ``decision_time``
         event_id = new_event_id(now)
         embedded = self.event_log is None
         with exp.lock:
@@ -322,6 +322,7 @@ class Engine:
             version = exp.version
             deadline = now + exp.cfg.reward_window_s
             arm_ids = exp.names(shown)
+            shadow = exp.shadow(event_id, slots, x, shown, props, embedded)  # sampled
             if embedded:
                 j.put(x, shown, scores, props, now, deadline, version, prefix)
                 j.commit(event_id, tuple(candidates))
@@ -340,6 +341,7 @@ class Engine:
             tuple(shown.tolist()),
             kind,
             () if prefix is None else tuple(prefix.tolist()),
+            shadow,
         )
         assert self.event_log is not None
         if not self.event_log.publish_decision(row):
@@ -442,7 +444,7 @@ class Engine:
                 snap = Snapshot(
                     exp.experiment_id,
                     exp.last_seq,
-                    exp.policy.state_dict(),
+                    exp.state_dict(),  # the challengers' states with the champion's
                     {},  # the counters are the store's (Store.counters)
                     self.clock(),
                 )

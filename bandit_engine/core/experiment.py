@@ -11,10 +11,11 @@ import numpy as np
 
 from bandit_engine import kernels
 from bandit_engine._exceptions import InvalidArgument, NotFound
+from bandit_engine.core.challengers import PolicySet, ShadowRecord, update_after
 from bandit_engine.core.config import ExperimentConfig, Limits, check_id
 from bandit_engine.core.journal import BLOCK_ROWS, Journal
-from bandit_engine.core.ports import ArmRow
-from bandit_engine.core.types import ArmInfo, Context
+from bandit_engine.core.ports import ArmRow, PolicyChange
+from bandit_engine.core.types import ArmInfo, Context, ExperimentInfo
 from bandit_engine.features import ArmFeatures, FeatureSpace
 from bandit_engine.policies import MAX_ABS_FEATURE, FloatArray, IntArray, Policy
 
@@ -53,6 +54,8 @@ class Experiment:
         key = int.from_bytes(hashlib.blake2b(cfg.experiment_id.encode(), digest_size=8).digest())
         self.rng = np.random.default_rng(None if seed is None else [seed, key])
         self._all_active: IntArray | None = None
+        #: the champion's name, the challengers and their shadow evaluation
+        self.policies = PolicySet(cfg, seed)
 
     @property
     def experiment_id(self) -> str:
@@ -72,6 +75,7 @@ class Experiment:
     def add_arm(self, arm_id: str, features: dict[str, Any], active: bool = True) -> int:
         af = ArmFeatures.build(arm_id, features.get("numeric"), features.get("categorical"))
         slot = self.policy.add_arm(af)
+        self.policies.add_arm(af, slot)
         self.arm_ids.append(arm_id)
         self.slots[arm_id] = slot
         self.active.append(active)
@@ -97,6 +101,7 @@ class Experiment:
                 self.add_arm(row.arm_id, row.features, row.active)
         self._all_active = None
         self.arm_changes = arm_changes
+        self.policies.align(len(self.arm_ids), self.features, self.arm_ids)
 
     def trim_arms(self) -> None:
         """Forget arms beyond the policy's (after loading an older snapshot)."""
@@ -157,6 +162,67 @@ class Experiment:
         order, scores, counts = self.policy.decide_unchecked(slots, x, k, draws, self.rng)
         shown, props = kernels.first_slot_propensities(slots, order, counts, draws)
         return shown, scores, props, None
+
+    # ------------------------------------------------------ learning and state
+    def learn_batch(
+        self,
+        arms: IntArray,
+        xs: FloatArray,
+        rewards: FloatArray,
+        times: FloatArray | None,
+        weights: FloatArray | None,
+        seqs: Sequence[int] | None = None,
+    ) -> None:
+        """Apply events to the champion and, the same, to every challenger."""
+        ps = self.policies
+        update_after(self.policy, ps.champion_from_seq, arms, xs, rewards, times, weights, seqs)
+        if ps.challengers:
+            self.policies.learn_batch(arms, xs, rewards, times, weights, seqs)
+
+    def all_policies(self) -> list[Policy]:
+        """The champion's policy, then the challengers'."""
+        return [self.policy, *(c.policy for c in self.policies.challengers.values())]
+
+    def state_dict(self, windows: bool = True) -> dict[str, Any]:
+        """The snapshot state: every policy's (``PolicySet.state``)."""
+        return self.policies.state(self.policy.state_dict(), windows)
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Load a snapshot's policies by name (``PolicySet.load_state``); a
+        policy it does not have starts from its prior."""
+        self.policies.load_state(self.policy, state)
+
+    def apply_change(self, change: PolicyChange) -> None:
+        """Apply a stored policy change (``PolicySet.apply``) and give a new
+        challenger the arms."""
+        self.cfg, self.policy = self.policies.apply(change, self.cfg, self.policy)
+        self.policies.align(len(self.arm_ids), self.features, self.arm_ids)
+
+    def shadow(
+        self,
+        event_id: str,
+        slots: IntArray,
+        x: FloatArray,
+        shown: IntArray,
+        props: FloatArray,
+        keep: bool,
+    ) -> ShadowRecord | None:
+        """Let the challengers rank decision ``event_id`` in shadow (a
+        ``shadow_rate`` share of decisions; ``PolicySet.shadow``)."""
+        if not self.policies.challengers:
+            return None
+        first, p = int(shown[0]), float(props[0])
+        return self.policies.shadow(self.cfg, self.policy, event_id, slots, x, first, p, keep)
+
+    def info(self, counters: dict[str, int]) -> ExperimentInfo:
+        """The experiment's summary with ``counters``."""
+        with self.lock:
+            ps = self.policies
+            rivals = tuple((n, c.cfg) for n, c in ps.challengers.items())
+            n_active = sum(self.active)
+            return ExperimentInfo(
+                self.cfg, n_active, len(self.active), self.version, counters, ps.champion, rivals
+            )
 
     def names(self, slots: IntArray) -> tuple[str, ...]:
         ids = self.arm_ids
@@ -234,7 +300,7 @@ def state_checksum(experiments: Sequence[Experiment]) -> str:
         with exp.lock:
             h.update(repr(sorted(exp.cfg.to_dict().items())).encode())
             h.update(repr((exp.arm_ids, exp.active, exp.features, exp.version)).encode())
-            for key, arr in sorted(exp.policy.state_dict().items()):
+            for key, arr in sorted(exp.state_dict(windows=False).items()):
                 h.update(key.encode())
                 h.update(np.ascontiguousarray(arr).tobytes())
             pending.extend(exp.journal.open_items())

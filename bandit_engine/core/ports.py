@@ -73,6 +73,8 @@ class DecisionRow:
     propensity_kind: str = "first_slot"
     #: per_slot: P(the policy's first j + 1 arms are the shown ones), per j
     prefix_propensities: tuple[float, ...] = ()
+    #: Kafka mode: the challengers' shadow ranking (``core.challengers.ShadowRecord``)
+    shadow: Any = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,22 @@ class RewardRow:
     seq: int | None = None
     #: how much the reward counted (its click model's weight, in [0, 1])
     weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class PolicyChange:
+    """A change of an experiment's policy set (``core.challengers``), with
+    who made it (the admin token's name) and when."""
+
+    experiment_id: str
+    action: str  # "add", "remove", "promote" or "rollback"
+    name: str  # the challenger added, removed or made champion
+    settings: dict[str, Any]  # add: the challenger's policy settings
+    actor: str
+    at: float
+    #: add: the last reward seq before the challenger (it learns from later ones)
+    from_seq: int = 0
+    seq: int = 0  # the store's order
 
 
 #: The counter a stored reward row adds to, by its source.
@@ -212,6 +230,15 @@ class Store(ABC):
             if snap is not None:
                 out[exp_id] = snap.last_seq
         return out
+
+    def record_policy_change(self, change: PolicyChange) -> int:
+        """Store a change of an experiment's policy set (after the ones
+        stored); its seq, increasing."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no policy changes")
+
+    def policy_changes(self, experiment_id: str | None = None) -> list[PolicyChange]:
+        """Stored policy changes (of one experiment, or all), in order."""
+        return []
 
     def ping(self) -> None:
         """Raise StoreError if the store cannot be reached (health checks)."""

@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 
 from bandit_engine._exceptions import StoreError
+from bandit_engine.core.challenger_admin import replay_changes
 from bandit_engine.core.config import ExperimentConfig, Limits
 from bandit_engine.core.event_ids import decision_times
 from bandit_engine.core.experiment import Experiment
 from bandit_engine.core.journal import BLOCK_ROWS
-from bandit_engine.core.ports import REWARD_COUNTERS, RewardRow, Snapshot, Store
+from bandit_engine.core.ports import REWARD_COUNTERS, PolicyChange, RewardRow, Snapshot, Store
 from bandit_engine.core.types import COUNTER_NAMES
 
 log = logging.getLogger(__name__)
@@ -113,23 +114,27 @@ def load_experiment(
     n_snap = int(np.asarray(snap.state["pulls"]).shape[0]) if snap is not None else 0
     limits.check_experiment(cfg, max(len(arms), n_snap))
     exp = Experiment(cfg, limits, seed, journal_block_rows)
+    replay_changes(exp, store.policy_changes(exp_id))
     if snap is not None:
-        exp.policy.load_state_dict(snap.state)
+        exp.load_state(snap.state)
         exp.last_seq = snap.last_seq
     exp.sync_arms(arms, arm_changes)
     rewards = list(store.rewards_after(exp_id, exp.last_seq)) if replay else []
     if replay:
         seed_counters(store, exp_id, snap, rewards)
     if rewards:
-        exp.policy.update_batch(
+        exp.learn_batch(
             np.array([r.arm_slot for r in rewards], dtype=np.int64),
             np.stack([r.x for r in rewards]),
             np.array([r.reward_norm for r in rewards]),
             decision_times([r.event_id for r in rewards]),
             np.array([r.weight for r in rewards]),
+            [r.seq or 0 for r in rewards],
         )
         exp.last_seq = rewards[-1].seq or exp.last_seq
-    exp.applied = int(exp.policy.state_dict()["pulls"].sum())
+    # the rewards applied: the pulls of the policy that saw them all (a
+    # challenger added later, and promoted, saw fewer)
+    exp.applied = max(int(p.state_dict()["pulls"].sum()) for p in exp.all_policies())
     exp.snapshot_version = exp.version if not rewards else -1
     log.info(
         "loaded experiment %s: %d arms, snapshot seq %d, %d rewards replayed",
@@ -190,12 +195,18 @@ def refresh(
     """Pick up experiments, arms and posteriors written by others (Kafka mode).
 
     Returns how many experiments changed. A posterior is reloaded only when
-    its snapshot version moved. A new experiment that cannot be loaded is
-    put in ``broken`` with its reason (and tried again on the next call).
+    its snapshot version moved, or a policy change (``core.challenger_admin``)
+    was stored: changes are applied in their order, so that every server
+    serves the champion the store names within one refresh. A new
+    experiment that cannot be loaded is put in ``broken`` with its reason
+    (and tried again on the next call).
     """
     versions = store.snapshot_versions()
     changed = 0
     broken = {} if broken is None else broken
+    policy_changes: dict[str, list[PolicyChange]] = {}
+    for ch in store.policy_changes():
+        policy_changes.setdefault(ch.experiment_id, []).append(ch)
     for exp_id, cfg_dict, arm_changes in store.load_experiments():
         exp = exps.get(exp_id)
         if exp is None:
@@ -209,13 +220,17 @@ def refresh(
                 changed += 1
             continue
         v = versions.get(exp_id, 0)
-        if v == exp.last_seq and arm_changes == exp.arm_changes:
+        mine = policy_changes.get(exp_id, [])
+        new_changes = bool(mine) and mine[-1].seq > exp.policies.last_change
+        if v == exp.last_seq and arm_changes == exp.arm_changes and not new_changes:
             continue
-        snap = store.load_snapshot(exp_id) if v != exp.last_seq else None
+        # after a policy change the snapshot is read again: it has the states by name
+        snap = store.load_snapshot(exp_id) if v != exp.last_seq or new_changes else None
         rows = store.load_arms(exp_id)
         with exp.lock:
+            replay_changes(exp, mine)  # a promotion switches the serving policy here
             if snap is not None:
-                exp.policy.load_state_dict(snap.state)
+                exp.load_state(snap.state)
                 exp.last_seq = snap.last_seq
                 exp.trim_arms()
             exp.sync_arms(rows, arm_changes)

@@ -117,7 +117,18 @@ class RewardJoin:
             if seq is None:  # the store had it already: applied before a restart
                 j.set_rewarded(n, p, clicked=reward > float(cfg.default_reward))  # type: ignore[arg-type]
                 return self._count(exp, "duplicate")
-            exp.policy.update(slot, x, row.reward_norm, decision_time(event_id))
+            if exp.policies.challengers:
+                exp.learn_batch(
+                    np.array([slot], dtype=np.int64),
+                    x[None, :],
+                    np.array([row.reward_norm]),
+                    np.array([decision_time(event_id)]),
+                    None,
+                )
+                if p == 0:  # the first slot's reward: a shadow decision's
+                    exp.policies.complete(event_id, row.reward_norm)
+            else:
+                exp.policy.update(slot, x, row.reward_norm, decision_time(event_id))
             exp.last_seq = seq
             exp.applied += 1
             j.set_rewarded(n, p, clicked=reward > float(cfg.default_reward))  # type: ignore[arg-type]
@@ -182,6 +193,7 @@ class RewardJoin:
             norm = cfg.normalise_reward(default)
             rows = []
             events = []
+            first_default: list[str] = []
             click = cfg.click
             for n in expired:
                 ev = j.event_id(n)
@@ -193,6 +205,8 @@ class RewardJoin:
                 weights = click.default_weights(len(shown), j.clicked(n)).tolist()
                 for p, s in enumerate(shown):
                     if not j.is_rewarded(n, p):
+                        if p == 0:
+                            first_default.append(ev)
                         rows.append(
                             RewardRow(
                                 ev,
@@ -215,7 +229,12 @@ class RewardJoin:
             applied = [(r, q) for r, q in zip(rows, seqs, strict=True) if q is not None]
             if not applied:
                 return 0
-            exp.policy.update_batch(
+            if exp.policies.pending:
+                for ev in first_default:  # shadow decisions: their first slot's reward
+                    exp.policies.complete(ev, norm)
+                for ev in events:
+                    exp.policies.pending.pop(ev, None)
+            exp.learn_batch(
                 np.array([r.arm_slot for r, _ in applied], dtype=np.int64),
                 np.stack([r.x for r, _ in applied]),
                 np.array([r.reward_norm for r, _ in applied]),

@@ -17,6 +17,7 @@ __all__ = [
     "ExperimentInfo",
     "FeedbackResult",
     "RecommendItem",
+    "Report",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -141,6 +142,10 @@ class ExperimentInfo:
     total_arms: int
     model_version: int
     counters: dict[str, int]
+    #: the serving policy's name (``core.challengers``)
+    champion: str = "initial"
+    #: (name, ExperimentConfig) of each challenger
+    challengers: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,3 +156,17 @@ class RecommendItem:
     context: Context | None = None
     candidates: Sequence[str] = ()
     k: int = 1
+
+
+@dataclass(frozen=True)
+class Report:
+    """``Engine.challengers.report``: the estimates of the champion and its
+    challengers over the window (``core.shadow.Estimates``), and the
+    experiment's policy changes (``core.ports.PolicyChange``), oldest first."""
+
+    experiment_id: str
+    champion: str
+    shadow_rate: float
+    shadow_window: int
+    estimates: list[Any]
+    changes: list[Any]

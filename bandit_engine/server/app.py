@@ -80,6 +80,8 @@ class ServerSettings:
     learner_options: dict[str, Any] = field(default_factory=dict)
     #: Bearer tokens and their scopes (``security.load_tokens``); empty: no auth.
     tokens: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: Tokens' names (``security.load_tokens``): who admin changes are recorded under.
+    token_names: dict[str, str] = field(default_factory=dict)
     #: TLS (and mutual TLS with a client CA); None: plaintext.
     tls: TLSConfig | None = None
     #: RPCs queued or running at once; more are refused with
@@ -174,7 +176,8 @@ def create_server(
         options=opts,
         interceptors=interceptors,
     )
-    add_servicer(BanditServicer(engine), server)
+    names = settings.token_names if settings.tokens else None
+    add_servicer(BanditServicer(engine, names), server)
     health_servicer = HealthService()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

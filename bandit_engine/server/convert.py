@@ -14,6 +14,7 @@ from bandit_engine.core import (
     ExperimentInfo,
     RecommendItem,
 )
+from bandit_engine.core.challengers import POLICY_FIELDS, policy_settings
 from bandit_engine.policies.lin_shared import default_joint_dim
 
 POLICY_FROM_PB = {
@@ -59,6 +60,8 @@ _OPTIONAL = {
     "prior_alpha": "prior_alpha",
     "prior_beta": "prior_beta",
     "propensity_draws": "propensity_draws",
+    "shadow_rate": "shadow_rate",
+    "shadow_window": "shadow_window",
 }
 
 
@@ -124,7 +127,42 @@ def experiment_msg(info: ExperimentInfo) -> pb.Experiment:
         total_arms=info.total_arms,
         model_version=info.model_version,
         counters=pb.ExperimentCounters(**info.counters),
+        champion=info.champion,
+        challengers=[
+            pb.Challenger(name=n, settings=settings_msg(policy_settings(c)))
+            for n, c in info.challengers
+        ],
     )
+
+
+#: PolicySettings field -> ExperimentConfig field (besides ``policy``)
+_SETTINGS = {
+    f: n
+    for f, n in _OPTIONAL.items()
+    if n in POLICY_FIELDS and f not in ("shadow_rate", "shadow_window")
+}
+
+
+def settings_from_msg(m: pb.PolicySettings) -> dict[str, Any]:
+    """A challenger's policy settings as ``ChallengerAdmin.add`` takes them."""
+    if m.policy not in POLICY_FROM_PB:
+        raise InvalidArgument(
+            f"challenger policy={m.policy!r} must be one of "
+            f"{sorted(pb.PolicyKind.Name(k) for k in POLICY_FROM_PB)}"
+        )
+    out: dict[str, Any] = {"policy": POLICY_FROM_PB[m.policy]}
+    for field, name in _SETTINGS.items():
+        if m.HasField(field):
+            out[name] = getattr(m, field)
+    return out
+
+
+def settings_msg(settings: dict[str, Any]) -> pb.PolicySettings:
+    m = pb.PolicySettings(policy=POLICY_TO_PB[settings["policy"]])
+    for field, name in _SETTINGS.items():
+        if settings.get(name) is not None:
+            setattr(m, field, settings[name])
+    return m
 
 
 def context_from_msg(f: pb.Features) -> Context:

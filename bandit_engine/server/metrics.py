@@ -16,6 +16,10 @@ Series:
   ``bandit_decisions_dropped_total`` (Kafka buffer full),
   ``bandit_log_pruned_rows_total{table}`` (``--log-retention``), read from
   the engine at scrape time;
+- challengers (``docs/challengers.md``): ``bandit_challenger_{ips,snips,dr}``
+  and their ``_low``/``_high`` 95% bounds, ``bandit_challenger_ess`` and
+  ``bandit_challenger_rows``, labelled ``{experiment,challenger}``;
+  ``bandit_champion_value`` (and ``_low``/``_high``) ``{experiment}``;
 - with a learner (in-process, or ``bandit-engine learn --metrics-port``):
   ``bandit_learner_commits_total``, ``bandit_learner_rewards_applied_total``,
   ``bandit_learner_rewards_forwarded_total``,
@@ -215,6 +219,53 @@ def _engine_metrics(engine: Any) -> Iterator[Metric]:
     pruned.add_metric(["decisions"], engine.pruned_decisions)
     pruned.add_metric(["rewards"], engine.pruned_rewards)
     yield pruned
+    yield from _challenger_metrics(engine)
+
+
+_ESTIMATORS = ("ips", "snips", "dr")
+
+
+def _challenger_metrics(engine: Any) -> Iterator[Metric]:
+    """The challengers' estimates over the window (``core.shadow``), and the
+    champion's on-policy mean; labels: experiment, challenger name."""
+    lab = ["experiment", "challenger"]
+    fams: dict[str, GaugeMetricFamily] = {}
+    for est in _ESTIMATORS:
+        for part, what in (("", "estimate"), ("_low", "95% interval low"), ("_high", "95% high")):
+            name = f"bandit_challenger_{est}{part}"
+            fams[name] = GaugeMetricFamily(name, f"Challenger {est.upper()} {what}", labels=lab)
+    ess = GaugeMetricFamily("bandit_challenger_ess", "Challenger effective sample size", labels=lab)
+    rows = GaugeMetricFamily("bandit_challenger_rows", "Rewarded shadow decisions", labels=lab)
+    champ = {
+        f"bandit_champion_value{part}": GaugeMetricFamily(
+            f"bandit_champion_value{part}",
+            f"Champion's mean first-slot reward on shadow decisions{part.replace('_', ' ')}",
+            labels=["experiment"],
+        )
+        for part in ("", "_low", "_high")
+    }
+    for exp_id in engine.experiments():
+        try:
+            estimates = engine.challengers.estimates(exp_id)
+        except Exception:  # removed or broken meanwhile: no series
+            continue
+        for e in estimates:
+            if e.role == "champion":
+                for part, v in (("", e.ips), ("_low", e.ips_low), ("_high", e.ips_high)):
+                    if v is not None and e.n:
+                        champ[f"bandit_champion_value{part}"].add_metric([exp_id], v)
+                continue
+            ess.add_metric([exp_id, e.name], e.ess)
+            rows.add_metric([exp_id, e.name], e.n)
+            for est in _ESTIMATORS:
+                for part in ("", "_low", "_high"):
+                    v = getattr(e, est + part)
+                    if v is not None:
+                        fams[f"bandit_challenger_{est}{part}"].add_metric([exp_id, e.name], v)
+    yield from fams.values()
+    yield ess
+    yield rows
+    yield from champ.values()
 
 
 def _learner_metrics(learner: Any) -> Iterator[Metric]:

@@ -10,9 +10,12 @@ with PERMISSION_DENIED. Tokens are compared in constant time and never
 logged.
 
 Where tokens come from (first found wins):
-``--auth-tokens FILE`` or ``BANDIT_AUTH_TOKENS_FILE`` (one ``TOKEN SCOPE[,SCOPE]``
-per line, ``#`` comments), or ``BANDIT_AUTH_TOKENS`` (``TOKEN:SCOPE[,SCOPE]``
-entries separated by ``;``). With none, the server runs without auth (the
+``--auth-tokens FILE`` or ``BANDIT_AUTH_TOKENS_FILE`` (one ``TOKEN SCOPE[,SCOPE]
+[name=NAME]`` per line, ``#`` comments), or ``BANDIT_AUTH_TOKENS``
+(``TOKEN:SCOPE[,SCOPE][@NAME]`` entries separated by ``;``). A token's NAME
+(1-128 letters, digits and ``._@+-``) is who the policy changes it makes are
+recorded under (``caller_name``); a token without one is recorded as
+``token-`` and the first 8 hex digits of its SHA-256. With none, the server runs without auth (the
 embedded default for local use).
 
 TLS: ``--tls-cert`` and ``--tls-key`` (PEM files) turn TLS on;
@@ -22,10 +25,12 @@ TLS: ``--tls-cert`` and ``--tls-key`` (PEM files) turn TLS on;
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import logging
 import os
+import re
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -44,12 +49,15 @@ __all__ = [
     "AuthInterceptor",
     "TLSConfig",
     "TokenChecker",
+    "caller_name",
     "is_loopback",
     "load_tokens",
     "method_scope",
+    "token_name",
 ]
 
 SCOPES = ("serve", "admin", "metrics")
+_TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 #: The shortest token accepted.
 MIN_TOKEN_LENGTH = 16
 _SERVE_METHODS = {"Recommend", "RecommendBatch", "RecommendStream", "Feedback"}
@@ -88,10 +96,22 @@ def _parse_scopes(text: str, where: str) -> frozenset[str]:
     return scopes
 
 
+def _check_token_name(name: str, where: str) -> str:
+    if not _TOKEN_NAME.match(name):
+        raise InvalidArgument(
+            f"{where}: token name {name!r:.140} must be 1-128 letters, digits and ._@+-"
+        )
+    return name
+
+
 def load_tokens(
-    path: str | Path | None = None, env: Mapping[str, str] | None = None
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    names: dict[str, str] | None = None,
 ) -> dict[str, frozenset[str]]:
-    """Tokens and their scopes from a file or the environment (see the module doc)."""
+    """Tokens and their scopes from a file or the environment (see the module
+    doc); the names given to tokens go into ``names`` (token -> name)."""
+    names = {} if names is None else names
     env = os.environ if env is None else env
     path = path or env.get("BANDIT_AUTH_TOKENS_FILE")
     tokens: dict[str, frozenset[str]] = {}
@@ -101,9 +121,11 @@ def load_tokens(
             if not line:
                 continue
             parts = line.split()
+            if len(parts) == 3 and parts[2].startswith("name="):
+                names[parts[0]] = _check_token_name(parts.pop()[5:], f"{path}:{n}")
             if len(parts) != 2:
                 raise InvalidArgument(
-                    f"{path}:{n}: expected 'TOKEN SCOPE[,SCOPE]' ({len(parts)} fields; "
+                    f"{path}:{n}: expected 'TOKEN SCOPE[,SCOPE] [name=NAME]' ({len(parts)} fields; "
                     "the line is not shown, as it may hold a token)"
                 )
             if parts[0] in SCOPES and parts[1] not in SCOPES:
@@ -116,6 +138,9 @@ def load_tokens(
             if not item.strip():
                 continue
             token, sep, scopes = item.strip().rpartition(":")
+            scopes, at, name = scopes.partition("@")
+            if at:
+                names[token] = _check_token_name(name, f"BANDIT_AUTH_TOKENS entry {n}")
             if token in SCOPES and scopes not in SCOPES:
                 raise InvalidArgument(
                     f"BANDIT_AUTH_TOKENS entry {n}: the scope {token!r} comes first; "
@@ -139,6 +164,28 @@ def _deny(code: grpc.StatusCode, message: str, streaming: bool) -> grpc.RpcMetho
     if streaming:
         return grpc.stream_stream_rpc_method_handler(abort)
     return grpc.unary_unary_rpc_method_handler(abort)
+
+
+def token_name(token: str, names: Mapping[str, str]) -> str:
+    """A token's name (``load_tokens``), compared in constant time; else
+    ``token-`` and the first 8 hex digits of its SHA-256."""
+    given = token.encode()
+    found = None
+    for t, name in names.items():  # every entry compared: no timing hint
+        if hmac.compare_digest(t.encode(), given):
+            found = name
+    return found or "token-" + hashlib.sha256(given).hexdigest()[:8]
+
+
+def caller_name(metadata: Iterable[tuple[str, Any]] | None, names: Mapping[str, str]) -> str:
+    """Who made a call: its bearer token's name; ``anonymous`` without a token."""
+    for key, value in metadata or ():
+        if key == "authorization":
+            header = value if isinstance(value, str) else value.decode()
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token_name(token.strip(), names)
+    return "anonymous"
 
 
 class TokenChecker:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -32,6 +32,8 @@ from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
 from bandit_engine.core import Engine
 from bandit_engine.server import convert as cv
+from bandit_engine.server.convert_report import report_msg
+from bandit_engine.server.security import caller_name
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +79,16 @@ def _rpc(fn: F) -> F:
 
 
 class BanditServicer(pb_grpc.BanditServiceServicer):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, token_names: Mapping[str, str] | None = None) -> None:
         self.engine = engine
+        #: token -> name, with auth on (``security.load_tokens``); None: auth off
+        self.token_names = token_names
+
+    def _actor(self, context: Any) -> str:
+        """Who makes an admin call: its token's name (``security.caller_name``)."""
+        if self.token_names is None:
+            return "anonymous"
+        return caller_name(context.invocation_metadata(), self.token_names)
 
     @_rpc
     def Recommend(self, request: pb.RecommendRequest, context: Any) -> pb.RecommendResponse:
@@ -176,6 +186,39 @@ class BanditServicer(pb_grpc.BanditServiceServicer):
     def ListArms(self, request: pb.ListArmsRequest, context: Any) -> pb.ListArmsResponse:
         infos = self.engine.list_arms(request.experiment_id, request.include_retired)
         return pb.ListArmsResponse(arms=[cv.arm_msg(a) for a in infos])
+
+    @_rpc
+    def AddChallenger(self, request: pb.AddChallengerRequest, context: Any) -> pb.Experiment:
+        settings = cv.settings_from_msg(request.settings)
+        info = self.engine.challengers.add(
+            request.experiment_id, request.name, settings, self._actor(context)
+        )
+        return cv.experiment_msg(info)
+
+    @_rpc
+    def RemoveChallenger(self, request: pb.RemoveChallengerRequest, context: Any) -> pb.Experiment:
+        info = self.engine.challengers.remove(
+            request.experiment_id, request.name, self._actor(context)
+        )
+        return cv.experiment_msg(info)
+
+    @_rpc
+    def PromoteChallenger(
+        self, request: pb.PromoteChallengerRequest, context: Any
+    ) -> pb.Experiment:
+        info = self.engine.challengers.promote(
+            request.experiment_id, request.name, self._actor(context)
+        )
+        return cv.experiment_msg(info)
+
+    @_rpc
+    def RollbackChampion(self, request: pb.RollbackChampionRequest, context: Any) -> pb.Experiment:
+        info = self.engine.challengers.rollback(request.experiment_id, self._actor(context))
+        return cv.experiment_msg(info)
+
+    @_rpc
+    def GetReport(self, request: pb.GetReportRequest, context: Any) -> pb.Report:
+        return report_msg(self.engine.challengers.report(request.experiment_id))
 
 
 def _error(index: int, code: grpc.StatusCode, message: str) -> pb.RecommendResult:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from bandit_engine.store.base import DecisionRow, RewardRow, Snapshot
+from bandit_engine.store.base import DecisionRow, PolicyChange, RewardRow, Snapshot
 
 #: Column order that ``decision_from_row`` and ``reward_from_row`` read.
 DECISION_COLS = (
@@ -22,6 +22,26 @@ DECISION_COLS = (
 REWARD_COLS = (
     "event_id, arm_id, experiment_id, arm_slot, x, reward, reward_norm, source, ts, seq, weight"
 )
+
+#: Column order of ``policy_changes`` rows that ``policy_change_from_row`` reads.
+POLICY_CHANGE_COLS = "experiment_id, action, name, settings, actor, at, from_seq, seq"
+
+
+def policy_change_params(ch: PolicyChange) -> tuple[Any, ...]:
+    """The insert parameters of a policy change (``POLICY_CHANGE_COLS`` but seq)."""
+    return (
+        ch.experiment_id,
+        ch.action,
+        ch.name,
+        json.dumps(ch.settings, sort_keys=True),
+        ch.actor,
+        ch.at,
+        ch.from_seq,
+    )
+
+
+def policy_change_from_row(r: Sequence[Any]) -> PolicyChange:
+    return PolicyChange(r[0], r[1], r[2], json.loads(r[3]), r[4], float(r[5]), int(r[6]), int(r[7]))
 
 
 def json_ids(ids: Sequence[str]) -> str:

@@ -20,6 +20,7 @@ from bandit_engine.core.ports import (
     ArmRow,
     DecisionRow,
     FloatArray,
+    PolicyChange,
     RewardRow,
     Snapshot,
     Store,
@@ -34,6 +35,7 @@ __all__ = [
     "HeldRewards",
     "LearnerOffsets",
     "LearnerStore",
+    "PolicyChange",
     "RewardRow",
     "Snapshot",
     "SnapshotUpdate",
@@ -113,6 +115,10 @@ class LearnerStore(Protocol):
 
     def load_snapshot(self, experiment_id: str) -> Snapshot | None:
         """The stored posterior of one experiment, or None."""
+        ...
+
+    def policy_changes(self, experiment_id: str | None = None) -> list[PolicyChange]:
+        """Stored changes of experiments' policy sets, in order (``Store.policy_changes``)."""
         ...
 
     def learner_offsets(self, group_id: str) -> dict[int, LearnerOffsets]:

@@ -18,12 +18,15 @@ from typing import Any
 from bandit_engine._exceptions import StoreError
 from bandit_engine.store._codec import (
     DECISION_COLS,
+    POLICY_CHANGE_COLS,
     REWARD_COLS,
     config_from_json,
     decision_from_row,
     decision_params,
     decode_state,
     encode_vector,
+    policy_change_from_row,
+    policy_change_params,
     prune_log_rows,
     reward_from_row,
     snapshot_params,
@@ -33,6 +36,7 @@ from bandit_engine.store.base import (
     REWARD_COUNTERS,
     ArmRow,
     DecisionRow,
+    PolicyChange,
     RewardRow,
     Snapshot,
     Store,
@@ -43,8 +47,9 @@ from bandit_engine.store.base import (
 #: keep their JSON text), which engines that know only v2 cannot read. v4: the
 #: engine's counters in ``engine_counters``, counted with their rows. v5: a
 #: reward's weight (its click model's; rows before it counted 1) and a
-#: decision's prefix propensities (per_slot experiments).
-SCHEMA_VERSION = 5
+#: decision's prefix propensities (per_slot experiments). v6: the
+#: ``policy_changes`` of experiments (challengers, promotions).
+SCHEMA_VERSION = 6
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -101,6 +106,17 @@ CREATE TABLE IF NOT EXISTS engine_counters (
     n INTEGER NOT NULL,
     PRIMARY KEY (experiment_id, name)
 );
+CREATE TABLE IF NOT EXISTS policy_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    experiment_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    name TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    at REAL NOT NULL,
+    from_seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS policy_changes_exp ON policy_changes (experiment_id, seq);
 CREATE TABLE IF NOT EXISTS snapshots (
     experiment_id TEXT PRIMARY KEY,
     last_seq INTEGER NOT NULL,
@@ -167,7 +183,7 @@ class SQLiteStore(Store):
             # to rewrite (JSON rows are still read); v3 -> v4: the counters
             # table made above, seeded from the snapshots by the engine;
             # v4 -> v5: the rewards' weight and the decisions' prefix columns
-            # (added above)
+            # (added above); v5 -> v6: policy_changes (created above)
             self._db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
         elif row[0] > SCHEMA_VERSION:
             raise StoreError(
@@ -359,6 +375,23 @@ class SQLiteStore(Store):
                 (experiment_id,),
             )
         return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    # --------------------------------------------------------- policy changes
+    def record_policy_change(self, change: PolicyChange) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO policy_changes (experiment_id, action, name, settings, actor, at, "
+                "from_seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                policy_change_params(change),
+            )
+            return int(cur.lastrowid or 0)
+
+    def policy_changes(self, experiment_id: str | None = None) -> list[PolicyChange]:
+        sql = f"SELECT {POLICY_CHANGE_COLS} FROM policy_changes"
+        args: tuple[Any, ...] = ()
+        if experiment_id is not None:
+            sql, args = sql + " WHERE experiment_id = ?", (experiment_id,)
+        return [policy_change_from_row(r) for r in self._query(sql + " ORDER BY seq", args)]
 
     # -------------------------------------------------------------- snapshots
     def save_snapshot(self, snap: Snapshot) -> None:

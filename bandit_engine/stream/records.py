@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from bandit_engine._proto.bandit.v1 import log_pb2
+from bandit_engine.core.challengers import ShadowRecord
 from bandit_engine.core.ports import DecisionRow, FeedbackEvent
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     "encode_feedback",
     "feedback_fields",
     "parse_feedback",
+    "shadow_msg",
+    "shadow_of",
 ]
 
 
@@ -56,7 +59,30 @@ def encode_decision(row: DecisionRow) -> bytes:
         candidates=row.candidates,
         propensity_kind=_KIND_TO_RECORD[row.propensity_kind],
         prefix_propensities=row.prefix_propensities,
+        shadow=None if row.shadow is None else shadow_msg(row.shadow),
     ).SerializeToString()
+
+
+def shadow_msg(rec: ShadowRecord) -> log_pb2.ShadowRanking:
+    """A shadow ranking as a decision record carries it."""
+    return log_pb2.ShadowRanking(
+        names=rec.names, pi=rec.pi.tolist(), dm=rec.dm.tolist(), q=rec.q, p=rec.p
+    )
+
+
+def shadow_of(rec: log_pb2.DecisionRecord) -> ShadowRecord | None:
+    """The shadow ranking a decision record carries (None if it has none, or
+    a malformed one: the decision is still learned from)."""
+    if not rec.HasField("shadow"):
+        return None
+    m = rec.shadow
+    n = len(m.names)
+    if len(m.pi) != n or len(m.dm) != n or not 0.0 < m.p <= 1.0:
+        return None
+    pi, dm = np.array(m.pi, dtype=np.float64), np.array(m.dm, dtype=np.float64)
+    if not (np.isfinite(pi).all() and np.isfinite(dm).all() and math.isfinite(m.q)):
+        return None
+    return ShadowRecord(m.p, m.q, tuple(m.names), pi, dm)
 
 
 def decode_decision(value: bytes | None) -> DecisionRow:
@@ -82,6 +108,7 @@ def decode_decision(value: bytes | None) -> DecisionRow:
         tuple(rec.slots),
         "per_slot" if rec.propensity_kind == _KIND_TO_RECORD["per_slot"] else "first_slot",
         tuple(rec.prefix_propensities),
+        shadow_of(rec),
     )
 
 

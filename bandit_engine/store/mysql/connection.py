@@ -28,7 +28,7 @@ __all__ = ["SCHEMA_VERSION", "MySQLConnection", "fetch_all", "fetch_one", "parse
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 T = TypeVar("T")
 
@@ -120,6 +120,19 @@ _SCHEMA = [
         name VARCHAR(64) NOT NULL,
         n BIGINT NOT NULL,
         PRIMARY KEY (experiment_id, name)
+    ) ENGINE=InnoDB""",
+    # changes of experiments' policy sets: challengers added and removed,
+    # promotions and rollbacks, with who and when (core.challenger_admin)
+    """CREATE TABLE IF NOT EXISTS policy_changes (
+        seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        experiment_id VARCHAR(128) NOT NULL,
+        action VARCHAR(16) NOT NULL,
+        name VARCHAR(64) NOT NULL,
+        settings TEXT NOT NULL,
+        actor VARCHAR(128) NOT NULL,
+        at DOUBLE NOT NULL,
+        from_seq BIGINT NOT NULL,
+        KEY policy_changes_exp (experiment_id, seq)
     ) ENGINE=InnoDB""",
     """CREATE TABLE IF NOT EXISTS snapshots (
         experiment_id VARCHAR(128) NOT NULL PRIMARY KEY,
@@ -293,7 +306,7 @@ class MySQLConnection:
             # (prune_log). v4 -> v5: engine_counters (created above), seeded
             # from the snapshots by the engine. v5 -> v6: a reward's weight
             # (its click model's; rows before it counted 1) and a decision's
-            # prefix propensities.
+            # prefix propensities. v6 -> v7: policy_changes (created above).
             cur.execute(
                 "SELECT index_name FROM information_schema.statistics WHERE "
                 "table_schema = DATABASE() AND table_name = 'decisions'"

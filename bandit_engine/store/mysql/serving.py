@@ -10,12 +10,15 @@ from typing import Any
 
 from bandit_engine.store._codec import (
     DECISION_COLS,
+    POLICY_CHANGE_COLS,
     REWARD_COLS,
     config_from_json,
     decision_from_row,
     decision_params,
     decode_state,
     encode_vector,
+    policy_change_from_row,
+    policy_change_params,
     prune_log_rows,
     reward_from_row,
     snapshot_params,
@@ -25,6 +28,7 @@ from bandit_engine.store.base import (
     REWARD_COUNTERS,
     ArmRow,
     DecisionRow,
+    PolicyChange,
     RewardRow,
     Snapshot,
 )
@@ -212,6 +216,27 @@ class ServingMethods(MySQLConnection):
             sql, args = sql + " WHERE experiment_id = %s", (experiment_id,)
         rows = self._run(lambda c: fetch_all(c, sql, args))
         return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    # --------------------------------------------------------- policy changes
+    def record_policy_change(self, change: PolicyChange) -> int:
+        def op(c: Any) -> int:
+            c.execute(
+                "INSERT INTO policy_changes (experiment_id, action, name, settings, actor, at, "
+                "from_seq) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                policy_change_params(change),
+            )
+            return int(c.lastrowid)
+
+        # No retry: a COMMIT lost with the link may have stored it already.
+        return self._run(op, retry=False)
+
+    def policy_changes(self, experiment_id: str | None = None) -> list[PolicyChange]:
+        sql = f"SELECT {POLICY_CHANGE_COLS} FROM policy_changes"
+        args: tuple[Any, ...] = ()
+        if experiment_id is not None:
+            sql, args = sql + " WHERE experiment_id = %s", (experiment_id,)
+        rows = self._run(lambda c: fetch_all(c, sql + " ORDER BY seq", args))
+        return [policy_change_from_row(r) for r in rows]
 
     # -------------------------------------------------------------- snapshots
     def save_snapshot(self, snap: Snapshot) -> None:

@@ -17,8 +17,10 @@ DEAD_LETTER_REASONS = ("malformed", "invalid", "duplicate", "late", "unknown_eve
 
 #: One update of a posterior: (slot, context as little-endian float64 bytes,
 #: reward normalised to [0, 1], the decision's time: ``decision_time``, how
-#: much it counts: its click model's weight).
-Event = tuple[int, bytes, float, float, float]
+#: much it counts: its click model's weight, and for the first shown slot of
+#: a decision the challengers ranked in shadow, that ranking
+#: (``core.challengers.ShadowRecord``), else None).
+Event = tuple[int, bytes, float, float, float, Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,6 +170,10 @@ class Committer:
                 log.exception("forwarding %d rewards failed; reloading state", len(cp.forwards))
                 self.needs_reset = True
                 return False
+        try:  # a challenger added meanwhile learns from this commit's events on
+            await self.in_db(self.models.sync_changes)
+        except Exception:
+            log.warning("policy changes not read; the commit goes on without them", exc_info=True)
         updates = {e: self.models.update(e, events) for e, events in cp.events.items()}
         t0 = time.perf_counter()
         try:

@@ -17,8 +17,14 @@ from typing import Protocol
 import numpy as np
 
 from bandit_engine._proto.bandit.v1 import log_pb2
+from bandit_engine.core.challengers import ShadowRecord
 from bandit_engine.policies import MAX_ABS_FEATURE
-from bandit_engine.stream.records import FeedbackParseError, decision_x_bytes, feedback_fields
+from bandit_engine.stream.records import (
+    FeedbackParseError,
+    decision_x_bytes,
+    feedback_fields,
+    shadow_of,
+)
 
 __all__ = ["DecisionIn", "LogRecord", "RewardIn", "decode_decisions", "decode_rewards"]
 
@@ -44,11 +50,14 @@ class LogRecord(Protocol):
 
 
 #: A decision record: (offset, Kafka timestamp in ms, event id, experiment
-#: id, created_at, deadline, context, shown slots). The context is
-#: little-endian float64 bytes, ``b""`` if it holds a value that is not
-#: finite or beyond ``MAX_ABS_FEATURE`` (or is not whole float64s), and None
-#: if the record is not a ``DecisionRecord`` at all.
-DecisionIn = tuple[int, int, str, str, float, float, bytes | None, tuple[int, ...]]
+#: id, created_at, deadline, context, shown slots, shadow ranking). The
+#: context is little-endian float64 bytes, ``b""`` if it holds a value that
+#: is not finite or beyond ``MAX_ABS_FEATURE`` (or is not whole float64s),
+#: and None if the record is not a ``DecisionRecord`` at all. The shadow
+#: ranking (``records.shadow_of``) is None unless the challengers ranked it.
+DecisionIn = tuple[
+    int, int, str, str, float, float, bytes | None, tuple[int, ...], ShadowRecord | None
+]
 
 #: A feedback record: (offset, key, value, event id, arm id, reward,
 #: timestamp, error, Kafka timestamp in ms, headers). The timestamp defaults
@@ -79,7 +88,7 @@ def decode_decisions(records: Iterable[LogRecord]) -> list[DecisionIn]:
             parse(r.value or b"")
             x = msg.x_f64 or decision_x_bytes(msg)
         except Exception:  # protobuf's DecodeError, or a value that is no message
-            append((r.offset, r.timestamp, "", "", 0.0, 0.0, None, ()))
+            append((r.offset, r.timestamp, "", "", 0.0, 0.0, None, (), None))
             continue
         s = msg.slots
         append(
@@ -92,6 +101,7 @@ def decode_decisions(records: Iterable[LogRecord]) -> list[DecisionIn]:
                 msg.deadline,
                 x,
                 (s[0],) if len(s) == 1 else tuple(s),
+                shadow_of(msg) if msg.HasField("shadow") else None,
             )
         )
     return _check_contexts(out)
@@ -105,7 +115,7 @@ def _check_contexts(rows: list[DecisionIn]) -> list[DecisionIn]:
         values = np.frombuffer(b"".join(xs), dtype="<f8")
         if bool((np.abs(values) <= MAX_ABS_FEATURE).all()):  # (NaN fails too)
             return rows
-    return [r if r[6] is None or _good(r[6]) else (*r[:6], b"", r[7]) for r in rows]
+    return [r if r[6] is None or _good(r[6]) else (*r[:6], b"", *r[7:]) for r in rows]
 
 
 def _good(x: bytes) -> bool:

@@ -31,6 +31,7 @@ from bandit_engine.stream.learner.partition import (
     EVENT,
     EXPERIMENT,
     REWARDED,
+    SHADOW,
     SLOTS,
     SOURCES,
     Partition,
@@ -187,7 +188,7 @@ class JoinState:
         i = start
         need = None
         for i in range(start, len(rows)):
-            off, ms, ev, exp_id, created, deadline, x, slots = rows[i]
+            off, ms, ev, exp_id, created, deadline, x, slots, shadow = rows[i]
             if ms > log_ms:
                 log_ms = ms
             replay = off < committed.dec_next
@@ -219,7 +220,7 @@ class JoinState:
                 if not replay:
                     counters[(exp_id, "malformed_decision")] += 1
                 continue
-            pend = [ev, exp_id, x, slots, deadline, off, 0, -1, True, None, 0]  # (a Pending)
+            pend = [ev, exp_id, x, slots, deadline, off, 0, -1, True, None, 0, shadow]  # Pending
             if ev in closed or not part.add_pending(pend):
                 # A second copy (a producer's retry of a batch the broker had
                 # written): the first one holds the join state.
@@ -473,7 +474,8 @@ class JoinState:
 
 def _event(slot: int, pend: Pending, reward: float) -> Event:
     """A posterior update: a shown slot of a pending decision and its reward."""
-    return (slot, pend[X], reward, decision_time(pend[EVENT]), 1.0)
+    shadow = pend[SHADOW] if slot == pend[SLOTS][0] else None
+    return (slot, pend[X], reward, decision_time(pend[EVENT]), 1.0, shadow)
 
 
 def _defaults(exp: JoinExperiment, pend: Pending) -> list[Event]:
@@ -484,4 +486,9 @@ def _defaults(exp: JoinExperiment, pend: Pending) -> list[Event]:
     ws = exp.click.default_weights(
         len(shown), [p for p, s in enumerate(shown) if clicked >> s & 1]
     ).tolist()
-    return [(s, pend[X], exp.default, t, ws[p]) for p, s in enumerate(shown) if not bits >> s & 1]
+    first = pend[SHADOW]  # the shadow ranking goes with the first slot's reward
+    return [
+        (s, pend[X], exp.default, t, ws[p], None if p else first)
+        for p, s in enumerate(shown)
+        if not bits >> s & 1
+    ]

@@ -1,4 +1,10 @@
-"""The learner's copy of each experiment's posterior, and its commit updates.
+"""The learner's copy of each experiment's posteriors, and its commit updates.
+
+Every policy of an experiment's set (``core.challengers``: the champion and
+its challengers) learns from each commit's events, once: the snapshot a
+commit stores holds them all, by name. Policy changes stored by a server
+are applied before a commit (``Models.sync_changes``), so a challenger
+added meanwhile learns from that commit's events on.
 
 Loading and updating run on the learner's database thread; the join state
 keeps its own copy of what it needs (``JoinState.set_experiment``).
@@ -11,8 +17,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from bandit_engine.core import ExperimentConfig
+from bandit_engine.core.challengers import PolicySet
+from bandit_engine.core.ports import PolicyChange
 from bandit_engine.features import ArmFeatures
-from bandit_engine.policies import Policy
 from bandit_engine.store import ArmRow, LearnerStore, Snapshot
 from bandit_engine.stream.learner.checkpoint import Event
 
@@ -20,34 +27,58 @@ __all__ = ["Model", "Models", "PosteriorUpdate"]
 
 
 class Model:
-    """One experiment: its config, policy (posterior), arms, and the stored
-    snapshot version the policy reflects."""
+    """One experiment: its config, its policies (the champion's and the
+    challengers', ``core.challengers``), arms, and the stored snapshot
+    version the policies reflect. ``config`` and ``policy`` are the
+    champion's."""
 
-    def __init__(self, config: ExperimentConfig, snapshot: Snapshot | None) -> None:
-        self.config = config
-        self.policy: Policy = config.make_policy()
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        snapshot: Snapshot | None,
+        changes: Sequence[PolicyChange] = (),
+    ) -> None:
+        self.base = config  # as stored; the challengers' settings apply to it
+        self.changes = list(changes)
         self.version = 0
         self.slots: dict[str, int] = {}  # arm id -> slot
         self._arms: list[ArmRow] = []
         self.rebuild(snapshot)
 
     def rebuild(self, snapshot: Snapshot | None) -> None:
-        """Start again from ``snapshot`` (the prior if None), with the arms known."""
-        self.policy = self.config.make_policy()
+        """Start again from ``snapshot`` (the priors if None), with the
+        policy changes and the arms known."""
+        self.policies = PolicySet(self.base, None)
+        self.config, self.policy = self.base, self.base.make_policy()
+        for ch in self.changes:
+            self.config, self.policy = self.policies.apply(ch, self.config, self.policy)
         if snapshot is not None:
-            self.policy.load_state_dict(snapshot.state)
+            self.policies.load_state(self.policy, snapshot.state)
             self.version = snapshot.last_seq
         self.add_arms(self._arms)
 
+    def take_changes(self, changes: Sequence[PolicyChange]) -> bool:
+        """Apply the policy changes newer than those applied: a new
+        challenger learns from the next commit's events on; True if any."""
+        new = [ch for ch in changes if ch.seq > self.policies.last_change]
+        for ch in new:
+            self.config, self.policy = self.policies.apply(ch, self.config, self.policy)
+            self.changes.append(ch)
+        if new:
+            self.add_arms(self._arms)
+        return bool(new)
+
     def add_arms(self, rows: Sequence[ArmRow]) -> None:
-        """Take the experiment's arm rows (ordered by slot): new ones join the
-        policy at their prior."""
+        """Take the experiment's arm rows (ordered by slot): new ones join
+        every policy at their prior."""
+        policies = [self.policy, *(c.policy for c in self.policies.challengers.values())]
         for row in rows:
-            if row.slot >= self.policy.n_arms:
-                f = row.features
-                self.policy.add_arm(
-                    ArmFeatures.build(row.arm_id, f.get("numeric"), f.get("categorical"))
-                )
+            for policy in policies:
+                if row.slot >= policy.n_arms:
+                    f = row.features
+                    policy.add_arm(
+                        ArmFeatures.build(row.arm_id, f.get("numeric"), f.get("categorical"))
+                    )
             self.slots[row.arm_id] = row.slot
         if rows is not self._arms:
             self._arms = list(rows)
@@ -69,10 +100,10 @@ class PosteriorUpdate:
         m = self.model
         if version != m.version:  # another learner committed in between
             m.rebuild(load())
-        slots, xs, rewards, times, weights = zip(*self.events, strict=True)
+        slots, xs, rewards, times, weights, shadows = zip(*self.events, strict=True)
         n = len(slots)
         w = np.array(weights, dtype=np.float64)
-        m.policy.update_batch(
+        args = (
             np.array(slots, dtype=np.int64),
             # one copy: the contexts are float64 bytes, checked on arrival
             np.frombuffer(b"".join(xs), dtype="<f8").reshape(n, -1),
@@ -80,7 +111,13 @@ class PosteriorUpdate:
             np.array(times, dtype=np.float64),
             None if (w == 1.0).all() else w,
         )
-        return m.policy.state_dict()
+        m.policy.update_batch(*args)
+        if m.policies.challengers:  # the same events, once each
+            m.policies.learn_batch(*args)
+            for rec, r in zip(shadows, rewards, strict=True):
+                if rec is not None:  # a shadow decision's first-slot reward
+                    m.policies.rewarded(rec, r)
+        return m.policies.state(m.policy.state_dict(), windows=True)
 
 
 class Models:
@@ -112,6 +149,7 @@ class Models:
         model = Model(
             ExperimentConfig.from_dict(configs[experiment_id]),
             self.store.load_snapshot(experiment_id),
+            self.store.policy_changes(experiment_id),
         )
         model.add_arms(self.store.load_arms(experiment_id))
         return model
@@ -119,6 +157,16 @@ class Models:
     def sync(self, experiment_id: str, model: Model) -> None:
         """Read the arms added to an experiment since it was loaded."""
         model.add_arms(self.store.load_arms(experiment_id))
+
+    def sync_changes(self) -> int:
+        """Apply the policy changes stored since the experiments held here
+        were loaded (before a commit); how many experiments changed."""
+        if not self._models:
+            return 0
+        by_exp: dict[str, list[PolicyChange]] = {}
+        for ch in self.store.policy_changes():
+            by_exp.setdefault(ch.experiment_id, []).append(ch)
+        return sum(m.take_changes(by_exp.get(e, [])) for e, m in self._models.items())
 
     def update(self, experiment_id: str, events: list[Event]) -> PosteriorUpdate:
         return PosteriorUpdate(experiment_id, self._models[experiment_id], events)

@@ -27,6 +27,7 @@ __all__ = [
     "OFFSET",
     "OPEN",
     "REWARDED",
+    "SHADOW",
     "SLOTS",
     "SOURCES",
     "Partition",
@@ -48,6 +49,7 @@ FIRST_FB = 7  # smallest feedback offset joined to it (-1: none)
 OPEN = 8  # False once its window closed
 SOURCES = 9  # the sources of the forwarded copies joined to it (a set, or None)
 CLICKED = 10  # bit s set: slot s's reward was a click (above the default reward)
+SHADOW = 11  # the challengers' shadow ranking (``ShadowRecord``), or None
 
 
 #: A reward as the join keeps it: (event id, arm id, reward, timestamp, the

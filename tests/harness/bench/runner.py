@@ -31,10 +31,11 @@ SECTIONS = (
     "ranking",
     "slate",
     "ope",
+    "shadow",
 )
 #: sections in their own modules (``harness.bench.<name>``): each has
 #: ``TARGETS``, ``DESCRIPTIONS`` and ``run(quick) -> (figures, info)``
-PLUGIN_SECTIONS = ("ranking", "slate", "ope")
+PLUGIN_SECTIONS = ("ranking", "slate", "ope", "shadow")
 
 #: key -> (comparison, threshold)
 TARGETS: dict[str, tuple[str, float]] = {

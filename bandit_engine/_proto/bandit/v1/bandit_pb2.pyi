@@ -69,7 +69,7 @@ class Features(_message.Message):
     def __init__(self, dense: _Optional[_Iterable[float]] = ..., numeric: _Optional[_Mapping[str, float]] = ..., categorical: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExperimentSpec(_message.Message):
-    __slots__ = ("experiment_id", "policy", "dim", "dense_dim", "no_intercept", "joint_dim", "reward_min", "reward_max", "reward_window_seconds", "default_reward", "decay", "prior_precision", "noise_scale", "prior_alpha", "prior_beta", "propensity_draws", "exploration", "half_life_seconds", "click_model", "examination", "propensity_kind")
+    __slots__ = ("experiment_id", "policy", "dim", "dense_dim", "no_intercept", "joint_dim", "reward_min", "reward_max", "reward_window_seconds", "default_reward", "decay", "prior_precision", "noise_scale", "prior_alpha", "prior_beta", "propensity_draws", "exploration", "half_life_seconds", "click_model", "examination", "propensity_kind", "shadow_rate", "shadow_window")
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +91,8 @@ class ExperimentSpec(_message.Message):
     CLICK_MODEL_FIELD_NUMBER: _ClassVar[int]
     EXAMINATION_FIELD_NUMBER: _ClassVar[int]
     PROPENSITY_KIND_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_RATE_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_WINDOW_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     policy: PolicyKind
     dim: int
@@ -112,21 +114,59 @@ class ExperimentSpec(_message.Message):
     click_model: ClickModel
     examination: _containers.RepeatedScalarFieldContainer[float]
     propensity_kind: PropensityKind
-    def __init__(self, experiment_id: _Optional[str] = ..., policy: _Optional[_Union[PolicyKind, str]] = ..., dim: _Optional[int] = ..., dense_dim: _Optional[int] = ..., no_intercept: _Optional[bool] = ..., joint_dim: _Optional[int] = ..., reward_min: _Optional[float] = ..., reward_max: _Optional[float] = ..., reward_window_seconds: _Optional[float] = ..., default_reward: _Optional[float] = ..., decay: _Optional[float] = ..., prior_precision: _Optional[float] = ..., noise_scale: _Optional[float] = ..., prior_alpha: _Optional[float] = ..., prior_beta: _Optional[float] = ..., propensity_draws: _Optional[int] = ..., exploration: _Optional[float] = ..., half_life_seconds: _Optional[float] = ..., click_model: _Optional[_Union[ClickModel, str]] = ..., examination: _Optional[_Iterable[float]] = ..., propensity_kind: _Optional[_Union[PropensityKind, str]] = ...) -> None: ...
+    shadow_rate: float
+    shadow_window: int
+    def __init__(self, experiment_id: _Optional[str] = ..., policy: _Optional[_Union[PolicyKind, str]] = ..., dim: _Optional[int] = ..., dense_dim: _Optional[int] = ..., no_intercept: _Optional[bool] = ..., joint_dim: _Optional[int] = ..., reward_min: _Optional[float] = ..., reward_max: _Optional[float] = ..., reward_window_seconds: _Optional[float] = ..., default_reward: _Optional[float] = ..., decay: _Optional[float] = ..., prior_precision: _Optional[float] = ..., noise_scale: _Optional[float] = ..., prior_alpha: _Optional[float] = ..., prior_beta: _Optional[float] = ..., propensity_draws: _Optional[int] = ..., exploration: _Optional[float] = ..., half_life_seconds: _Optional[float] = ..., click_model: _Optional[_Union[ClickModel, str]] = ..., examination: _Optional[_Iterable[float]] = ..., propensity_kind: _Optional[_Union[PropensityKind, str]] = ..., shadow_rate: _Optional[float] = ..., shadow_window: _Optional[int] = ...) -> None: ...
+
+class PolicySettings(_message.Message):
+    __slots__ = ("policy", "joint_dim", "decay", "half_life_seconds", "prior_precision", "noise_scale", "exploration", "prior_alpha", "prior_beta", "propensity_draws")
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    JOINT_DIM_FIELD_NUMBER: _ClassVar[int]
+    DECAY_FIELD_NUMBER: _ClassVar[int]
+    HALF_LIFE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    NOISE_SCALE_FIELD_NUMBER: _ClassVar[int]
+    EXPLORATION_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_ALPHA_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_BETA_FIELD_NUMBER: _ClassVar[int]
+    PROPENSITY_DRAWS_FIELD_NUMBER: _ClassVar[int]
+    policy: PolicyKind
+    joint_dim: int
+    decay: float
+    half_life_seconds: float
+    prior_precision: float
+    noise_scale: float
+    exploration: float
+    prior_alpha: float
+    prior_beta: float
+    propensity_draws: int
+    def __init__(self, policy: _Optional[_Union[PolicyKind, str]] = ..., joint_dim: _Optional[int] = ..., decay: _Optional[float] = ..., half_life_seconds: _Optional[float] = ..., prior_precision: _Optional[float] = ..., noise_scale: _Optional[float] = ..., exploration: _Optional[float] = ..., prior_alpha: _Optional[float] = ..., prior_beta: _Optional[float] = ..., propensity_draws: _Optional[int] = ...) -> None: ...
+
+class Challenger(_message.Message):
+    __slots__ = ("name", "settings")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    settings: PolicySettings
+    def __init__(self, name: _Optional[str] = ..., settings: _Optional[_Union[PolicySettings, _Mapping]] = ...) -> None: ...
 
 class Experiment(_message.Message):
-    __slots__ = ("spec", "active_arms", "total_arms", "model_version", "counters")
+    __slots__ = ("spec", "active_arms", "total_arms", "model_version", "counters", "champion", "challengers")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_ARMS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_ARMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGERS_FIELD_NUMBER: _ClassVar[int]
     spec: ExperimentSpec
     active_arms: int
     total_arms: int
     model_version: int
     counters: ExperimentCounters
-    def __init__(self, spec: _Optional[_Union[ExperimentSpec, _Mapping]] = ..., active_arms: _Optional[int] = ..., total_arms: _Optional[int] = ..., model_version: _Optional[int] = ..., counters: _Optional[_Union[ExperimentCounters, _Mapping]] = ...) -> None: ...
+    champion: str
+    challengers: _containers.RepeatedCompositeFieldContainer[Challenger]
+    def __init__(self, spec: _Optional[_Union[ExperimentSpec, _Mapping]] = ..., active_arms: _Optional[int] = ..., total_arms: _Optional[int] = ..., model_version: _Optional[int] = ..., counters: _Optional[_Union[ExperimentCounters, _Mapping]] = ..., champion: _Optional[str] = ..., challengers: _Optional[_Iterable[_Union[Challenger, _Mapping]]] = ...) -> None: ...
 
 class ExperimentCounters(_message.Message):
     __slots__ = ("decisions", "rewards_applied", "rewards_defaulted", "rewards_duplicate", "rewards_late", "rewards_unknown")
@@ -331,3 +371,103 @@ class FeedbackResponse(_message.Message):
     outcome: FeedbackOutcome
     model_version: int
     def __init__(self, outcome: _Optional[_Union[FeedbackOutcome, str]] = ..., model_version: _Optional[int] = ...) -> None: ...
+
+class AddChallengerRequest(_message.Message):
+    __slots__ = ("experiment_id", "name", "settings")
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    name: str
+    settings: PolicySettings
+    def __init__(self, experiment_id: _Optional[str] = ..., name: _Optional[str] = ..., settings: _Optional[_Union[PolicySettings, _Mapping]] = ...) -> None: ...
+
+class RemoveChallengerRequest(_message.Message):
+    __slots__ = ("experiment_id", "name")
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    name: str
+    def __init__(self, experiment_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class PromoteChallengerRequest(_message.Message):
+    __slots__ = ("experiment_id", "name")
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    name: str
+    def __init__(self, experiment_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class RollbackChampionRequest(_message.Message):
+    __slots__ = ("experiment_id",)
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    def __init__(self, experiment_id: _Optional[str] = ...) -> None: ...
+
+class GetReportRequest(_message.Message):
+    __slots__ = ("experiment_id",)
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    def __init__(self, experiment_id: _Optional[str] = ...) -> None: ...
+
+class Estimate(_message.Message):
+    __slots__ = ("value", "low", "high")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    value: float
+    low: float
+    high: float
+    def __init__(self, value: _Optional[float] = ..., low: _Optional[float] = ..., high: _Optional[float] = ...) -> None: ...
+
+class PolicyEstimate(_message.Message):
+    __slots__ = ("name", "role", "n", "ess", "ips", "snips", "dr")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    ESS_FIELD_NUMBER: _ClassVar[int]
+    IPS_FIELD_NUMBER: _ClassVar[int]
+    SNIPS_FIELD_NUMBER: _ClassVar[int]
+    DR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: str
+    n: int
+    ess: float
+    ips: Estimate
+    snips: Estimate
+    dr: Estimate
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ..., n: _Optional[int] = ..., ess: _Optional[float] = ..., ips: _Optional[_Union[Estimate, _Mapping]] = ..., snips: _Optional[_Union[Estimate, _Mapping]] = ..., dr: _Optional[_Union[Estimate, _Mapping]] = ...) -> None: ...
+
+class PolicyChange(_message.Message):
+    __slots__ = ("seq", "action", "name", "actor", "at", "previous", "settings")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    action: str
+    name: str
+    actor: str
+    at: float
+    previous: str
+    settings: PolicySettings
+    def __init__(self, seq: _Optional[int] = ..., action: _Optional[str] = ..., name: _Optional[str] = ..., actor: _Optional[str] = ..., at: _Optional[float] = ..., previous: _Optional[str] = ..., settings: _Optional[_Union[PolicySettings, _Mapping]] = ...) -> None: ...
+
+class Report(_message.Message):
+    __slots__ = ("experiment_id", "champion", "shadow_rate", "shadow_window", "estimates", "changes")
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_RATE_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATES_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    champion: str
+    shadow_rate: float
+    shadow_window: int
+    estimates: _containers.RepeatedCompositeFieldContainer[PolicyEstimate]
+    changes: _containers.RepeatedCompositeFieldContainer[PolicyChange]
+    def __init__(self, experiment_id: _Optional[str] = ..., champion: _Optional[str] = ..., shadow_rate: _Optional[float] = ..., shadow_window: _Optional[int] = ..., estimates: _Optional[_Iterable[_Union[PolicyEstimate, _Mapping]]] = ..., changes: _Optional[_Iterable[_Union[PolicyChange, _Mapping]]] = ...) -> None: ...

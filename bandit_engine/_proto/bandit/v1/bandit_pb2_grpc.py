@@ -89,6 +89,31 @@ class BanditServiceStub:
                 request_serializer=bandit_dot_v1_dot_bandit__pb2.ListArmsRequest.SerializeToString,
                 response_deserializer=bandit_dot_v1_dot_bandit__pb2.ListArmsResponse.FromString,
                 _registered_method=True)
+        self.AddChallenger = channel.unary_unary(
+                '/bandit.v1.BanditService/AddChallenger',
+                request_serializer=bandit_dot_v1_dot_bandit__pb2.AddChallengerRequest.SerializeToString,
+                response_deserializer=bandit_dot_v1_dot_bandit__pb2.Experiment.FromString,
+                _registered_method=True)
+        self.RemoveChallenger = channel.unary_unary(
+                '/bandit.v1.BanditService/RemoveChallenger',
+                request_serializer=bandit_dot_v1_dot_bandit__pb2.RemoveChallengerRequest.SerializeToString,
+                response_deserializer=bandit_dot_v1_dot_bandit__pb2.Experiment.FromString,
+                _registered_method=True)
+        self.PromoteChallenger = channel.unary_unary(
+                '/bandit.v1.BanditService/PromoteChallenger',
+                request_serializer=bandit_dot_v1_dot_bandit__pb2.PromoteChallengerRequest.SerializeToString,
+                response_deserializer=bandit_dot_v1_dot_bandit__pb2.Experiment.FromString,
+                _registered_method=True)
+        self.RollbackChampion = channel.unary_unary(
+                '/bandit.v1.BanditService/RollbackChampion',
+                request_serializer=bandit_dot_v1_dot_bandit__pb2.RollbackChampionRequest.SerializeToString,
+                response_deserializer=bandit_dot_v1_dot_bandit__pb2.Experiment.FromString,
+                _registered_method=True)
+        self.GetReport = channel.unary_unary(
+                '/bandit.v1.BanditService/GetReport',
+                request_serializer=bandit_dot_v1_dot_bandit__pb2.GetReportRequest.SerializeToString,
+                response_deserializer=bandit_dot_v1_dot_bandit__pb2.Report.FromString,
+                _registered_method=True)
 
 
 class BanditServiceServicer:
@@ -173,6 +198,45 @@ class BanditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddChallenger(self, request, context):
+        """Challengers (docs/challengers.md): policies over the same arms that
+        learn from every reward and rank a share (shadow_rate) of requests in
+        shadow for off-policy estimates; only the champion serves. At most
+        max_challengers per experiment (default 4). Each change is recorded
+        with the calling token's name and the time (Report.changes).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveChallenger(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteChallenger(self, request, context):
+        """Make a challenger the champion; the champion becomes a challenger under
+        its name. Both keep their states.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackChampion(self, request, context):
+        """Undo the last promotion (or rollback): its previous champion serves again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetReport(self, request, context):
+        """The champion's and the challengers' estimates, and the changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BanditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -230,6 +294,31 @@ def add_BanditServiceServicer_to_server(servicer, server):
                     servicer.ListArms,
                     request_deserializer=bandit_dot_v1_dot_bandit__pb2.ListArmsRequest.FromString,
                     response_serializer=bandit_dot_v1_dot_bandit__pb2.ListArmsResponse.SerializeToString,
+            ),
+            'AddChallenger': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddChallenger,
+                    request_deserializer=bandit_dot_v1_dot_bandit__pb2.AddChallengerRequest.FromString,
+                    response_serializer=bandit_dot_v1_dot_bandit__pb2.Experiment.SerializeToString,
+            ),
+            'RemoveChallenger': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveChallenger,
+                    request_deserializer=bandit_dot_v1_dot_bandit__pb2.RemoveChallengerRequest.FromString,
+                    response_serializer=bandit_dot_v1_dot_bandit__pb2.Experiment.SerializeToString,
+            ),
+            'PromoteChallenger': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteChallenger,
+                    request_deserializer=bandit_dot_v1_dot_bandit__pb2.PromoteChallengerRequest.FromString,
+                    response_serializer=bandit_dot_v1_dot_bandit__pb2.Experiment.SerializeToString,
+            ),
+            'RollbackChampion': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackChampion,
+                    request_deserializer=bandit_dot_v1_dot_bandit__pb2.RollbackChampionRequest.FromString,
+                    response_serializer=bandit_dot_v1_dot_bandit__pb2.Experiment.SerializeToString,
+            ),
+            'GetReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReport,
+                    request_deserializer=bandit_dot_v1_dot_bandit__pb2.GetReportRequest.FromString,
+                    response_serializer=bandit_dot_v1_dot_bandit__pb2.Report.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -529,6 +618,141 @@ class BanditService:
             '/bandit.v1.BanditService/ListArms',
             bandit_dot_v1_dot_bandit__pb2.ListArmsRequest.SerializeToString,
             bandit_dot_v1_dot_bandit__pb2.ListArmsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddChallenger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bandit.v1.BanditService/AddChallenger',
+            bandit_dot_v1_dot_bandit__pb2.AddChallengerRequest.SerializeToString,
+            bandit_dot_v1_dot_bandit__pb2.Experiment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveChallenger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bandit.v1.BanditService/RemoveChallenger',
+            bandit_dot_v1_dot_bandit__pb2.RemoveChallengerRequest.SerializeToString,
+            bandit_dot_v1_dot_bandit__pb2.Experiment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteChallenger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bandit.v1.BanditService/PromoteChallenger',
+            bandit_dot_v1_dot_bandit__pb2.PromoteChallengerRequest.SerializeToString,
+            bandit_dot_v1_dot_bandit__pb2.Experiment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackChampion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bandit.v1.BanditService/RollbackChampion',
+            bandit_dot_v1_dot_bandit__pb2.RollbackChampionRequest.SerializeToString,
+            bandit_dot_v1_dot_bandit__pb2.Experiment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bandit.v1.BanditService/GetReport',
+            bandit_dot_v1_dot_bandit__pb2.GetReportRequest.SerializeToString,
+            bandit_dot_v1_dot_bandit__pb2.Report.FromString,
             options,
             channel_credentials,
             insecure,
