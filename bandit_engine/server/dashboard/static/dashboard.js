@@ -38,10 +38,15 @@ function cell(row, text, cls) {
   return td;
 }
 
-function estimateText(e) {
-  if (!e || e.value === null) return "–";
-  const iv = e.low === null ? "" : " [" + fmt(e.low) + ", " + fmt(e.high) + "]";
-  return fmt(e.value) + iv;
+function estimateCell(row, e, cls) {
+  const td = cell(row, e && e.value !== null ? fmt(e.value) : "–", "num " + cls);
+  if (e && e.low !== null) {
+    const iv = document.createElement("small");
+    iv.className = "interval";
+    iv.textContent = "[" + fmt(e.low) + ", " + fmt(e.high) + "]";
+    td.append(" ", iv);
+  }
+  return td;
 }
 
 function status(text, isError) {
@@ -142,9 +147,9 @@ function renderReport(report) {
     cell(tr, e.role);
     cell(tr, String(e.n), "num n");
     cell(tr, fmt(e.ess, 1), "num ess");
-    cell(tr, estimateText(e.ips), "num ips");
-    cell(tr, estimateText(e.snips), "num snips");
-    cell(tr, estimateText(e.dr), "num dr");
+    estimateCell(tr, e.ips, "ips");
+    estimateCell(tr, e.snips, "snips");
+    estimateCell(tr, e.dr, "dr");
     const act = cell(tr, "");
     if (e.role !== "champion") {
       const b = document.createElement("button");
