@@ -67,7 +67,7 @@ def traffic(r: Running, exp_id: str, n: int, reward: float = 1.0) -> None:
         )
 
 
-def create(r: Running, exp_id: str, policy: int, metadata: Any) -> None:
+def create(r: Running, exp_id: str, policy: pb.PolicyKind, metadata: Any) -> None:
     """An experiment of four arms, made with the admin token."""
     spec = pb.ExperimentSpec(experiment_id=exp_id, policy=policy, dim=8, dense_dim=2)
     r.stub.CreateExperiment(pb.CreateExperimentRequest(spec=spec), metadata=metadata)

@@ -121,10 +121,8 @@ def test_a_token_pasted_on_the_page_is_sent(tmp_path: Path, chromium: Any) -> No
     )  # fmt: skip
     try:
         meta = (("authorization", f"Bearer {token}"),)
-        r.stub.CreateExperiment(
-            pb.CreateExperimentRequest(spec=pb.ExperimentSpec(experiment_id="kept", policy=1)),
-            metadata=meta,
-        )
+        spec = pb.ExperimentSpec(experiment_id="kept", policy=pb.BETA_TS)
+        r.stub.CreateExperiment(pb.CreateExperimentRequest(spec=spec), metadata=meta)
         chromium.get(r.server.dashboard.url)
         wait_for(chromium, lambda d: "401" in (text_of(d, "#status") or ""), "a 401 shown")
         chromium.find_element("id", "token").send_keys(token)
