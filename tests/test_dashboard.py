@@ -347,3 +347,29 @@ def test_serve_flags_start_the_dashboard(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode != 0 and "--http-port 70000" in bad.stderr
+
+
+def test_a_loopback_dashboard_answers_loopback_host_names_only(live: Running) -> None:
+    """A page of another site whose name resolves to 127.0.0.1 (DNS
+    rebinding) sends its own name as Host: refused."""
+    port = live.server.dashboard.port
+    for host, status in (("evil.example", 400), (f"evil.example:{port}", 400),
+                         (f"127.0.0.1:{port}", 200), (f"localhost:{port}", 200)):  # fmt: skip
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/experiments", headers={"Host": host}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                got = r.status
+        except urllib.error.HTTPError as e:
+            got = e.code
+        assert got == status, host
+
+
+def test_the_core_imports_no_http_framework() -> None:
+    code = (
+        "import sys, bandit_engine.core, bandit_engine.policies\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -218,9 +219,12 @@ def build_app(
     rates: RateHistory,
     tokens: Mapping[str, frozenset[str]] | None = None,
     names: Mapping[str, str] | None = None,
+    allowed_hosts: list[str] | None = None,
 ) -> Starlette:
     """The dashboard of ``engine``: ``/`` the page, ``/static`` its files,
-    ``/api/...`` the JSON (module doc)."""
+    ``/api/...`` the JSON (module doc). ``allowed_hosts``: the ``Host``
+    headers answered (others get 400: a page of another site that renames
+    itself to a loopback address, DNS rebinding, reads nothing); None: any."""
     api = _Api(engine, rates, tokens or {}, names or {})
     read, admin = READ_SCOPES, ("admin",)
     # ids may hold '/': the path convertor, the longer routes first
@@ -255,6 +259,9 @@ def build_app(
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(BaseHTTPMiddleware, dispatch=headers)],
+        middleware=[
+            Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["*"]),
+            Middleware(BaseHTTPMiddleware, dispatch=headers),
+        ],
         exception_handlers={404: not_found, 405: not_found},
     )

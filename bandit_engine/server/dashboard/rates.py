@@ -83,7 +83,7 @@ class RateHistory:
         return self.interval * self.points
 
     def start(self) -> None:
-        self.sample()
+        self._take()
         self._thread = threading.Thread(target=self._run, name="dashboard-rates", daemon=True)
         self._thread.start()
 
@@ -95,10 +95,13 @@ class RateHistory:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
-                self.sample()
-            except Exception:  # a failing store must not end the sampling
-                log.warning("dashboard: sampling the counters failed", exc_info=True)
+            self._take()
+
+    def _take(self) -> None:
+        try:
+            self.sample()
+        except Exception:  # a failing store must not end the sampling
+            log.warning("dashboard: sampling the counters failed", exc_info=True)
 
     def sample(self) -> None:
         """Take one sample of every experiment."""

@@ -19,7 +19,7 @@ import uvicorn
 
 from bandit_engine.server.dashboard.api import build_app
 from bandit_engine.server.dashboard.rates import DEFAULT_INTERVAL, DEFAULT_POINTS, RateHistory
-from bandit_engine.server.security import TLSConfig
+from bandit_engine.server.security import TLSConfig, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ class Dashboard:
         points: int = DEFAULT_POINTS,
     ) -> None:
         self.rates = RateHistory(engine, interval, points)
-        self.app = build_app(engine, self.rates, tokens, names)
+        self._app_args = (engine, tokens, names)
+        self.app: Any = None  # built by ``bind``: it depends on the address
         self.tls = tls
         self.port = 0
         self.host = ""
@@ -58,6 +59,8 @@ class Dashboard:
         address if it is taken."""
         self._sock = _bind(host, port)
         self.host, self.port = host, int(self._sock.getsockname()[1])
+        engine, tokens, names = self._app_args
+        self.app = build_app(engine, self.rates, tokens, names, allowed_hosts(host))
         return self.port
 
     def start(self, host: str | None = None, port: int = 0) -> int:
@@ -111,6 +114,14 @@ class Dashboard:
             self._sock.close()
             self._sock = None
         self.rates.stop()
+
+
+def allowed_hosts(host: str) -> list[str] | None:
+    """The ``Host`` headers a dashboard bound to ``host`` answers: on an IPv4
+    loopback address or ``localhost``, those names only; elsewhere any."""
+    if host == "localhost" or (is_loopback(host) and ":" not in host):
+        return sorted({"127.0.0.1", "localhost", host})
+    return None
 
 
 def _bind(host: str, port: int) -> socket.socket:
