@@ -88,6 +88,11 @@ def test_the_page_shows_live_numbers_that_move_after_feedback(
         "the decisions counter moved",
     )
     assert severe(chromium) == []
+    origin = url.rstrip("/")
+    fetched = chromium.execute_script(
+        "return performance.getEntriesByType('resource').map((e) => e.name)"
+    )
+    assert fetched and all(u.startswith(origin + "/") for u in fetched), fetched
 
 
 def test_a_promotion_clicked_on_the_page_is_recorded(live: Running, chromium: Any) -> None:
