@@ -155,9 +155,11 @@ def test_numbers_equal_what_the_rpcs_return(live: Running, policy: int) -> None:
                     assert got_e[kind][part] == pytest.approx(getattr(w, part))
                 else:
                     assert got_e[kind][part] is None
-    assert [(c["action"], c["name"], c["actor"]) for c in report["changes"]] == [
-        (c.action, c.name, c.actor) for c in want_r.changes
-    ] == [("add", "lin", "anonymous")]
+    assert (
+        [(c["action"], c["name"], c["actor"]) for c in report["changes"]]
+        == [(c.action, c.name, c.actor) for c in want_r.changes]
+        == [("add", "lin", "anonymous")]
+    )
     assert report["changes"][0]["settings"]["policy"] == "lin_ts_disjoint"
 
 
@@ -373,3 +375,62 @@ def test_the_core_imports_no_http_framework() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_kafka_mode_a_promotion_on_one_dashboard_shows_on_the_other(
+    kafka_settings: Any, mysql_dsn: str
+) -> None:
+    """Two Kafka-mode servers with dashboards: the learner's counts appear on
+    both, and a promotion made through one reaches the other's page data
+    within the refresh interval."""
+    from bandit_engine.server import ServerSettings, create_server, stop_server
+
+    def settings(**kw: Any) -> ServerSettings:
+        return ServerSettings(port=0, state_dir=None, seed=1, mysql_dsn=mysql_dsn,
+                              kafka=kafka_settings, refresh_interval=0.2, http_port=0,
+                              **kw)  # fmt: skip
+
+    servers: list[Any] = []
+    try:
+        a = create_server(settings(learner_options={"commit_interval": 0.05}))
+        servers.append(a)
+        b = create_server(settings(learner=False))
+        servers.append(b)
+        for server, _, _ in servers:
+            server.start()
+        url_a, url_b = (str(s.dashboard.url) for s, _, _ in servers)
+        engine_a = a[2]
+        engine_a.create_experiment(ExperimentConfig("k", policy="beta_ts", half_life_s=0))
+        engine_a.add_arms("k", [("x", None), ("y", None)])
+        engine_a.challengers.add("k", "lin", {"policy": "lin_ts_disjoint"}, "ops")
+
+        def until(cond: Any, what: str, timeout: float = 60.0) -> None:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if cond():
+                    return
+                time.sleep(0.1)
+            raise AssertionError(f"timed out waiting for {what}")
+
+        until(lambda: call(url_b, "/api/experiments/k")[0] == 200, "b to load k")
+        engine_b = b[2]
+        for _ in range(10):
+            d = engine_b.recommend("k", None, (), 1)
+            assert engine_b.feedback(d.event_id, d.arm_ids[0], 1.0).outcome == "queued"
+        for base in (url_a, url_b):
+            until(
+                lambda base=base: (
+                    call(base, "/api/experiments/k")[1]["counters"]["rewards_applied"] == 10
+                ),
+                f"10 rewards on {base}",
+            )
+        status, doc = call(url_a, "/api/experiments/k/promote", body={"name": "lin"})
+        assert status == 200 and doc["champion"] == "lin"
+        until(lambda: call(url_b, "/api/experiments/k")[1]["champion"] == "lin", "b's champion")
+        _, report = call(url_b, "/api/experiments/k/report")
+        assert [(c["action"], c["name"]) for c in report["changes"]] == [
+            ("add", "lin"), ("promote", "lin")
+        ]  # fmt: skip
+    finally:
+        for server, _, engine in reversed(servers):
+            stop_server(server, engine, 1.0)

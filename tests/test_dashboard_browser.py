@@ -52,9 +52,7 @@ def arm(r: Running, arm_id: str) -> pb.Arm:
     return r.stub.GetArm(pb.GetArmRequest(experiment_id="trips", arm_id=arm_id))
 
 
-def test_the_page_shows_live_numbers_that_move_after_feedback(
-    live: Running, chromium: Any
-) -> None:
+def test_the_page_shows_live_numbers_that_move_after_feedback(live: Running, chromium: Any) -> None:
     make_experiment(live.stub, "trips", policy=pb.BETA_TS)
     live.stub.AddChallenger(
         pb.AddChallengerRequest(
@@ -137,9 +135,7 @@ def test_a_token_pasted_on_the_page_is_sent(tmp_path: Path, chromium: Any) -> No
             lambda d: text_of(d, 'tr[data-experiment="kept"] td') == "kept",
             "the experiment listed once the token is sent",
         )
-        stored = chromium.execute_script(
-            "return sessionStorage.getItem('bandit-dashboard-token')"
-        )
+        stored = chromium.execute_script("return sessionStorage.getItem('bandit-dashboard-token')")
         assert stored == token
         # the refused requests before the token are the only console errors
         errors = severe(chromium)

@@ -114,8 +114,10 @@ def main() -> None:
                                   TOKEN)  # fmt: skip
             driver.get(url + "#trips")
             WebDriverWait(driver, 20).until(
-                lambda d: d.find_elements("css selector", "#rate-chart canvas")
-                and d.find_elements("css selector", 'tr[data-arm="paris"]')
+                lambda d: (
+                    d.find_elements("css selector", "#rate-chart canvas")
+                    and d.find_elements("css selector", 'tr[data-arm="paris"]')
+                )
             )
             time.sleep(2.5)
             height = int(driver.execute_script("return document.documentElement.scrollHeight"))
