@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 50051
+HTTP_PORT ?= 8080
 STATE  ?= .bandit-state
 BENCH_JSON ?= bench-results.json
 export BENCH_JSON
@@ -32,9 +33,11 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench,spark]'
 	touch $@
 
-## run: serve on 127.0.0.1:$(PORT) with embedded defaults (state in $(STATE)/)
+## run: serve on 127.0.0.1:$(PORT) with embedded defaults (state in $(STATE)/),
+## the dashboard on http://127.0.0.1:$(HTTP_PORT)/ (HTTP_PORT=0: off)
 run: $(VENV)/.base-installed
-	$(BIN)/bandit-engine serve --host 127.0.0.1 --port $(PORT) --state-dir $(STATE)
+	$(BIN)/bandit-engine serve --host 127.0.0.1 --port $(PORT) --state-dir $(STATE) \
+		--http-port $(HTTP_PORT)
 
 ## test: the whole suite (services tests skip with a reason unless CI=true)
 test: venv

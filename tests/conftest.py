@@ -9,12 +9,20 @@ asks for, never from a hand-written mark. ``-m "not services"`` and
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from serverutil import Running, start_server
-from services import kafka_bootstrap, kafka_settings, mysql_dsn, spark_master  # noqa: F401
+from services import (  # noqa: F401
+    kafka_bootstrap,
+    kafka_settings,
+    missing,
+    mysql_dsn,
+    spark_master,
+)
 
 from bandit_engine.core import Limits
 from bandit_engine.store import MySQLStore, SQLiteStore, Store
@@ -69,3 +77,36 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         s = MySQLStore(request.getfixturevalue("mysql_dsn"))
     yield s
     s.close()
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    """A headless Debian ``chromium`` driven by ``chromedriver`` through
+    selenium, recording the page's console (``driver.get_log("browser")``).
+    Skipped with the reason when either program or selenium is missing,
+    except under CI=true, where that fails the test."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_bin = shutil.which("chromedriver")
+    if browser is None or driver_bin is None:
+        missing(
+            "chromium or chromedriver not on PATH (Debian: apt-get install chromium "
+            "chromium-driver)"
+        )
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError as exc:
+        missing(f"selenium not installed ({exc}): pip install -e '.[dev]'")
+        raise
+    assert browser is not None and driver_bin is not None
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1400,1000", "--no-first-run"):  # fmt: skip
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_bin))
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -83,9 +83,13 @@ def run_serve(args: argparse.Namespace) -> int:
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
+        http_port=args.http_port or None,
+        http_host=args.http_host,
         reuseport=args.reuseport,
         cpus=args.cpus,
     )
+    if not 0 <= args.http_port <= 65535:
+        raise InvalidArgument(f"--http-port {args.http_port} must be in 0..65535 (0: off)")
     if (args.tls_cert is None) != (args.tls_key is None):
         raise InvalidArgument("--tls-cert and --tls-key go together")
     if kafka is not None and args.log_retention:
@@ -109,6 +113,9 @@ def run_serve(args: argparse.Namespace) -> int:
         mode,
     )
     print(f"bandit-engine listening on {args.host}:{port}", flush=True)
+    dashboard = getattr(server, "dashboard", None)
+    if dashboard is not None:
+        print(f"dashboard on {dashboard.url}", flush=True)
     done = threading.Event()
 
     def _stop(signum: int, _frame: Any) -> None:
@@ -205,6 +212,18 @@ def add_serve(sub: Any) -> None:
         default="127.0.0.1",
         help="address /metrics binds (default 127.0.0.1); with --auth-tokens a scrape needs "
         "a token of scope metrics or admin, with --tls-cert it is HTTPS",
+    )
+    s.add_argument(
+        "--http-port",
+        type=int,
+        default=0,
+        help="serve the web dashboard on this port (docs/dashboard.md); default 0: off",
+    )
+    s.add_argument(
+        "--http-host",
+        default="127.0.0.1",
+        help="address the dashboard binds (default 127.0.0.1); with --auth-tokens it needs a "
+        "token of scope admin or metrics (admin to promote), with --tls-cert it is HTTPS",
     )
     s.add_argument(
         "--max-concurrent-rpcs",

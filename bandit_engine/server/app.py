@@ -98,6 +98,13 @@ class ServerSettings:
     #: experiment. With ``tokens``, a scrape needs a token of scope
     #: ``metrics`` or ``admin``; with ``tls``, it is HTTPS.
     metrics_host: str = "127.0.0.1"
+    #: The web dashboard on this port (0: a free one); None: off
+    #: (``server.dashboard``, docs/dashboard.md). With ``tokens``, reading it
+    #: needs a token of scope ``admin`` or ``metrics``, its admin actions one
+    #: of scope ``admin``; with ``tls``, it is HTTPS.
+    http_port: int | None = None
+    #: The address the dashboard binds. Loopback by default.
+    http_host: str = "127.0.0.1"
     #: Pin the whole process (every thread) to these CPUs (``cpus.pin``,
     #: Linux); None: the scheduler decides. A server process's Python runs
     #: on one core at a time: pinned, it keeps its caches warm.
@@ -197,6 +204,24 @@ def create_server(
         if owned:
             engine.close()
         raise OSError(f"cannot bind {address} (is the port in use?)")
+    dashboard = None
+    if settings.http_port is not None:
+        from bandit_engine.server.dashboard import Dashboard  # starlette, uvicorn: when asked
+
+        dashboard = Dashboard(engine, settings.tokens, settings.token_names, settings.tls)
+        try:
+            dashboard.bind(settings.http_host, settings.http_port)
+        except OSError:
+            server.stop(None)
+            if owned:
+                engine.close()
+            raise
+        if not settings.tokens and not is_loopback(settings.http_host):
+            log.warning(
+                "dashboard on non-loopback %s without tokens: anyone who reaches it reads every "
+                "experiment and can promote challengers",
+                settings.http_host,
+            )
     if settings.tls is None:
         if not is_loopback(settings.host):
             log.warning(
@@ -233,6 +258,9 @@ def create_server(
         settings.learner_stall_s,
     )
     engine.start()
+    if dashboard is not None:
+        dashboard.start()
+        server.dashboard = dashboard
     return server, port, engine
 
 
@@ -260,4 +288,7 @@ def stop_server(server: grpc.Server, engine: Engine, grace: float = 5.0) -> None
     metrics = getattr(server, "metrics", None)
     if metrics is not None:
         metrics.close()
+    dashboard = getattr(server, "dashboard", None)
+    if dashboard is not None:
+        dashboard.stop(grace)
     engine.close()
