@@ -99,7 +99,7 @@ class PolicyAgent(Agent):
                 "independent impression"
             )
         self._buf: list[tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray | None]] = []
-        self._pace = 1.0
+        self._pace = World.seconds_per_round
 
     def add_arms(self, world: World, indices: Sequence[int]) -> None:
         self._pace = world.seconds_per_round

@@ -119,8 +119,11 @@ class World(ABC):
     _stream_seed: int
     #: the world's pace: round t is decided at t * seconds_per_round seconds
     #: (forgetting by time, ``half_life_s``, counts those seconds); any
-    #: world takes it as a parameter (``make_world``)
-    seconds_per_round: float = 1.0
+    #: world takes it as a parameter (``make_world``). The default, 100
+    #: decisions a second, is one experiment's traffic on a modest site; at
+    #: one decision a second the default one-day half-life forgets within a
+    #: 10^6-round run (docs/performance.md, forgetting against stationary regret)
+    seconds_per_round: float = 0.01
 
     def _draw_stream_seed(self, rng: np.random.Generator) -> None:
         """Call last in ``__init__``: the stream's seed, after the structure."""
