@@ -140,7 +140,7 @@ def test_numbers_equal_what_the_rpcs_return(live: Running, policy: int) -> None:
     assert [a["arm_id"] for a in limited["arms"]] == ["paris", "rome"]
     assert (limited["arms_shown"], limited["arms_listed"]) == (2, 4)
 
-    status, report = call(url(live), "/api/experiments/trips/report")
+    status, report = call(url(live), "/api/report/trips")
     assert status == 200
     want_r = live.stub.GetReport(pb.GetReportRequest(experiment_id="trips"))
     assert report["champion"] == want_r.champion
@@ -166,8 +166,8 @@ def test_numbers_equal_what_the_rpcs_return(live: Running, policy: int) -> None:
 def test_reads_need_a_token_of_scope_admin_or_metrics(guarded: tuple[Running, Any]) -> None:
     r, admin = guarded
     create(r, "trips", pb.LIN_TS_DISJOINT, admin)
-    for path in ("/api/experiments", "/api/experiments/trips", "/api/experiments/trips/report",
-                 "/api/experiments/trips/rates"):  # fmt: skip
+    for path in ("/api/experiments", "/api/experiments/trips", "/api/report/trips",
+                 "/api/rates/trips"):  # fmt: skip
         status, body = call(url(r), path)
         assert (status, body["code"]) == (401, "UNAUTHENTICATED"), path
         status, body = call(url(r), path, token="wrong-token-0123456789")
@@ -193,10 +193,10 @@ def test_admin_actions_need_the_admin_scope_and_record_the_token_name(
         ),
         metadata=admin,
     )
-    promote = "/api/experiments/trips/promote"
+    promote = "/api/promote/trips"
     for token, status in ((None, 401), (SERVE, 403), (METRICS, 403)):
         assert call(url(r), promote, token=token, body={"name": "lin"})[0] == status
-        assert call(url(r), "/api/experiments/trips/rollback", token=token, body={})[0] == status
+        assert call(url(r), "/api/rollback/trips", token=token, body={})[0] == status
     exp = r.stub.GetExperiment(pb.GetExperimentRequest(experiment_id="trips"), metadata=admin)
     assert exp.champion == "initial"
     status, doc = call(url(r), promote, token=ADMIN, body={"name": "lin"})
@@ -207,9 +207,9 @@ def test_admin_actions_need_the_admin_scope_and_record_the_token_name(
     assert [(c.action, c.name, c.actor, c.previous) for c in rep.changes][-1] == (
         "promote", "lin", "alice", "initial"
     )  # fmt: skip
-    status, doc = call(url(r), "/api/experiments/trips/rollback", token=ADMIN, body={})
+    status, doc = call(url(r), "/api/rollback/trips", token=ADMIN, body={})
     assert status == 200 and doc["champion"] == "initial"
-    _, report = call(url(r), "/api/experiments/trips/report", token=METRICS)
+    _, report = call(url(r), "/api/report/trips", token=METRICS)
     assert [(c["action"], c["actor"]) for c in report["changes"]] == [
         ("add", "alice"), ("promote", "alice"), ("rollback", "alice")
     ]  # fmt: skip
@@ -226,14 +226,14 @@ def test_bad_requests_name_the_value_and_change_nothing(live: Running) -> None:
     traffic(live, "trips", 5)
     before = live.stub.GetExperiment(pb.GetExperimentRequest(experiment_id="trips"))
     base = url(live)
-    promote = "/api/experiments/trips/promote"
+    promote = "/api/promote/trips"
     cases: list[tuple[str, Any, str | None, int, str]] = [
         ("/api/experiments/nowhere", None, None, 404, "'nowhere'"),
-        ("/api/experiments/nowhere/report", None, None, 404, "'nowhere'"),
-        ("/api/experiments/nowhere/rates", None, None, 404, "'nowhere'"),
+        ("/api/report/nowhere", None, None, 404, "'nowhere'"),
+        ("/api/rates/nowhere", None, None, 404, "'nowhere'"),
         ("/api/experiments/bad%20id", None, None, 400, "experiment_id"),
         ("/api/experiments/trips?limit=lots", None, None, 400, "'lots'"),
-        ("/api/experiments/nowhere/promote", {"name": "lin"}, None, 404, "'nowhere'"),
+        ("/api/promote/nowhere", {"name": "lin"}, None, 404, "'nowhere'"),
         (promote, {"name": "zz"}, None, 404, "'zz'"),
         (promote, {"name": "bad name!"}, None, 404, "bad name!"),
         (promote, {"name": "initial"}, None, 409, "'initial'"),
@@ -242,7 +242,7 @@ def test_bad_requests_name_the_value_and_change_nothing(live: Running) -> None:
         (promote, b"{not json", None, 400, "not JSON"),
         (promote, b"[1]", None, 400, "JSON object"),
         (promote, {"name": "lin"}, "application/x-www-form-urlencoded", 415, "x-www-form"),
-        ("/api/experiments/trips/rollback", {}, None, 409, "no promotion to roll back"),
+        ("/api/rollback/trips", {}, None, 409, "no promotion to roll back"),
         ("/api/nothing", None, None, 404, "/api/nothing"),
     ]
     for path, body, ctype, status, named in cases:
@@ -254,6 +254,29 @@ def test_bad_requests_name_the_value_and_change_nothing(live: Running) -> None:
     assert after == before
     report = live.stub.GetReport(pb.GetReportRequest(experiment_id="trips"))
     assert [c.action for c in report.changes] == ["add"]
+
+
+def test_ids_that_hold_a_slash_reach_their_own_experiment(live: Running) -> None:
+    """An id may end in an action's name: ``trips/report`` is an experiment."""
+    lin = pb.PolicySettings(policy=pb.LIN_TS_DISJOINT)
+    for exp_id in ("trips", "trips/report", "trips/promote"):
+        make_experiment(live.stub, exp_id, policy=pb.BETA_TS)
+        live.stub.AddChallenger(
+            pb.AddChallengerRequest(experiment_id=exp_id, name="lin", settings=lin)
+        )
+    traffic(live, "trips/report", 3)
+    base = url(live)
+    for path in ("/api/experiments/trips/report", "/api/experiments/trips%2Freport"):
+        status, doc = call(base, path)
+        assert status == 200 and doc["experiment_id"] == "trips/report", path
+        assert doc["counters"]["rewards_applied"] == 3
+    status, report = call(base, "/api/report/trips%2Freport")
+    assert status == 200 and report["experiment_id"] == "trips/report"
+    status, doc = call(base, "/api/promote/trips/promote", body={"name": "lin"})
+    assert status == 200 and doc["experiment_id"] == "trips/promote" and doc["champion"] == "lin"
+    for exp_id, champion in (("trips", "initial"), ("trips/report", "initial")):
+        exp = live.stub.GetExperiment(pb.GetExperimentRequest(experiment_id=exp_id))
+        assert exp.champion == champion, exp_id
 
 
 def test_the_rate_history_differences_the_counters(tmp_path: Path) -> None:
@@ -293,7 +316,7 @@ def test_the_live_rates_endpoint_fills_in(tmp_path: Path) -> None:
         points: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             traffic(r, "trips", 3, reward=0.5)
-            _, doc = call(url(r), "/api/experiments/trips/rates")
+            _, doc = call(url(r), "/api/rates/trips")
             points = [p for p in doc["points"] if p["mean_reward"] is not None]
             if points:
                 break
@@ -424,10 +447,10 @@ def test_kafka_mode_a_promotion_on_one_dashboard_shows_on_the_other(
                 ),
                 f"10 rewards on {base}",
             )
-        status, doc = call(url_a, "/api/experiments/k/promote", body={"name": "lin"})
+        status, doc = call(url_a, "/api/promote/k", body={"name": "lin"})
         assert status == 200 and doc["champion"] == "lin"
         until(lambda: call(url_b, "/api/experiments/k")[1]["champion"] == "lin", "b's champion")
-        _, report = call(url_b, "/api/experiments/k/report")
+        _, report = call(url_b, "/api/report/k")
         assert [(c["action"], c["name"]) for c in report["changes"]] == [
             ("add", "lin"), ("promote", "lin")
         ]  # fmt: skip

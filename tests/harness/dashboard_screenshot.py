@@ -92,7 +92,7 @@ def main() -> None:
         time.sleep(args.seconds / 2)
         url = server.dashboard.url
         req = urllib.request.Request(
-            url + "api/experiments/trips/promote",
+            url + "api/promote/trips",
             data=json.dumps({"name": "lin"}).encode(),
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
         )

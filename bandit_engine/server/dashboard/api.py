@@ -227,8 +227,9 @@ def build_app(
     itself to a loopback address, DNS rebinding, reads nothing); None: any."""
     api = _Api(engine, rates, tokens or {}, names or {})
     read, admin = READ_SCOPES, ("admin",)
-    # ids may hold '/': the path convertor, the longer routes first
-    base = "/api/experiments/{experiment_id:path}"
+    # ids may hold '/' (``a/report`` is an id): the action comes first and
+    # the id, through the path convertor, last
+    eid, post = "/{experiment_id:path}", ["POST"]
 
     def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
@@ -236,11 +237,11 @@ def build_app(
     routes = [
         Route("/", page),
         Route("/api/experiments", api.guarded(read, api.experiments)),
-        Route(base + "/report", api.guarded(read, api.report)),
-        Route(base + "/rates", api.guarded(read, api.rates_of)),
-        Route(base + "/promote", _json_body(api.guarded(admin, api.promote)), methods=["POST"]),
-        Route(base + "/rollback", _json_body(api.guarded(admin, api.rollback)), methods=["POST"]),
-        Route(base, api.guarded(read, api.experiment)),
+        Route("/api/experiments" + eid, api.guarded(read, api.experiment)),
+        Route("/api/report" + eid, api.guarded(read, api.report)),
+        Route("/api/rates" + eid, api.guarded(read, api.rates_of)),
+        Route("/api/promote" + eid, _json_body(api.guarded(admin, api.promote)), methods=post),
+        Route("/api/rollback" + eid, _json_body(api.guarded(admin, api.rollback)), methods=post),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
 

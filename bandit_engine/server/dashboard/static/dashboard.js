@@ -208,8 +208,8 @@ async function refresh() {
     if (selected !== null) {
       const id = encodeURIComponent(selected);
       const [exp, report, rates] = await Promise.all([
-        api("/api/experiments/" + id), api("/api/experiments/" + id + "/report"),
-        api("/api/experiments/" + id + "/rates")]);
+        api("/api/experiments/" + id), api("/api/report/" + id),
+        api("/api/rates/" + id)]);
       $("#exp-id").textContent = exp.experiment_id;
       $("#exp-policy").textContent = exp.policy + ", champion " + exp.champion;
       renderCounters(exp);
@@ -228,7 +228,7 @@ async function refresh() {
 async function admin(action, body) {
   const out = $("#admin-result");
   try {
-    const exp = await api("/api/experiments/" + encodeURIComponent(selected) + "/" + action, {
+    const exp = await api("/api/" + action + "/" + encodeURIComponent(selected), {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify(body),
     });
