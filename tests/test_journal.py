@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bandit_engine import BanditError, Context, Engine, ExperimentConfig
+from bandit_engine import BanditError, Context, Engine, ExperimentConfig, Limits
 from bandit_engine.core.journal import WIDE, Journal
 from bandit_engine.store import SQLiteStore
 
@@ -338,3 +338,55 @@ def test_a_store_refusing_one_experiment_does_not_stall_the_others(tmp_path: Pat
     assert e.sweep() == 1  # written, then closed
     assert e.pending_count() == 0 and e.store.decision_status(bad.event_id) == ("bad", True)
     e.close()
+
+
+def _sweep_run(path: Path, chunk: int, step_back: bool) -> tuple[Any, ...]:
+    """Decisions, some Feedback, two sweeps (part of the windows, then the
+    rest) with ``Limits(sweep_chunk=chunk)``: what each sweep applied, the
+    open decisions after each, the posterior and the counters."""
+    clock = Clock()
+    e = Engine(
+        SQLiteStore(path / "state.db"),
+        seed=5,
+        clock=clock,
+        limits=Limits(sweep_chunk=chunk),
+        journal_block_rows=4,
+    )
+    _create(e)
+    rng = np.random.default_rng(3)
+    for i in range(23):
+        clock.t += 0.5 if not (step_back and i == 11) else -3.0
+        d = e.recommend("exp", Context(dense=rng.normal(size=3).tolist()), k=1 + i % 3)
+        if i % 4 == 0:
+            e.feedback(d.event_id, d.arm_ids[-1], float(rng.random() < 0.5))
+    clock.t += WINDOW - 4.0  # some windows have closed, not all
+    first = (e.sweep(), e.pending_count())
+    clock.t += 2 * WINDOW
+    second = (e.sweep(), e.pending_count())
+    state = e.posterior_state("exp")
+    counters = e.get_experiment("exp").counters
+    e.close()
+    return first, second, state, counters
+
+
+@pytest.mark.parametrize("step_back", [False, True])
+def test_a_sweep_in_chunks_closes_the_same_windows_with_the_same_rewards(
+    tmp_path: Path, step_back: bool
+) -> None:
+    """``sweep_chunk`` bounds each hold of the lock; the result is the same."""
+    want = _sweep_run(tmp_path / "all", 0, step_back)
+    assert 0 < want[0][0] and want[0][1] > 0  # the first sweep closed some, left some
+    assert want[1][1] == 0
+    for chunk in (1, 3, 32):
+        got = _sweep_run(tmp_path / f"c{chunk}", chunk, step_back)
+        assert got[:2] == want[:2], chunk
+        assert got[2].keys() == want[2].keys()
+        for key in want[2]:
+            np.testing.assert_array_equal(got[2][key], want[2][key], err_msg=f"{chunk} {key}")
+        assert got[3] == want[3], chunk
+
+
+def test_sweep_chunk_must_be_a_count() -> None:
+    for bad in (-1, 2.5, "8"):
+        with pytest.raises(BanditError, match="sweep_chunk"):
+            Engine(SQLiteStore(":memory:"), limits=Limits(sweep_chunk=bad))  # type: ignore[arg-type]

@@ -22,3 +22,6 @@ def test_soak_smoke(tmp_path: Path) -> None:
     # ``make soak``, not a test: on a shared machine it varies run to run.
     assert r["recovery_s"] is not None, r
     assert r["server_exit_code"] == 0  # SIGTERM drained cleanly
+    # serve freezes its start-up heap by default; /metrics times the collector
+    assert r["server_gc"]["frozen"]["objects"] > 10_000, r["server_gc"]
+    assert r["server_gc"]["0"]["count"] > 0 and r["server_gc"]["0"]["max_seconds"] > 0

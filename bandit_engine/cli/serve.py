@@ -64,6 +64,7 @@ def run_serve(args: argparse.Namespace) -> int:
             max_candidates=args.max_candidates,
             max_features=args.max_features,
             max_challengers=args.max_challengers,
+            sweep_chunk=args.sweep_chunk,
         ),
         checkpoint_interval=args.checkpoint_interval,
         log_retention=args.log_retention,
@@ -98,6 +99,10 @@ def run_serve(args: argparse.Namespace) -> int:
         )
     server, port, engine = create_server(settings)
     server.start()
+    if args.gc_freeze:  # start-up is over: later full collections skip its heap
+        from bandit_engine.server.gc_pauses import freeze_heap
+
+        freeze_heap()
     log = logging.getLogger("bandit_engine")
     from bandit_engine.store import redact
 
@@ -171,6 +176,20 @@ def add_serve(sub: Any) -> None:
         "--max-challengers", type=int, default=4, help="challengers per experiment (default 4)"
     )
     s.add_argument("--max-features", type=int, default=1_024)
+    s.add_argument(
+        "--no-gc-freeze",
+        dest="gc_freeze",
+        action="store_false",
+        help="do not freeze the start-up heap out of the garbage collector's full "
+        "collections (frozen by default: they pause every RPC thread)",
+    )
+    s.add_argument(
+        "--sweep-chunk",
+        type=int,
+        default=32,
+        help="expired reward windows closed per hold of an experiment's lock (default 32; "
+        "0: all at once)",
+    )
     s.add_argument(
         "--checkpoint-interval",
         type=float,

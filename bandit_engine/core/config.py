@@ -126,6 +126,10 @@ class Limits:
     ``max_clock_skew_s``: a Feedback ``timestamp`` may lie this far before
     its decision's time (clocks of different servers and callers differ);
     earlier ones are refused.
+
+    ``sweep_chunk``: expired reward windows closed per hold of an
+    experiment's lock (embedded mode); a sweep goes on chunk by chunk, so a
+    Recommend waits for one chunk at most. 0 closes them all at once.
     """
 
     max_candidates: int = 10_000
@@ -140,6 +144,7 @@ class Limits:
     max_experiment_bytes: int = 4 * GiB
     max_clock_skew_s: float = 1.0
     max_challengers: int = 4
+    sweep_chunk: int = 32
 
     def check_experiment(self, cfg: ExperimentConfig, n_arms: int = 0) -> None:
         """Refuse ``cfg`` with ``n_arms`` arms if it is over a limit

@@ -91,10 +91,8 @@ class Engine:
         prune_interval: float = 60.0,
         journal_block_rows: int = BLOCK_ROWS,
     ) -> None:
-        self.store = store
-        self._block_rows = journal_block_rows
-        self.seed = seed
-        self.limits = limits or Limits()
+        self.store, self._block_rows, self.seed = store, journal_block_rows, seed
+        self.limits = lim = limits or Limits()
         self.clock = clock
         self.event_log = event_log
         self.feedback_timeout = feedback_timeout
@@ -104,7 +102,7 @@ class Engine:
         self._lock = threading.RLock()
         self.decision_log = DecisionLog(store, lambda: list(self._exps.values()), flush_interval)
         self._join = RewardJoin(
-            store, self._exps, self.decision_log, clock, self.limits.max_clock_skew_s
+            store, self._exps, self.decision_log, clock, lim.max_clock_skew_s, lim.sweep_chunk
         )
         self.maintenance = Maintenance(
             self,

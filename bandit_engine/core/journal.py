@@ -348,13 +348,15 @@ class Journal:
                 break
             self.swept += 1
 
-    def expired(self, now: float) -> list[int]:
-        """Open decisions whose window closed by ``now`` (not closed here:
-        ``close`` each once its default rewards are committed)."""
+    def expired(self, now: float, limit: int = 0) -> list[int]:
+        """Open decisions whose window closed by ``now``, oldest first, at
+        most ``limit`` of them (0: all). Not closed here: ``close`` each once
+        its default rewards are committed."""
         if self.monotone:
-            out = []
-            n = self.swept = max(self.swept, self.head)
-            while n < self.tail:
+            out: list[int] = []
+            self._skip_closed()
+            n = self.swept
+            while n < self.tail and not (limit and len(out) >= limit):
                 blk, i = self._loc(n)
                 if blk.rows[i, DEADLINE] > now:
                     break
@@ -373,6 +375,8 @@ class Journal:
             cols = blk.rows[lo:hi]
             due = np.flatnonzero((cols[:, DEADLINE] <= now) & (cols[:, CLOSED] == 0))
             found.extend((due + first + lo).tolist())
+            if limit and len(found) >= limit:
+                return found[:limit]
         return found
 
     def open_items(self) -> list[tuple[str, tuple[int, ...]]]:

@@ -52,7 +52,12 @@ class RewardJoin:
         decision_log: DecisionLog,
         clock: Callable[[], float],
         clock_skew: float = 1.0,
+        sweep_chunk: int = 0,
     ) -> None:
+        if type(sweep_chunk) is not int or sweep_chunk < 0:
+            raise InvalidArgument(f"sweep_chunk={sweep_chunk!r} must be an int >= 0 (0: all)")
+        #: Decisions closed per hold of an experiment's lock (0: all at once).
+        self.sweep_chunk = sweep_chunk
         self._store = store
         #: how far a Feedback's timestamp may lie before its decision's time
         self._skew = clock_skew
@@ -172,22 +177,29 @@ class RewardJoin:
         error: Exception | None = None
         for exp in list(self._exps.values()):
             try:
-                total += self._sweep(exp, now)
+                while True:  # a chunk at a time: Recommend gets the lock between
+                    n, more = self._sweep(exp, now)
+                    total += n
+                    if not more:
+                        break
             except Exception as exc:
                 error = error or exc
         if error is not None:
             raise error
         return total
 
-    def _sweep(self, exp: Experiment, now: float) -> int:
+    def _sweep(self, exp: Experiment, now: float) -> tuple[int, bool]:
+        """Close up to ``sweep_chunk`` expired windows of ``exp`` in one
+        transaction; (rewards applied, whether more may be due)."""
         with exp.lock:
             j = exp.journal
             j.release()  # the blocks of closed, stored decisions
             if not j.due(now):
-                return 0
-            expired = j.expired(now)
+                return 0, False
+            expired = j.expired(now, self.sweep_chunk)
             if not expired:
-                return 0
+                return 0, False
+            more = len(expired) == self.sweep_chunk
             cfg = exp.cfg
             default = float(cfg.default_reward)  # type: ignore[arg-type]
             norm = cfg.normalise_reward(default)
@@ -228,7 +240,7 @@ class RewardJoin:
                 j.close(n)
             applied = [(r, q) for r, q in zip(rows, seqs, strict=True) if q is not None]
             if not applied:
-                return 0
+                return 0, more
             if exp.policies.pending:
                 for ev in first_default:  # shadow decisions: their first slot's reward
                     exp.policies.complete(ev, norm)
@@ -246,7 +258,7 @@ class RewardJoin:
             exp.last_seq = max(q for _, q in applied if q is not None)
             # the model version counts the events that changed the posterior
             exp.applied += sum(1 for r, _ in applied if r.weight > 0.0)
-            return len(applied)
+            return len(applied), more
 
 
 def _check_range(exp: Experiment, reward: float) -> None:

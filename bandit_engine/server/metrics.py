@@ -25,7 +25,12 @@ Series:
   ``bandit_learner_rewards_forwarded_total``,
   ``bandit_learner_lag_records``, ``bandit_learner_lag_seconds``,
   ``bandit_learner_reward_to_posterior_seconds`` and
-  ``bandit_learner_checkpoint_seconds`` (recent p50/p99).
+  ``bandit_learner_checkpoint_seconds`` (recent p50/p99);
+- the garbage collector's pauses (``server.gc_pauses``):
+  ``bandit_gc_pauses_total{generation}``,
+  ``bandit_gc_pause_seconds_total{generation}`` and
+  ``bandit_gc_pause_max_seconds{generation}`` (the longest since start), and
+  ``bandit_gc_frozen_objects`` (``--gc-freeze``).
 
 Each server has a registry of its own, so several servers in one process
 (tests) do not collide.
@@ -33,6 +38,7 @@ Each server has a registry of its own, so several servers in one process
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -44,6 +50,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_a
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from bandit_engine.server.gc_pauses import PAUSES
 from bandit_engine.server.security import TLSConfig, TokenChecker
 
 __all__ = ["METRICS_SCOPES", "OTHER_METHOD", "Metrics"]
@@ -69,7 +76,8 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
             registry=self.registry,
         )
-        self._sources: list[Callable[[], Iterator[Metric]]] = []
+        self._sources: list[Callable[[], Iterator[Metric]]] = [_gc_metrics]
+        PAUSES.install()
         self.registry.register(self)
         self.http: Any = None
         self.port = 0
@@ -185,6 +193,28 @@ def _bearer_only(app: Callable[..., Any], checker: TokenChecker) -> Callable[...
         return [f"{reason}\n".encode()]
 
     return guarded
+
+
+def _gc_metrics() -> Iterator[Metric]:
+    count = CounterMetricFamily("bandit_gc_pauses", "Garbage collections", labels=["generation"])
+    total = CounterMetricFamily(
+        "bandit_gc_pause_seconds", "Seconds in garbage collection", labels=["generation"]
+    )
+    longest = GaugeMetricFamily(
+        "bandit_gc_pause_max_seconds", "Longest garbage collection", labels=["generation"]
+    )
+    for gen, g in enumerate(PAUSES.snapshot()):
+        count.add_metric([str(gen)], g.count)
+        total.add_metric([str(gen)], g.seconds)
+        longest.add_metric([str(gen)], g.max_seconds)
+    yield count
+    yield total
+    yield longest
+    yield GaugeMetricFamily(
+        "bandit_gc_frozen_objects",
+        "Objects in the permanent generation",
+        value=gc.get_freeze_count(),
+    )
 
 
 def _engine_metrics(engine: Any) -> Iterator[Metric]:

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ import numpy as np
 
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
+from bandit_engine.server.gc_pauses import GcPauses
 from harness.local_broker import free_port
 
 __all__ = ["main", "run"]
@@ -146,10 +148,39 @@ def _summary(samples: list[tuple[float, float, str]]) -> dict[str, Any]:
     return out
 
 
+def _gc_figures(metrics_port: int) -> dict[str, dict[str, float]]:
+    """The server's garbage-collector pauses, from its /metrics."""
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    out: dict[str, dict[str, float]] = {}
+    names = {"bandit_gc_pauses_total": "count", "bandit_gc_pause_seconds_total": "seconds",
+             "bandit_gc_pause_max_seconds": "max_seconds"}  # fmt: skip
+    for line in text.splitlines():
+        name, _, rest = line.partition("{")
+        if name in names and 'generation="' in rest:
+            gen = rest.split('generation="', 1)[1].split('"', 1)[0]
+            out.setdefault(gen, {})[names[name]] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("bandit_gc_frozen_objects "):
+            out["frozen"] = {"objects": float(line.rsplit(" ", 1)[1])}
+    return out
+
+
+def _client_gc(pauses: GcPauses) -> dict[str, dict[str, float]]:
+    return {str(g): {"count": p.count, "seconds": p.seconds, "max_seconds": p.max_seconds}
+            for g, p in enumerate(pauses.snapshot())}  # fmt: skip
+
+
 def run(
-    minutes: float, rate: float | None, overload: float | None, window_s: float, out: str | None
+    minutes: float,
+    rate: float | None,
+    overload: float | None,
+    window_s: float,
+    out: str | None,
+    server_args: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    port = free_port()
+    """One soak (module doc); ``server_args`` go to ``serve`` as they are."""
+    port, metrics_port = free_port(), free_port()
     state = tempfile.mkdtemp(prefix="bandit-soak-")
     cmd = [
         sys.executable,
@@ -162,14 +193,19 @@ def run(
         str(port),
         "--state-dir",
         state,
+        "--metrics-port",
+        str(metrics_port),
+        *server_args,
     ]
     if overload:
         cmd += ["--max-concurrent-rpcs", "64"]  # below the client's 128 workers
     server_log = open(Path(state) / "server.log", "wb")
     server = subprocess.Popen(cmd, stdout=server_log, stderr=subprocess.STDOUT)
     target = f"127.0.0.1:{port}"
-    report: dict[str, Any] = {"minutes": minutes, "window_s": window_s}
+    report: dict[str, Any] = {"minutes": minutes, "window_s": window_s,
+                              "server_args": list(server_args)}  # fmt: skip
     load = _Load(target)
+    client_gc = GcPauses().install()  # the client's own pauses count in its latencies
     try:
         grpc.channel_ready_future(load.channel).result(timeout=30)
         load.stub.CreateExperiment(
@@ -218,6 +254,9 @@ def run(
         load.pool = ThreadPoolExecutor(128)
         report["overall"] = _summary(load.samples)
         report["windows"] = windows
+        report["worst_window_p99_ms"] = max((w.get("p99_ms", 0.0) for w in windows), default=0.0)
+        report["server_gc"] = _gc_figures(metrics_port)
+        report["client_gc"] = _client_gc(client_gc)
         half = [p for p in procs if p["t_s"] >= seconds / 2] or procs
         if len(half) >= 2:
             slope = np.polyfit([p["t_s"] for p in half], [p["rss_mib"] for p in half], 1)[0]
@@ -248,6 +287,7 @@ def run(
                     break
             report["recovery_s"] = recovered
     finally:
+        client_gc.uninstall()
         load.close()
         server.send_signal(signal.SIGTERM)
         try:
@@ -270,14 +310,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overload", type=float, help="then run at this multiple of the rate")
     ap.add_argument("--window", type=float, default=10.0, help="seconds per report window")
     ap.add_argument("--out", default="soak-results.json")
+    ap.add_argument(
+        "--server-arg", action="append", default=[], metavar="ARG",
+        help="an argument for serve (repeat), e.g. --server-arg=--no-gc-freeze",
+    )  # fmt: skip
     a = ap.parse_args(argv)
-    r = run(a.minutes, a.rate, a.overload, a.window, a.out)
+    r = run(a.minutes, a.rate, a.overload, a.window, a.out, tuple(a.server_arg))
     o = r["overall"]
     print(
         f"rate {r['rate_per_s']:.0f}/s for {a.minutes:g} min: p50 {o.get('p50_ms', 0):.2f} ms, "
         f"p99 {o.get('p99_ms', 0):.2f} ms, p99.9 {o.get('p999_ms', 0):.2f} ms, errors "
         f"{o.get('error_rate', 0):.4%}; RSS growth {r.get('rss_growth_mib_per_10min', 0):.2f} "
         f"MiB/10 min; fds {r['fds_min_max']}; threads {r['threads_min_max']}"
+    )
+    gen2 = r["server_gc"].get("2", {})
+    print(
+        f"worst {a.window:g} s window p99 {r['worst_window_p99_ms']:.2f} ms; server full "
+        f"collections {gen2.get('count', 0):.0f}, longest {gen2.get('max_seconds', 0) * 1e3:.1f} "
+        f"ms; client's longest {r['client_gc']['2']['max_seconds'] * 1e3:.1f} ms"
     )
     if "overload" in r:
         ov = r["overload"]
