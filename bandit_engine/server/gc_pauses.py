@@ -17,11 +17,12 @@ hundred nanoseconds a collection); ``server.metrics`` exports its figures.
 
 from __future__ import annotations
 
+import bisect
 import gc
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["PAUSES", "GcPauses", "GenerationPauses", "freeze_heap"]
@@ -29,14 +30,20 @@ __all__ = ["PAUSES", "GcPauses", "GenerationPauses", "freeze_heap"]
 log = logging.getLogger(__name__)
 
 
+#: Upper bounds (seconds) of the pause histogram's buckets; +Inf follows.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
 @dataclass
 class GenerationPauses:
     """Collections of one generation since ``GcPauses.install``: how many,
-    their seconds in all, the longest."""
+    their seconds in all, the longest, and how many fell in each bucket
+    (``BUCKETS``, then +Inf; not cumulative)."""
 
     count: int = 0
     seconds: float = 0.0
     max_seconds: float = 0.0
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
 
 
 class GcPauses:
@@ -75,10 +82,13 @@ class GcPauses:
         g.count += 1
         g.seconds += took
         g.max_seconds = max(g.max_seconds, took)
+        g.buckets[bisect.bisect_left(BUCKETS, took)] += 1
 
     def snapshot(self) -> list[GenerationPauses]:
         """A copy of the figures of generations 0, 1 and 2."""
-        return [GenerationPauses(g.count, g.seconds, g.max_seconds) for g in self._gens]
+        return [
+            GenerationPauses(g.count, g.seconds, g.max_seconds, list(g.buckets)) for g in self._gens
+        ]
 
 
 #: The process's timer (``install`` it once; ``server.metrics`` does).

@@ -27,10 +27,9 @@ Series:
   ``bandit_learner_reward_to_posterior_seconds`` and
   ``bandit_learner_checkpoint_seconds`` (recent p50/p99);
 - the garbage collector's pauses (``server.gc_pauses``):
-  ``bandit_gc_pauses_total{generation}``,
-  ``bandit_gc_pause_seconds_total{generation}`` and
-  ``bandit_gc_pause_max_seconds{generation}`` (the longest since start), and
-  ``bandit_gc_frozen_objects`` (``--gc-freeze``).
+  ``bandit_gc_pause_seconds{generation}`` (histogram),
+  ``bandit_gc_pause_max_seconds{generation}`` (the longest since start) and
+  ``bandit_gc_frozen_objects`` (``--no-gc-freeze``: 0).
 
 Each server has a registry of its own, so several servers in one process
 (tests) do not collide.
@@ -39,6 +38,7 @@ Each server has a registry of its own, so several servers in one process
 from __future__ import annotations
 
 import gc
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -47,10 +47,15 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from bandit_engine.server.gc_pauses import PAUSES
+from bandit_engine.server.gc_pauses import BUCKETS, PAUSES
 from bandit_engine.server.security import TLSConfig, TokenChecker
 
 __all__ = ["METRICS_SCOPES", "OTHER_METHOD", "Metrics"]
@@ -196,19 +201,18 @@ def _bearer_only(app: Callable[..., Any], checker: TokenChecker) -> Callable[...
 
 
 def _gc_metrics() -> Iterator[Metric]:
-    count = CounterMetricFamily("bandit_gc_pauses", "Garbage collections", labels=["generation"])
-    total = CounterMetricFamily(
-        "bandit_gc_pause_seconds", "Seconds in garbage collection", labels=["generation"]
+    hist = HistogramMetricFamily(
+        "bandit_gc_pause_seconds", "Garbage-collection pauses", labels=["generation"]
     )
     longest = GaugeMetricFamily(
         "bandit_gc_pause_max_seconds", "Longest garbage collection", labels=["generation"]
     )
+    bounds = [*(str(b) for b in BUCKETS), "+Inf"]
     for gen, g in enumerate(PAUSES.snapshot()):
-        count.add_metric([str(gen)], g.count)
-        total.add_metric([str(gen)], g.seconds)
+        cumulative = list(itertools.accumulate(g.buckets))
+        hist.add_metric([str(gen)], list(zip(bounds, cumulative, strict=True)), g.seconds)
         longest.add_metric([str(gen)], g.max_seconds)
-    yield count
-    yield total
+    yield hist
     yield longest
     yield GaugeMetricFamily(
         "bandit_gc_frozen_objects",
