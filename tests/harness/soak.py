@@ -61,6 +61,19 @@ def _proc_stats(pid: int) -> dict[str, float]:
     }
 
 
+def _cpu_seconds(server_pid: int) -> tuple[float, float]:
+    """(CPU seconds of the whole machine, of the server and this client)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    busy = sum(int(v) for v in fields) - int(fields[3]) - int(fields[4])  # less idle, iowait
+
+    def proc(pid: int | str) -> int:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(stat[11]) + int(stat[12])  # utime + stime
+
+    return busy / tick, (proc(server_pid) + proc("self")) / tick
+
+
 class _Load:
     """Open-loop Recommend + Feedback from a thread pool over one channel."""
 
@@ -153,12 +166,42 @@ def _summary(samples: list[tuple[float, float, str]]) -> dict[str, Any]:
     return out
 
 
-def _gc_scrape(metrics_port: int) -> dict[str, dict[str, float]]:
-    """The server's collector figures from its /metrics: per generation the
-    count, seconds and cumulative bucket counts (``le`` bound -> count)."""
+def _scrape(metrics_port: int) -> str:
     url = f"http://127.0.0.1:{metrics_port}/metrics"
     with urllib.request.urlopen(url, timeout=10) as r:
-        text = r.read().decode()
+        return str(r.read().decode())
+
+
+def _rpc_buckets(text: str) -> dict[float, float]:
+    """Cumulative counts of the server's own RPC latency histogram, Recommend
+    and Feedback together (``le`` bound in seconds -> count)."""
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith("bandit_rpc_latency_seconds_bucket{") and (
+            'method="Recommend"' in line or 'method="Feedback"' in line
+        ):
+            le = float(line.split('le="', 1)[1].split('"', 1)[0])
+            out[le] = out.get(le, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def _server_p99_bound(before: dict[float, float], after: dict[float, float]) -> float | None:
+    """The smallest histogram bound (ms) that holds 99% of the RPCs the server
+    handled between two scrapes (its handler's time: queueing before the
+    handler thread is not in it); None without RPCs."""
+    diff = {le: after.get(le, 0.0) - before.get(le, 0.0) for le in after}
+    total = diff.get(float("inf"), 0.0)
+    if total <= 0:
+        return None
+    for le in sorted(diff):
+        if diff[le] >= 0.99 * total:
+            return le * 1000.0
+    return None
+
+
+def _gc_scrape(text: str) -> dict[str, dict[str, float]]:
+    """The server's collector figures from its /metrics text: per generation
+    the count, seconds and cumulative bucket counts (``le`` bound -> count)."""
     out: dict[str, dict[str, float]] = {}
     for line in text.splitlines():
         if line.startswith("bandit_gc_frozen_objects "):
@@ -265,11 +308,13 @@ def run(
         # (a collection that runs all the same is timed: ``client_gc``).
         gc.collect()
         gc.disable()
-        gc_before = _gc_scrape(metrics_port)
+        text = _scrape(metrics_port)
+        gc_before, rpc_last = _gc_scrape(text), _rpc_buckets(text)
         seconds = minutes * 60.0
         windows: list[dict[str, Any]] = []
         procs: list[dict[str, Any]] = []
         t_start = time.perf_counter()
+        cpu_last = _cpu_seconds(server.pid)
         driver = threading.Thread(target=load.run, args=(rate, seconds))
         driver.start()
         while driver.is_alive():
@@ -277,13 +322,24 @@ def run(
             t = time.perf_counter() - t_start
             with load.lock:
                 recent = [s for s in load.samples if s[0] >= time.perf_counter() - window_s]
-            w = {"t_s": t, **_summary(recent), **_proc_stats(server.pid)}
+            cpu = _cpu_seconds(server.pid)
+            # cores the machine's other processes used in the window: a
+            # neighbour's burst shows here, not in the server's figures
+            other = max(0.0, (cpu[0] - cpu_last[0]) - (cpu[1] - cpu_last[1])) / window_s
+            cpu_last = cpu
+            rpc = _rpc_buckets(_scrape(metrics_port))
+            server_p99 = _server_p99_bound(rpc_last, rpc)
+            rpc_last = rpc
+            w = {"t_s": t, **_summary(recent), **_proc_stats(server.pid), "other_cores": other,
+                 "server_p99_at_most_ms": server_p99}  # fmt: skip
             windows.append(w)
             procs.append(w)
             print(
                 f"[soak {t:7.0f}s] p50 {w.get('p50_ms', 0):.2f} ms  p99 "
                 f"{w.get('p99_ms', 0):.2f} ms  errors {w.get('error_rate', 0):.4f}  "
-                f"RSS {w['rss_mib']:.1f} MiB  fds {w['fds']:.0f}  threads {w['threads']:.0f}",
+                f"RSS {w['rss_mib']:.1f} MiB  fds {w['fds']:.0f}  threads {w['threads']:.0f}  "
+                f"other processes {w['other_cores']:.2f} cores  server-side p99 <= "
+                f"{w['server_p99_at_most_ms']} ms",
                 file=sys.stderr,
                 flush=True,
             )
@@ -292,7 +348,7 @@ def run(
         report["overall"] = _summary(load.samples)
         report["windows"] = windows
         report["worst_window_p99_ms"] = max((w.get("p99_ms", 0.0) for w in windows), default=0.0)
-        report["server_gc"] = _gc_during(gc_before, _gc_scrape(metrics_port))
+        report["server_gc"] = _gc_during(gc_before, _gc_scrape(_scrape(metrics_port)))
         report["client_gc"] = _client_gc(client_gc)
         half = [p for p in procs if p["t_s"] >= seconds / 2] or procs
         if len(half) >= 2:
