@@ -1,5 +1,5 @@
 """The gRPC edge: servicer, message conversion, server assembly, health,
-security, metrics, warm-up and CPU pinning."""
+security, metrics, warm-up, CPU pinning and the garbage collector's pauses."""
 
 from bandit_engine.server.app import (
     DEFAULT_RPC_WORKERS,
@@ -11,6 +11,7 @@ from bandit_engine.server.app import (
     stop_server,
 )
 from bandit_engine.server.cpus import parse_cpus, pin
+from bandit_engine.server.gc_pauses import GcPauses, freeze_heap
 from bandit_engine.server.health import HealthMonitor
 from bandit_engine.server.learner_thread import LearnerThread
 from bandit_engine.server.servicer import SERVICE_NAME, BanditServicer, add_servicer, status_of
@@ -20,11 +21,13 @@ __all__ = [
     "NETWORK_RPC_WORKERS",
     "SERVICE_NAME",
     "BanditServicer",
+    "GcPauses",
     "HealthMonitor",
     "LearnerThread",
     "ServerSettings",
     "add_servicer",
     "create_server",
+    "freeze_heap",
     "open_engine",
     "open_store",
     "parse_cpus",

@@ -45,7 +45,7 @@ import numpy as np
 
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
-from bandit_engine.server.gc_pauses import GcPauses
+from bandit_engine.server import GcPauses
 from harness.local_broker import free_port
 
 __all__ = ["main", "run"]
