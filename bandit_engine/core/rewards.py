@@ -168,7 +168,9 @@ class RewardJoin:
         return FeedbackResult(outcome, exp.version)
 
     def sweep(self, now: float) -> int:
-        """Close expired windows: default rewards for unrewarded shown arms.
+        """Close expired windows: default rewards for unrewarded shown arms,
+        ``sweep_chunk`` decisions per transaction and per hold of the
+        experiment's lock (a Recommend waits for one chunk at most).
 
         Returns how many were applied. An experiment whose store refuses
         (its decisions or rewards) does not hold up the others: the first

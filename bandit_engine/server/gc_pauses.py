@@ -98,8 +98,9 @@ PAUSES = GcPauses()
 def freeze_heap() -> int:
     """Collect, then freeze every object alive into the permanent
     generation; how many objects are frozen. Call once start-up is done
-    (kernels compiled, experiments loaded), as ``bandit-engine serve`` and
-    ``learn`` do unless ``--no-gc-freeze``."""
+    (kernels compiled, experiments loaded), as ``bandit-engine serve`` does
+    unless ``--no-gc-freeze``. A library embedding the engine decides for
+    its own process: ``create_server`` does not freeze."""
     gc.collect()
     gc.freeze()
     frozen = gc.get_freeze_count()
