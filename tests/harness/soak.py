@@ -83,7 +83,8 @@ class _Load:
         self.pool = ThreadPoolExecutor(workers)
         self.rng = np.random.default_rng(0)
         self.lock = threading.Lock()
-        self.samples: list[tuple[float, float, str]] = []  # (t, latency s, status)
+        # (scheduled t, latency s, status, s from the scheduled time to the send)
+        self.samples: list[tuple[float, float, str, float]] = []
 
     def one(self, t_sched: float) -> None:
         dense = self.rng.normal(size=8).tolist()
@@ -107,7 +108,7 @@ class _Load:
         # latency from the scheduled start: queueing in the client counts too
         lat = time.perf_counter() - t0 + max(0.0, t0 - t_sched)
         with self.lock:
-            self.samples.append((t_sched, lat, code))
+            self.samples.append((t_sched, lat, code, max(0.0, t0 - t_sched)))
 
     def run(self, rate: float, seconds: float) -> None:
         start = time.perf_counter()
@@ -144,7 +145,7 @@ class _Load:
         self.channel.close()
 
 
-def _summary(samples: list[tuple[float, float, str]]) -> dict[str, Any]:
+def _summary(samples: list[tuple[float, float, str, float]]) -> dict[str, Any]:
     if not samples:
         return {"requests": 0.0}
     lat = np.array([s[1] for s in samples if s[2] == "OK"]) * 1000.0
@@ -161,6 +162,8 @@ def _summary(samples: list[tuple[float, float, str]]) -> dict[str, Any]:
                 "p50_ms": float(np.percentile(lat, 50)),
                 "p99_ms": float(np.percentile(lat, 99)),
                 "p999_ms": float(np.percentile(lat, 99.9)),
+                # time in the client before the send (its threads, its GIL)
+                "client_wait_p99_ms": float(np.percentile([s[3] for s in samples], 99) * 1e3),
             }
         )
     return out
@@ -339,7 +342,8 @@ def run(
                 f"{w.get('p99_ms', 0):.2f} ms  errors {w.get('error_rate', 0):.4f}  "
                 f"RSS {w['rss_mib']:.1f} MiB  fds {w['fds']:.0f}  threads {w['threads']:.0f}  "
                 f"other processes {w['other_cores']:.2f} cores  server-side p99 <= "
-                f"{w['server_p99_at_most_ms']} ms",
+                f"{w['server_p99_at_most_ms']} ms  client wait p99 "
+                f"{w.get('client_wait_p99_ms', 0):.2f} ms",
                 file=sys.stderr,
                 flush=True,
             )
