@@ -98,11 +98,11 @@ def run_serve(args: argparse.Namespace) -> int:
             "--log-retention is ignored in Kafka mode: the log is in Kafka (topic retention.ms)"
         )
     server, port, engine = create_server(settings)
-    server.start()
     if args.gc_freeze:  # start-up is over: later full collections skip its heap
         from bandit_engine.server.gc_pauses import freeze_heap
 
-        freeze_heap()
+        freeze_heap()  # before serving: no call waits for its collection
+    server.start()
     log = logging.getLogger("bandit_engine")
     from bandit_engine.store import redact
 

@@ -40,10 +40,13 @@ class GenerationPauses:
     their seconds in all, the longest, and how many fell in each bucket
     (``BUCKETS``, then +Inf; not cumulative)."""
 
-    count: int = 0
     seconds: float = 0.0
     max_seconds: float = 0.0
     buckets: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
+
+    @property
+    def count(self) -> int:
+        return sum(self.buckets)
 
 
 class GcPauses:
@@ -79,16 +82,13 @@ class GcPauses:
         took = time.perf_counter() - self._started
         self._started = None
         g = self._gens[min(int(info.get("generation", 2)), 2)]
-        g.count += 1
         g.seconds += took
         g.max_seconds = max(g.max_seconds, took)
         g.buckets[bisect.bisect_left(BUCKETS, took)] += 1
 
     def snapshot(self) -> list[GenerationPauses]:
         """A copy of the figures of generations 0, 1 and 2."""
-        return [
-            GenerationPauses(g.count, g.seconds, g.max_seconds, list(g.buckets)) for g in self._gens
-        ]
+        return [GenerationPauses(g.seconds, g.max_seconds, list(g.buckets)) for g in self._gens]
 
 
 #: The process's timer (``install`` it once; ``server.metrics`` does).

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import signal
 import subprocess
@@ -36,12 +37,14 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import grpc
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from bandit_engine._proto.bandit.v1 import bandit_pb2 as pb
 from bandit_engine._proto.bandit.v1 import bandit_pb2_grpc as pb_grpc
@@ -106,9 +109,10 @@ class _Load:
         except grpc.RpcError as exc:
             code = exc.code().name
         # latency from the scheduled start: queueing in the client counts too
-        lat = time.perf_counter() - t0 + max(0.0, t0 - t_sched)
+        wait = max(0.0, t0 - t_sched)
+        lat = time.perf_counter() - t0 + wait
         with self.lock:
-            self.samples.append((t_sched, lat, code, max(0.0, t0 - t_sched)))
+            self.samples.append((t_sched, lat, code, wait))
 
     def run(self, rate: float, seconds: float) -> None:
         start = time.perf_counter()
@@ -175,70 +179,62 @@ def _scrape(metrics_port: int) -> str:
         return str(r.read().decode())
 
 
-def _rpc_buckets(text: str) -> dict[float, float]:
-    """Cumulative counts of the server's own RPC latency histogram, Recommend
-    and Feedback together (``le`` bound in seconds -> count)."""
-    out: dict[float, float] = {}
-    for line in text.splitlines():
-        if line.startswith("bandit_rpc_latency_seconds_bucket{") and (
-            'method="Recommend"' in line or 'method="Feedback"' in line
-        ):
-            le = float(line.split('le="', 1)[1].split('"', 1)[0])
-            out[le] = out.get(le, 0.0) + float(line.rsplit(" ", 1)[1])
-    return out
+Buckets = dict[float, float]  # cumulative count per ``le`` bound (seconds)
 
 
-def _server_p99_bound(before: dict[float, float], after: dict[float, float]) -> float | None:
-    """The smallest histogram bound (ms) that holds 99% of the RPCs the server
-    handled between two scrapes (its handler's time: queueing before the
-    handler thread is not in it); None without RPCs."""
-    diff = {le: after.get(le, 0.0) - before.get(le, 0.0) for le in after}
-    total = diff.get(float("inf"), 0.0)
-    if total <= 0:
+def _histogram(
+    text: str, name: str, keep: Callable[[dict[str, str]], bool]
+) -> tuple[Buckets, float]:
+    """Bucket counts and sum of histogram ``name`` in /metrics text, added
+    over the series whose labels ``keep`` accepts."""
+    buckets: Buckets = {}
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name != name:
+            continue
+        for sample in family.samples:
+            if not keep(sample.labels):
+                continue
+            if sample.name == name + "_bucket":
+                le = float(sample.labels["le"])
+                buckets[le] = buckets.get(le, 0.0) + sample.value
+            elif sample.name == name + "_sum":
+                total += sample.value
+    return buckets, total
+
+
+def _bound(before: Buckets, after: Buckets, share: float) -> float | None:
+    """The smallest bucket bound (seconds) that holds ``share`` of what was
+    observed between two scrapes; None if nothing was."""
+    diff = {le: n - before.get(le, 0.0) for le, n in after.items()}
+    observed = diff.get(math.inf, 0.0)
+    if observed <= 0:
         return None
-    for le in sorted(diff):
-        if diff[le] >= 0.99 * total:
-            return le * 1000.0
-    return None
+    return min(le for le, n in diff.items() if n >= share * observed)
 
 
-def _gc_scrape(text: str) -> dict[str, dict[str, float]]:
-    """The server's collector figures from its /metrics text: per generation
-    the count, seconds and cumulative bucket counts (``le`` bound -> count)."""
-    out: dict[str, dict[str, float]] = {}
-    for line in text.splitlines():
-        if line.startswith("bandit_gc_frozen_objects "):
-            out["frozen"] = {"objects": float(line.rsplit(" ", 1)[1])}
-            continue
-        if not line.startswith("bandit_gc_pause_seconds_") or 'generation="' not in line:
-            continue
-        name = line.split("{", 1)[0].removeprefix("bandit_gc_pause_seconds_")
-        gen = line.split('generation="', 1)[1].split('"', 1)[0]
-        value = float(line.rsplit(" ", 1)[1])
-        if name == "bucket":
-            out.setdefault(gen, {})["le " + line.split('le="', 1)[1].split('"', 1)[0]] = value
-        elif name in ("count", "sum"):
-            out.setdefault(gen, {})[name] = value
-    return out
+def _rpc_latency(text: str) -> Buckets:
+    """The server's own RPC latency histogram, Recommend and Feedback
+    together (its handlers' time: queueing before the handler thread is not
+    in it)."""
+    keep = lambda labels: labels.get("method") in ("Recommend", "Feedback")  # noqa: E731
+    return _histogram(text, "bandit_rpc_latency_seconds", keep)[0]
 
 
-def _gc_during(
-    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
-) -> dict[str, Any]:
-    """Per generation, the collections between two scrapes: how many, their
-    seconds, and the bucket bound the longest stayed within."""
-    out: dict[str, Any] = {"frozen_objects": after.get("frozen", {}).get("objects", 0.0)}
+def _gc_during(before: str, after: str) -> dict[str, Any]:
+    """Per generation, the server's collections between two /metrics texts:
+    how many, their seconds, and the bucket bound the longest stayed within."""
+    out: dict[str, Any] = {}
     for gen in ("0", "1", "2"):
-        a, b = after.get(gen, {}), before.get(gen, {})
-        bounds = sorted((k for k in a if k.startswith("le ")), key=lambda k: float(k[3:]))
-        longest = None
-        total = a.get("count", 0.0) - b.get("count", 0.0)
-        for k in bounds:  # the first bound whose cumulative count holds them all
-            if a[k] - b.get(k, 0.0) >= total:
-                longest = float(k[3:])
-                break
-        out[gen] = {"count": total, "seconds": a.get("sum", 0.0) - b.get("sum", 0.0),
-                    "longest_at_most_s": longest if total else 0.0}  # fmt: skip
+        keep = lambda labels, gen=gen: labels.get("generation") == gen  # noqa: E731
+        b, b_sum = _histogram(before, "bandit_gc_pause_seconds", keep)
+        a, a_sum = _histogram(after, "bandit_gc_pause_seconds", keep)
+        out[gen] = {"count": a.get(math.inf, 0.0) - b.get(math.inf, 0.0),
+                    "seconds": a_sum - b_sum,
+                    "longest_at_most_s": _bound(b, a, 1.0) or 0.0}  # fmt: skip
+    for family in text_string_to_metric_families(after):
+        if family.name == "bandit_gc_frozen_objects":
+            out["frozen_objects"] = family.samples[0].value
     return out
 
 
@@ -281,7 +277,7 @@ def run(
     report: dict[str, Any] = {"minutes": minutes, "window_s": window_s,
                               "server_args": list(server_args)}  # fmt: skip
     load = _Load(target)
-    client_gc = GcPauses().install()  # the client's own pauses count in its latencies
+    client_gc = GcPauses()  # installed once the load starts
     try:
         grpc.channel_ready_future(load.channel).result(timeout=30)
         load.stub.CreateExperiment(
@@ -307,12 +303,12 @@ def run(
         report["rate_per_s"] = rate
         # The load client shares the machine, and its latencies count from
         # each request's scheduled time: its own collections would show as
-        # the server's latency. Its collector is off while the load runs
-        # (a collection that runs all the same is timed: ``client_gc``).
+        # the server's latency. Its collector is off while the load runs.
         gc.collect()
         gc.disable()
-        text = _scrape(metrics_port)
-        gc_before, rpc_last = _gc_scrape(text), _rpc_buckets(text)
+        client_gc.install()  # times any collection that runs all the same
+        metrics_before = _scrape(metrics_port)
+        rpc_last = _rpc_latency(metrics_before)
         seconds = minutes * 60.0
         windows: list[dict[str, Any]] = []
         procs: list[dict[str, Any]] = []
@@ -330,11 +326,12 @@ def run(
             # neighbour's burst shows here, not in the server's figures
             other = max(0.0, (cpu[0] - cpu_last[0]) - (cpu[1] - cpu_last[1])) / window_s
             cpu_last = cpu
-            rpc = _rpc_buckets(_scrape(metrics_port))
-            server_p99 = _server_p99_bound(rpc_last, rpc)
+            rpc = _rpc_latency(_scrape(metrics_port))
+            server_p99 = _bound(rpc_last, rpc, 0.99)
+            server_p99_ms = None if server_p99 is None else server_p99 * 1e3
             rpc_last = rpc
             w = {"t_s": t, **_summary(recent), **_proc_stats(server.pid), "other_cores": other,
-                 "server_p99_at_most_ms": server_p99}  # fmt: skip
+                 "server_p99_at_most_ms": server_p99_ms}  # fmt: skip
             windows.append(w)
             procs.append(w)
             print(
@@ -352,7 +349,7 @@ def run(
         report["overall"] = _summary(load.samples)
         report["windows"] = windows
         report["worst_window_p99_ms"] = max((w.get("p99_ms", 0.0) for w in windows), default=0.0)
-        report["server_gc"] = _gc_during(gc_before, _gc_scrape(_scrape(metrics_port)))
+        report["server_gc"] = _gc_during(metrics_before, _scrape(metrics_port))
         report["client_gc"] = _client_gc(client_gc)
         half = [p for p in procs if p["t_s"] >= seconds / 2] or procs
         if len(half) >= 2:
