@@ -29,6 +29,7 @@ from bandit_engine.store import (
     LearnerOffsets,
     PolicyChange,
     Snapshot,
+    SnapshotPart,
     SnapshotUpdate,
 )
 from bandit_engine.stream import (
@@ -70,6 +71,8 @@ class FakeLearnerStore:
         self._offsets: dict[tuple[str, int], LearnerOffsets] = {}
         self._held: dict[tuple[str, int], tuple[frozenset[int], frozenset[int]]] = {}
         self._counters: dict[tuple[str, str], int] = {}
+        self._parts: list[tuple[str, SnapshotPart]] = []
+        self.busy: set[str] = set()  # experiments whose row another transaction holds
         self._policy_changes: list[PolicyChange] = []
         self._fail: Literal["before", "after"] | None = None
         self.gate: threading.Event | None = None
@@ -153,6 +156,7 @@ class FakeLearnerStore:
         offsets: Mapping[int, LearnerOffsets],
         now: float,
         held: Mapping[int, HeldRewards] | None = None,
+        parts: Mapping[str, SnapshotPart] | None = None,
     ) -> dict[str, int]:
         self.entered.set()
         if self.gate is not None:
@@ -164,19 +168,15 @@ class FakeLearnerStore:
                 raise StoreError("fake store: (2013, 'Lost connection') before the commit")
             # everything is computed first: an update that raises stores nothing
             snapshots = dict(self._snapshots)
+            counters = dict(counters)
             done: list[CommittedUpdate] = []
+            absorbed: set[str] = set()
             for exp_id, update in sorted(updates.items()):
-                old = snapshots.get(exp_id)
-                version = old.last_seq if old is not None else 0
-
-                def load(exp_id: str = exp_id) -> Snapshot | None:
-                    snap = self._snapshots.get(exp_id)
-                    return None if snap is None else _copy(snap)
-
-                state = update(version, load)
-                counts = {} if old is None else dict(old.counters)
-                snapshots[exp_id] = _copy(Snapshot(exp_id, version + 1, state, counts, now))
-                done.append(CommittedUpdate(exp_id, update, version + 1))
+                snapshots[exp_id] = self._absorbed(exp_id, update, now, counters)
+                absorbed.add(exp_id)
+                done.append(CommittedUpdate(exp_id, update, snapshots[exp_id].last_seq))
+            new_parts = [(e, p) for e, p in self._parts if e not in absorbed]
+            new_parts += [(e, p) for e, p in sorted((parts or {}).items())]
             new_held = dict(self._held)
             for p, h in (held or {}).items():
                 _, unknown = new_held.get((group_id, p), (frozenset(), frozenset()))
@@ -184,6 +184,7 @@ class FakeLearnerStore:
                 kept = frozenset(o for o in unknown if o >= resume) | frozenset(h.unknown)
                 new_held[(group_id, p)] = (frozenset(h.orphans), kept)
             self._snapshots = snapshots
+            self._parts = new_parts
             for k, n in counters.items():
                 self._counters[k] = self._counters.get(k, 0) + n
             for p, off in offsets.items():
@@ -193,6 +194,47 @@ class FakeLearnerStore:
             if fail == "after":
                 raise StoreError("fake store: (2013, 'Lost connection') after the commit")
             return {c.experiment_id: c.version for c in done}
+
+    def _absorbed(
+        self, exp_id: str, update: SnapshotUpdate, now: float, counters: dict[tuple[str, str], int]
+    ) -> Snapshot:
+        """The snapshot ``update`` makes of ``exp_id`` with its stored parts,
+        whose counters it adds to ``counters`` (the caller stores both)."""
+        old = self._snapshots.get(exp_id)
+        version = old.last_seq if old is not None else 0
+
+        def load() -> Snapshot | None:
+            return None if old is None else _copy(old)
+
+        mine = [p for e, p in self._parts if e == exp_id]
+        state = update(version, load, [copy.deepcopy(p.state) for p in mine])
+        for p in mine:
+            for name, n in p.counters.items():
+                counters[(exp_id, name)] = counters.get((exp_id, name), 0) + n
+        counts = {} if old is None else dict(old.counters)
+        return _copy(Snapshot(exp_id, version + 1, state, counts, now))
+
+    def pending_parts(self) -> dict[str, int]:
+        with self._lock:
+            out: dict[str, int] = {}
+            for e, _ in self._parts:
+                out[e] = out.get(e, 0) + 1
+            return out
+
+    def absorb_parts(self, experiment_id: str, update: SnapshotUpdate, now: float) -> int | None:
+        with self._lock:
+            if experiment_id in self.busy:
+                return None
+            old = self._snapshots.get(experiment_id)
+            if not any(e == experiment_id for e, _ in self._parts):
+                return old.last_seq if old is not None else 0
+            counters: dict[tuple[str, str], int] = {}
+            snap = self._absorbed(experiment_id, update, now, counters)
+            self._snapshots[experiment_id] = snap
+            self._parts = [(e, p) for e, p in self._parts if e != experiment_id]
+            for k, n in counters.items():
+                self._counters[k] = self._counters.get(k, 0) + n
+            return snap.last_seq
 
     def close(self) -> None:
         pass

@@ -117,45 +117,61 @@ class DeadLetters:
 class Run:
     """A learner over ``world``, its parts driven as the consumer loop drives them."""
 
-    def __init__(self, world: World, hold: bool = False, store: FakeLearnerStore | None = None):
+    def __init__(
+        self,
+        world: World,
+        hold: bool = False,
+        store: FakeLearnerStore | None = None,
+        part: int = 0,
+    ):
         self.w = world
+        self.part = part
+        self.n_partitions: int | None = None  # set: learners share the partitions
+        self.snapshot_parts = True
         self.hold = hold
         self.store = store or seeded_store()
         self.clock = T0
         self.dead = DeadLetters()
         self.pos = {"d": 0, "f": 0}
         self.consumer = FakeConsumer(
-            {("d", 0): len(world.decisions), ("f", 0): len(world.feedback)}
+            {("d", part): len(world.decisions), ("f", part): len(world.feedback)}
         )
 
     async def start(self) -> None:
         """A new learner process: nothing in memory, everything from the store."""
         self.join = JoinState(lateness=LATENESS, orphan_grace=GRACE)
         self.committer = Committer(
-            self.store, SETTINGS, self.join, clock=lambda: self.clock, dead_letters=self.dead
+            self.store,
+            SETTINGS,
+            self.join,
+            clock=lambda: self.clock,
+            dead_letters=self.dead,
+            snapshot_parts=self.snapshot_parts,
         )
+        self.committer.n_partitions = self.n_partitions
         self.flow = FlowControl(
             self.consumer, self.join, "d", "f", hold_rewards=self.hold, clock=lambda: self.clock
         )
-        self._seek(await self.committer.restore({0}))
+        self._seek(await self.committer.restore({self.part}))
 
     def _seek(self, positions: dict[int, LearnerOffsets]) -> None:
-        off = positions[0]
+        off = positions[self.part]
         self.pos = {"d": off.dec_resume, "f": off.fb_resume}
-        self.flow.forget(0)
+        self.flow.forget(self.part)
 
     async def read(self, topic: str, n: int) -> None:
         """A fetch of up to ``n`` records of one topic, then the loop's turn."""
         log = self.w.decisions if topic == "d" else self.w.feedback
         recs = log[self.pos[topic] : self.pos[topic] + n]
         self.pos[topic] += len(recs)
+        p = self.part
         if topic == "d":
-            await self.committer.take_decisions(0, decode_decisions(recs))
+            await self.committer.take_decisions(p, decode_decisions(recs))
         else:
-            for batch in self.flow.take_rewards(0, recs):
-                self.join.take_rewards(0, decode_rewards(batch))
-        for batch in self.flow.release(0):
-            self.join.take_rewards(0, decode_rewards(batch))
+            for batch in self.flow.take_rewards(p, recs):
+                self.join.take_rewards(p, decode_rewards(batch))
+        for batch in self.flow.release(p):
+            self.join.take_rewards(p, decode_rewards(batch))
         self.join.advance(self.clock, self.flow.behind)
 
     def tick(self, seconds: float) -> None:
@@ -177,7 +193,7 @@ class Run:
     async def finish(self) -> None:
         """Read both logs to the end, let every orphan expire, commit."""
         ends = (len(self.w.decisions), len(self.w.feedback))
-        while self.pos["d"] < ends[0] or self.pos["f"] < ends[1] or self.flow.deferred(0):
+        while self.pos["d"] < ends[0] or self.pos["f"] < ends[1] or self.flow.deferred(self.part):
             await self.read("d", 2)
             await self.read("f", 2)
         self.tick(10 * GRACE)

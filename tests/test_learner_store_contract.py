@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+import pymysql
 import pytest
 from fakes import FakeLearnerStore
 
@@ -18,6 +21,8 @@ from bandit_engine.store import (
     LearnerStore,
     MySQLStore,
     Snapshot,
+    SnapshotPart,
+    parse_dsn,
 )
 
 G = "group-a"
@@ -46,11 +51,17 @@ class _Update:
         self.delta = delta
         self.calls: list[tuple[int, Snapshot | None]] = []
 
-    def __call__(self, version: int, load: Callable[[], Snapshot | None]) -> dict[str, np.ndarray]:
+    def __call__(
+        self,
+        version: int,
+        load: Callable[[], Snapshot | None],
+        parts: Sequence[dict[str, np.ndarray]] = (),
+    ) -> dict[str, np.ndarray]:
         snap = load()
         self.calls.append((version, snap))
+        self.parts = [float(p["v"][0]) for p in parts]
         base = 0.0 if snap is None else float(snap.state["v"][0])
-        return {"v": np.array([base + self.delta])}
+        return {"v": np.array([base + self.delta + sum(self.parts)])}
 
 
 def _both_implement_it(fake: FakeLearnerStore, mysql: MySQLStore) -> list[LearnerStore]:
@@ -137,7 +148,9 @@ def test_updates_get_the_stored_version_and_store_the_next(store: Any) -> None:
 def test_a_commit_whose_update_raises_stores_nothing(store: LearnerStore) -> None:
     store.learner_commit(G, {"e": _Update(1.0)}, {("e", "n"): 1}, {0: _off(2, 2)}, 1.0)
 
-    def broken(version: int, load: Callable[[], Snapshot | None]) -> dict[str, np.ndarray]:
+    def broken(
+        version: int, load: Callable[[], Snapshot | None], parts: Sequence[Any]
+    ) -> dict[str, np.ndarray]:
         raise ValueError(f"version={version!r}: no state")
 
     with pytest.raises(ValueError, match="version=1"):
@@ -155,3 +168,72 @@ def test_a_commit_whose_update_raises_stores_nothing(store: LearnerStore) -> Non
     assert store.load_snapshot("a") is None
     snap = store.load_snapshot("e")
     assert snap is not None and snap.last_seq == 1
+
+
+def _part(v: float, n: int) -> SnapshotPart:
+    return SnapshotPart({"v": np.array([v])}, {"rewards": n})
+
+
+def test_parts_wait_beside_the_snapshot_until_an_update_absorbs_them(store: Any) -> None:
+    store.learner_commit(G, {"e": _Update(1.0)}, {("e", "rewards"): 1}, {}, 1.0)
+    store.learner_commit(G, {}, {}, {0: _off(4, 4)}, 2.0, None, {"e": _part(10.0, 3)})
+    store.learner_commit(G, {}, {}, {1: _off(6, 6)}, 3.0, None, {"e": _part(20.0, 5)})
+    assert store.pending_parts() == {"e": 2}
+    snap = store.load_snapshot("e")
+    assert snap.last_seq == 1 and float(snap.state["v"][0]) == 1.0  # not yet absorbed
+    assert store.learner_counters() == {("e", "rewards"): 1}
+    assert store.learner_offsets(G) == {0: _off(4, 4), 1: _off(6, 6)}
+    update = _Update(100.0)
+    assert store.learner_commit(G, {"e": update}, {}, {}, 4.0) == {"e": 2}
+    assert update.parts == [10.0, 20.0]  # oldest first
+    assert float(store.load_snapshot("e").state["v"][0]) == 131.0
+    assert store.learner_counters() == {("e", "rewards"): 9}
+    assert store.pending_parts() == {}
+
+
+def test_absorbing_parts_alone_stores_a_version_only_when_one_waits(store: Any) -> None:
+    assert store.absorb_parts("e", _Update(0.0), 1.0) == 0
+    store.learner_commit(G, {}, {}, {}, 1.0, None, {"e": _part(2.0, 1), "f": _part(3.0, 1)})
+    first = _Update(0.0)
+    assert store.absorb_parts("e", first, 2.0) == 1
+    assert first.calls == [(0, None)] and first.parts == [2.0]
+    assert store.pending_parts() == {"f": 1}
+    assert store.absorb_parts("e", _Update(0.0), 3.0) == 1  # nothing waits: no new version
+    assert store.learner_counters() == {("e", "rewards"): 1}
+    assert float(store.load_snapshot("e").state["v"][0]) == 2.0
+
+
+def test_absorbing_parts_does_not_wait_for_a_held_row(store: Any) -> None:
+    store.learner_commit(G, {"e": _Update(1.0)}, {}, {}, 1.0, None, {"e": _part(2.0, 1)})
+    store.learner_commit(G, {}, {}, {}, 2.0, None, {"e": _part(4.0, 1)})
+    with _holding_row(store, "e"):
+        t0 = time.monotonic()
+        assert store.absorb_parts("e", _Update(0.0), 3.0) is None
+        assert time.monotonic() - t0 < 1.0
+        # a part goes in while the row is held
+        store.learner_commit(G, {}, {}, {0: _off(1, 1)}, 3.0, None, {"e": _part(8.0, 1)})
+    assert store.pending_parts() == {"e": 3}  # an update absorbs the parts stored before it
+    assert store.absorb_parts("e", _Update(0.0), 4.0) == 2
+    assert float(store.load_snapshot("e").state["v"][0]) == 15.0
+
+
+@contextlib.contextmanager
+def _holding_row(store: Any, experiment_id: str) -> Iterator[None]:
+    """Another transaction holds the experiment's snapshot row meanwhile."""
+    if isinstance(store, FakeLearnerStore):
+        store.busy.add(experiment_id)
+        try:
+            yield
+        finally:
+            store.busy.discard(experiment_id)
+        return
+    conn = pymysql.connect(**parse_dsn(store.dsn), autocommit=False)
+    try:
+        with conn.cursor() as c:
+            c.execute(
+                "SELECT 1 FROM snapshots WHERE experiment_id = %s FOR UPDATE", (experiment_id,)
+            )
+            yield
+        conn.rollback()
+    finally:
+        conn.close()

@@ -41,6 +41,8 @@ def run_learn(args: argparse.Namespace) -> int:
         or os.environ.get("BANDIT_KAFKA_GROUP_INSTANCE_ID")
         or None,
         metrics_port=args.metrics_port,
+        snapshot_parts=args.snapshot_parts,
+        absorb_interval=args.absorb_interval,
     )
     return 0
 
@@ -312,6 +314,20 @@ def add_learn(sub: Any) -> None:
         "Kafka static membership): restarted under the same name, it takes its partitions "
         "back without waiting for the old session to time out (here 6 s after a SIGKILL "
         "instead of 11). Two live learners must never share one",
+    )
+    lrn.add_argument(
+        "--no-snapshot-parts",
+        dest="snapshot_parts",
+        action="store_false",
+        help="learners that share the partitions take turns on each experiment's snapshot "
+        "row, instead of storing their evidence beside it (the default)",
+    )
+    lrn.add_argument(
+        "--absorb-interval",
+        type=float,
+        default=0.25,
+        help="seconds between absorbing the evidence stored beside the snapshots, by the "
+        "learner that holds partition 0 (default 0.25)",
     )
     _services(lrn)
     lrn.set_defaults(func=run_learn)

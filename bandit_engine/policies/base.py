@@ -55,6 +55,11 @@ class Policy(ABC):
 
     kind: ClassVar[str]
     contextual: ClassVar[bool] = True
+    #: State arrays that are the prior plus a sum over events, whose evidence
+    #: forgetting scales (``policies.merge``); empty: the state is not a sum.
+    evidence_keys: ClassVar[tuple[str, ...]] = ()
+    #: Whether those arrays hold a row per arm (else one model for all arms).
+    evidence_per_arm: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -39,6 +39,7 @@ def _table_bounds() -> tuple[float, float, float]:
 
 class BetaTS(Policy):
     kind = "beta_ts"
+    evidence_keys = ("alpha", "beta")
     contextual = False
 
     def __init__(

@@ -69,6 +69,7 @@ class LinTSDisjoint(PerArmGaussian):
     posterior's; ``decay`` and ``refresh_every`` as for every policy."""
 
     kind = "lin_ts_disjoint"
+    evidence_keys = ("A", "b", "noise")
     _offset_mean = PRIOR_MEAN
 
     def __init__(

@@ -103,6 +103,8 @@ class LinTSShared(Policy):
     """
 
     kind = "lin_ts_shared"
+    evidence_keys = ("A", "b")
+    evidence_per_arm = False
 
     def __init__(
         self,

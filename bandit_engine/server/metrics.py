@@ -23,6 +23,7 @@ Series:
 - with a learner (in-process, or ``bandit-engine learn --metrics-port``):
   ``bandit_learner_commits_total``, ``bandit_learner_rewards_applied_total``,
   ``bandit_learner_rewards_forwarded_total``,
+  ``bandit_learner_parts_written_total``, ``bandit_learner_parts_absorbed_total``,
   ``bandit_learner_lag_records``, ``bandit_learner_lag_seconds``,
   ``bandit_learner_reward_to_posterior_seconds`` and
   ``bandit_learner_checkpoint_seconds`` (recent p50/p99);
@@ -306,6 +307,17 @@ def _learner_metrics(learner: Any) -> Iterator[Metric]:
     import numpy as np
 
     yield CounterMetricFamily("bandit_learner_commits", "Learner commits", value=learner.commits)
+    c = learner.committer
+    yield CounterMetricFamily(
+        "bandit_learner_parts_written",
+        "Experiments' evidence stored beside their snapshots (learners sharing partitions)",
+        value=c.parts_written,
+    )
+    yield CounterMetricFamily(
+        "bandit_learner_parts_absorbed",
+        "Stored parts absorbed into snapshots by this learner",
+        value=c.parts_absorbed,
+    )
     yield CounterMetricFamily(
         "bandit_learner_rewards_applied", "Rewards applied by the learner", value=learner.applied
     )

@@ -20,6 +20,7 @@ from bandit_engine.store.base import (
     PolicyChange,
     RewardRow,
     Snapshot,
+    SnapshotPart,
     SnapshotUpdate,
     Store,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "RewardRow",
     "SQLiteStore",
     "Snapshot",
+    "SnapshotPart",
     "SnapshotUpdate",
     "Store",
     "parse_dsn",

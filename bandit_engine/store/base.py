@@ -8,7 +8,7 @@ and what a learner keeps in a store (``LearnerStore``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -38,6 +38,7 @@ __all__ = [
     "PolicyChange",
     "RewardRow",
     "Snapshot",
+    "SnapshotPart",
     "SnapshotUpdate",
     "Store",
 ]
@@ -79,17 +80,36 @@ class HeldRewards:
     unknown: tuple[int, ...] = ()
 
 
+@dataclass(frozen=True)
+class SnapshotPart:
+    """What one learner's commit learned of one experiment, stored beside
+    its snapshot instead of in it: learners sharing the experiment then do
+    not take turns on the snapshot's row. ``state``: the evidence
+    (``policies.merge.evidence``); ``counters``: the commit's counters of
+    the experiment, by name. A later commit that holds the snapshot's row
+    absorbs the parts stored before it (``SnapshotUpdate``), adds their
+    counters, and deletes them."""
+
+    state: dict[str, np.ndarray]
+    counters: Mapping[str, int]
+
+
 class SnapshotUpdate(Protocol):
     """One experiment's part of a learner commit: the new posterior state.
 
-    Called inside the commit's transaction with the stored snapshot version
-    (0 if none) and ``load``, which reads the stored snapshot (for a caller
-    whose copy is older than ``version``: another learner committed since).
-    Returns the state to store as version ``version + 1``.
+    Called inside the commit's transaction, with the snapshot's row locked,
+    with the stored snapshot version (0 if none), ``load``, which reads the
+    stored snapshot (for a caller whose copy is older than ``version``:
+    another learner committed since), and the evidence of the experiment's
+    stored parts (``SnapshotPart.state``, oldest first), which the returned
+    state must include. Returns the state to store as version ``version + 1``.
     """
 
     def __call__(
-        self, version: int, load: Callable[[], Snapshot | None]
+        self,
+        version: int,
+        load: Callable[[], Snapshot | None],
+        parts: Sequence[dict[str, np.ndarray]],
     ) -> dict[str, np.ndarray]: ...
 
 
@@ -141,12 +161,16 @@ class LearnerStore(Protocol):
         offsets: Mapping[int, LearnerOffsets],
         now: float,
         held: Mapping[int, HeldRewards] | None = None,
+        parts: Mapping[str, SnapshotPart] | None = None,
     ) -> dict[str, int]:
         """One transaction: new posteriors, counters, offsets and held rewards.
 
-        ``updates[exp](version, load)`` runs with the experiment's snapshot
-        locked (learners sharing an experiment take turns); its state is
-        stored as ``version + 1``, and the new versions are returned.
+        ``updates[exp](version, load, parts)`` runs with the experiment's
+        snapshot locked (learners sharing an experiment take turns); its
+        state is stored as ``version + 1``, the experiment's stored parts
+        are deleted and their counters added, and the new versions are
+        returned. ``parts[exp]`` is stored beside the snapshot, which is not
+        locked (``SnapshotPart``).
         Counters are added to the stored ones; ``offsets`` replace a
         partition's. ``held[p]`` replaces partition ``p``'s waiting rewards
         and adds its unknown ones, after dropping the stored unknown ones
@@ -155,6 +179,18 @@ class LearnerStore(Protocol):
         If anything raises, nothing is stored. No retry: a lost link leaves
         the outcome unknown, and the caller reloads its state.
         """
+        ...
+
+    def pending_parts(self) -> dict[str, int]:
+        """How many stored parts wait to be absorbed, by experiment."""
+        ...
+
+    def absorb_parts(self, experiment_id: str, update: SnapshotUpdate, now: float) -> int | None:
+        """One transaction: ``update`` absorbs the experiment's stored parts
+        into its snapshot, as in ``learner_commit``, with no events of its
+        own; the new version (the stored one if no part waits). None,
+        having changed nothing, if another transaction holds the snapshot's
+        row: this call never waits for it."""
         ...
 
     def close(self) -> None: ...

@@ -28,7 +28,7 @@ __all__ = ["SCHEMA_VERSION", "MySQLConnection", "fetch_all", "fetch_one", "parse
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 T = TypeVar("T")
 
@@ -140,6 +140,16 @@ _SCHEMA = [
         counters TEXT NOT NULL,
         state LONGBLOB NOT NULL,
         created_at DOUBLE NOT NULL
+    ) ENGINE=InnoDB""",
+    # evidence a learner committed for an experiment without taking its
+    # snapshot's row (policies.merge), absorbed by a later commit that takes it
+    """CREATE TABLE IF NOT EXISTS snapshot_parts (
+        id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        experiment_id VARCHAR(128) NOT NULL,
+        counters TEXT NOT NULL,
+        state LONGBLOB NOT NULL,
+        created_at DOUBLE NOT NULL,
+        KEY snapshot_parts_exp (experiment_id, id)
     ) ENGINE=InnoDB""",
 ]
 
@@ -306,7 +316,8 @@ class MySQLConnection:
             # (prune_log). v4 -> v5: engine_counters (created above), seeded
             # from the snapshots by the engine. v5 -> v6: a reward's weight
             # (its click model's; rows before it counted 1) and a decision's
-            # prefix propensities. v6 -> v7: policy_changes (created above).
+            # prefix propensities. v6 -> v7: policy_changes (created above). v7 -> v8:
+            # snapshot_parts (created above).
             cur.execute(
                 "SELECT index_name FROM information_schema.statistics WHERE "
                 "table_schema = DATABASE() AND table_name = 'decisions'"

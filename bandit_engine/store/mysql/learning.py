@@ -8,12 +8,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pymysql
 
 from bandit_engine.store._codec import decode_state, encode_state
-from bandit_engine.store.base import HeldRewards, LearnerOffsets, Snapshot, SnapshotUpdate
+from bandit_engine.store.base import (
+    HeldRewards,
+    LearnerOffsets,
+    Snapshot,
+    SnapshotPart,
+    SnapshotUpdate,
+)
 from bandit_engine.store.mysql.connection import MySQLConnection, fetch_all
 
 __all__ = ["LearnerMethods"]
+
+_LOCK_WAIT_TIMEOUT = 1205  # also what NOWAIT raises on a locked row
 
 
 class LearnerMethods(MySQLConnection):
@@ -66,49 +75,30 @@ class LearnerMethods(MySQLConnection):
         offsets: Mapping[int, LearnerOffsets],
         now: float,
         held: Mapping[int, HeldRewards] | None = None,
+        parts: Mapping[str, SnapshotPart] | None = None,
     ) -> dict[str, int]:
-        """One transaction (``LearnerStore.learner_commit``). Each
+        """One transaction (``LearnerStore.learner_commit``). Each updated
         experiment's snapshot row is locked (``FOR UPDATE``) while its update
-        runs, so learners sharing an experiment take turns; ``load`` reads the
-        stored state only for an update whose copy is stale."""
+        runs, so learners sharing an experiment take turns; a part is an
+        insert into a table of its own, and waits for no one. READ COMMITTED:
+        the parts an update absorbs are read after its row is locked, so none
+        that another update absorbed meanwhile is read again, and reading
+        them locks no gap that another learner's part would go into."""
 
         def op(c: Any) -> dict[str, int]:
+            c.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             versions: dict[str, int] = {}
             for exp_id, update in sorted(updates.items()):
+                version = _absorb(c, exp_id, update, now, nowait=False)
+                assert version is not None
+                versions[exp_id] = version
+            for exp_id, part in sorted((parts or {}).items()):
                 c.execute(
-                    "SELECT last_seq FROM snapshots WHERE experiment_id = %s FOR UPDATE",
-                    (exp_id,),
+                    "INSERT INTO snapshot_parts (experiment_id, counters, state, created_at) "
+                    "VALUES (%s, %s, %s, %s)",
+                    (exp_id, json.dumps(dict(part.counters)), encode_state(part.state), now),
                 )
-                row = c.fetchone()
-                version = int(row[0]) if row else 0
-
-                def load(exp_id: str = exp_id) -> Snapshot | None:
-                    # read only when the caller's copy is stale (another learner wrote)
-                    c.execute(
-                        "SELECT last_seq, counters, state, created_at FROM snapshots "
-                        "WHERE experiment_id = %s",
-                        (exp_id,),
-                    )
-                    r = c.fetchone()
-                    if r is None:
-                        return None
-                    return Snapshot(exp_id, int(r[0]), decode_state(r[2]), json.loads(r[1]), r[3])
-
-                state = update(version, load)
-                c.execute(
-                    "INSERT INTO snapshots (experiment_id, last_seq, counters, state, created_at) "
-                    "VALUES (%s, %s, '{}', %s, %s) ON DUPLICATE KEY UPDATE "
-                    "last_seq = VALUES(last_seq), state = VALUES(state), "
-                    "created_at = VALUES(created_at)",
-                    (exp_id, version + 1, encode_state(state), now),
-                )
-                versions[exp_id] = version + 1
-            if counters:
-                c.executemany(
-                    "INSERT INTO learner_counters (experiment_id, name, n) VALUES (%s, %s, %s) "
-                    "ON DUPLICATE KEY UPDATE n = n + VALUES(n)",
-                    [(e, n, v) for (e, n), v in sorted(counters.items())],
-                )
+            _add_learner_counters(c, counters)
             if offsets:
                 c.executemany(
                     "INSERT INTO learner_offsets (group_id, part, dec_next, dec_resume, fb_next, "
@@ -138,6 +128,88 @@ class LearnerMethods(MySQLConnection):
             return versions
 
         return self._run(op, retry=False)
+
+    def pending_parts(self) -> dict[str, int]:
+        rows = self._run(
+            lambda c: fetch_all(
+                c, "SELECT experiment_id, COUNT(*) FROM snapshot_parts GROUP BY experiment_id"
+            )
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def absorb_parts(self, experiment_id: str, update: SnapshotUpdate, now: float) -> int | None:
+        def op(c: Any) -> int | None:
+            c.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            return _absorb(c, experiment_id, update, now, nowait=True)
+
+        return self._run(op, retry=False)
+
+
+def _absorb(c: Any, exp_id: str, update: SnapshotUpdate, now: float, *, nowait: bool) -> int | None:
+    """Lock the experiment's snapshot row, run ``update`` on it with the
+    stored parts, store the result, delete the parts and add their counters:
+    the new version. ``nowait``: None if the row is locked, with nothing
+    changed; and the stored version, unchanged, if no part waits."""
+    sql = "SELECT last_seq FROM snapshots WHERE experiment_id = %s FOR UPDATE"
+    try:
+        c.execute(sql + (" NOWAIT" if nowait else ""), (exp_id,))
+    except pymysql.err.OperationalError as exc:
+        if nowait and exc.args and exc.args[0] == _LOCK_WAIT_TIMEOUT:
+            return None
+        raise
+    row = c.fetchone()
+    version = int(row[0]) if row else 0
+    c.execute(
+        "SELECT id, counters, state FROM snapshot_parts WHERE experiment_id = %s "
+        "ORDER BY id FOR UPDATE",
+        (exp_id,),
+    )
+    stored = c.fetchall()
+    if nowait and not stored:
+        return version
+
+    def load() -> Snapshot | None:
+        # read only when the caller's copy is stale (another learner wrote)
+        c.execute(
+            "SELECT last_seq, counters, state, created_at FROM snapshots WHERE experiment_id = %s",
+            (exp_id,),
+        )
+        r = c.fetchone()
+        if r is None:
+            return None
+        return Snapshot(exp_id, int(r[0]), decode_state(r[2]), json.loads(r[1]), r[3])
+
+    state = encode_state(update(version, load, [decode_state(r[2]) for r in stored]))
+    if row is None:  # a racing first insert fails on the key, and its commit with it
+        c.execute(
+            "INSERT INTO snapshots (experiment_id, last_seq, counters, state, created_at) "
+            "VALUES (%s, %s, '{}', %s, %s)",
+            (exp_id, version + 1, state, now),
+        )
+    else:
+        c.execute(
+            "UPDATE snapshots SET last_seq = %s, state = %s, created_at = %s "
+            "WHERE experiment_id = %s",
+            (version + 1, state, now, exp_id),
+        )
+    if stored:
+        ids = [int(r[0]) for r in stored]
+        c.execute(f"DELETE FROM snapshot_parts WHERE id IN ({', '.join(['%s'] * len(ids))})", ids)
+        added: dict[tuple[str, str], int] = {}
+        for r in stored:
+            for name, n in json.loads(r[1]).items():
+                added[(exp_id, name)] = added.get((exp_id, name), 0) + int(n)
+        _add_learner_counters(c, added)
+    return version + 1
+
+
+def _add_learner_counters(c: Any, counters: Mapping[tuple[str, str], int]) -> None:
+    if counters:
+        c.executemany(
+            "INSERT INTO learner_counters (experiment_id, name, n) VALUES (%s, %s, %s) "
+            "ON DUPLICATE KEY UPDATE n = n + VALUES(n)",
+            [(e, n, v) for (e, n), v in sorted(counters.items())],
+        )
 
 
 def _runs(offsets: Sequence[int]) -> list[tuple[int, int]]:

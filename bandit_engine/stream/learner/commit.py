@@ -14,6 +14,17 @@ second's offsets would cover the first one's rewards, which were never
 applied. The rewards that the join state forwards to another partition
 (``forward``) are acknowledged by the broker before the transaction that
 commits their offsets; if one is not, the commit fails the same way.
+
+Learners that share the logs' partitions share experiments. Taking turns
+on an experiment's snapshot row would serialise them, so while a learner
+holds fewer than all partitions, a plain experiment's part of its commit
+(``Model.plain``: one policy whose state is a sum of events) is learned
+apart from the prior and stored beside the snapshot as a ``SnapshotPart``,
+in the same transaction as the offsets, without locking the row. The
+learner that holds partition 0 absorbs the stored parts into the
+snapshots every ``absorb_interval`` seconds, without waiting for a row
+another transaction holds; any commit that updates the snapshot absorbs
+them too. Servers see a part's evidence once it is absorbed.
 """
 
 from __future__ import annotations
@@ -21,13 +32,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 from bandit_engine.store import LearnerOffsets, LearnerStore
+from bandit_engine.stream.learner.checkpoint import Event
 from bandit_engine.stream.learner.decode import DecisionIn
 from bandit_engine.stream.learner.forward import ForwardSink, forward
 from bandit_engine.stream.learner.join import JoinState, Need
@@ -52,7 +65,10 @@ class Committer:
     it asks for, and commits it.
 
     ``forward_sink``: where forwarded rewards are written (needed once the
-    join state forwards any).
+    join state forwards any). ``snapshot_parts``: store plain experiments'
+    evidence as parts while sharing the partitions (see the module's
+    docstring; False: every commit takes the snapshot's row).
+    ``absorb_interval``: seconds between absorbing stored parts.
 
     ``applied`` (posterior updates committed: feedback and default rewards),
     ``forwarded`` (rewards forwarded to another partition, committed),
@@ -70,7 +86,11 @@ class Committer:
         clock: Callable[[], float] = time.time,
         dead_letters: DeadLetterSink | None = None,
         forward_sink: ForwardSink | None = None,
+        snapshot_parts: bool = True,
+        absorb_interval: float = 0.25,
     ) -> None:
+        if not absorb_interval > 0.0:
+            raise ValueError(f"absorb_interval={absorb_interval!r} must be > 0 seconds")
         self.store = store
         self.settings = settings
         self.join = join
@@ -79,6 +99,14 @@ class Committer:
         self.dead_letters = dead_letters
         self.forward_sink = forward_sink
         self.needs_reset = False
+        #: the partition count of the logs (``Learner.run`` sets it): a learner
+        #: that holds fewer shares its experiments with other learners
+        self.n_partitions: int | None = None
+        self.snapshot_parts = snapshot_parts
+        self.absorb_interval = absorb_interval
+        self._last_absorb = -math.inf
+        self.parts_written = 0
+        self.parts_absorbed = 0
         self.applied = 0
         self.forwarded = 0
         self.commits = 0
@@ -146,6 +174,24 @@ class Committer:
         return True
 
     # --------------------------------------------------------------- commit
+    def _apart(
+        self, events: Mapping[str, Sequence[Event]], counters: Mapping[tuple[str, str], int]
+    ) -> dict[str, dict[str, int]]:
+        """The experiments this commit stores as parts, with their counters:
+        while sharing, the plain ones (``Model.plain``) none of whose events
+        is a shadow decision's."""
+        if not self.sharing():
+            return {}
+        out: dict[str, dict[str, int]] = {}
+        for exp_id in {*events, *(e for e, _ in counters)}:
+            m = self.models.get(exp_id)
+            if m is not None and m.plain and all(ev[5] is None for ev in events.get(exp_id, ())):
+                out[exp_id] = {}
+        for (exp_id, name), n in counters.items():
+            if exp_id in out:
+                out[exp_id][name] = n
+        return out
+
     async def commit(self) -> bool:
         """Commit the join state's checkpoint in one transaction, one commit
         at a time; False if it failed, or an earlier one did (then nothing
@@ -153,7 +199,41 @@ class Committer:
         async with self._lock:
             if self.needs_reset:
                 return False
-            return await self._commit()
+            ok = await self._commit()
+            now = self.clock()
+            if ok and 0 in self.join.partitions and now - self._last_absorb >= self.absorb_interval:
+                self._last_absorb = now
+                ok = await self._absorb_pending()
+            return ok
+
+    def sharing(self) -> bool:
+        """Whether other learners hold some partitions of the logs: commits
+        then store plain experiments' evidence as parts (``SnapshotPart``)."""
+        n = self.n_partitions
+        return self.snapshot_parts and n is not None and len(self.join.partitions) < n
+
+    async def _absorb_pending(self) -> bool:
+        """Absorb the stored parts into their snapshots (the learner that
+        holds partition 0 does, every ``absorb_interval``); an experiment
+        whose row another transaction holds waits for the next round."""
+        try:
+            pending = await self.in_db(self.store.pending_parts)
+            for exp_id in sorted(pending):
+                if self.models.get(exp_id) is None:
+                    model = await self.in_db(self.models.load, exp_id)
+                    if model is None:
+                        continue
+                    self.models.put(exp_id, model)
+                update = self.models.update(exp_id, [])
+                version = await self.in_db(self.store.absorb_parts, exp_id, update, self.clock())
+                if version is not None and update.ran:
+                    self.models.committed({exp_id: version})
+                    self.parts_absorbed += pending[exp_id]
+        except Exception:
+            log.exception("absorbing stored parts failed; reloading state")
+            self.needs_reset = True
+            return False
+        return True
 
     async def _commit(self) -> bool:
         cp = self.join.checkpoint()
@@ -174,18 +254,20 @@ class Committer:
             await self.in_db(self.models.sync_changes)
         except Exception:
             log.warning("policy changes not read; the commit goes on without them", exc_info=True)
-        updates = {e: self.models.update(e, events) for e, events in cp.events.items()}
+        apart = self._apart(cp.events, cp.counters)
+        updates = {e: self.models.update(e, ev) for e, ev in cp.events.items() if e not in apart}
+        counters = {k: n for k, n in cp.counters.items() if k[0] not in apart}
+        now = self.clock()
+
+        def commit_in_db() -> dict[str, int]:
+            parts = {e: self.models.part(e, cp.events.get(e, []), c) for e, c in apart.items()}
+            return self.store.learner_commit(
+                self.settings.group_id, updates, counters, cp.offsets, now, cp.held, parts
+            )
+
         t0 = time.perf_counter()
         try:
-            versions = await self.in_db(
-                self.store.learner_commit,
-                self.settings.group_id,
-                updates,
-                cp.counters,
-                cp.offsets,
-                self.clock(),
-                cp.held,
-            )
+            versions = await self.in_db(commit_in_db)
         except Exception:
             # Nothing is known for sure (it may have committed before the
             # link dropped): the state is void until reloaded.
@@ -196,6 +278,7 @@ class Committer:
         self.join.confirm(cp)
         self.commit_seconds.append(time.perf_counter() - t0)
         self.applied += cp.n_events
+        self.parts_written += len(apart)
         self.forwarded += len(cp.forwards)
         self.commits += 1
         done = self.clock()

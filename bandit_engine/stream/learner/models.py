@@ -12,18 +12,24 @@ keeps its own copy of what it needs (``JoinState.set_experiment``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from bandit_engine.core import ExperimentConfig
-from bandit_engine.core.challengers import PolicySet
+from bandit_engine.core.challengers import INITIAL, PolicySet
 from bandit_engine.core.ports import PolicyChange
 from bandit_engine.features import ArmFeatures
-from bandit_engine.store import ArmRow, LearnerStore, Snapshot
+from bandit_engine.policies import Policy
+from bandit_engine.policies.merge import absorb, evidence, mergeable
+from bandit_engine.store import ArmRow, LearnerStore, Snapshot, SnapshotPart
 from bandit_engine.stream.learner.checkpoint import Event
 
 __all__ = ["Model", "Models", "PosteriorUpdate"]
+
+log = logging.getLogger(__name__)
 
 
 class Model:
@@ -43,6 +49,7 @@ class Model:
         self.version = 0
         self.slots: dict[str, int] = {}  # arm id -> slot
         self._arms: list[ArmRow] = []
+        self._prior: dict[str, np.ndarray] | None = None  # the champion's, all arms
         self.rebuild(snapshot)
 
     def rebuild(self, snapshot: Snapshot | None) -> None:
@@ -82,6 +89,44 @@ class Model:
             self.slots[row.arm_id] = row.slot
         if rows is not self._arms:
             self._arms = list(rows)
+        self._prior = None
+
+    @property
+    def plain(self) -> bool:
+        """One policy, the initial one, whose state is a sum of events: what
+        a commit can learn apart (``learn_apart``)."""
+        p = self.policies
+        return not p.challengers and p.champion == INITIAL and mergeable(self.policy)
+
+    def learn_apart(self, events: Sequence[Event]) -> dict[str, np.ndarray]:
+        """The evidence of ``events`` alone, learned from the prior by the
+        champion's kind of policy (``policies.merge.evidence``); the copy
+        held here does not change."""
+        if self._prior is None or self._prior["pulls"].shape[0] != self.policy.n_arms:
+            fresh = self.policy.clone()
+            for row in self._arms[: self.policy.n_arms]:
+                f = row.features
+                fresh.add_arm(ArmFeatures.build(row.arm_id, f.get("numeric"), f.get("categorical")))
+            self._prior = fresh.state_dict()
+        fresh = self.policy.clone()
+        fresh.load_state_dict(self._prior)
+        if events:
+            fresh.update_batch(*event_args(events))
+        return evidence(fresh, self._prior)
+
+    def absorb(self, parts: Sequence[dict[str, np.ndarray]]) -> None:
+        """Add stored parts (``learn_apart`` of other commits) to the initial
+        policy, champion or challenger; dropped, with a warning, if the set
+        no longer has it."""
+        if not parts:
+            return
+        target: Policy | None = self.policy if self.policies.champion == INITIAL else None
+        if target is None and INITIAL in self.policies.challengers:
+            target = self.policies.challengers[INITIAL].policy
+        if target is None:
+            log.warning("%d stored parts of a policy no longer in the set: dropped", len(parts))
+            return
+        absorb(target, parts)
 
 
 class PosteriorUpdate:
@@ -89,35 +134,49 @@ class PosteriorUpdate:
     applied to the learner's copy of the posterior, which is first reloaded
     from the store if another learner committed since."""
 
-    __slots__ = ("events", "experiment_id", "model")
+    __slots__ = ("events", "experiment_id", "model", "ran")
 
     def __init__(self, experiment_id: str, model: Model, events: list[Event]) -> None:
         self.experiment_id = experiment_id
         self.model = model
         self.events = events
+        self.ran = False  # called: the copy held here changed
 
-    def __call__(self, version: int, load: Callable[[], Snapshot | None]) -> dict[str, np.ndarray]:
+    def __call__(
+        self,
+        version: int,
+        load: Callable[[], Snapshot | None],
+        parts: Sequence[dict[str, np.ndarray]] = (),
+    ) -> dict[str, np.ndarray]:
         m = self.model
+        self.ran = True
         if version != m.version:  # another learner committed in between
             m.rebuild(load())
-        slots, xs, rewards, times, weights, shadows = zip(*self.events, strict=True)
-        n = len(slots)
-        w = np.array(weights, dtype=np.float64)
-        args = (
-            np.array(slots, dtype=np.int64),
-            # one copy: the contexts are float64 bytes, checked on arrival
-            np.frombuffer(b"".join(xs), dtype="<f8").reshape(n, -1),
-            np.array(rewards, dtype=np.float64),
-            np.array(times, dtype=np.float64),
-            None if (w == 1.0).all() else w,
-        )
-        m.policy.update_batch(*args)
-        if m.policies.challengers:  # the same events, once each
-            m.policies.learn_batch(*args)
-            for rec, r in zip(shadows, rewards, strict=True):
-                if rec is not None:  # a shadow decision's first-slot reward
-                    m.policies.rewarded(rec, r)
+        m.absorb(parts)
+        if self.events:
+            args = event_args(self.events)
+            m.policy.update_batch(*args)
+            if m.policies.challengers:  # the same events, once each
+                m.policies.learn_batch(*args)
+                for rec, r in zip((e[5] for e in self.events), args[2], strict=True):
+                    if rec is not None:  # a shadow decision's first-slot reward
+                        m.policies.rewarded(rec, float(r))
         return m.policies.state(m.policy.state_dict(), windows=True)
+
+
+def event_args(events: Sequence[Event]) -> tuple[Any, ...]:
+    """``update_batch``'s arguments for joined events."""
+    slots, xs, rewards, times, weights, _ = zip(*events, strict=True)
+    n = len(slots)
+    w = np.array(weights, dtype=np.float64)
+    return (
+        np.array(slots, dtype=np.int64),
+        # one copy: the contexts are float64 bytes, checked on arrival
+        np.frombuffer(b"".join(xs), dtype="<f8").reshape(n, -1),
+        np.array(rewards, dtype=np.float64),
+        np.array(times, dtype=np.float64),
+        None if (w == 1.0).all() else w,
+    )
 
 
 class Models:
@@ -170,6 +229,14 @@ class Models:
 
     def update(self, experiment_id: str, events: list[Event]) -> PosteriorUpdate:
         return PosteriorUpdate(experiment_id, self._models[experiment_id], events)
+
+    def part(
+        self, experiment_id: str, events: Sequence[Event], counters: Mapping[str, int]
+    ) -> SnapshotPart:
+        """A commit's events and counters of a plain experiment, learned
+        apart (``Model.learn_apart``): stored beside the snapshot."""
+        state = self._models[experiment_id].learn_apart(events)
+        return SnapshotPart(state, dict(counters))
 
     def committed(self, versions: dict[str, int]) -> None:
         """A commit stored these snapshot versions of the posteriors held here."""

@@ -33,7 +33,8 @@ class Learner:
     runs (None: leave them). ``fetch_max_wait_ms``: longest a fetch waits at
     the head of the log. ``group_instance_id``: Kafka static membership.
     ``hold_rewards``: hold rewards that are ahead of their decisions
-    (``flow``).
+    (``flow``). ``snapshot_parts`` and ``absorb_interval``: learners that
+    share the partitions store evidence beside the snapshots (``Committer``).
     """
 
     def __init__(
@@ -51,6 +52,8 @@ class Learner:
         fetch_max_wait_ms: int = 20,
         group_instance_id: str | None = None,
         hold_rewards: bool = True,
+        snapshot_parts: bool = True,
+        absorb_interval: float = 0.25,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -58,7 +61,14 @@ class Learner:
         self.join = JoinState(
             lateness=lateness, orphan_grace=orphan_grace, closed_retention=closed_retention
         )
-        self.committer = Committer(store, settings, self.join, clock=clock)
+        self.committer = Committer(
+            store,
+            settings,
+            self.join,
+            clock=clock,
+            snapshot_parts=snapshot_parts,
+            absorb_interval=absorb_interval,
+        )
         self.consumer = ConsumerLoop(
             settings,
             self.committer,
@@ -112,6 +122,7 @@ class Learner:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then commit and leave the group."""
         n = await ensure_topics(self.settings)
+        self.committer.n_partitions = n
         # a reward read on a partition that does not own its event id is
         # forwarded to the one that does (``forward``)
         self.join.owner = None if n == 1 else lambda ev: owner_partition(ev.encode(), n)

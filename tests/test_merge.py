@@ -1,0 +1,129 @@
+"""Posteriors as sums (``bandit_engine.policies.merge``): evidence learned
+apart from disjoint events and absorbed gives the posterior of learning them
+all in one place, with and without forgetting by time; bad parts change
+nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_forgetting import build, events
+
+from bandit_engine import InvalidArgument
+from bandit_engine.policies import LinTSDisjoint, LogisticTS, Policy
+from bandit_engine.policies.merge import absorb, evidence, mergeable
+
+SUMS = ("beta_ts", "lin_ts_disjoint", "lin_ts_shared")
+
+
+def _apply(p: Policy, ev: tuple[np.ndarray, ...], idx: np.ndarray) -> None:
+    arms, xs, rewards, times = ev
+    if idx.size:
+        x = None if not p.contextual else xs[idx]
+        p.update_batch(arms[idx], x, rewards[idx], times[idx])
+
+
+def _learned_apart(
+    kind: str, half_life: float, ev: tuple[np.ndarray, ...], owner: np.ndarray, k: int
+) -> Policy:
+    """Events of owner 0 learned by the base, those of owner i by part i."""
+    base = build(kind, half_life)
+    _apply(base, ev, np.flatnonzero(owner == 0))
+    parts = []
+    for i in range(1, k + 1):
+        fresh = build(kind, half_life)
+        prior = fresh.state_dict()
+        _apply(fresh, ev, np.flatnonzero(owner == i))
+        parts.append(evidence(fresh, prior))
+    absorb(base, parts)
+    return base
+
+
+def _assert_same_state(a: Policy, b: Policy) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        np.testing.assert_allclose(sa[key], sb[key], rtol=1e-9, atol=1e-9, err_msg=key)
+
+
+@pytest.mark.parametrize("kind", SUMS)
+@pytest.mark.parametrize("half_life", [0.0, 3600.0])
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31), k=st.integers(1, 4), data=st.data())
+def test_evidence_learned_apart_and_absorbed_is_the_posterior_of_all_events(
+    kind: str, half_life: float, seed: int, k: int, data: st.DataObject
+) -> None:
+    ev = events(seed, 90, 30_000.0)
+    owner = np.array(data.draw(st.lists(st.integers(0, k), min_size=90, max_size=90)))
+    together = build(kind, half_life)
+    _apply(together, ev, np.arange(90))
+    apart = _learned_apart(kind, half_life, ev, owner, k)
+    _assert_same_state(together, apart)
+    for arm in range(together.n_arms):
+        m1, s1 = together.posterior(arm)
+        m2, s2 = apart.posterior(arm)
+        assert m2 == pytest.approx(m1, rel=1e-9, abs=1e-12)
+        assert s2 == pytest.approx(s1, rel=1e-9, abs=1e-12)
+
+
+def test_a_part_held_at_an_older_clock_counts_less_by_the_half_life() -> None:
+    """Beta-Bernoulli, closed form: a success decided one half-life before
+    the newest event counts one half."""
+    base, part = build("beta_ts", 3600.0), build("beta_ts", 3600.0)
+    base.update(0, None, 1.0, time=7200.0)
+    prior = part.state_dict()
+    part.update(1, None, 1.0, time=3600.0)
+    absorb(base, [evidence(part, prior)])
+    alpha = base.state_dict()["alpha"]
+    assert alpha[1] == pytest.approx(1.0 + 0.5, rel=1e-2)  # 1% grid: within one step
+    assert alpha[0] == pytest.approx(2.0, rel=1e-2)
+    assert base.pulls(1) == 1
+
+
+def test_a_part_may_know_fewer_arms_never_more() -> None:
+    base, small = build("lin_ts_disjoint", 0.0), LinTSDisjoint(3)
+    small.add_arm()
+    prior = small.state_dict()
+    small.update(0, np.array([1.0, 0.5, -0.5]), 1.0)
+    absorb(base, [evidence(small, prior)])
+    assert base.pulls(0) == 1 and base.pulls(1) == 0
+    big = build("lin_ts_disjoint", 0.0)
+    big.add_arm()
+    prior = big.state_dict()
+    big.update(4, np.array([1.0, 0.5, -0.5]), 1.0)
+    before = base.state_dict()
+    with pytest.raises(InvalidArgument, match="names arms"):
+        absorb(base, [evidence(big, prior)])
+    after = base.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_bad_parts_name_what_is_wrong_and_change_nothing() -> None:
+    base = build("beta_ts", 0.0)
+    base.update(2, None, 1.0)
+    before = base.state_dict()
+    fresh = build("beta_ts", 0.0)
+    prior = fresh.state_dict()
+    fresh.update(1, None, 0.0)
+    good = evidence(fresh, prior)
+    nan = dict(good, alpha=np.array([np.nan, 0.0, 0.0, 0.0]))
+    with pytest.raises(InvalidArgument, match=r"part\[1\]\['alpha'\] holds a NaN"):
+        absorb(base, [good, nan])
+    with pytest.raises(InvalidArgument, match=r"part\[0\] has no 'beta'"):
+        absorb(base, [{k: v for k, v in good.items() if k != "beta"}])
+    after = base.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_what_is_not_a_sum_is_refused() -> None:
+    logistic = LogisticTS(3)
+    logistic.add_arm()
+    assert not mergeable(logistic)
+    with pytest.raises(InvalidArgument, match="logistic_ts"):
+        evidence(logistic, logistic.state_dict())
+    decaying = LinTSDisjoint(3, decay=0.99)
+    decaying.add_arm()
+    assert not mergeable(decaying)
+    assert mergeable(LinTSDisjoint(3))
