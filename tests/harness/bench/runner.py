@@ -32,10 +32,11 @@ SECTIONS = (
     "slate",
     "ope",
     "shadow",
+    "learners",
 )
 #: sections in their own modules (``harness.bench.<name>``): each has
 #: ``TARGETS``, ``DESCRIPTIONS`` and ``run(quick) -> (figures, info)``
-PLUGIN_SECTIONS = ("ranking", "slate", "ope", "shadow")
+PLUGIN_SECTIONS = ("ranking", "slate", "ope", "shadow", "learners")
 
 #: key -> (comparison, threshold)
 TARGETS: dict[str, tuple[str, float]] = {
