@@ -13,7 +13,7 @@ from test_forgetting import build, events
 
 from bandit_engine import InvalidArgument
 from bandit_engine.policies import LinTSDisjoint, LogisticTS, Policy
-from bandit_engine.policies.merge import absorb, evidence, mergeable
+from bandit_engine.policies.merge import absorb, evidence, evidence_of, mergeable
 
 SUMS = ("beta_ts", "lin_ts_disjoint", "lin_ts_shared")
 
@@ -66,6 +66,55 @@ def test_evidence_learned_apart_and_absorbed_is_the_posterior_of_all_events(
         m2, s2 = apart.posterior(arm)
         assert m2 == pytest.approx(m1, rel=1e-9, abs=1e-12)
         assert s2 == pytest.approx(s1, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("kind", SUMS)
+@pytest.mark.parametrize("half_life", [0.0, 3600.0])
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 60), weighted=st.booleans())
+def test_evidence_summed_directly_is_the_evidence_of_updating(
+    kind: str, half_life: float, seed: int, n: int, weighted: bool
+) -> None:
+    """``evidence_of`` (sums, no caches) against ``update_batch`` on a fresh
+    policy; some times unknown (NaN), some weights 0 or fractional."""
+    arms, xs, rewards, times = events(seed, n, 30_000.0)
+    rng = np.random.default_rng(seed)
+    times[rng.random(n) < 0.1] = np.nan
+    weights = rng.choice([0.0, 0.3, 1.0], size=n) if weighted else None
+    fresh = build(kind, half_life)
+    prior = fresh.state_dict()
+    x = xs if fresh.contextual else None
+    fresh.update_batch(arms, x, rewards, times, weights)
+    want = evidence(fresh, prior)
+    policy = build(kind, half_life)
+    before = policy.state_dict()
+    got = evidence_of(policy, arms, x, rewards, times, weights)
+    assert got.keys() == want.keys()
+    np.testing.assert_array_equal(got["arms"], want["arms"])
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-9, atol=1e-9, err_msg=key)
+    after = policy.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("kind", SUMS)
+def test_no_events_are_no_evidence(kind: str) -> None:
+    policy = build(kind, 3600.0)
+    part = evidence_of(policy, np.zeros(0, dtype=np.int64), None, np.zeros(0))
+    assert part["arms"].size == 0 and part["pulls"].size == 0 and "clock" not in part
+    before = policy.state_dict()
+    absorb(policy, [part])
+    after = policy.state_dict()
+    for k in before:
+        np.testing.assert_array_equal(before[k], after[k])
+
+
+def test_evidence_of_bad_events_names_the_bad_value() -> None:
+    policy = build("lin_ts_disjoint", 0.0)
+    arms, xs, rewards, times = events(0, 5, 100.0)
+    rewards[3] = 1.5
+    with pytest.raises(InvalidArgument, match=r"reward\[3\]=1.5"):
+        evidence_of(policy, arms, xs, rewards, times)
 
 
 def test_a_part_held_at_an_older_clock_counts_less_by_the_half_life() -> None:

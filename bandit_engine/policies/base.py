@@ -263,40 +263,7 @@ class Policy(ABC):
 
         Everything is validated first: a bad event raises and applies nothing.
         """
-        arms = self._check_arms(np.asarray(arms, dtype=np.int64))
-        rewards = np.ascontiguousarray(rewards, dtype=np.float64)
-        if rewards.shape != arms.shape:
-            raise InvalidArgument(f"{rewards.shape[0]} rewards for {arms.shape[0]} arms")
-        if times is not None:
-            times = np.ascontiguousarray(times, dtype=np.float64)
-            if times.shape != arms.shape:
-                raise InvalidArgument(f"{times.shape[0]} times for {arms.shape[0]} arms")
-            if np.isinf(times).any():
-                i = int(np.flatnonzero(np.isinf(times))[0])
-                raise InvalidArgument(
-                    f"time[{i}]={float(times[i])!r} must be finite (or NaN: unknown)"
-                )
-        bad = ~np.isfinite(rewards) | (rewards < 0.0) | (rewards > 1.0)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InvalidArgument(f"reward[{i}]={rewards[i]!r} must be finite and in [0, 1]")
-        if weights is not None:
-            weights = np.ascontiguousarray(weights, dtype=np.float64)
-            if weights.shape != arms.shape:
-                raise InvalidArgument(f"{weights.shape[0]} weights for {arms.shape[0]} arms")
-            bad = ~np.isfinite(weights) | (weights < 0.0) | (weights > 1.0)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise InvalidArgument(f"weight[{i}]={weights[i]!r} must be finite and in [0, 1]")
-        if self.contextual:
-            if xs is None:
-                raise InvalidArgument(f"{self.kind} needs a context for each event")
-            xs = np.ascontiguousarray(xs, dtype=np.float64)
-            if xs.ndim != 2 or xs.shape != (arms.shape[0], self.dim):
-                raise InvalidArgument(
-                    f"contexts have shape {xs.shape}; expected ({arms.shape[0]}, {self.dim})"
-                )
-            _check_finite_features(xs)
+        arms, xs, rewards, times, weights = self.checked_events(arms, xs, rewards, times, weights)
         if times is None or self.half_life_s <= 0.0:
             self._apply_part(
                 arms, xs, rewards, np.ones(arms.shape[0]) if weights is None else weights
@@ -316,6 +283,54 @@ class Policy(ABC):
         part = slice(start, arms.shape[0])
         self._apply_part(arms[part], _rows(xs, part), rewards[part], ws[part])
 
+    def checked_events(
+        self,
+        arms: IntArray,
+        xs: FloatArray | None,
+        rewards: FloatArray,
+        times: FloatArray | None = None,
+        weights: FloatArray | None = None,
+    ) -> tuple[IntArray, FloatArray | None, FloatArray, FloatArray | None, FloatArray | None]:
+        """``update_batch``'s arguments, checked and as contiguous arrays;
+        ``InvalidArgument`` naming the first bad one."""
+        arms = self._check_arms(np.asarray(arms, dtype=np.int64))
+        rewards = np.ascontiguousarray(rewards, dtype=np.float64)
+        if rewards.shape != arms.shape:
+            raise InvalidArgument(f"{rewards.shape[0]} rewards for {arms.shape[0]} arms")
+        if times is not None:
+            times = np.ascontiguousarray(times, dtype=np.float64)
+            if times.shape != arms.shape:
+                raise InvalidArgument(f"{times.shape[0]} times for {arms.shape[0]} arms")
+            if np.isinf(times).any():
+                i = int(np.flatnonzero(np.isinf(times))[0])
+                raise InvalidArgument(
+                    f"time[{i}]={float(times[i])!r} must be finite (or NaN: unknown)"
+                )
+        bad = ~np.isfinite(rewards) | (rewards < 0.0) | (rewards > 1.0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InvalidArgument(f"reward[{i}]={float(rewards[i])!r} must be finite and in [0, 1]")
+        if weights is not None:
+            weights = np.ascontiguousarray(weights, dtype=np.float64)
+            if weights.shape != arms.shape:
+                raise InvalidArgument(f"{weights.shape[0]} weights for {arms.shape[0]} arms")
+            bad = ~np.isfinite(weights) | (weights < 0.0) | (weights > 1.0)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise InvalidArgument(
+                    f"weight[{i}]={float(weights[i])!r} must be finite and in [0, 1]"
+                )
+        if self.contextual:
+            if xs is None:
+                raise InvalidArgument(f"{self.kind} needs a context for each event")
+            xs = np.ascontiguousarray(xs, dtype=np.float64)
+            if xs.ndim != 2 or xs.shape != (arms.shape[0], self.dim):
+                raise InvalidArgument(
+                    f"contexts have shape {xs.shape}; expected ({arms.shape[0]}, {self.dim})"
+                )
+            _check_finite_features(xs)
+        return arms, xs, rewards, times, weights
+
     def _apply_part(
         self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray, weights: FloatArray
     ) -> None:
@@ -333,6 +348,13 @@ class Policy(ABC):
         self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray, weights: FloatArray
     ) -> None:
         """Apply checked events, each of its weight (1: a whole event)."""
+
+    def _evidence_sums(
+        self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray, weights: FloatArray
+    ) -> dict[str, np.ndarray]:
+        """What checked events of these weights add to ``evidence_keys``
+        (``policies.merge.evidence_of``), every arm's row."""
+        raise NotImplementedError(f"{type(self).__name__} is not a sum of events")
 
     def _decay_arms(self, arms: IntArray, factors: FloatArray) -> None:
         """Scale the evidence of ``arms`` by ``factors`` (in [0, 1]), toward

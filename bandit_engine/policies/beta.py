@@ -126,6 +126,15 @@ class BetaTS(Policy):
             weights,
         )
 
+    def _evidence_sums(
+        self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray, weights: FloatArray
+    ) -> dict[str, np.ndarray]:
+        n = self._n_arms
+        return {
+            "alpha": np.bincount(arms, weights * rewards, n),
+            "beta": np.bincount(arms, weights * (1.0 - rewards), n),
+        }
+
     def _decay_arms(self, arms: IntArray, factors: FloatArray) -> None:
         a0, b0 = self.prior_alpha, self.prior_beta
         self._alpha[arms] = a0 + factors * (self._alpha[arms] - a0)

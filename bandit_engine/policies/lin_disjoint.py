@@ -158,6 +158,24 @@ class LinTSDisjoint(PerArmGaussian):
         )
         self._check_applied(arms, done)
 
+    def _evidence_sums(
+        self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray, weights: FloatArray
+    ) -> dict[str, np.ndarray]:
+        assert xs is not None
+        n, d = self._n_arms, self.dim
+        a_mat, b, noise = np.zeros((n, d, d)), np.zeros((n, d)), np.zeros((n, 2))
+        rc = rewards - self._offset_mean  # rewards centred as the kernel centres them
+        order = np.argsort(arms, kind="stable")
+        bounds = np.flatnonzero(np.diff(arms[order])) + 1
+        for idx in np.split(order, bounds) if order.size else []:
+            a, x, w, r = int(arms[idx[0]]), xs[idx], weights[idx], rc[idx]
+            wx = x * w[:, None]
+            m = wx.T @ x
+            a_mat[a] = 0.5 * (m + m.T)  # symmetric whatever the summation order did
+            b[a] = wx.T @ r
+            noise[a] = (float(w @ (r * r)), float(w.sum()))
+        return {"A": a_mat, "b": b, "noise": noise}
+
     def _decay_arms(self, arms: IntArray, factors: FloatArray) -> None:
         done = kernels.lin_decay_arms(
             self._prec,

@@ -334,6 +334,19 @@ class LinTSShared(Policy):
             self._pending[self._n_pending : total] = phis
             self._n_pending = total
 
+    def _evidence_sums(
+        self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray, weights: FloatArray
+    ) -> dict[str, np.ndarray]:
+        assert xs is not None
+        phis = np.empty((arms.shape[0], self.joint_dim))
+        for i in range(arms.shape[0]):
+            phis[i] = self.joint(arms[i : i + 1], xs[i])[0]
+        if not np.all(np.isfinite(phis)):
+            raise InvalidArgument("joint features are not finite")
+        wp = phis * weights[:, None]
+        m = wp.T @ phis
+        return {"A": 0.5 * (m + m.T), "b": wp.T @ rewards}
+
     def _decay_arms(self, arms: IntArray, factors: FloatArray) -> None:
         # one model for all arms: its evidence decays with any arm's
         g = float(factors[0])

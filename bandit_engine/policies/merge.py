@@ -22,9 +22,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.policies.base import Policy
+from bandit_engine.policies.base import FloatArray, IntArray, Policy
+from bandit_engine.policies.forgetting import Forgetting
 
-__all__ = ["absorb", "evidence", "mergeable"]
+__all__ = ["absorb", "evidence", "evidence_of", "mergeable"]
 
 _COUNTS = ("pulls", "reward_sum")
 
@@ -52,6 +53,55 @@ def evidence(policy: Policy, prior: Mapping[str, np.ndarray]) -> dict[str, np.nd
     out["arms"] = arms
     if "clock" in state:
         out["clock"] = state["clock"]
+    return out
+
+
+def evidence_of(
+    policy: Policy,
+    arms: IntArray,
+    xs: FloatArray | None,
+    rewards: FloatArray,
+    times: FloatArray | None = None,
+    weights: FloatArray | None = None,
+) -> dict[str, np.ndarray]:
+    """The evidence of events alone, as ``evidence`` gives it for a policy
+    of ``policy``'s kind and arms, at its prior, after ``update_batch`` of
+    them: summed directly, without the caches an update keeps (inverses,
+    factors). ``policy`` does not change. Checked as ``update_batch``
+    checks them; no events at all: no evidence."""
+    if not mergeable(policy):
+        raise InvalidArgument(f"{policy.kind} with decay={policy.decay} is not a sum of events")
+    if np.size(arms) == 0:
+        arms, xs, rewards = np.zeros(0, np.int64), np.zeros((0, policy.dim)), np.zeros(0)
+        times = weights = None
+    else:
+        arms, xs, rewards, times, weights = policy.checked_events(arms, xs, rewards, times, weights)
+    w = np.ones(arms.shape[0]) if weights is None else weights
+    keep = w > 0.0  # an event of weight 0 changes no arm (as in update_batch)
+    clock = None
+    if times is not None and policy.half_life_s > 0.0:
+        # an event's weight at the clock it ends at: its weight when applied,
+        # times every move of the clock after it (Forgetting)
+        forget = Forgetting(policy.half_life_s)
+        cuts, ws = forget.plan(times)
+        after = np.ones(arms.shape[0])
+        for stop, factor in cuts:
+            after[:stop] *= factor
+        w = w * ws * after
+        clock = forget.clock if forget.started else None
+    arms, rewards, w = arms[keep], rewards[keep], w[keep]
+    xs = np.zeros((arms.shape[0], policy.dim)) if xs is None else xs[keep]
+    n = policy.n_arms
+    pulls = np.bincount(arms, minlength=n).astype(np.int64)
+    moved = np.flatnonzero(pulls).astype(np.int64)
+    sums = policy._evidence_sums(arms, xs, rewards, w)
+    rows = _per_arm(policy)
+    out = {k: v[moved] if k in rows else v for k, v in sums.items()}
+    out["pulls"] = pulls[moved]
+    out["reward_sum"] = np.bincount(arms, rewards, n)[moved]
+    out["arms"] = moved
+    if clock is not None:
+        out["clock"] = np.array([clock])
     return out
 
 

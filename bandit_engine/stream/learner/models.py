@@ -23,7 +23,7 @@ from bandit_engine.core.challengers import INITIAL, PolicySet
 from bandit_engine.core.ports import PolicyChange
 from bandit_engine.features import ArmFeatures
 from bandit_engine.policies import Policy
-from bandit_engine.policies.merge import absorb, evidence, mergeable
+from bandit_engine.policies.merge import absorb, evidence_of, mergeable
 from bandit_engine.store import ArmRow, LearnerStore, Snapshot, SnapshotPart
 from bandit_engine.stream.learner.checkpoint import Event
 
@@ -49,7 +49,6 @@ class Model:
         self.version = 0
         self.slots: dict[str, int] = {}  # arm id -> slot
         self._arms: list[ArmRow] = []
-        self._prior: dict[str, np.ndarray] | None = None  # the champion's, all arms
         self.rebuild(snapshot)
 
     def rebuild(self, snapshot: Snapshot | None) -> None:
@@ -89,7 +88,6 @@ class Model:
             self.slots[row.arm_id] = row.slot
         if rows is not self._arms:
             self._arms = list(rows)
-        self._prior = None
 
     @property
     def plain(self) -> bool:
@@ -99,20 +97,12 @@ class Model:
         return not p.challengers and p.champion == INITIAL and mergeable(self.policy)
 
     def learn_apart(self, events: Sequence[Event]) -> dict[str, np.ndarray]:
-        """The evidence of ``events`` alone, learned from the prior by the
-        champion's kind of policy (``policies.merge.evidence``); the copy
-        held here does not change."""
-        if self._prior is None or self._prior["pulls"].shape[0] != self.policy.n_arms:
-            fresh = self.policy.clone()
-            for row in self._arms[: self.policy.n_arms]:
-                f = row.features
-                fresh.add_arm(ArmFeatures.build(row.arm_id, f.get("numeric"), f.get("categorical")))
-            self._prior = fresh.state_dict()
-        fresh = self.policy.clone()
-        fresh.load_state_dict(self._prior)
-        if events:
-            fresh.update_batch(*event_args(events))
-        return evidence(fresh, self._prior)
+        """The evidence of ``events`` alone, from the prior, for the
+        champion's kind of policy and arms (``policies.merge.evidence_of``);
+        the copy held here does not change."""
+        if not events:
+            return evidence_of(self.policy, np.zeros(0, dtype=np.int64), None, np.zeros(0))
+        return evidence_of(self.policy, *event_args(events))
 
     def absorb(self, parts: Sequence[dict[str, np.ndarray]]) -> None:
         """Add stored parts (``learn_apart`` of other commits) to the initial
