@@ -50,6 +50,29 @@ def test_chaos_smoke(fault_campaign: Callable[..., dict[str, Any]]) -> None:
     assert not failed, (failed, r["counters"], r["injected"])
 
 
+def test_chaos_smoke_three_learners_one_hot_experiment(
+    fault_campaign: Callable[..., dict[str, Any]],
+) -> None:
+    """Three learners share the partitions of one experiment's logs: each
+    stores its evidence as snapshot parts, the learner of partition 0
+    absorbs them; a learner is SIGKILLed among the default faults, and the
+    exactly-once counters and the closed-form posterior still hold."""
+    r = fault_campaign(seconds=12.0, seed=5, out=None, learners=3)
+    assert r["learners"] == 3 and r["partitions"] >= 3
+    fired = " | ".join(f["fault"] for f in r["faults"])
+    for kind in ("server", "learner", "MySQL"):
+        assert kind in fired, f"no {kind} fault fired: {fired}"
+    killed = [f["process"] for f in r["faults"] if "process" in f]
+    assert killed and all(k in ("learner0", "learner1", "learner2") for k in killed), killed
+    assert r["valid_rewards"] > 100
+    assert r["snapshot_parts_written"] > 0, r
+    for f in r["faults"]:
+        if not f["fault"].startswith("SIGKILL server"):
+            assert f["recovery_s"] >= 0.02, f  # at least a commit of each partition
+    failed = [name for name, ok in r["checks"].items() if not ok]
+    assert not failed, (failed, r["counters"], r["injected"], r["logs"])
+
+
 def test_persistent_local_broker_keeps_its_log_across_a_restart(
     persistent_broker: LocalBroker,
 ) -> None:

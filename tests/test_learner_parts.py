@@ -6,12 +6,18 @@ the snapshot's row, without services (the in-memory store)."""
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any
 
 import numpy as np
 import pytest
-from learner_world import ARMS, T0, Run, World, make_world, seeded_store
+from learner_world import ARMS, SETTINGS, T0, Run, World, make_world, seeded_store
 
 from bandit_engine.core.ports import PolicyChange
+from bandit_engine.store import SnapshotPart
+from bandit_engine.stream.learner import Committer, JoinState
+from bandit_engine.stream.learner.join import Need
+from bandit_engine.stream.learner.models import Models
 
 Plan = list[tuple[str, list[int], float]]
 
@@ -91,3 +97,50 @@ def test_an_experiment_with_a_challenger_takes_turns() -> None:
     assert run.store.pending_parts() == {}
     snap = run.store.load_snapshot("e")
     assert snap is not None and any(k.startswith("ch.alt.") for k in snap.state)
+
+
+def test_parts_absorbed_while_the_loop_loads_the_same_experiment_are_kept() -> None:
+    """After a reset no model is held: the absorbing commit and the loop's
+    load of a decision's experiment may both load it at once. One copy is
+    kept, and the version the absorb stored is that copy's, so the next
+    absorb starts from the parts already absorbed."""
+    store = seeded_store()
+    join = JoinState(lateness=1.0, orphan_grace=5.0)
+    committer = Committer(store, SETTINGS, join, clock=lambda: T0 + 10.0)
+    join.assign(0, None, None)
+    committer.n_partitions = 2
+
+    def store_part(slot: int, n: int) -> None:
+        model = Models(store).load("e")
+        assert model is not None
+        events = [(slot, np.array([1.0, 0.5]).tobytes(), 1.0, T0, 1.0, None)] * n
+        part = SnapshotPart(model.learn_apart(events), {"rewards_applied": n})
+        store.learner_commit(SETTINGS.group_id, {}, {}, {}, T0, None, {"e": part})
+
+    loaded = store.load_experiments
+
+    def slow_load() -> list[Any]:
+        time.sleep(0.1)  # the other load starts meanwhile
+        return loaded()
+
+    async def main() -> None:
+        store_part(0, 5)
+        store.load_experiments = slow_load  # type: ignore[method-assign]
+
+        async def loop_load() -> None:
+            await asyncio.sleep(0.03)
+            await committer.load(Need(0, "e", 0))
+
+        ok, _ = await asyncio.gather(committer.commit(), loop_load())
+        assert ok
+        store.load_experiments = loaded  # type: ignore[method-assign]
+        store_part(1, 3)
+        committer.clock = lambda: T0 + 20.0  # the next absorb is due
+        assert await committer.commit()
+
+    asyncio.run(main())
+    committer.close()
+    snap = store.load_snapshot("e")
+    assert snap is not None
+    assert snap.state["pulls"].tolist() == [5, 3, 0]
+    assert store.learner_counters() == {("e", "rewards_applied"): 8}

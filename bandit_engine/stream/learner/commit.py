@@ -44,7 +44,7 @@ from bandit_engine.stream.learner.checkpoint import Event
 from bandit_engine.stream.learner.decode import DecisionIn
 from bandit_engine.stream.learner.forward import ForwardSink, forward
 from bandit_engine.stream.learner.join import JoinState, Need
-from bandit_engine.stream.learner.models import Models
+from bandit_engine.stream.learner.models import Model, Models
 from bandit_engine.stream.settings import KafkaSettings
 
 __all__ = ["Committer", "DeadLetterSink"]
@@ -147,16 +147,30 @@ class Committer:
         return await self.restore(parts)
 
     # ---------------------------------------------------------- experiments
+    async def _model(self, exp_id: str) -> tuple[Model | None, bool]:
+        """The experiment's model, loaded from the store if not held here
+        (None if the store has no such experiment), and whether this call
+        loaded it. The absorbing commit and the loop may both load one at
+        once: the one put first is kept, so that there is one copy per
+        experiment and a version committed is that of the copy updated."""
+        model = self.models.get(exp_id)
+        if model is not None:
+            return model, False
+        loaded = await self.in_db(self.models.load, exp_id)
+        model = self.models.get(exp_id)  # put by the other while this one loaded
+        if model is not None:
+            return model, False
+        if loaded is not None:
+            self.models.put(exp_id, loaded)
+        return loaded, True
+
     async def load(self, need: Need) -> None:
         """Load what a decision named: its experiment, or arms added since."""
         exp_id = need.experiment_id
-        model = self.models.get(exp_id)
+        model, fresh = await self._model(exp_id)
         if model is None:
-            model = await self.in_db(self.models.load, exp_id)
-            if model is None:
-                return
-            self.models.put(exp_id, model)
-        elif need.slot >= model.policy.n_arms:
+            return
+        if not fresh and need.slot >= model.policy.n_arms:
             await self.in_db(self.models.sync, exp_id, model)
         self.join.set_experiment(exp_id, model.config, model.slots, model.policy.n_arms)
 
@@ -219,15 +233,12 @@ class Committer:
         try:
             pending = await self.in_db(self.store.pending_parts)
             for exp_id in sorted(pending):
-                if self.models.get(exp_id) is None:
-                    model = await self.in_db(self.models.load, exp_id)
-                    if model is None:
-                        continue
-                    self.models.put(exp_id, model)
+                if (await self._model(exp_id))[0] is None:
+                    continue
                 update = self.models.update(exp_id, [])
                 version = await self.in_db(self.store.absorb_parts, exp_id, update, self.clock())
                 if version is not None and update.ran:
-                    self.models.committed({exp_id: version})
+                    update.model.version = version  # the copy that absorbed them
                     self.parts_absorbed += pending[exp_id]
         except Exception:
             log.exception("absorbing stored parts failed; reloading state")

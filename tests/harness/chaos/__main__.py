@@ -1,4 +1,5 @@
-"""``python -m harness.chaos [--seconds S] [--seed N] [--faults KINDS] [--out FILE]``."""
+"""``python -m harness.chaos [--seconds S] [--seed N] [--faults KINDS] [--learners N]
+[--out FILE]``."""
 
 from __future__ import annotations
 

@@ -27,9 +27,16 @@ __all__ = ["main", "run"]
 
 
 def run(
-    seconds: float, seed: int, out: str | None, faults: tuple[str, ...] = DEFAULT_FAULTS
+    seconds: float,
+    seed: int,
+    out: str | None,
+    faults: tuple[str, ...] = DEFAULT_FAULTS,
+    learners: int = 1,
 ) -> dict[str, Any]:
-    """Run a campaign of ``seconds`` of faults; the report (also written to ``out``)."""
+    """Run a campaign of ``seconds`` of faults against ``learners`` learner
+    processes; the report (also written to ``out``)."""
+    if learners < 1:
+        raise ValueError(f"learners={learners!r}: at least one")
     base = os.environ.get("BANDIT_CHAOS_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
     given = os.environ.get("BANDIT_CHAOS_KAFKA")
     if given and "broker" in faults:
@@ -40,7 +47,7 @@ def run(
             bootstrap = given if broker is None else broker.start()
             assert bootstrap is not None
             restartable = broker if broker is not None and broker.persistent else None
-            report = _campaign(seconds, seed, dsn, bootstrap, restartable, faults)
+            report = _campaign(seconds, seed, dsn, bootstrap, restartable, faults, learners)
         finally:
             if broker is not None:
                 broker.stop()
@@ -66,6 +73,27 @@ def _fire_rounds(faults: Faults, kinds: list[str], seconds: float) -> list[dict[
     return fired
 
 
+def _row_locks(admin: Any) -> tuple[int, int]:
+    """The MySQL server's cumulative InnoDB row-lock wait time (ms) and waits."""
+    with admin.cursor() as cur:
+        cur.execute("SHOW GLOBAL STATUS LIKE 'Innodb_row_lock_%'")
+        status = {str(k).lower(): v for k, v in cur.fetchall()}
+    return int(status["innodb_row_lock_time"]), int(status["innodb_row_lock_waits"])
+
+
+def _parts_allocated(admin: Any, database: str) -> int:
+    """The next id of the database's ``snapshot_parts`` table: each part a
+    learner inserts takes one, even if its transaction rolls back."""
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT AUTO_INCREMENT FROM information_schema.tables "
+            "WHERE table_schema = %s AND table_name = 'snapshot_parts'",
+            (database,),
+        )
+        row = cur.fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else 1
+
+
 def _campaign(
     seconds: float,
     seed: int,
@@ -73,21 +101,38 @@ def _campaign(
     bootstrap: str,
     broker: LocalBroker | None,
     faults_wanted: tuple[str, ...],
+    learners: int,
 ) -> dict[str, Any]:
-    settings: KafkaSettings = scratch_topics(bootstrap, "c", partitions=3)
+    # at least a partition per learner: a learner that holds none learns nothing
+    settings: KafkaSettings = scratch_topics(bootstrap, "c", partitions=max(3, learners))
     asyncio.run(ensure_topics(settings))
     logs = Path(tempfile.mkdtemp(prefix="bandit-chaos-"))
     # Tansu over S3 answers fetches empty when a storage read outlasts the
     # fetch's wait (the learner's default is short, for latency)
-    cluster = Cluster(dsn, settings, logs, fetch_max_wait_ms=500 if broker is not None else None)
-    report: dict[str, Any] = {"seconds": seconds, "seed": seed, "logs": str(logs)}
+    cluster = Cluster(
+        dsn,
+        settings,
+        logs,
+        fetch_max_wait_ms=500 if broker is not None else None,
+        n_learners=learners,
+    )
+    report: dict[str, Any] = {
+        "seconds": seconds,
+        "seed": seed,
+        "learners": learners,
+        "partitions": settings.partitions,
+        "logs": str(logs),
+    }
     ledger = Ledger()
     store = MySQLStore(dsn)
     admin = admin_connection(dsn)
-    faults = Faults(cluster, store, admin, parse_dsn(dsn)["database"], random.Random(seed), broker)
+    database = parse_dsn(dsn)["database"]
+    faults = Faults(cluster, store, admin, database, random.Random(seed), broker)
+    sigkilled: list[str] = []  # processes that ignored a SIGTERM for 20 s
     try:
         cluster.start()
         cluster.create_experiment(EXPERIMENT, ARMS)
+        locks0, parts0 = _row_locks(admin), _parts_allocated(admin, database)
         stop = threading.Event()
         driver = threading.Thread(target=drive, args=(cluster.servers, ledger, stop, seed))
         driver.start()
@@ -102,14 +147,26 @@ def _campaign(
             stop.set()
             driver.join(120)
             injector.join(120)
-        for s in cluster.servers:
-            s.stop()  # on SIGTERM a server's producer delivers what it buffered
+        # on SIGTERM a server's producer delivers what it buffered
+        sigkilled += [s.name for s in cluster.servers if not s.stop()]
         report.update(evaluate(store, settings, ledger))
+        locks1, parts1 = _row_locks(admin), _parts_allocated(admin, database)
+        # From the traffic's start until the learners have settled (the
+        # checks wait for that). Server-wide InnoDB status: every session
+        # that waited on a row lock counts (the learners', the servers', and
+        # any other client of the same MySQL server meanwhile), not the
+        # learners' waits alone.
+        report["innodb_row_lock_ms"] = locks1[0] - locks0[0]
+        report["innodb_row_lock_waits"] = locks1[1] - locks0[1]
+        # part inserts, committed or rolled back (a killed connection's)
+        report["snapshot_parts_written"] = parts1 - parts0
         report["faults"] = fired
         report["recovery_s_max"] = max((f["recovery_s"] for f in fired), default=0.0)
         report["checks"]["every fault recovered"] = all(f["recovered"] for f in fired)
     finally:
-        cluster.stop()
+        t_stop = time.monotonic()
+        report["sigkilled_at_stop"] = sigkilled + cluster.stop()
+        report["stop_s"] = time.monotonic() - t_stop  # the learners' graceful stop
         store.close()
         admin.close()
     return report
@@ -127,13 +184,22 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated fault kinds, from {', '.join(FAULTS)} (default: "
         f"{','.join(DEFAULT_FAULTS)}; broker: see the description)",
     )
+    ap.add_argument(
+        "--learners",
+        type=int,
+        default=1,
+        help="learner processes sharing the partitions (default 1); with more than one "
+        "they store their evidence as snapshot parts",
+    )
     ap.add_argument("--out", default="chaos-results.json")
     a = ap.parse_args(argv)
     kinds = tuple(k.strip() for k in a.faults.split(",") if k.strip())
     bad = [k for k in kinds if k not in FAULTS]
     if bad or not kinds:
         ap.error(f"--faults: unknown kind(s) {bad!r}; choose from {', '.join(FAULTS)}")
-    r = run(a.seconds, a.seed, a.out, kinds)
+    if a.learners < 1:
+        ap.error("--learners: at least 1")
+    r = run(a.seconds, a.seed, a.out, kinds, a.learners)
     for f in r["faults"]:
         state = "" if f["recovered"] else "  NOT RECOVERED"
         print(f"{f['fault']:<28} recovery {f['recovery_s']:.2f} s{state}")
@@ -142,11 +208,18 @@ def main(argv: list[str] | None = None) -> int:
         f"({r['valid_rewards']} with their decision in the log), injected {r['injected']}, "
         f"client retries {r['client_retries']}"
     )
+    print(
+        f"{r['learners']} learner(s) on {r['partitions']} partitions: "
+        f"{r['snapshot_parts_written']} snapshot parts written; InnoDB row locks "
+        f"(server-wide) {r['innodb_row_lock_waits']} waits, {r['innodb_row_lock_ms']} ms"
+    )
     ok = True
     for name, passed in r["checks"].items():
         print(f"{'PASS' if passed else 'FAIL'}  {name}")
         ok = ok and passed
     for d in r.get("valid_rewards_dead_lettered", []):
         print(f"  dead-lettered though valid: {d}")
+    if r["sigkilled_at_stop"]:
+        print(f"SIGKILLed at the end (ignored SIGTERM for 20 s): {r['sigkilled_at_stop']}")
     print(f"wrote {a.out}")
     return 0 if ok else 1

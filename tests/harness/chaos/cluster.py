@@ -1,8 +1,10 @@
-"""The production shape the campaign attacks: servers and a learner as subprocesses.
+"""The production shape the campaign attacks: servers and learners as subprocesses.
 
-Two ``bandit-engine serve --no-learner`` servers and one ``bandit-engine
-learn`` process, over one MySQL database and one set of topics; each
-subprocess writes to a log file of its own.
+Two ``bandit-engine serve --no-learner`` servers and one or more
+``bandit-engine learn`` processes in one consumer group, over one MySQL
+database and one set of topics; each subprocess writes to a log file of its
+own. Learners that share the partitions store their evidence as snapshot
+parts (``bandit_engine.stream.learner.commit``).
 """
 
 from __future__ import annotations
@@ -47,14 +49,24 @@ class Proc:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
-    def stop(self) -> None:
-        """SIGTERM; SIGKILL if it has not exited in 20 s."""
+    def terminate(self) -> None:
+        """SIGTERM, if it runs; ``stop`` waits for it."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+
+    def stop(self, timeout: float = 20.0) -> bool:
+        """SIGTERM; SIGKILL, and reap, if it has not exited in ``timeout``
+        seconds. False if it took the SIGKILL."""
+        if self.proc is None or self.proc.poll() is not None:
+            return True
+        self.terminate()
+        try:
+            self.proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            return False
 
 
 def stub(port: int) -> tuple[grpc.Channel, Any]:
@@ -99,19 +111,34 @@ def _serves_arms(port: int, experiment_id: str, n_arms: int) -> bool:
 
 @dataclass
 class Cluster:
-    """The servers and the learner of one campaign."""
+    """The servers and the learners of one campaign.
+
+    ``n_learners`` learner processes share the group's partitions (the
+    topics need at least as many, or some learner holds none). A lone
+    learner has the static member name ``chaos-learner-0``; several join as
+    dynamic members, since the bundled broker (Tansu) has a group of several
+    static members rejoin every 7 s or so, and can leave a restarted one
+    without partitions (a group of three idle learners: six joins in 45 s
+    with static names, one without).
+    """
 
     dsn: str
     settings: KafkaSettings
     logs: Path
-    #: the learner waits this long for a fetch (Tansu over S3 answers a fetch
+    #: the learners wait this long for a fetch (Tansu over S3 answers a fetch
     #: empty when its storage read outlasts the fetch's wait)
     fetch_max_wait_ms: int | None = None
+    n_learners: int = 1
     servers: list[Proc] = field(default_factory=list)
-    learner: Proc | None = None
+    learners: list[Proc] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         s = self.settings
+        if not 1 <= self.n_learners <= s.partitions:
+            raise ValueError(
+                f"{self.n_learners} learners for {s.partitions} partitions: "
+                "each learner needs a partition of its own"
+            )
         common = [
             *("--kafka-bootstrap", s.bootstrap, "--mysql-dsn", self.dsn),
             *("--decisions-topic", s.decisions_topic, "--feedback-topic", s.feedback_topic),
@@ -126,19 +153,19 @@ class Cluster:
             cmd += ["--refresh-interval", "0.5", *common]
             self.servers.append(Proc(f"server{i}", cmd, self.logs / f"server{i}.log", port))
         learn = [*py, "learn", "--commit-interval", "0.05", "--orphan-grace", "3"]
-        # static membership: a restarted learner takes its partitions back
-        # without waiting out the killed one's session
-        learn += ["--group-instance-id", "chaos-learner"]
         if self.fetch_max_wait_ms is not None:
             learn += ["--fetch-max-wait-ms", str(self.fetch_max_wait_ms)]
-        self.learner = Proc("learner", [*learn, *common], self.logs / "learner.log")
+        for i in range(self.n_learners):
+            # static membership: a restarted learner takes its partitions
+            # back without waiting out the killed one's session
+            member = ["--group-instance-id", f"chaos-learner-{i}"] if self.n_learners == 1 else []
+            cmd = [*learn, *member, *common]
+            self.learners.append(Proc(f"learner{i}", cmd, self.logs / f"learner{i}.log"))
 
     def start(self, timeout: float = 60.0) -> None:
         """Start every process; return once both servers serve."""
-        for s in self.servers:
-            s.start()
-        assert self.learner is not None
-        self.learner.start()
+        for p in [*self.servers, *self.learners]:
+            p.start()
         try:
             wait_until(
                 "servers serving", lambda: all(serving(s.port) for s in self.servers), timeout, 0.2
@@ -176,8 +203,14 @@ class Cluster:
             timeout,
         )
 
-    def stop(self) -> None:
-        for s in self.servers:
-            s.stop()
-        if self.learner is not None:
-            self.learner.stop()
+    def stop(self, timeout: float = 20.0) -> list[str]:
+        """Stop the servers, then every learner at once (SIGTERM; SIGKILL
+        after ``timeout`` seconds); the names of those that took the SIGKILL."""
+        killed = [s.name for s in self.servers if not s.stop(timeout)]
+        for p in self.learners:
+            p.terminate()
+        deadline = time.monotonic() + timeout
+        for p in self.learners:
+            if not p.stop(max(deadline - time.monotonic(), 0.1)):
+                killed.append(p.name)
+        return killed

@@ -2,16 +2,19 @@
 
 - ``server``: SIGKILL a random server and start it again; recovered when its
   health check answers SERVING;
-- ``learner``: SIGKILL the learner and start it again;
+- ``learner``: SIGKILL a learner (a random one when there are several) and
+  start it again;
 - ``mysql``: KILL every connection to the campaign's database (the
-  learner's and the servers'); the processes reconnect on their next query;
+  learners' and the servers'); the processes reconnect on their next query;
 - ``broker``: stop the local broker (SIGTERM), keep it down 0.5 to 2 s and
   start it again.
 
-The last three have recovered when the learner has caught up with the fault:
-its committed offsets, read after the fault, have moved, and have reached the
-end the logs had at the fault. Offsets the old learner committed before the
-fault do not count, nor does a learner that commits while still behind.
+The last three have recovered when the learners have caught up with the
+fault: the committed offsets of every partition with records, read after
+the fault, have moved, and have reached the end the logs had at the
+fault. Offsets committed before the fault do not count, nor does a learner
+that commits while still behind; with several learners, each partition's
+own commit counts, so one learner's commits do not stand for another's.
 """
 
 from __future__ import annotations
@@ -53,19 +56,22 @@ class Faults:
         return dict(getattr(self, f"_{kind}")())
 
     def _until_caught_up(self, ends: dict[tuple[str, int], int], t0: float) -> dict[str, Any]:
-        """Seconds from ``t0`` until the learner has committed past ``ends``
-        (the logs' ends at the fault) with a commit made after this call
-        (at most RECOVERY_TIMEOUT_S after the call)."""
+        """Seconds from ``t0`` until every partition in ``ends`` (the logs'
+        ends at the fault) has a committed position past its end, from a
+        commit made after this call (at most RECOVERY_TIMEOUT_S after the
+        call)."""
         settings = self.cluster.settings
         group = settings.group_id
         after_fault = self.store.learner_offsets(group)
+        parts = {p for (_, p), end in ends.items() if end > 0}  # partitions with records
 
         def caught_up() -> bool:
             now = self.store.learner_offsets(group)
-            return now != after_fault and not behind(settings, now, ends)
+            moved = all(p in now and now[p] != after_fault.get(p) for p in parts)
+            return moved and not behind(settings, now, ends)
 
         try:
-            wait_until("the learner catches up with the fault", caught_up, RECOVERY_TIMEOUT_S)
+            wait_until("the learners catch up with the fault", caught_up, RECOVERY_TIMEOUT_S)
         except TimeoutError:
             return {"recovery_s": time.monotonic() - t0, "recovered": False}
         return {"recovery_s": time.monotonic() - t0, "recovered": True}
@@ -87,13 +93,15 @@ class Faults:
         }
 
     def _learner(self) -> dict[str, Any]:
-        learner = self.cluster.learner
-        assert learner is not None
+        learners = self.cluster.learners
+        # one learner: no draw, so a seed fires the same faults as ever
+        learner = learners[0] if len(learners) == 1 else self.rng.choice(learners)
         t0 = time.monotonic()
         learner.kill()  # from here on, no commit comes from the old process
         ends = log_ends(self.cluster.settings)
         learner.start()
-        return {"fault": "SIGKILL learner", **self._until_caught_up(ends, t0)}
+        recovery = self._until_caught_up(ends, t0)
+        return {"fault": f"SIGKILL {learner.name}", "process": learner.name, **recovery}
 
     def _broker(self) -> dict[str, Any]:
         assert self.broker is not None
