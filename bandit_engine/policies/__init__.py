@@ -24,6 +24,7 @@ from bandit_engine.policies.lin_disjoint import (
 )
 from bandit_engine.policies.lin_shared import DEFAULT_JOINT_DIM, LinTSShared, default_joint_dim
 from bandit_engine.policies.logistic import LOGISTIC_EXPLORATION, LogisticTS
+from bandit_engine.policies.merge import absorb, evidence, evidence_of, mergeable
 from bandit_engine.policies.tables import normal_table, normal_table32, uniform_table
 
 __all__ = [
@@ -46,8 +47,12 @@ __all__ = [
     "PerArmGaussian",
     "Policy",
     "Ranking",
+    "absorb",
     "default_joint_dim",
+    "evidence",
+    "evidence_of",
     "make_policy",
+    "mergeable",
     "normal_table",
     "normal_table32",
     "uniform_table",

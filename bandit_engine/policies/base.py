@@ -263,7 +263,7 @@ class Policy(ABC):
 
         Everything is validated first: a bad event raises and applies nothing.
         """
-        arms, xs, rewards, times, weights = self.checked_events(arms, xs, rewards, times, weights)
+        arms, xs, rewards, times, weights = check_events(self, arms, xs, rewards, times, weights)
         if times is None or self.half_life_s <= 0.0:
             self._apply_part(
                 arms, xs, rewards, np.ones(arms.shape[0]) if weights is None else weights
@@ -282,54 +282,6 @@ class Policy(ABC):
             start = stop
         part = slice(start, arms.shape[0])
         self._apply_part(arms[part], _rows(xs, part), rewards[part], ws[part])
-
-    def checked_events(
-        self,
-        arms: IntArray,
-        xs: FloatArray | None,
-        rewards: FloatArray,
-        times: FloatArray | None = None,
-        weights: FloatArray | None = None,
-    ) -> tuple[IntArray, FloatArray | None, FloatArray, FloatArray | None, FloatArray | None]:
-        """``update_batch``'s arguments, checked and as contiguous arrays;
-        ``InvalidArgument`` naming the first bad one."""
-        arms = self._check_arms(np.asarray(arms, dtype=np.int64))
-        rewards = np.ascontiguousarray(rewards, dtype=np.float64)
-        if rewards.shape != arms.shape:
-            raise InvalidArgument(f"{rewards.shape[0]} rewards for {arms.shape[0]} arms")
-        if times is not None:
-            times = np.ascontiguousarray(times, dtype=np.float64)
-            if times.shape != arms.shape:
-                raise InvalidArgument(f"{times.shape[0]} times for {arms.shape[0]} arms")
-            if np.isinf(times).any():
-                i = int(np.flatnonzero(np.isinf(times))[0])
-                raise InvalidArgument(
-                    f"time[{i}]={float(times[i])!r} must be finite (or NaN: unknown)"
-                )
-        bad = ~np.isfinite(rewards) | (rewards < 0.0) | (rewards > 1.0)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InvalidArgument(f"reward[{i}]={float(rewards[i])!r} must be finite and in [0, 1]")
-        if weights is not None:
-            weights = np.ascontiguousarray(weights, dtype=np.float64)
-            if weights.shape != arms.shape:
-                raise InvalidArgument(f"{weights.shape[0]} weights for {arms.shape[0]} arms")
-            bad = ~np.isfinite(weights) | (weights < 0.0) | (weights > 1.0)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise InvalidArgument(
-                    f"weight[{i}]={float(weights[i])!r} must be finite and in [0, 1]"
-                )
-        if self.contextual:
-            if xs is None:
-                raise InvalidArgument(f"{self.kind} needs a context for each event")
-            xs = np.ascontiguousarray(xs, dtype=np.float64)
-            if xs.ndim != 2 or xs.shape != (arms.shape[0], self.dim):
-                raise InvalidArgument(
-                    f"contexts have shape {xs.shape}; expected ({arms.shape[0]}, {self.dim})"
-                )
-            _check_finite_features(xs)
-        return arms, xs, rewards, times, weights
 
     def _apply_part(
         self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray, weights: FloatArray
@@ -458,6 +410,51 @@ class Policy(ABC):
         if kernels.first_bad_feature(x, MAX_ABS_FEATURE) >= 0:
             _check_finite_features(x[None, :])  # raises, naming the value
         return x
+
+
+def check_events(
+    policy: Policy,
+    arms: IntArray,
+    xs: FloatArray | None,
+    rewards: FloatArray,
+    times: FloatArray | None = None,
+    weights: FloatArray | None = None,
+) -> tuple[IntArray, FloatArray | None, FloatArray, FloatArray | None, FloatArray | None]:
+    """``policy.update_batch``'s arguments, checked and as contiguous
+    arrays; ``InvalidArgument`` naming the first bad one."""
+    arms = policy._check_arms(np.asarray(arms, dtype=np.int64))
+    rewards = np.ascontiguousarray(rewards, dtype=np.float64)
+    if rewards.shape != arms.shape:
+        raise InvalidArgument(f"{rewards.shape[0]} rewards for {arms.shape[0]} arms")
+    if times is not None:
+        times = np.ascontiguousarray(times, dtype=np.float64)
+        if times.shape != arms.shape:
+            raise InvalidArgument(f"{times.shape[0]} times for {arms.shape[0]} arms")
+        if np.isinf(times).any():
+            i = int(np.flatnonzero(np.isinf(times))[0])
+            raise InvalidArgument(f"time[{i}]={float(times[i])!r} must be finite (or NaN: unknown)")
+    bad = ~np.isfinite(rewards) | (rewards < 0.0) | (rewards > 1.0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvalidArgument(f"reward[{i}]={float(rewards[i])!r} must be finite and in [0, 1]")
+    if weights is not None:
+        weights = np.ascontiguousarray(weights, dtype=np.float64)
+        if weights.shape != arms.shape:
+            raise InvalidArgument(f"{weights.shape[0]} weights for {arms.shape[0]} arms")
+        bad = ~np.isfinite(weights) | (weights < 0.0) | (weights > 1.0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InvalidArgument(f"weight[{i}]={float(weights[i])!r} must be finite and in [0, 1]")
+    if policy.contextual:
+        if xs is None:
+            raise InvalidArgument(f"{policy.kind} needs a context for each event")
+        xs = np.ascontiguousarray(xs, dtype=np.float64)
+        if xs.ndim != 2 or xs.shape != (arms.shape[0], policy.dim):
+            raise InvalidArgument(
+                f"contexts have shape {xs.shape}; expected ({arms.shape[0]}, {policy.dim})"
+            )
+        _check_finite_features(xs)
+    return arms, xs, rewards, times, weights
 
 
 def _rows(xs: FloatArray | None, part: slice) -> FloatArray | None:

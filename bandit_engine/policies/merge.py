@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from bandit_engine._exceptions import InvalidArgument
-from bandit_engine.policies.base import FloatArray, IntArray, Policy
+from bandit_engine.policies.base import FloatArray, IntArray, Policy, check_events
 from bandit_engine.policies.forgetting import Forgetting
 
 __all__ = ["absorb", "evidence", "evidence_of", "mergeable"]
@@ -75,7 +75,7 @@ def evidence_of(
         arms, xs, rewards = np.zeros(0, np.int64), np.zeros((0, policy.dim)), np.zeros(0)
         times = weights = None
     else:
-        arms, xs, rewards, times, weights = policy.checked_events(arms, xs, rewards, times, weights)
+        arms, xs, rewards, times, weights = check_events(policy, arms, xs, rewards, times, weights)
     w = np.ones(arms.shape[0]) if weights is None else weights
     keep = w > 0.0  # an event of weight 0 changes no arm (as in update_batch)
     clock = None

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from bandit_engine import ExperimentConfig
+from bandit_engine.policies import evidence_of
 from bandit_engine.store import ArmRow, MySQLStore
 from bandit_engine.stream import KafkaSettings, Learner, ensure_topics
 from harness.bench._util import progress
@@ -48,6 +49,7 @@ from harness.services import (
 
 PARTITIONS = 6
 REPEATS = 2
+COMMIT_EVENTS = 3_000  # a 0.1 s commit at 30,000 rewards/s
 
 TARGETS: dict[str, tuple[str, float]] = {
     "learner_lock_wait_share": ("<=", 0.05),
@@ -55,6 +57,10 @@ TARGETS: dict[str, tuple[str, float]] = {
 }
 _SETTING = f"one experiment, K={K} arms, d={D + 1}, {PARTITIONS} partitions, commit every 0.1 s"
 DESCRIPTIONS: dict[str, str] = {
+    "learner_part_ms": f"ms to learn one commit's {COMMIT_EVENTS} events apart, as a part "
+    f"(policies.evidence_of: sums, no caches), K={K}, d={D + 1}; median, in process",
+    "learner_update_ms": "ms to apply the same events to the posterior (update_batch), as a "
+    "commit that takes the snapshot's row does; same loop, alternated",
     "learner_lock_wait_share": "3 learners on one hot experiment, defaults (snapshot parts): "
     "MariaDB's Innodb_row_lock_time over the sum of the learners' commit transactions' time, "
     f"while they work through waiting records ({_SETTING}); median of rounds",
@@ -192,6 +198,31 @@ def _round(
         admin.close()
 
 
+def _commit_costs(reps: int) -> tuple[float, float]:
+    """Median ms to learn one commit's events apart (a part's evidence) and
+    to apply them to the posterior, alternated in one loop."""
+    cfg = ExperimentConfig(
+        "bench", policy="lin_ts_disjoint", dim=D + 1, dense_dim=D, reward_window_s=3600.0
+    )
+    policy = cfg.make_policy()
+    for _ in range(K):
+        policy.add_arm()
+    rng = np.random.default_rng(0)
+    xs = np.hstack([np.ones((COMMIT_EVENTS, 1)), rng.normal(size=(COMMIT_EVENTS, D))])
+    arms = rng.integers(0, K, COMMIT_EVENTS)
+    rewards = (np.arange(COMMIT_EVENTS) % 2).astype(np.float64)
+    times = np.full(COMMIT_EVENTS, time.time())
+    part, update = [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        evidence_of(policy, arms, xs, rewards, times)
+        part.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        policy.update_batch(arms, xs, rewards, times)
+        update.append(time.perf_counter() - t0)
+    return float(np.median(part) * 1000), float(np.median(update) * 1000)
+
+
 def run(quick: bool) -> tuple[dict[str, float], dict[str, Any]]:
     base = os.environ.get("BANDIT_BENCH_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
     n_rewards = 60_000 if quick else 400_000
@@ -231,7 +262,10 @@ def run(quick: bool) -> tuple[dict[str, float], dict[str, Any]]:
     def share(key: str) -> float:
         return float(np.median([r["lock_wait_s"] / max(r["commit_s"], 1e-9) for r in rounds[key]]))
 
+    part_ms, update_ms = _commit_costs(5 if quick else 30)
     figures = {
+        "learner_part_ms": part_ms,
+        "learner_update_ms": update_ms,
         "learner_lock_wait_share": share("3"),
         "learner_lock_wait_share_turns": share("3turns"),
         "learners_1_rewards_per_s": med("1", "steady_rewards_per_s"),
