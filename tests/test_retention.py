@@ -28,7 +28,7 @@ from bandit_engine.store import (
 )
 
 #: the schema versions of today's stores
-SQLITE_SCHEMA, MYSQL_SCHEMA = 6, 7
+SQLITE_SCHEMA, MYSQL_SCHEMA = 6, 8
 
 
 def _decision(ev: str, deadline: float) -> DecisionRow:
@@ -247,6 +247,7 @@ def test_older_schema_gains_the_retention_index(
             "ALTER TABLE decisions DROP KEY decisions_closed, ADD KEY decisions_open (closed)",
             "ALTER TABLE rewards DROP COLUMN weight",
             "DROP TABLE policy_changes",
+            "DROP TABLE snapshot_parts",
             "UPDATE schema_version SET version = 3",
         )
         store = MySQLStore(where)
@@ -258,6 +259,8 @@ def test_older_schema_gains_the_retention_index(
     assert _sql(where, "SELECT COUNT(weight) FROM rewards")[0][0] == 0
     assert [d.event_id for d in store.decisions()] == ["d1"]
     assert store.policy_changes() == []  # the table is there again, empty
+    if kind == "mysql":
+        assert store.pending_parts() == {}  # so is snapshot_parts
     store.close()
 
 
