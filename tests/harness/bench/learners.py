@@ -26,18 +26,28 @@ the defaults, same run. Rounds alternate, and each configuration runs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import multiprocessing as mp
 import os
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from bandit_engine import ExperimentConfig
+from bandit_engine.core import DecisionRow, FeedbackEvent
 from bandit_engine.policies import evidence_of
 from bandit_engine.store import ArmRow, MySQLStore
-from bandit_engine.stream import KafkaSettings, Learner, ensure_topics
+from bandit_engine.stream import (
+    KafkaSettings,
+    Learner,
+    encode_decision,
+    encode_feedback,
+    ensure_topics,
+)
 from harness.bench._util import progress
 from harness.bench.feedback import D, K, _produce, _records
 from harness.services import (
@@ -74,6 +84,14 @@ DESCRIPTIONS: dict[str, str] = {
     "learners_1_overall_rewards_per_s": "1 learner: all the rewards over the seconds from the "
     "start of the process's learner (built, not yet running) to the last commit",
     "learners_3_overall_rewards_per_s": "the same, 3 learners (their group's start included)",
+    "learners_1_visible_p50_ms": "reward timestamp to its count in the experiment's "
+    "rewards_applied, committed with the posterior (1 learner: at its commit), ~200 rewards/s, "
+    "counts matched to rewards in the order sent; p50",
+    "learners_1_visible_p99_ms": "the same, p99",
+    "learners_3_visible_p50_ms": "the same with 3 learners sharing the partitions: the count "
+    "(and the evidence) reach the snapshot when the learner of partition 0 absorbs the parts; "
+    "p50",
+    "learners_3_visible_p99_ms": "the same, p99",
     "learners_first_commit_s": "3 learners: seconds from their start to the group's first "
     "commit (joining the group, restoring, the first fetches)",
 }
@@ -117,10 +135,13 @@ def _learner_main(
 
 def _steady_rate(samples: list[tuple[float, int]], total: int) -> float:
     """Rewards/s between the commits that passed 10% and 90% of ``total``:
-    the group at work, without its start and its last partitions' tail."""
+    the group at work, without its start and its last partitions' tail
+    (overall, if those commits are less than 0.5 s apart)."""
     t10 = next(t for t, c in samples if c >= 0.1 * total)
     t90 = next(t for t, c in samples if c >= 0.9 * total)
-    return 0.8 * total / max(t90 - t10, 1e-9)
+    if t90 - t10 < 0.5:  # a few commits (a --quick run): no steady part to time
+        return total / (samples[-1][0] - samples[0][0])
+    return 0.8 * total / (t90 - t10)
 
 
 def _status(admin: Any) -> float:
@@ -138,11 +159,12 @@ def _committed(admin: Any, db: str, group: str) -> int:
         return int(c.fetchone()[0])
 
 
-def _round(
-    dsn: str, db: str, settings: KafkaSettings, n: int, parts: bool, tag: str, total: int
-) -> dict[str, float]:
-    """``n`` learners of a new group, built, then started together; from the
-    start to the commit of the last of ``total`` rewards."""
+@contextlib.contextmanager
+def _group(
+    dsn: str, settings: KafkaSettings, n: int, parts: bool, tag: str
+) -> Iterator[tuple[list[Any], Any, KafkaSettings]]:
+    """``n`` learner processes of a new group, built, then started together:
+    (the processes, their commit seconds, the group's settings)."""
     group = dataclasses.replace(settings, group_id=f"{settings.group_id}-{tag}")
     ctx = mp.get_context("spawn")
     ready = ctx.Array("i", n)
@@ -158,36 +180,14 @@ def _round(
     ]
     for p in procs:
         p.start()
-    admin = admin_connection(dsn)
     try:
         deadline = time.monotonic() + 120
-        while sum(ready) < n:
+        while sum(ready[:]) < n:
             if time.monotonic() > deadline or any(not p.is_alive() for p in procs):
-                raise RuntimeError(
-                    f"learners not built: {list(ready)}, {[p.exitcode for p in procs]}"
-                )
+                raise RuntimeError(f"learners not built: {ready[:]}, {[p.exitcode for p in procs]}")
             time.sleep(0.05)
-        locks0 = _status(admin)
-        t0 = time.monotonic()
         go.set()
-        deadline = t0 + 600
-        samples = [(t0, 0)]
-        while samples[-1][1] < total:
-            if time.monotonic() > deadline or any(not p.is_alive() for p in procs):
-                raise RuntimeError(f"{n} learners did not commit {total} rewards")
-            time.sleep(0.02)
-            samples.append((time.monotonic(), _committed(admin, db, group.group_id)))
-        t1 = time.monotonic()
-        locks1 = _status(admin)
-        time.sleep(0.1)  # the last commit's seconds reach the shared array
-        return {
-            "rewards_per_s": total / (t1 - t0),
-            "steady_rewards_per_s": _steady_rate(samples, total),
-            "first_commit_s": next(t for t, c in samples if c > 0) - t0,
-            "seconds": t1 - t0,
-            "lock_wait_s": (locks1 - locks0) / 1000.0,
-            "commit_s": float(sum(commit_s)),
-        }
+        yield procs, commit_s, group
     finally:
         stop.set()
         go.set()
@@ -195,7 +195,124 @@ def _round(
             p.join(30)
             if p.is_alive():
                 p.kill()
+
+
+def _round(
+    dsn: str, db: str, settings: KafkaSettings, n: int, parts: bool, tag: str, total: int
+) -> dict[str, float]:
+    """``n`` learners of a new group, from their start to the commit of the
+    last of ``total`` rewards."""
+    admin = admin_connection(dsn)
+    try:
+        locks0 = _status(admin)
+        with _group(dsn, settings, n, parts, tag) as (procs, commit_s, group):
+            t0 = time.monotonic()
+            deadline = t0 + 600
+            samples = [(t0, 0)]
+            while samples[-1][1] < total:
+                if time.monotonic() > deadline or any(not p.is_alive() for p in procs):
+                    raise RuntimeError(f"{n} learners did not commit {total} rewards")
+                time.sleep(0.02)
+                samples.append((time.monotonic(), _committed(admin, db, group.group_id)))
+            t1 = time.monotonic()
+            locks1 = _status(admin)
+            time.sleep(0.1)  # the last commit's seconds reach the shared array
+            spent = float(sum(commit_s[:]))
+        return {
+            "rewards_per_s": total / (t1 - t0),
+            "steady_rewards_per_s": _steady_rate(samples, total),
+            "first_commit_s": next(t for t, c in samples if c > 0) - t0,
+            "seconds": t1 - t0,
+            "lock_wait_s": (locks1 - locks0) / 1000.0,
+            "commit_s": spent,
+        }
+    finally:
         admin.close()
+
+
+def _visibility(dsn: str, bootstrap: str, n: int, seconds: float) -> np.ndarray:
+    """Seconds from each reward's timestamp to its count in the experiment's
+    ``rewards_applied`` (added with the posterior: at the commit for a lone
+    learner, at the absorb for learners that share the partitions), about
+    200 decisions and rewards a second to ``n`` learners, after a 6 s
+    warm-up. Rewards are matched to counts in the order they were sent."""
+    settings = scratch_topics(bootstrap, f"v{n}", partitions=PARTITIONS)
+    exp = f"visible{n}"
+    store = MySQLStore(dsn)
+    cfg = ExperimentConfig(exp, policy="lin_ts_disjoint", dim=D + 1, dense_dim=D)
+    store.create_experiment(exp, cfg.to_dict(), time.time())
+    store.upsert_arms([ArmRow(exp, f"a{i}", i, {}, True) for i in range(K)])
+    store.close()
+    asyncio.run(ensure_topics(settings))
+    counts: list[tuple[float, int]] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        admin = admin_connection(dsn)
+        db = dsn.rsplit("/", 1)[1].split("?")[0]
+        try:
+            while not done.is_set():
+                with admin.cursor() as c:
+                    c.execute(
+                        f"SELECT COALESCE(SUM(n), 0) FROM `{db}`.learner_counters WHERE "
+                        "experiment_id = %s AND name = 'rewards_applied'",
+                        (exp,),
+                    )
+                    counts.append((time.time(), int(c.fetchone()[0])))
+                time.sleep(0.005)
+        finally:
+            admin.close()
+
+    with _group(dsn, settings, n, True, "vis"):
+        poller = threading.Thread(target=poll, name="visibility-poll")
+        poller.start()
+        try:
+            sent = asyncio.run(_trickle(settings, exp, 6.0 + seconds))
+            time.sleep(2.0)
+        finally:
+            done.set()
+            poller.join()
+    warm = sum(1 for t in sent if t < sent[0] + 6.0)
+    out = []
+    j = 0
+    for i in range(warm, len(sent)):
+        while j < len(counts) and counts[j][1] < i + 1:
+            j += 1
+        if j == len(counts):
+            raise RuntimeError(f"{n} learners: reward {i + 1} of {len(sent)} never counted")
+        out.append(counts[j][0] - sent[i])
+    return np.array(out)
+
+
+async def _trickle(settings: KafkaSettings, exp: str, seconds: float) -> list[float]:
+    """A decision and its reward every 5 ms for ``seconds``; their times."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=1)
+    await producer.start()
+    rng = np.random.default_rng(11)
+    sent = []
+    try:
+        t_end = time.time() + seconds
+        i = 0
+        while time.time() < t_end:
+            now = time.time()
+            arm = int(rng.integers(0, K))
+            ev = f"v-{i}"
+            x = np.concatenate(([1.0], rng.normal(size=D)))
+            dec = DecisionRow(
+                ev, exp, now, now + 3600, 0, x, (f"a{arm}",), (0.0,), (0.01,), slots=(arm,)
+            )
+            fb = FeedbackEvent(ev, f"a{arm}", float(i % 2), now)
+            await producer.send(settings.decisions_topic, encode_decision(dec), key=ev.encode())
+            await producer.send(settings.feedback_topic, encode_feedback(fb), key=ev.encode())
+            sent.append(now)
+            i += 1
+            await asyncio.sleep(0.005)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
 
 
 def _commit_costs(reps: int) -> tuple[float, float]:
@@ -255,6 +372,8 @@ def run(quick: bool) -> tuple[dict[str, float], dict[str, Any]]:
                 )
                 rounds[key].append(r)
         store.close()
+        progress("learners: reward to posterior, 200 rewards/s, 1 learner and 3 learners")
+        visible = {n: _visibility(dsn, bootstrap, n, 4.0 if quick else 10.0) for n in (1, 3)}
 
     def med(key: str, field: str) -> float:
         return float(np.median([r[field] for r in rounds[key]]))
@@ -267,6 +386,10 @@ def run(quick: bool) -> tuple[dict[str, float], dict[str, Any]]:
         "learner_part_ms": part_ms,
         "learner_update_ms": update_ms,
         "learner_lock_wait_share": share("3"),
+        "learners_1_visible_p50_ms": float(np.percentile(visible[1], 50) * 1000),
+        "learners_1_visible_p99_ms": float(np.percentile(visible[1], 99) * 1000),
+        "learners_3_visible_p50_ms": float(np.percentile(visible[3], 50) * 1000),
+        "learners_3_visible_p99_ms": float(np.percentile(visible[3], 99) * 1000),
         "learner_lock_wait_share_turns": share("3turns"),
         "learners_1_rewards_per_s": med("1", "steady_rewards_per_s"),
         "learners_3_rewards_per_s": med("3", "steady_rewards_per_s"),
