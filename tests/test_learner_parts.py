@@ -14,7 +14,7 @@ import pytest
 from learner_world import ARMS, SETTINGS, T0, Run, World, make_world, seeded_store
 
 from bandit_engine.core.ports import PolicyChange
-from bandit_engine.store import SnapshotPart
+from bandit_engine.store import ArmRow, SnapshotPart
 from bandit_engine.stream.learner import Committer, JoinState
 from bandit_engine.stream.learner.join import Need
 from bandit_engine.stream.learner.models import Models
@@ -144,3 +144,27 @@ def test_parts_absorbed_while_the_loop_loads_the_same_experiment_are_kept() -> N
     assert snap is not None
     assert snap.state["pulls"].tolist() == [5, 3, 0]
     assert store.learner_counters() == {("e", "rewards_applied"): 8}
+
+
+def test_a_part_naming_an_arm_added_since_the_model_loaded_is_absorbed() -> None:
+    store = seeded_store()
+    join = JoinState(lateness=1.0, orphan_grace=5.0)
+    committer = Committer(store, SETTINGS, join, clock=lambda: T0 + 10.0)
+    join.assign(0, None, None)
+    committer.n_partitions = 2
+
+    async def main() -> None:
+        await committer.load(Need(0, "e", 0))  # the model, with arms a0..a2
+        store.upsert_arms([ArmRow("e", "a3", 3, {}, True)])
+        model = Models(store).load("e")  # another learner's copy, with a3
+        assert model is not None
+        events = [(3, np.array([1.0, 0.5]).tobytes(), 1.0, T0, 1.0, None)] * 2
+        part = SnapshotPart(model.learn_apart(events), {"rewards_applied": 2})
+        store.learner_commit(SETTINGS.group_id, {}, {}, {}, T0, None, {"e": part})
+        assert await committer.commit()
+
+    asyncio.run(main())
+    committer.close()
+    assert not committer.needs_reset and store.pending_parts() == {}
+    snap = store.load_snapshot("e")
+    assert snap is not None and snap.state["pulls"].tolist() == [0, 0, 0, 2]

@@ -24,6 +24,7 @@ from bandit_engine.store import (
     SnapshotPart,
     parse_dsn,
 )
+from bandit_engine.store._codec import encode_state
 
 G = "group-a"
 
@@ -237,3 +238,30 @@ def _holding_row(store: Any, experiment_id: str) -> Iterator[None]:
         conn.rollback()
     finally:
         conn.close()
+
+
+def test_absorbing_parts_does_not_wait_for_a_part_being_stored(mysql_dsn: str) -> None:
+    """A part inserted by a transaction still open is left for a later
+    absorb; the absorb neither waits for it nor blocks it."""
+    store = MySQLStore(mysql_dsn)
+    try:
+        store.learner_commit(G, {}, {}, {}, 1.0, None, {"e": _part(2.0, 1)})
+        conn = pymysql.connect(**parse_dsn(store.dsn), autocommit=False)
+        try:
+            with conn.cursor() as c:
+                c.execute(
+                    "INSERT INTO snapshot_parts (experiment_id, counters, state, created_at) "
+                    "VALUES ('e', %s, %s, 2.0)",
+                    ('{"rewards": 1}', encode_state({"v": np.array([2.0])})),
+                )
+                t0 = time.monotonic()
+                assert store.absorb_parts("e", _Update(0.0), 3.0) == 1
+                assert time.monotonic() - t0 < 0.5
+            conn.commit()
+        finally:
+            conn.close()
+        assert store.pending_parts() == {"e": 1}
+        assert store.absorb_parts("e", _Update(0.0), 4.0) == 2
+        assert float(store.load_snapshot("e").state["v"][0]) == 4.0
+    finally:
+        store.close()

@@ -176,3 +176,30 @@ def test_what_is_not_a_sum_is_refused() -> None:
     decaying.add_arm()
     assert not mergeable(decaying)
     assert mergeable(LinTSDisjoint(3))
+
+
+def test_an_event_whose_weight_underflows_teaches_nothing_either_way() -> None:
+    arms, xs, rewards = np.array([0, 1]), None, np.array([1.0, 1.0])
+    times = np.array([1.7e9, 1.0])  # the second is far too old to count
+    fresh = build("beta_ts", 3600.0)
+    prior = fresh.state_dict()
+    fresh.update_batch(arms, xs, rewards, times)
+    want = evidence(fresh, prior)
+    got = evidence_of(build("beta_ts", 3600.0), arms, xs, rewards, times)
+    np.testing.assert_array_equal(got["arms"], want["arms"])
+    np.testing.assert_array_equal(got["pulls"], want["pulls"])
+
+
+@pytest.mark.parametrize("clock", [[np.nan], [np.inf], [1.0, 2.0]])
+def test_a_part_with_a_bad_clock_is_refused_and_changes_nothing(clock: list[float]) -> None:
+    base = build("beta_ts", 3600.0)
+    base.update(0, None, 1.0, time=7200.0)
+    before = base.state_dict()
+    fresh = build("beta_ts", 3600.0)
+    prior = fresh.state_dict()
+    fresh.update(1, None, 1.0, time=3600.0)
+    part = dict(evidence(fresh, prior), clock=np.array(clock))
+    with pytest.raises(InvalidArgument, match=r"part\[0\] has clock"):
+        absorb(base, [part])
+    after = base.state_dict()
+    assert all(np.array_equal(before[k], after[k], equal_nan=True) for k in before)

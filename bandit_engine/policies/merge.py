@@ -87,6 +87,7 @@ def evidence_of(
         after = np.ones(arms.shape[0])
         for stop, factor in cuts:
             after[:stop] *= factor
+        keep &= w * ws > 0.0  # too small for a float when applied: skipped, as there
         w = w * ws * after
         clock = forget.clock if forget.started else None
     arms, rewards, w = arms[keep], rewards[keep], w[keep]
@@ -123,6 +124,10 @@ def absorb(policy: Policy, parts: Sequence[Mapping[str, np.ndarray]]) -> None:
     keys = (*policy.evidence_keys, *_COUNTS)
     per_arm = (*_per_arm(policy), *_COUNTS)
     for i, part in enumerate(parts):
+        if "clock" in part and (
+            np.shape(part["clock"]) != (1,) or not np.isfinite(part["clock"]).all()
+        ):
+            raise InvalidArgument(f"part[{i}] has clock {np.asarray(part['clock']).tolist()}")
         for k in ("arms", *keys):
             if k not in part:
                 raise InvalidArgument(f"part[{i}] has no {k!r}")

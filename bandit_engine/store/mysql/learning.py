@@ -22,7 +22,7 @@ from bandit_engine.store.mysql.connection import MySQLConnection, fetch_all
 
 __all__ = ["LearnerMethods"]
 
-_LOCK_WAIT_TIMEOUT = 1205  # also what NOWAIT raises on a locked row
+_LOCKED = (1205, 3572)  # NOWAIT on a locked row: MariaDB's code, MySQL 8's
 
 
 class LearnerMethods(MySQLConnection):
@@ -154,14 +154,15 @@ def _absorb(c: Any, exp_id: str, update: SnapshotUpdate, now: float, *, nowait: 
     try:
         c.execute(sql + (" NOWAIT" if nowait else ""), (exp_id,))
     except pymysql.err.OperationalError as exc:
-        if nowait and exc.args and exc.args[0] == _LOCK_WAIT_TIMEOUT:
+        if nowait and exc.args and exc.args[0] in _LOCKED:
             return None
         raise
     row = c.fetchone()
     version = int(row[0]) if row else 0
     c.execute(
-        "SELECT id, counters, state FROM snapshot_parts WHERE experiment_id = %s "
-        "ORDER BY id FOR UPDATE",
+        # no lock: parts are deleted only under the snapshot row's lock, held
+        # here, and a part not yet committed is absorbed by a later update
+        "SELECT id, counters, state FROM snapshot_parts WHERE experiment_id = %s ORDER BY id",
         (exp_id,),
     )
     stored = c.fetchall()

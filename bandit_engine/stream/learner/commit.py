@@ -233,8 +233,10 @@ class Committer:
         try:
             pending = await self.in_db(self.store.pending_parts)
             for exp_id in sorted(pending):
-                if (await self._model(exp_id))[0] is None:
+                model = (await self._model(exp_id))[0]
+                if model is None:
                     continue
+                await self.in_db(self.models.sync, exp_id, model)  # arms a part may name
                 update = self.models.update(exp_id, [])
                 version = await self.in_db(self.store.absorb_parts, exp_id, update, self.clock())
                 if version is not None and update.ran:
