@@ -295,15 +295,20 @@ class LinTSShared(Policy):
         return counts
 
     # --------------------------------------------------------------- learning
-    def _apply(
-        self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray, weights: FloatArray
-    ) -> None:
+    def _event_phis(self, arms: IntArray, xs: FloatArray | None) -> FloatArray:
+        """phi(x, a) of each event, one row per event; checked finite."""
         assert xs is not None
         phis = np.empty((arms.shape[0], self.joint_dim))
         for i in range(arms.shape[0]):
             phis[i] = self.joint(arms[i : i + 1], xs[i])[0]
         if not np.all(np.isfinite(phis)):
             raise InvalidArgument("joint features are not finite")
+        return phis
+
+    def _apply(
+        self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray, weights: FloatArray
+    ) -> None:
+        phis = self._event_phis(arms, xs)
         kernels.shared_update_batch(
             self._A,
             self._b,
@@ -337,12 +342,7 @@ class LinTSShared(Policy):
     def _evidence_sums(
         self, arms: IntArray, xs: FloatArray | None, rewards: FloatArray, weights: FloatArray
     ) -> dict[str, np.ndarray]:
-        assert xs is not None
-        phis = np.empty((arms.shape[0], self.joint_dim))
-        for i in range(arms.shape[0]):
-            phis[i] = self.joint(arms[i : i + 1], xs[i])[0]
-        if not np.all(np.isfinite(phis)):
-            raise InvalidArgument("joint features are not finite")
+        phis = self._event_phis(arms, xs)
         wp = phis * weights[:, None]
         m = wp.T @ phis
         return {"A": 0.5 * (m + m.T), "b": wp.T @ rewards}
